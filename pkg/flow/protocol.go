@@ -1,0 +1,206 @@
+package flow
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// ProtocolVersion is the version of the hello and control messages this code
+// speaks. See docs/PROTOCOL.md.
+const ProtocolVersion = 1
+
+// TCPHelloPrefix starts the one hello line a client may send first on a raw
+// TCP connection. A connection that does not start with it is hello-less: all
+// of its bytes are payload (nc, socat).
+const TCPHelloPrefix = "BP/1 "
+
+// MaxHelloSize bounds the hello line (TCP) and hello message (WebSocket), so a
+// peer cannot make the server buffer an unbounded line.
+const MaxHelloSize = 1024
+
+// MaxControlSize bounds one control message (ack, fin).
+const MaxControlSize = 4096
+
+// Direction says which way payload flows, seen from the client.
+type Direction string
+
+// The directions a client can ask for.
+const (
+	Up   Direction = "up"   // the client writes, the server reads
+	Down Direction = "down" // the server writes, the client reads
+	Both Direction = "both" // both at once, on the same connection
+)
+
+// ParseDirection checks a direction given by a user or a peer.
+func ParseDirection(s string) (Direction, error) {
+	switch d := Direction(s); d {
+	case Up, Down, Both:
+		return d, nil
+	case "":
+		return Up, nil
+	}
+	return "", fmt.Errorf("unknown direction %q (want up, down or both)", s)
+}
+
+// ClientWrites reports whether the client sends payload in this direction.
+func (d Direction) ClientWrites() bool { return d == Up || d == Both || d == "" }
+
+// ServerWrites reports whether the server sends payload in this direction.
+func (d Direction) ServerWrites() bool { return d == Down || d == Both }
+
+// Hello is what a client announces before its payload. For downloads it also
+// tells the server how to write: the client's settings drive the whole run.
+type Hello struct {
+	Type        string    `json:"type"`
+	Version     int       `json:"version"`
+	RunID       string    `json:"run_id,omitempty"`
+	Direction   Direction `json:"direction,omitempty"`
+	PayloadSize int       `json:"payload_size,omitempty"`
+	// TotalBytes is how many payload bytes the writer will send per
+	// connection; 0 means "until the duration ends or the peer stops".
+	TotalBytes int64 `json:"total_bytes,omitempty"`
+	// Rate is the writer's pace in messages per second; 0 is as fast as the
+	// path allows.
+	Rate float64 `json:"rate,omitempty"`
+	// DurationMS bounds the run in milliseconds; 0 means no time bound.
+	DurationMS int64 `json:"duration_ms,omitempty"`
+	// Via lists the hops the stream passed, each one appended by a relay.
+	Via []string `json:"via,omitempty"`
+
+	// Legacy is set for the 2018 go-backpressure hello
+	// {"payloadSize":N,"requestsTotal":M}: its peers expect no acks and may
+	// send payload as text messages.
+	Legacy bool `json:"-"`
+}
+
+// Duration is the run's time bound as a time.Duration.
+func (h Hello) Duration() time.Duration { return time.Duration(h.DurationMS) * time.Millisecond }
+
+// Validate checks a hello received from a peer.
+func (h Hello) Validate() error {
+	if h.Version != ProtocolVersion {
+		return fmt.Errorf("unsupported hello version %d (this side speaks %d)", h.Version, ProtocolVersion)
+	}
+	if _, err := ParseDirection(string(h.Direction)); err != nil {
+		return err
+	}
+	if h.PayloadSize < 0 || h.PayloadSize > MaxPayloadSize {
+		return fmt.Errorf("hello payload_size %d out of range 0..%d", h.PayloadSize, MaxPayloadSize)
+	}
+	if h.TotalBytes < 0 || h.Rate < 0 || h.DurationMS < 0 {
+		return errors.New("hello has a negative total_bytes, rate or duration_ms")
+	}
+	if len(h.RunID) > 128 {
+		return errors.New("hello run_id longer than 128 bytes")
+	}
+	return nil
+}
+
+// MaxPayloadSize bounds one payload message (and one TCP data frame).
+const MaxPayloadSize = 16 << 20
+
+// legacyHello is the first WebSocket message of the 2018 tool.
+type legacyHello struct {
+	PayloadSize   *int   `json:"payloadSize"`
+	RequestsTotal *int64 `json:"requestsTotal"`
+}
+
+// ParseHello decodes a hello message body (without the TCP prefix). It
+// accepts the current hello and the 2018 tool's legacy one.
+func ParseHello(b []byte) (Hello, error) {
+	if len(b) > MaxHelloSize {
+		return Hello{}, fmt.Errorf("hello longer than %d bytes", MaxHelloSize)
+	}
+	var h Hello
+	if err := json.Unmarshal(b, &h); err != nil {
+		return Hello{}, fmt.Errorf("bad hello: %w", err)
+	}
+	if h.Type == "" {
+		var l legacyHello
+		if err := json.Unmarshal(b, &l); err == nil && (l.PayloadSize != nil || l.RequestsTotal != nil) {
+			lh := Hello{Type: "hello", Version: ProtocolVersion, Direction: Up, Legacy: true}
+			if l.PayloadSize != nil {
+				lh.PayloadSize = *l.PayloadSize
+			}
+			if l.RequestsTotal != nil && l.PayloadSize != nil {
+				lh.TotalBytes = int64(*l.PayloadSize) * *l.RequestsTotal
+			}
+			return lh, lh.Validate()
+		}
+	}
+	if h.Type != "hello" {
+		return Hello{}, fmt.Errorf("bad hello: type %q, want \"hello\"", h.Type)
+	}
+	if h.Direction == "" {
+		h.Direction = Up
+	}
+	return h, h.Validate()
+}
+
+// EncodeHello returns the hello as JSON, without prefix or newline.
+func EncodeHello(h Hello) ([]byte, error) {
+	h.Type = "hello"
+	if h.Version == 0 {
+		h.Version = ProtocolVersion
+	}
+	b, err := json.Marshal(h)
+	if err != nil {
+		return nil, err
+	}
+	if len(b)+len(TCPHelloPrefix)+1 > MaxHelloSize {
+		return nil, fmt.Errorf("hello of %d bytes exceeds %d", len(b), MaxHelloSize)
+	}
+	return b, nil
+}
+
+// ControlType names a control message.
+type ControlType string
+
+// The control messages. See docs/PROTOCOL.md.
+const (
+	// Ack: the sender has read Bytes payload bytes of this connection so far.
+	Ack ControlType = "ack"
+	// Fin: the sender has finished writing; Bytes is its payload total.
+	Fin ControlType = "fin"
+)
+
+// Control is one control message: an ack or a fin.
+type Control struct {
+	Type  ControlType `json:"type"`
+	Bytes int64       `json:"bytes"`
+}
+
+// ParseControl decodes a control message.
+func ParseControl(b []byte) (Control, error) {
+	if len(b) > MaxControlSize {
+		return Control{}, fmt.Errorf("control message longer than %d bytes", MaxControlSize)
+	}
+	var c Control
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if err := dec.Decode(&c); err != nil {
+		return Control{}, fmt.Errorf("bad control message: %w", err)
+	}
+	switch c.Type {
+	case Ack, Fin:
+	default:
+		return Control{}, fmt.Errorf("unknown control message type %q", c.Type)
+	}
+	if c.Bytes < 0 {
+		return Control{}, fmt.Errorf("control message %s with negative bytes %d", c.Type, c.Bytes)
+	}
+	return c, nil
+}
+
+// AppendControl appends the JSON form of c to dst without allocating when dst
+// has room.
+func AppendControl(dst []byte, c Control) []byte {
+	dst = append(dst, `{"type":"`...)
+	dst = append(dst, c.Type...)
+	dst = append(dst, `","bytes":`...)
+	dst = strconv.AppendInt(dst, c.Bytes, 10)
+	return append(dst, '}')
+}

@@ -1,0 +1,465 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Plan says what one side of a connection does. The client builds it from
+// its settings; the server builds it from the client's hello and its own
+// read settings.
+type Plan struct {
+	// Write is set when this side sends payload.
+	Write *WritePlan
+	// Read paces the payload this side reads.
+	Read ReadSettings
+	// PeerWrites is set when the peer sends payload: this side then reads it,
+	// acks it, and waits for the peer's fin.
+	PeerWrites bool
+	// AckInterval is how often acks are sent while payload arrives
+	// (DefaultAckInterval when 0). A final ack always follows the peer's fin.
+	AckInterval time.Duration
+	// Initiator closes the connection once both directions are done (the
+	// client). The other side waits for that close.
+	Initiator bool
+	// LingerTimeout bounds how long a side that is done waits for the peer to
+	// close, or for the last acks (DefaultLingerTimeout when 0).
+	LingerTimeout time.Duration
+}
+
+// WritePlan drives a writer.
+type WritePlan struct {
+	// Payload is written as is by every write call; it is generated once.
+	Payload []byte
+	// Rate in messages per second; 0 writes as fast as the path allows.
+	Rate float64
+	// TotalBytes ends the run after this many payload bytes; 0: no bound.
+	TotalBytes int64
+	// Duration ends the run after this long; 0: no bound. A write that is
+	// blocked when the time is up still completes.
+	Duration time.Duration
+	// StallThreshold is the blocked time from which a write counts as a stall.
+	StallThreshold time.Duration
+}
+
+// Defaults for Plan.
+const (
+	DefaultAckInterval    = 100 * time.Millisecond
+	DefaultLingerTimeout  = 30 * time.Second
+	DefaultStallThreshold = 100 * time.Millisecond
+)
+
+// ErrDrainTimeout is returned when the peer did not acknowledge everything
+// written within the linger timeout after the writer finished.
+var ErrDrainTimeout = errors.New("peer did not acknowledge all bytes in time")
+
+// ErrPeerClosed is returned when the peer closed the connection before the
+// run ended.
+var ErrPeerClosed = errors.New("peer closed the connection before the run ended")
+
+// Session runs one connection for one side: its writer (if it writes), its
+// reader (payload and control messages), and its acker.
+type Session struct {
+	conn  Conn
+	plan  Plan
+	obs   ConnObserver
+	start time.Time
+
+	written atomic.Int64
+	// attempted includes the write in progress: a fast peer may read and
+	// ack a message before the write call that sent it has returned.
+	attempted atomic.Int64
+	read      atomic.Int64
+	acked     atomic.Int64
+	peerFin   atomic.Int64 // the peer's announced total, -1 before its fin
+	paused    atomic.Bool
+
+	finSent   atomic.Bool
+	ackPoke   chan struct{} // the reader got an ack
+	peerDone  chan struct{} // the peer finished writing and all of it was read
+	closing   atomic.Bool   // this side closes the connection on purpose
+	peerOnce  sync.Once
+	errOnce   sync.Once
+	err       error
+	cancelRun context.CancelFunc
+}
+
+// NewSession prepares a session on conn. obs may be nil.
+func NewSession(conn Conn, plan Plan, obs Observer) *Session {
+	if obs == nil {
+		obs = Nop{}
+	}
+	if plan.AckInterval <= 0 {
+		plan.AckInterval = DefaultAckInterval
+	}
+	if plan.LingerTimeout <= 0 {
+		plan.LingerTimeout = DefaultLingerTimeout
+	}
+	if plan.Write != nil && plan.Write.StallThreshold <= 0 {
+		plan.Write.StallThreshold = DefaultStallThreshold
+	}
+	s := &Session{
+		conn:     conn,
+		plan:     plan,
+		obs:      obs.Open(conn.Protocol()),
+		start:    time.Now(),
+		ackPoke:  make(chan struct{}, 1),
+		peerDone: make(chan struct{}),
+	}
+	s.peerFin.Store(-1)
+	return s
+}
+
+// Snapshot is a live view of a session, safe to take while it runs.
+type Snapshot struct {
+	Start   time.Time
+	Written int64 // payload bytes this side wrote
+	Read    int64 // payload bytes this side read
+	Acked   int64 // payload bytes the peer acknowledged reading
+	Paused  bool  // the reader is in a scheduled pause
+	// PeerTotal is the peer's announced payload total (from its fin), or -1.
+	PeerTotal int64
+}
+
+// InPipe is the bytes written but not yet acknowledged.
+func (s Snapshot) InPipe() int64 { return s.Written - s.Acked }
+
+// Snapshot returns the session's counters now.
+func (s *Session) Snapshot() Snapshot {
+	return Snapshot{
+		Start:     s.start,
+		Written:   s.written.Load(),
+		Read:      s.read.Load(),
+		Acked:     s.acked.Load(),
+		Paused:    s.paused.Load(),
+		PeerTotal: s.peerFin.Load(),
+	}
+}
+
+// Conn is the session's connection.
+func (s *Session) Conn() Conn { return s.conn }
+
+// tracksPipe: bytes in the pipe are only known when the peer sends acks.
+func (s *Session) tracksPipe() bool { return s.conn.SpeaksControl() }
+
+func (s *Session) fail(err error) {
+	s.errOnce.Do(func() {
+		s.err = err
+		s.cancelRun()
+	})
+}
+
+// Run drives the connection until both directions are done, ctx ends, or
+// something fails, and closes it. It returns the final counters and the
+// first error; a run ended by ctx returns ctx's error.
+func (s *Session) Run(ctx context.Context) (Snapshot, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	s.cancelRun = cancel
+	defer cancel()
+	// Closing the connection is what unblocks a read or write stuck in the
+	// kernel when the run is cancelled.
+	stopClose := context.AfterFunc(ctx, func() { s.closing.Store(true); s.conn.Close() })
+	defer stopClose()
+
+	var wg sync.WaitGroup
+	writerDone := make(chan struct{})
+	if s.plan.Write != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(writerDone)
+			if err := s.writeLoop(ctx); err != nil {
+				s.fail(err)
+			}
+		}()
+	} else {
+		close(writerDone)
+	}
+	if !s.plan.PeerWrites {
+		s.peerOnce.Do(func() { close(s.peerDone) })
+	}
+	readerDone := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(readerDone)
+		if err := s.readLoop(ctx); err != nil {
+			s.fail(err)
+		}
+	}()
+	if s.plan.PeerWrites && s.conn.SpeaksControl() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.ackLoop(ctx)
+		}()
+	}
+
+	// Both directions done?
+	done := false
+	for _, ch := range []<-chan struct{}{writerDone, s.peerDone} {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
+	if ctx.Err() == nil {
+		done = true
+		if !s.plan.Initiator {
+			// Let the initiator close, so it has read our last acks.
+			t := time.NewTimer(s.plan.LingerTimeout)
+			select {
+			case <-readerDone:
+			case <-ctx.Done():
+			case <-t.C:
+			}
+			t.Stop()
+		}
+	}
+	s.closing.Store(true)
+	cancel()
+	s.conn.Close()
+	wg.Wait()
+
+	if s.tracksPipe() {
+		if rest := s.written.Load() - s.acked.Load(); rest != 0 {
+			s.obs.InPipe(-rest)
+		}
+	}
+	err := s.err
+	if done {
+		err = nil
+		if s.err != nil && !errors.Is(s.err, context.Canceled) {
+			err = s.err
+		}
+	}
+	if err == nil && !done {
+		err = ctx.Err()
+	}
+	if errors.Is(err, context.Canceled) && s.err == nil {
+		if pErr := context.Cause(ctx); pErr != nil {
+			err = pErr
+		}
+	}
+	s.obs.Closed(err)
+	return s.Snapshot(), err
+}
+
+// writeLoop writes payload as the plan says, then sends a fin and waits
+// until the peer has acknowledged every byte.
+func (s *Session) writeLoop(ctx context.Context) error {
+	wp := s.plan.Write
+	if len(wp.Payload) == 0 {
+		return errors.New("write plan has an empty payload")
+	}
+	wctx := ctx
+	if wp.Duration > 0 {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(ctx, s.start.Add(wp.Duration))
+		defer cancel()
+	}
+	var limiter *rate.Limiter
+	if wp.Rate > 0 {
+		limiter = rate.NewLimiter(rate.Limit(wp.Rate), 1)
+	}
+	track := s.tracksPipe()
+	var written int64
+	for wctx.Err() == nil {
+		p := wp.Payload
+		if wp.TotalBytes > 0 {
+			left := wp.TotalBytes - written
+			if left <= 0 {
+				break
+			}
+			if left < int64(len(p)) {
+				p = p[:left]
+			}
+		}
+		if limiter != nil {
+			if err := limiter.Wait(wctx); err != nil {
+				break // the run's time is up (or ctx ended, checked below)
+			}
+		}
+		s.attempted.Store(written + int64(len(p)))
+		began := time.Now()
+		n, err := s.conn.WritePayload(p)
+		blocked := time.Since(began)
+		if n > 0 {
+			written += int64(n)
+			s.written.Store(written)
+			if track {
+				s.obs.InPipe(int64(n))
+			}
+		}
+		s.obs.Wrote(n, blocked, blocked >= wp.StallThreshold)
+		if err != nil {
+			if s.closing.Load() {
+				return nil
+			}
+			return fmt.Errorf("write: %w", err)
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	if !s.conn.SpeaksControl() {
+		return nil
+	}
+	s.finSent.Store(true)
+	if err := s.conn.WriteControl(Control{Type: Fin, Bytes: written}); err != nil {
+		return fmt.Errorf("send fin: %w", err)
+	}
+	t := time.NewTimer(s.plan.LingerTimeout)
+	defer t.Stop()
+	for s.acked.Load() < written {
+		select {
+		case <-s.ackPoke:
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			return fmt.Errorf("%w: %d of %d bytes acknowledged after %s", ErrDrainTimeout, s.acked.Load(), written, s.plan.LingerTimeout)
+		}
+	}
+	return nil
+}
+
+// readLoop reads payload at the plan's pace and handles control messages.
+func (s *Session) readLoop(ctx context.Context) error {
+	size := s.plan.Read.Size
+	if size <= 0 {
+		size = DefaultReadSize
+	}
+	buf := make([]byte, size)
+	pace := newPacer(s.plan.Read, s.start, pausedObserver{s})
+	for {
+		if s.plan.PeerWrites {
+			if err := pace.beforeRead(ctx); err != nil {
+				return nil // ctx ended: Run reports it
+			}
+		}
+		n, ctl, err := s.conn.Read(buf)
+		if n > 0 {
+			s.read.Add(int64(n))
+			s.obs.Read(n)
+			if perr := pace.afterRead(ctx, n); perr != nil {
+				return nil
+			}
+		}
+		if ctl.Type != "" {
+			if cerr := s.handleControl(ctl); cerr != nil {
+				return cerr
+			}
+		}
+		if err == nil {
+			continue
+		}
+		if s.closing.Load() || ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, io.EOF) {
+			if !s.conn.SpeaksControl() {
+				// A hello-less peer ends its stream by closing it.
+				s.peerOnce.Do(func() { close(s.peerDone) })
+				return nil
+			}
+			select {
+			case <-s.peerDone:
+				if s.plan.Write == nil || (s.finSent.Load() && s.acked.Load() >= s.written.Load()) {
+					return nil // everything said and acknowledged: a clean end
+				}
+			default:
+			}
+			return ErrPeerClosed
+		}
+		return fmt.Errorf("read: %w", err)
+	}
+}
+
+func (s *Session) handleControl(ctl Control) error {
+	switch ctl.Type {
+	case Ack:
+		prev := s.acked.Load()
+		if ctl.Bytes > s.attempted.Load() {
+			return fmt.Errorf("peer acknowledged %d bytes, only %d written", ctl.Bytes, s.attempted.Load())
+		}
+		if delta := ctl.Bytes - prev; delta > 0 {
+			s.acked.Store(ctl.Bytes)
+			s.obs.Acked(delta)
+			if s.tracksPipe() {
+				s.obs.InPipe(-delta)
+			}
+			select {
+			case s.ackPoke <- struct{}{}:
+			default:
+			}
+		}
+	case Fin:
+		if !s.plan.PeerWrites {
+			return errors.New("peer sent a fin, but it was not to write")
+		}
+		if got := s.read.Load(); got != ctl.Bytes {
+			return fmt.Errorf("peer wrote %d bytes, %d arrived", ctl.Bytes, got)
+		}
+		s.peerFin.Store(ctl.Bytes)
+		// The final ack goes out before the peer counts as done, so the
+		// initiator never closes ahead of it.
+		if err := s.conn.WriteControl(Control{Type: Ack, Bytes: ctl.Bytes}); err != nil {
+			return fmt.Errorf("send final ack: %w", err)
+		}
+		s.peerOnce.Do(func() { close(s.peerDone) })
+	}
+	return nil
+}
+
+// ackLoop sends the bytes read so far every AckInterval while they change,
+// (the final ack, after the peer's fin, is sent by the reader).
+func (s *Session) ackLoop(ctx context.Context) {
+	t := time.NewTicker(s.plan.AckInterval)
+	defer t.Stop()
+	var sent int64 = -1
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.peerDone:
+			return // the reader sent the final ack
+		case <-t.C:
+		}
+		n := s.read.Load()
+		if n == sent {
+			continue
+		}
+		if err := s.conn.WriteControl(Control{Type: Ack, Bytes: n}); err != nil {
+			if !s.closing.Load() && ctx.Err() == nil && !isClosed(s.peerDone) {
+				s.fail(fmt.Errorf("send ack: %w", err))
+			}
+			return
+		}
+		sent = n
+	}
+}
+
+// pausedObserver keeps the session's paused flag in step with the pacer.
+type pausedObserver struct{ s *Session }
+
+func (p pausedObserver) Paused(paused bool, d time.Duration) {
+	p.s.paused.Store(paused)
+	p.s.obs.Paused(paused, d)
+}
+func (p pausedObserver) Throttled(d time.Duration) { p.s.obs.Throttled(d) }
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,213 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// wsConn is a WebSocket connection: binary messages carry payload, text
+// messages carry the hello and control messages (JSON).
+type wsConn struct {
+	ws      *websocket.Conn
+	cur     io.Reader // the binary (or legacy text) message being read
+	control bool      // the peer speaks acks and fins
+	legacy  bool      // 2018 peer: text messages are payload too
+	ctlBuf  []byte
+	wmu     sync.Mutex
+	ctlOut  []byte
+	once    sync.Once
+	cerr    error
+}
+
+var _ Conn = (*wsConn)(nil)
+
+func newWSConn(ws *websocket.Conn, control, legacy bool) *wsConn {
+	return &wsConn{ws: ws, control: control, legacy: legacy, ctlBuf: make([]byte, MaxControlSize), ctlOut: make([]byte, 0, 64)}
+}
+
+func (c *wsConn) Protocol() Protocol  { return WebSocket }
+func (c *wsConn) NetConn() net.Conn   { return c.ws.NetConn() }
+func (c *wsConn) SpeaksControl() bool { return c.control }
+
+func (c *wsConn) Read(p []byte) (int, Control, error) {
+	for {
+		if c.cur == nil {
+			mt, r, err := c.ws.NextReader()
+			if err != nil {
+				return 0, Control{}, wsReadError(err)
+			}
+			if mt == websocket.TextMessage && !c.legacy {
+				n, err := io.ReadFull(r, c.ctlBuf)
+				if err == nil {
+					return 0, Control{}, fmt.Errorf("control message longer than %d bytes", MaxControlSize)
+				}
+				if err != io.ErrUnexpectedEOF && err != io.EOF {
+					return 0, Control{}, wsReadError(err)
+				}
+				ctl, err := ParseControl(c.ctlBuf[:n])
+				return 0, ctl, err
+			}
+			c.cur = r
+		}
+		n, err := c.cur.Read(p)
+		if err == io.EOF {
+			c.cur = nil
+			err = nil
+			if n == 0 {
+				continue
+			}
+		}
+		return n, Control{}, wsReadError(err)
+	}
+}
+
+// wsReadError turns a normal close into io.EOF, so both transports end the
+// same way.
+func wsReadError(err error) error {
+	if err == nil {
+		return nil
+	}
+	if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+		return io.EOF
+	}
+	return err
+}
+
+func (c *wsConn) WritePayload(p []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (c *wsConn) WriteControl(ctl Control) error {
+	if !c.control {
+		return nil
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.ctlOut = AppendControl(c.ctlOut[:0], ctl)
+	return c.ws.WriteMessage(websocket.TextMessage, c.ctlOut)
+}
+
+// Close sends a normal close frame (bounded by a short deadline, since the
+// peer may not be reading) and closes the socket.
+func (c *wsConn) Close() error {
+	c.once.Do(func() {
+		msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
+		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		c.cerr = c.ws.Close()
+	})
+	return c.cerr
+}
+
+// WebSocket buffer sizes: large enough that a 64 KiB payload is one frame
+// written with few system calls.
+const (
+	wsReadBufferSize  = 64 << 10
+	wsWriteBufferSize = 64 << 10
+)
+
+// DialWebSocket connects to a ws:// or wss:// URL and sends the hello as the
+// first text message.
+func DialWebSocket(ctx context.Context, url string, hello Hello, opts SocketOptions, header http.Header) (Conn, error) {
+	nd := net.Dialer{Control: opts.control}
+	d := websocket.Dialer{
+		NetDialContext:   nd.DialContext,
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   wsReadBufferSize,
+		WriteBufferSize:  wsWriteBufferSize,
+		Proxy:            http.ProxyFromEnvironment,
+	}
+	ws, resp, err := d.DialContext(ctx, url, header)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", url, err, resp.Status)
+		}
+		return nil, fmt.Errorf("dial %s: %w", url, err)
+	}
+	b, err := EncodeHello(hello)
+	if err != nil {
+		ws.Close()
+		return nil, err
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		ws.Close()
+		return nil, fmt.Errorf("send hello: %w", err)
+	}
+	return newWSConn(ws, true, false), nil
+}
+
+// Upgrader turns HTTP requests into WebSocket connections and reads the
+// optional hello.
+type Upgrader struct {
+	websocket.Upgrader
+	// HelloTimeout bounds the wait for the first message.
+	HelloTimeout time.Duration
+}
+
+// NewUpgrader returns an upgrader with the package's buffer sizes.
+func NewUpgrader() *Upgrader {
+	return &Upgrader{Upgrader: websocket.Upgrader{
+		ReadBufferSize:  wsReadBufferSize,
+		WriteBufferSize: wsWriteBufferSize,
+	}, HelloTimeout: 10 * time.Second}
+}
+
+// ErrHandshake marks errors of the HTTP upgrade itself; the upgrader has
+// already answered the request.
+var ErrHandshake = errors.New("websocket handshake failed")
+
+// Accept upgrades the request and reads the hello. A first message that is
+// binary makes the connection hello-less: it is payload, and no acks are
+// sent. The hello is nil then.
+func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (*Hello, Conn, error) {
+	ws, err := u.Upgrade(w, r, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	if u.HelloTimeout > 0 {
+		ws.SetReadDeadline(time.Now().Add(u.HelloTimeout))
+	}
+	mt, rd, err := ws.NextReader()
+	if err != nil {
+		ws.Close()
+		return nil, nil, fmt.Errorf("read hello: %w", wsReadError(err))
+	}
+	ws.SetReadDeadline(time.Time{})
+	if mt == websocket.BinaryMessage {
+		c := newWSConn(ws, false, false)
+		c.cur = rd
+		return nil, c, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(rd, MaxHelloSize+1))
+	if err != nil {
+		ws.Close()
+		return nil, nil, fmt.Errorf("read hello: %w", wsReadError(err))
+	}
+	h, err := ParseHello(b)
+	if err != nil {
+		msg := websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(err.Error(), 120))
+		_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		ws.Close()
+		return nil, nil, err
+	}
+	return &h, newWSConn(ws, !h.Legacy, h.Legacy), nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
