@@ -1,6 +1,9 @@
 package flow
 
-import "time"
+import (
+	"net"
+	"time"
+)
 
 // Observer receives what connections do. pkg/metrics implements it for
 // Prometheus and the client's report implements it for its summary; Multi
@@ -9,7 +12,19 @@ type Observer interface {
 	// Open is called once per connection; the returned ConnObserver gets that
 	// connection's events, so an implementation can resolve its labels once
 	// instead of on every write.
-	Open(p Protocol) ConnObserver
+	Open(info ConnInfo) ConnObserver
+}
+
+// ConnInfo describes a connection when it opens.
+type ConnInfo struct {
+	Protocol Protocol
+	// Conn is the socket underneath (for kernel socket statistics); it may be
+	// nil in tests.
+	Conn net.Conn
+	// Writes and Reads say which way payload flows on this side: a writer's
+	// socket is sampled for the peer's window and its send queue, a reader's
+	// for its own window and receive queue.
+	Writes, Reads bool
 }
 
 // ConnObserver receives one connection's events. The write and read events
@@ -46,7 +61,7 @@ var (
 	_ ConnObserver = Nop{}
 )
 
-func (Nop) Open(Protocol) ConnObserver     { return Nop{} }
+func (Nop) Open(ConnInfo) ConnObserver     { return Nop{} }
 func (Nop) Wrote(int, time.Duration, bool) {}
 func (Nop) Read(int)                       {}
 func (Nop) Acked(int64)                    {}
@@ -65,10 +80,10 @@ func Multi(obs ...Observer) Observer {
 
 type multi []Observer
 
-func (m multi) Open(p Protocol) ConnObserver {
+func (m multi) Open(info ConnInfo) ConnObserver {
 	cs := make(multiConn, len(m))
 	for i, o := range m {
-		cs[i] = o.Open(p)
+		cs[i] = o.Open(info)
 	}
 	return cs
 }

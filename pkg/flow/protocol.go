@@ -110,8 +110,17 @@ type legacyHello struct {
 }
 
 // ParseHello decodes a hello message body (without the TCP prefix). It
-// accepts the current hello and the 2018 tool's legacy one.
+// accepts the current hello and the 2018 tool's legacy one. Its errors are
+// ProtocolErrors.
 func ParseHello(b []byte) (Hello, error) {
+	h, err := parseHello(b)
+	if err != nil {
+		return Hello{}, ProtocolError{err}
+	}
+	return h, nil
+}
+
+func parseHello(b []byte) (Hello, error) {
 	if len(b) > MaxHelloSize {
 		return Hello{}, fmt.Errorf("hello longer than %d bytes", MaxHelloSize)
 	}
@@ -174,8 +183,16 @@ type Control struct {
 	Bytes int64       `json:"bytes"`
 }
 
-// ParseControl decodes a control message.
+// ParseControl decodes a control message. Its errors are ProtocolErrors.
 func ParseControl(b []byte) (Control, error) {
+	c, err := parseControl(b)
+	if err != nil {
+		return Control{}, ProtocolError{err}
+	}
+	return c, nil
+}
+
+func parseControl(b []byte) (Control, error) {
 	if len(b) > MaxControlSize {
 		return Control{}, fmt.Errorf("control message longer than %d bytes", MaxControlSize)
 	}

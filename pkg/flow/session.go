@@ -108,7 +108,7 @@ func NewSession(conn Conn, plan Plan, obs Observer) *Session {
 	s := &Session{
 		conn:     conn,
 		plan:     plan,
-		obs:      obs.Open(conn.Protocol()),
+		obs:      obs.Open(ConnInfo{Protocol: conn.Protocol(), Conn: conn.NetConn(), Writes: plan.Write != nil, Reads: plan.PeerWrites}),
 		start:    time.Now(),
 		ackPoke:  make(chan struct{}, 1),
 		peerDone: make(chan struct{}),
@@ -387,7 +387,7 @@ func (s *Session) handleControl(ctl Control) error {
 	case Ack:
 		prev := s.acked.Load()
 		if ctl.Bytes > s.attempted.Load() {
-			return fmt.Errorf("peer acknowledged %d bytes, only %d written", ctl.Bytes, s.attempted.Load())
+			return protocolErrorf("peer acknowledged %d bytes, only %d written", ctl.Bytes, s.attempted.Load())
 		}
 		if delta := ctl.Bytes - prev; delta > 0 {
 			s.acked.Store(ctl.Bytes)
@@ -402,10 +402,10 @@ func (s *Session) handleControl(ctl Control) error {
 		}
 	case Fin:
 		if !s.plan.PeerWrites {
-			return errors.New("peer sent a fin, but it was not to write")
+			return protocolErrorf("peer sent a fin, but it was not to write")
 		}
 		if got := s.read.Load(); got != ctl.Bytes {
-			return fmt.Errorf("peer wrote %d bytes, %d arrived", ctl.Bytes, got)
+			return protocolErrorf("peer wrote %d bytes, %d arrived", ctl.Bytes, got)
 		}
 		s.peerFin.Store(ctl.Bytes)
 		// The final ack goes out before the peer counts as done, so the

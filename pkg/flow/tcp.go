@@ -65,12 +65,12 @@ func (c *tcpConn) Read(p []byte) (int, Control, error) {
 		switch c.hdr[0] {
 		case frameData:
 			if size > MaxPayloadSize {
-				return 0, Control{}, fmt.Errorf("data frame of %d bytes exceeds %d", size, MaxPayloadSize)
+				return 0, Control{}, protocolErrorf("data frame of %d bytes exceeds %d", size, MaxPayloadSize)
 			}
 			c.remain = size
 		case frameControl:
 			if size > MaxControlSize {
-				return 0, Control{}, fmt.Errorf("control frame of %d bytes exceeds %d", size, MaxControlSize)
+				return 0, Control{}, protocolErrorf("control frame of %d bytes exceeds %d", size, MaxControlSize)
 			}
 			if _, err := io.ReadFull(c.r, c.ctlBuf[:size]); err != nil {
 				return 0, Control{}, fmt.Errorf("read control frame: %w", err)
@@ -78,7 +78,7 @@ func (c *tcpConn) Read(p []byte) (int, Control, error) {
 			ctl, err := ParseControl(c.ctlBuf[:size])
 			return 0, ctl, err
 		default:
-			return 0, Control{}, fmt.Errorf("unknown frame type 0x%02x", c.hdr[0])
+			return 0, Control{}, protocolErrorf("unknown frame type 0x%02x", c.hdr[0])
 		}
 	}
 	if len(p) > c.remain {
@@ -183,7 +183,7 @@ func AcceptTCP(nc net.Conn, helloTimeout time.Duration) (*Hello, Conn, error) {
 			return &h, newTCPConn(nc, r, true), nil
 		}
 		if n == len(buf) {
-			return nil, nil, fmt.Errorf("hello line longer than %d bytes", MaxHelloSize)
+			return nil, nil, protocolErrorf("hello line longer than %d bytes", MaxHelloSize)
 		}
 		if err != nil {
 			var ne net.Error

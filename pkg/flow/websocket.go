@@ -47,7 +47,7 @@ func (c *wsConn) Read(p []byte) (int, Control, error) {
 			if mt == websocket.TextMessage && !c.legacy {
 				n, err := io.ReadFull(r, c.ctlBuf)
 				if err == nil {
-					return 0, Control{}, fmt.Errorf("control message longer than %d bytes", MaxControlSize)
+					return 0, Control{}, protocolErrorf("control message longer than %d bytes", MaxControlSize)
 				}
 				if err != io.ErrUnexpectedEOF && err != io.EOF {
 					return 0, Control{}, wsReadError(err)

@@ -66,7 +66,8 @@ func fieldsForInfoLen(length uint32) Fields {
 // Reader reads the statistics of one TCP socket. Build one per connection
 // and reuse it for every sample: Read does not allocate, so sampling every
 // connection at every scrape costs only the system calls. A Reader is safe for
-// concurrent use; it does not keep the connection open.
+// concurrent use. It does not own the connection: close that as usual, and
+// Read then returns an error.
 type Reader struct {
 	raw syscall.RawConn
 	// control is r.readFD, bound once in NewReader: passing a method value
@@ -86,8 +87,9 @@ type Reader struct {
 // as many times as needed. It fails clearly when the socket under c is not TCP
 // (a Unix socket, a pipe), because its statistics would be meaningless.
 //
-// A multipath TCP socket is accepted: the kernel then reports the first
-// subflow in TCP_INFO.
+// A multipath TCP socket is accepted too (Go listeners accept multipath
+// clients by default since Go 1.24): there TCP_INFO describes one subflow,
+// while the queue ioctls describe the whole connection.
 func NewReader(c any) (*Reader, error) {
 	sc, err := syscallConn(c)
 	if err != nil {
@@ -186,8 +188,8 @@ func (r *Reader) readFD(fd uintptr) {
 	}
 	info := &r.info
 	s.Has = fieldsForInfoLen(r.infoLen)
-	// Fields past the returned length were not written by the kernel: the
-	// Has mask, not the value, says so, but keep them zero anyway.
+	// Copy only what the kernel wrote, so that an absent field stays zero
+	// and Has is the only thing a caller needs to check.
 	if s.Has&FieldBasic != 0 {
 		s.Unacked = info.Unacked
 		s.SndCwnd = info.Snd_cwnd

@@ -344,6 +344,45 @@ func pipeConn(t *testing.T) net.Conn {
 	return a
 }
 
+// TestReadMultipathTCP reads a multipath TCP connection, which Go's
+// listeners accept by default since Go 1.24 when the client asks for it.
+func TestReadMultipathTCP(t *testing.T) {
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(true)
+	ln, err := lc.Listen(context.Background(), "tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var d net.Dialer
+	d.SetMultipathTCP(true)
+	c, err := d.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	accepted, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { accepted.Close() })
+	if mp, err := accepted.(*net.TCPConn).MultipathTCP(); err != nil || !mp {
+		t.Skipf("this kernel does not do multipath TCP (MultipathTCP() = %v, %v)", mp, err)
+	}
+
+	r := newReader(t, accepted)
+	if _, err := c.Write([]byte("hello")); err != nil {
+		t.Fatal(err)
+	}
+	s, ok := pollSample(t, r, func(s Sample) bool { return s.RecvQueue == 5 })
+	if !ok {
+		t.Errorf("RecvQueue = %d, want the 5 unread bytes: %+v", s.RecvQueue, s)
+	}
+	if s.Has&FieldBasic == 0 || s.SndCwnd == 0 {
+		t.Errorf("multipath sample without TCP_INFO: %+v", s)
+	}
+}
+
 func TestReadClosedConnection(t *testing.T) {
 	w, _ := tcpPair(t)
 	r := newReader(t, w)

@@ -1,0 +1,176 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/go-backpressure/go-backpressure/pkg/config"
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+	"github.com/go-backpressure/go-backpressure/pkg/metrics"
+	"github.com/go-backpressure/go-backpressure/pkg/report"
+)
+
+// Exit statuses beyond config's.
+const exitInterrupted = 130
+
+// run drives the whole run and returns the exit status: 0 when every
+// connection completed, 1 when one could not connect or broke, 130 when
+// interrupted, and the report printed in every case.
+func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
+	log := cfg.Logger(stderr)
+	proto, addr, _ := cfg.target()
+	dir := cfg.direction()
+
+	reg := metrics.NewRegistry()
+	m := metrics.New(reg, config.Version)
+	m.StallThreshold.Set(cfg.StallThreshold.Seconds())
+	rec := report.NewRecorder()
+	obs := flow.Multi(m, rec)
+
+	var metricsSrv *http.Server
+	if cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			log.Error("cannot serve metrics", "metrics_addr", cfg.MetricsAddr, "err", err)
+			return config.ExitFailed
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", metrics.Handler(reg))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go metricsSrv.Serve(ln)
+		defer metricsSrv.Close()
+		log.Info("serving metrics", "addr", ln.Addr().String())
+	}
+
+	hello := flow.Hello{
+		RunID: cfg.RunID, Direction: dir, PayloadSize: int(cfg.PayloadSize),
+		TotalBytes: cfg.totalBytes(), Rate: cfg.Rate, DurationMS: cfg.Duration.Milliseconds(),
+	}
+	plan := flow.Plan{
+		Read:          cfg.Reading.Settings(),
+		PeerWrites:    dir.ServerWrites(),
+		AckInterval:   cfg.AckInterval,
+		Initiator:     true,
+		LingerTimeout: cfg.DrainTimeout,
+	}
+	if dir.ClientWrites() {
+		// Generated once, shared by every connection and every write.
+		payload := make([]byte, cfg.PayloadSize)
+		for i := range payload {
+			payload[i] = byte('a' + i%26)
+		}
+		plan.Write = &flow.WritePlan{
+			Payload: payload, Rate: cfg.Rate, TotalBytes: cfg.totalBytes(),
+			Duration: cfg.Duration, StallThreshold: cfg.StallThreshold,
+		}
+	}
+	opts := flow.SocketOptions{SendBuffer: int(cfg.SndBuf), ReceiveBuffer: int(cfg.RcvBuf)}
+	dial := func(ctx context.Context) (flow.Conn, error) {
+		if proto == flow.TCP {
+			return flow.DialTCP(ctx, addr, hello, opts)
+		}
+		return flow.DialWebSocket(ctx, addr, hello, opts, nil)
+	}
+
+	log.Info("bp-client starting", "run", cfg.RunID, "target", cfg.Target, "direction", dir,
+		"connections", cfg.Connections, "payload_size", cfg.PayloadSize, "rate", cfg.Rate,
+		"count", cfg.Count, "duration", cfg.Duration)
+
+	start := time.Now()
+	stopLive := startLive(cfg, rec, stderr, start)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+	)
+	for i := 0; i < cfg.Connections; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := runConn(ctx, dial, plan, obs)
+			if err != nil {
+				mu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	stopLive()
+
+	runErr := firstErr
+	interrupted := ctx.Err() != nil
+	if interrupted {
+		runErr = errors.New("interrupted")
+	}
+	sum := rec.Summarize(report.Run{
+		RunID: cfg.RunID, Target: cfg.Target, Direction: dir, Connections: cfg.Connections,
+		PayloadSize: int(cfg.PayloadSize), Rate: cfg.Rate, StallThreshold: cfg.StallThreshold,
+	}, elapsed, runErr)
+	if cfg.Output == "json" {
+		sum.WriteJSON(stdout)
+	} else {
+		sum.WriteText(stdout)
+	}
+	if runErr != nil && !interrupted {
+		log.Error("run failed", "reason", flow.ErrorReason(runErr), "err", runErr,
+			"bytes_acked", sum.BytesAcked, "bytes_written", sum.BytesWritten)
+	}
+	if metricsSrv != nil && cfg.Linger > 0 && !interrupted {
+		log.Info("lingering so scrapers see the final values", "linger", cfg.Linger)
+		select {
+		case <-time.After(cfg.Linger):
+		case <-ctx.Done():
+		}
+	}
+	switch {
+	case interrupted:
+		return exitInterrupted
+	case runErr != nil:
+		return config.ExitFailed
+	}
+	return config.ExitOK
+}
+
+// runConn dials one connection and runs its session.
+func runConn(ctx context.Context, dial func(context.Context) (flow.Conn, error), plan flow.Plan, obs flow.Observer) error {
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	c, err := dial(dctx)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("cannot reach the target: %w", err)
+	}
+	_, err = flow.NewSession(c, plan, obs).Run(ctx)
+	if err != nil && ctx.Err() == nil {
+		return fmt.Errorf("connection broke: %w", err)
+	}
+	return err
+}
+
+// useLive reports whether to draw the live display.
+func useLive(cfg clientConfig, w io.Writer) bool {
+	switch cfg.Progress {
+	case "on":
+		return true
+	case "off":
+		return false
+	}
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}

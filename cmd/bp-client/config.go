@@ -1,0 +1,127 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/pkg/config"
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+)
+
+type clientConfig struct {
+	config.Common
+	Target         string        `envconfig:"TARGET" flag:"target" default:"tcp://127.0.0.1:8081" desc:"where to connect: tcp://host:port, ws://host:port/ws or wss://host:port/ws"`
+	Direction      string        `envconfig:"DIRECTION" flag:"direction" default:"up" desc:"up: this client writes; down: the server writes and this client reads; both"`
+	PayloadSize    config.Size   `envconfig:"PAYLOAD_SIZE" flag:"payload-size" default:"64KiB" desc:"bytes per write call (one WebSocket message, one TCP frame)"`
+	Rate           float64       `envconfig:"RATE" flag:"rate" default:"0" desc:"messages per second per connection (0: as fast as the path allows)"`
+	Count          int64         `envconfig:"COUNT" flag:"count" default:"0" desc:"messages per connection (0: bounded by --duration)"`
+	Duration       time.Duration `envconfig:"DURATION" flag:"duration" default:"10s" desc:"how long each connection writes (0: bounded by --count)"`
+	Connections    int           `envconfig:"CONNECTIONS" flag:"connections" default:"1" desc:"parallel connections"`
+	SndBuf         config.Size   `envconfig:"SNDBUF" flag:"sndbuf" default:"0" desc:"SO_SNDBUF (0: kernel default); the kernel doubles it"`
+	StallThreshold time.Duration `envconfig:"STALL_THRESHOLD" flag:"stall-threshold" default:"100ms" desc:"a write call blocked this long counts as a stall"`
+	config.Reading
+	AckInterval  time.Duration `envconfig:"ACK_INTERVAL" flag:"ack-interval" default:"100ms" desc:"how often to ack bytes read (down and both)"`
+	DrainTimeout time.Duration `envconfig:"DRAIN_TIMEOUT" flag:"drain-timeout" default:"30s" desc:"after writing, how long to wait for the server to read everything"`
+	RunID        string        `envconfig:"RUN_ID" flag:"run-id" default:"" desc:"run id sent in the hello (default: random)"`
+	Output       string        `envconfig:"OUTPUT" flag:"output" default:"text" desc:"report format: text or json"`
+	Progress     string        `envconfig:"PROGRESS" flag:"progress" default:"auto" desc:"live display: auto (when stderr is a terminal), on or off"`
+	MetricsAddr  string        `envconfig:"METRICS_ADDR" flag:"metrics-addr" default:":9101" desc:"listener for /metrics and /healthz (empty: off); PORT, when set, wins over BP_METRICS_ADDR and the default"`
+	Linger       time.Duration `envconfig:"LINGER" flag:"linger" default:"0s" desc:"keep serving /metrics this long after the run, so a scraper sees the final values"`
+}
+
+const summary = "bp-client: pushes data through a path to bp-server and measures how long its writes are held back."
+
+func loadConfig(args []string) (clientConfig, error) {
+	var cfg clientConfig
+	loaded, err := config.Load("bp-client", summary, &cfg, args, os.Stdout)
+	if err != nil {
+		return cfg, err
+	}
+	if port := os.Getenv("PORT"); port != "" && !loaded.Set("metrics-addr") {
+		cfg.MetricsAddr = ":" + port
+	}
+	if cfg.RunID == "" {
+		var b [6]byte
+		rand.Read(b[:])
+		cfg.RunID = hex.EncodeToString(b[:])
+	}
+	return cfg, cfg.Validate()
+}
+
+func (c clientConfig) Validate() error {
+	if err := c.Common.Validate(); err != nil {
+		return err
+	}
+	if _, _, err := c.target(); err != nil {
+		return err
+	}
+	if _, err := flow.ParseDirection(c.Direction); err != nil || c.Direction == "" {
+		return config.Invalid("direction", c.Direction, "want up, down or both")
+	}
+	if err := c.Reading.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.PayloadSize < 1 || c.PayloadSize > flow.MaxPayloadSize:
+		return config.Invalid("payload-size", c.PayloadSize, "must be between 1 byte and 16MiB")
+	case c.Rate < 0:
+		return config.Invalid("rate", c.Rate, "must not be negative")
+	case c.Count < 0:
+		return config.Invalid("count", c.Count, "must not be negative")
+	case c.Duration < 0:
+		return config.Invalid("duration", c.Duration, "must not be negative")
+	case c.Count == 0 && c.Duration == 0:
+		return config.Invalid("duration", c.Duration, "--count and --duration are both 0: the run would never end")
+	case c.Connections < 1 || c.Connections > 100000:
+		return config.Invalid("connections", c.Connections, "must be between 1 and 100000")
+	case c.SndBuf < 0 || c.SndBuf > 1<<30:
+		return config.Invalid("sndbuf", c.SndBuf, "must be between 0 and 1GiB")
+	case c.StallThreshold <= 0:
+		return config.Invalid("stall-threshold", c.StallThreshold, "must be positive")
+	case c.AckInterval < time.Millisecond:
+		return config.Invalid("ack-interval", c.AckInterval, "must be at least 1ms")
+	case c.DrainTimeout <= 0:
+		return config.Invalid("drain-timeout", c.DrainTimeout, "must be positive")
+	case len(c.RunID) > 64:
+		return config.Invalid("run-id", c.RunID, "must be at most 64 bytes")
+	case c.Output != "text" && c.Output != "json":
+		return config.Invalid("output", c.Output, "want text or json")
+	case c.Progress != "auto" && c.Progress != "on" && c.Progress != "off":
+		return config.Invalid("progress", c.Progress, "want auto, on or off")
+	case c.Linger < 0:
+		return config.Invalid("linger", c.Linger, "must not be negative")
+	}
+	return nil
+}
+
+// target parses --target into the protocol and the address or URL to dial.
+func (c clientConfig) target() (flow.Protocol, string, error) {
+	u, err := url.Parse(c.Target)
+	if err != nil {
+		return "", "", config.Invalid("target", c.Target, "not a URL (want tcp://host:port, ws://host:port/ws or wss://host:port/ws)")
+	}
+	switch u.Scheme {
+	case "tcp":
+		if u.Host == "" || u.Port() == "" {
+			return "", "", config.Invalid("target", c.Target, "want tcp://host:port")
+		}
+		return flow.TCP, u.Host, nil
+	case "ws", "wss":
+		if u.Host == "" {
+			return "", "", config.Invalid("target", c.Target, "want ws://host:port/ws")
+		}
+		return flow.WebSocket, u.String(), nil
+	}
+	return "", "", config.Invalid("target", c.Target, "unknown scheme "+`"`+u.Scheme+`"`+" (want tcp, ws or wss)")
+}
+
+func (c clientConfig) direction() flow.Direction {
+	d, _ := flow.ParseDirection(c.Direction)
+	return d
+}
+
+// totalBytes per connection: --count messages of --payload-size.
+func (c clientConfig) totalBytes() int64 { return c.Count * int64(c.PayloadSize) }

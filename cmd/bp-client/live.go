@@ -1,0 +1,88 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+
+	"github.com/go-backpressure/go-backpressure/pkg/config"
+	"github.com/go-backpressure/go-backpressure/pkg/report"
+)
+
+// liveInterval is how often the live display refreshes.
+const liveInterval = 250 * time.Millisecond
+
+// startLive draws a progress bar with the run's rate, blocked share and bytes
+// in the pipe, refreshed every liveInterval, and returns the function that
+// stops and clears it. It draws nothing when the output is not a terminal.
+func startLive(cfg clientConfig, rec *report.Recorder, w io.Writer, start time.Time) (stop func()) {
+	if !useLive(cfg, w) {
+		return func() {}
+	}
+	dir := cfg.direction()
+	byBytes := cfg.Count > 0 && (cfg.Duration == 0)
+	var total int64
+	if byBytes {
+		total = cfg.totalBytes() * int64(cfg.Connections)
+	} else {
+		total = cfg.Duration.Milliseconds()
+	}
+	opts := []progressbar.Option{
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetWidth(24),
+		progressbar.OptionThrottle(liveInterval / 2),
+		progressbar.OptionClearOnFinish(),
+		progressbar.OptionSetPredictTime(false),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetRenderBlankState(true),
+	}
+	if byBytes {
+		opts = append(opts, progressbar.OptionShowBytes(true))
+	}
+	bar := progressbar.NewOptions64(total, opts...)
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(liveInterval)
+		defer t.Stop()
+		last, lastAt := rec.Totals(), start
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				cur := rec.Totals()
+				dt := now.Sub(lastAt).Seconds()
+				desc := ""
+				if dir.ClientWrites() {
+					blocked := (cur.Blocked - last.Blocked).Seconds() / (dt * float64(max(cur.Open, 1)))
+					desc = fmt.Sprintf("up %s/s  blocked %3.0f%%  in pipe %s  stalls %d",
+						config.HumanBytes(float64(cur.Written-last.Written)/dt), 100*min(blocked, 1),
+						config.HumanBytes(float64(cur.InPipe)), cur.Stalls)
+				}
+				if dir.ServerWrites() {
+					if desc != "" {
+						desc += "  "
+					}
+					desc += fmt.Sprintf("down %s/s", config.HumanBytes(float64(cur.Read-last.Read)/dt))
+				}
+				bar.Describe(desc)
+				if byBytes {
+					bar.Set64(cur.Written + cur.Read)
+				} else {
+					bar.Set64(min(time.Since(start).Milliseconds(), total))
+				}
+				last, lastAt = cur, now
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+		bar.Finish()
+		fmt.Fprintln(w)
+	}
+}

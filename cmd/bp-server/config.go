@@ -1,0 +1,64 @@
+package main
+
+import (
+	"os"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/pkg/config"
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+)
+
+type serverConfig struct {
+	config.Common
+	HTTPAddr string `envconfig:"HTTP_ADDR" flag:"http-addr" default:":8080" desc:"HTTP listener for /ws, /metrics, /healthz; PORT, when set, wins over BP_HTTP_ADDR and the default"`
+	TCPAddr  string `envconfig:"TCP_ADDR" flag:"tcp-addr" default:":8081" desc:"raw TCP sink listener (empty: off)"`
+	config.Reading
+	SndBuf         config.Size   `envconfig:"SNDBUF" flag:"sndbuf" default:"0" desc:"SO_SNDBUF for download writes (0: kernel default)"`
+	StallThreshold time.Duration `envconfig:"STALL_THRESHOLD" flag:"stall-threshold" default:"100ms" desc:"a download write blocked this long counts as a stall"`
+	AckInterval    time.Duration `envconfig:"ACK_INTERVAL" flag:"ack-interval" default:"100ms" desc:"how often to tell the writer how many bytes were read"`
+	LogInterval    time.Duration `envconfig:"LOG_INTERVAL" flag:"log-interval" default:"5s" desc:"how often to log each connection's progress (0: only open and close)"`
+	HelloTimeout   time.Duration `envconfig:"HELLO_TIMEOUT" flag:"hello-timeout" default:"5s" desc:"how long to wait for a client's first bytes before treating it as hello-less"`
+}
+
+const summary = "bp-server: a slow reader (and writer) for measuring TCP backpressure over TCP and WebSocket."
+
+// loadConfig reads flags over environment over defaults, then PORT.
+func loadConfig(args []string) (serverConfig, error) {
+	var cfg serverConfig
+	loaded, err := config.Load("bp-server", summary, &cfg, args, os.Stdout)
+	if err != nil {
+		return cfg, err
+	}
+	if port := os.Getenv("PORT"); port != "" && !loaded.Set("http-addr") {
+		cfg.HTTPAddr = ":" + port
+	}
+	return cfg, cfg.Validate()
+}
+
+func (c serverConfig) Validate() error {
+	if err := c.Common.Validate(); err != nil {
+		return err
+	}
+	if err := c.Reading.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case c.HTTPAddr == "":
+		return config.Invalid("http-addr", c.HTTPAddr, "must not be empty")
+	case c.SndBuf < 0 || c.SndBuf > 1<<30:
+		return config.Invalid("sndbuf", c.SndBuf, "must be between 0 and 1GiB")
+	case c.StallThreshold <= 0:
+		return config.Invalid("stall-threshold", c.StallThreshold, "must be positive")
+	case c.AckInterval < time.Millisecond:
+		return config.Invalid("ack-interval", c.AckInterval, "must be at least 1ms")
+	case c.LogInterval < 0:
+		return config.Invalid("log-interval", c.LogInterval, "must not be negative")
+	case c.HelloTimeout <= 0:
+		return config.Invalid("hello-timeout", c.HelloTimeout, "must be positive")
+	}
+	return nil
+}
+
+func (c serverConfig) socketOptions() flow.SocketOptions {
+	return flow.SocketOptions{SendBuffer: int(c.SndBuf), ReceiveBuffer: int(c.RcvBuf)}
+}

@@ -1,0 +1,295 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/pkg/config"
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+	"github.com/go-backpressure/go-backpressure/pkg/metrics"
+)
+
+// shutdownGrace bounds the whole shutdown, inside Cloud Foundry's 10 s.
+const shutdownGrace = 5 * time.Second
+
+// server holds what the listeners share.
+type server struct {
+	cfg     serverConfig
+	log     *slog.Logger
+	obs     flow.Observer
+	upgr    *flow.Upgrader
+	conns   sync.WaitGroup
+	payload payloadCache
+}
+
+// run serves until ctx ends, then stops accepting, closes every connection
+// (hijacked WebSocket ones included) and returns. ready, if set, gets the
+// bound addresses once listening.
+func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(httpAddr, tcpAddr string)) error {
+	reg := metrics.NewRegistry()
+	m := metrics.New(reg, config.Version)
+	m.StallThreshold.Set(cfg.StallThreshold.Seconds())
+	s := &server{cfg: cfg, log: log, obs: m, upgr: flow.NewUpgrader()}
+	s.upgr.HelloTimeout = cfg.HelloTimeout
+	// The server is a sink for any client; origin checks arrive with the
+	// hardening work (docs/PROTOCOL.md).
+	s.upgr.CheckOrigin = func(*http.Request) bool { return true }
+
+	// Connections get their own context: cancelled on shutdown, after the
+	// listeners have stopped accepting.
+	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelConns()
+
+	httpLn, err := flow.ListenTCP(ctx, cfg.HTTPAddr, cfg.socketOptions())
+	if err != nil {
+		return fmt.Errorf("http listener: %w", err)
+	}
+	var tcpLn net.Listener
+	if cfg.TCPAddr != "" {
+		tcpLn, err = flow.ListenTCP(ctx, cfg.TCPAddr, cfg.socketOptions())
+		if err != nil {
+			httpLn.Close()
+			return fmt.Errorf("tcp listener: %w", err)
+		}
+	}
+
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics.Handler(reg))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		hello, c, err := s.upgr.Accept(w, r)
+		if err != nil {
+			if !errors.Is(err, flow.ErrHandshake) {
+				log.Warn("websocket hello rejected", "peer", r.RemoteAddr, "err", err)
+			}
+			return
+		}
+		s.serve(connCtx, hello, c, r.RemoteAddr)
+	})
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return connCtx },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	errc := make(chan error, 2)
+	go func() {
+		if err := srv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	tcpAddr := ""
+	if tcpLn != nil {
+		tcpAddr = tcpLn.Addr().String()
+		go func() {
+			if err := s.acceptTCP(connCtx, tcpLn); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	log.Info("bp-server listening", "http", httpLn.Addr().String(), "tcp", tcpAddr,
+		"version", config.Version, "read_size", cfg.ReadSize, "read_delay", cfg.ReadDelay,
+		"read_rate", cfg.ReadRate, "pause_after", cfg.PauseAfter, "pause_for", cfg.PauseFor,
+		"pause_every", cfg.PauseEvery, "rcvbuf", cfg.RcvBuf)
+	if ready != nil {
+		ready(httpLn.Addr().String(), tcpAddr)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+	}
+	log.Info("bp-server shutting down")
+	// Order: stop accepting, then end every connection, then wait.
+	if tcpLn != nil {
+		tcpLn.Close()
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	srvDone := make(chan struct{})
+	go func() { srv.Shutdown(shutCtx); close(srvDone) }()
+	cancelConns()
+	waited := make(chan struct{})
+	go func() { s.conns.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-shutCtx.Done():
+		log.Warn("connections still open at shutdown deadline")
+	}
+	<-srvDone
+	return runErr
+}
+
+func (s *server) acceptTCP(ctx context.Context, ln net.Listener) error {
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			return fmt.Errorf("tcp accept: %w", err)
+		}
+		s.conns.Add(1)
+		go func() {
+			defer s.conns.Done()
+			hello, c, err := flow.AcceptTCP(nc, s.cfg.HelloTimeout)
+			if err != nil {
+				s.log.Warn("tcp hello rejected", "peer", nc.RemoteAddr().String(), "err", err)
+				nc.Close()
+				return
+			}
+			s.serveTracked(ctx, hello, c, nc.RemoteAddr().String())
+		}()
+	}
+}
+
+// serve runs one WebSocket connection (already tracked by the HTTP server's
+// handler goroutine, which the wait group covers too).
+func (s *server) serve(ctx context.Context, hello *flow.Hello, c flow.Conn, peer string) {
+	s.conns.Add(1)
+	defer s.conns.Done()
+	s.serveTracked(ctx, hello, c, peer)
+}
+
+// serveTracked runs one connection's session and logs its progress at a
+// bounded rate.
+func (s *server) serveTracked(ctx context.Context, hello *flow.Hello, c flow.Conn, peer string) {
+	plan := s.plan(hello)
+	sess := flow.NewSession(c, plan, s.obs)
+	attrs := []any{"peer", peer, "protocol", c.Protocol()}
+	kind := "none"
+	if hello != nil {
+		kind = "bp"
+		if hello.Legacy {
+			kind = "legacy"
+		}
+		attrs = append(attrs, "run", hello.RunID, "direction", hello.Direction)
+	}
+	log := s.log.With(attrs...)
+	log.Info("connection opened", "hello", kind, "announced_bytes", announced(hello))
+
+	stopLog := make(chan struct{})
+	var logDone sync.WaitGroup
+	if s.cfg.LogInterval > 0 {
+		logDone.Add(1)
+		go func() {
+			defer logDone.Done()
+			s.logProgress(log, sess, hello, stopLog)
+		}()
+	}
+	snap, err := sess.Run(ctx)
+	close(stopLog)
+	logDone.Wait()
+	elapsed := time.Since(snap.Start)
+	fields := []any{"read_bytes", snap.Read, "written_bytes", snap.Written, "acked_bytes", snap.Acked,
+		"duration", elapsed.Round(time.Millisecond).String(),
+		"read_rate", config.HumanBytes(float64(snap.Read)/elapsed.Seconds()) + "/s"}
+	switch {
+	case err == nil:
+		log.Info("connection closed", fields...)
+	case errors.Is(err, context.Canceled):
+		log.Info("connection closed at shutdown", fields...)
+	default:
+		log.Warn("connection failed", append(fields, "reason", flow.ErrorReason(err), "err", err)...)
+	}
+}
+
+func announced(h *flow.Hello) int64 {
+	if h == nil {
+		return 0
+	}
+	return h.TotalBytes
+}
+
+// logProgress logs every LogInterval: progress against the announced total,
+// the read rate over the interval, and whether reading is paused.
+func (s *server) logProgress(log *slog.Logger, sess *flow.Session, hello *flow.Hello, stop <-chan struct{}) {
+	t := time.NewTicker(s.cfg.LogInterval)
+	defer t.Stop()
+	var last flow.Snapshot
+	lastAt := time.Now()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			snap := sess.Snapshot()
+			dt := now.Sub(lastAt).Seconds()
+			fields := []any{"read_bytes", snap.Read,
+				"read_rate", config.HumanBytes(float64(snap.Read-last.Read)/dt) + "/s",
+				"paused", snap.Paused}
+			if total := announced(hello); total > 0 {
+				fields = append(fields, "progress", fmt.Sprintf("%.1f%%", 100*float64(snap.Read)/float64(total)))
+			}
+			if snap.Written > 0 {
+				fields = append(fields, "written_bytes", snap.Written, "in_pipe_bytes", snap.InPipe(),
+					"write_rate", config.HumanBytes(float64(snap.Written-last.Written)/dt)+"/s")
+			}
+			log.Info("connection progress", fields...)
+			last, lastAt = snap, now
+		}
+	}
+}
+
+// plan turns a client's hello into what this side does: read what the
+// client writes, write what the client asked to read.
+func (s *server) plan(h *flow.Hello) flow.Plan {
+	p := flow.Plan{
+		Read:        s.cfg.Reading.Settings(),
+		PeerWrites:  h == nil || h.Direction.ClientWrites(),
+		AckInterval: s.cfg.AckInterval,
+	}
+	if h != nil && h.Direction.ServerWrites() {
+		size := h.PayloadSize
+		if size <= 0 {
+			size = flow.DefaultReadSize
+		}
+		p.Write = &flow.WritePlan{
+			Payload:        s.payload.get(size),
+			Rate:           h.Rate,
+			TotalBytes:     h.TotalBytes,
+			Duration:       h.Duration(),
+			StallThreshold: s.cfg.StallThreshold,
+		}
+	}
+	return p
+}
+
+// payloadCache hands out one read-only payload buffer per size, so download
+// connections share their payload instead of allocating one each.
+type payloadCache struct {
+	mu    sync.Mutex
+	bySiz map[int][]byte
+}
+
+func (c *payloadCache) get(size int) []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bySiz == nil {
+		c.bySiz = map[int][]byte{}
+	}
+	if b, ok := c.bySiz[size]; ok {
+		return b
+	}
+	b := bytes.Repeat([]byte("backpressure "), size/13+1)[:size]
+	if len(c.bySiz) < 64 { // bounded: sizes come from clients
+		c.bySiz[size] = b
+	}
+	return b
+}

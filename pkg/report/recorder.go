@@ -1,0 +1,120 @@
+package report
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+)
+
+// Recorder is a flow.Observer that keeps run totals for the report and the
+// live display.
+type Recorder struct {
+	written, read, acked atomic.Int64
+	writes, stalls       atomic.Int64
+	blockedNs, longestNs atomic.Int64
+	inPipe, peakInPipe   atomic.Int64
+	opened, open, failed atomic.Int64
+	pausedNs             atomic.Int64
+	mu                   sync.Mutex
+	hist                 *hdrhistogram.Histogram
+}
+
+var _ flow.Observer = (*Recorder)(nil)
+
+// NewRecorder returns an empty recorder.
+func NewRecorder() *Recorder {
+	// 1 µs .. 1 h at 3 significant digits.
+	return &Recorder{hist: hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 3)}
+}
+
+// Open implements flow.Observer.
+func (r *Recorder) Open(flow.ConnInfo) flow.ConnObserver {
+	r.opened.Add(1)
+	r.open.Add(1)
+	return recConn{r}
+}
+
+type recConn struct{ r *Recorder }
+
+func (c recConn) Wrote(n int, blocked time.Duration, stalled bool) {
+	r := c.r
+	r.written.Add(int64(n))
+	r.writes.Add(1)
+	r.blockedNs.Add(int64(blocked))
+	if stalled {
+		r.stalls.Add(1)
+	}
+	for {
+		old := r.longestNs.Load()
+		if int64(blocked) <= old || r.longestNs.CompareAndSwap(old, int64(blocked)) {
+			break
+		}
+	}
+	r.mu.Lock()
+	_ = r.hist.RecordValue(max(blocked.Microseconds(), 1))
+	r.mu.Unlock()
+}
+
+func (c recConn) Read(n int) { c.r.read.Add(int64(n)) }
+
+func (c recConn) Acked(d int64) { c.r.acked.Add(d) }
+
+func (c recConn) InPipe(d int64) {
+	r := c.r
+	now := r.inPipe.Add(d)
+	for {
+		old := r.peakInPipe.Load()
+		if now <= old || r.peakInPipe.CompareAndSwap(old, now) {
+			break
+		}
+	}
+}
+
+func (c recConn) Paused(paused bool, stopped time.Duration) {
+	if !paused {
+		c.r.pausedNs.Add(int64(stopped))
+	}
+}
+
+func (c recConn) Throttled(time.Duration) {}
+
+func (c recConn) Closed(err error) {
+	c.r.open.Add(-1)
+	if err != nil {
+		c.r.failed.Add(1)
+	}
+}
+
+// Totals is a moment's view of a run, for the live display.
+type Totals struct {
+	Written, Read, Acked int64
+	Writes, Stalls       int64
+	Blocked              time.Duration
+	InPipe, PeakInPipe   int64
+	Open                 int64
+}
+
+// Totals reads the counters now.
+func (r *Recorder) Totals() Totals {
+	return Totals{
+		Written: r.written.Load(), Read: r.read.Load(), Acked: r.acked.Load(),
+		Writes: r.writes.Load(), Stalls: r.stalls.Load(),
+		Blocked: time.Duration(r.blockedNs.Load()),
+		InPipe:  r.inPipe.Load(), PeakInPipe: r.peakInPipe.Load(),
+		Open: r.open.Load(),
+	}
+}
+
+// quantile returns the q-th percentile of write-blocked time.
+func (r *Recorder) quantile(q float64) time.Duration {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hist.TotalCount() == 0 {
+		return 0
+	}
+	return time.Duration(r.hist.ValueAtQuantile(q)) * time.Microsecond
+}

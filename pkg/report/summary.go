@@ -1,0 +1,145 @@
+package report
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/pkg/config"
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+)
+
+// Run describes what was asked for, for the report's header.
+type Run struct {
+	RunID          string
+	Target         string
+	Direction      flow.Direction
+	Connections    int
+	PayloadSize    int
+	Rate           float64 // messages per second per connection; 0: unlimited
+	StallThreshold time.Duration
+}
+
+// Summary is the end-of-run report. Its JSON form is what --output json
+// prints; the field names are part of the tool's interface.
+type Summary struct {
+	RunID       string         `json:"run_id"`
+	Target      string         `json:"target"`
+	Direction   flow.Direction `json:"direction"`
+	Connections int            `json:"connections"`
+	PayloadSize int            `json:"payload_size"`
+	Completed   bool           `json:"completed"`
+	Error       string         `json:"error,omitempty"`
+	FailedConns int64          `json:"failed_connections"`
+
+	DurationSeconds float64 `json:"duration_seconds"`
+	BytesWritten    int64   `json:"bytes_written"`
+	BytesAcked      int64   `json:"bytes_acked"`
+	BytesRead       int64   `json:"bytes_read"`
+	WriteCalls      int64   `json:"write_calls"`
+
+	AskedMessagesPerSecond    float64 `json:"asked_messages_per_second"`
+	AchievedMessagesPerSecond float64 `json:"achieved_messages_per_second"`
+	WriteBytesPerSecond       float64 `json:"write_bytes_per_second"`
+	ReadBytesPerSecond        float64 `json:"read_bytes_per_second"`
+
+	BlockedSeconds        float64 `json:"blocked_seconds"`
+	BlockedShare          float64 `json:"blocked_share"`
+	StallThresholdSeconds float64 `json:"stall_threshold_seconds"`
+	Stalls                int64   `json:"stalls"`
+	LongestStallSeconds   float64 `json:"longest_stall_seconds"`
+	WriteBlockedP50       float64 `json:"write_blocked_p50_seconds"`
+	WriteBlockedP99       float64 `json:"write_blocked_p99_seconds"`
+	PeakBytesInPipe       int64   `json:"peak_bytes_in_pipe"`
+}
+
+// Summarize builds the report from the recorder after the run.
+func (r *Recorder) Summarize(run Run, elapsed time.Duration, runErr error) Summary {
+	t := r.Totals()
+	secs := elapsed.Seconds()
+	conns := max(run.Connections, 1)
+	s := Summary{
+		RunID: run.RunID, Target: run.Target, Direction: run.Direction, Connections: run.Connections,
+		PayloadSize: run.PayloadSize, Completed: runErr == nil, FailedConns: r.failed.Load(),
+		DurationSeconds: secs, BytesWritten: t.Written, BytesAcked: t.Acked, BytesRead: t.Read,
+		WriteCalls: t.Writes, AskedMessagesPerSecond: run.Rate * float64(conns),
+		BlockedSeconds: t.Blocked.Seconds(), StallThresholdSeconds: run.StallThreshold.Seconds(),
+		Stalls: t.Stalls, LongestStallSeconds: time.Duration(r.longestNs.Load()).Seconds(),
+		WriteBlockedP50: r.quantile(50).Seconds(), WriteBlockedP99: r.quantile(99).Seconds(),
+		PeakBytesInPipe: t.PeakInPipe,
+	}
+	if runErr != nil {
+		s.Error = runErr.Error()
+	}
+	if secs > 0 {
+		s.AchievedMessagesPerSecond = float64(t.Writes) / secs
+		s.WriteBytesPerSecond = float64(t.Written) / secs
+		s.ReadBytesPerSecond = float64(t.Read) / secs
+		// Blocked time is summed over connections, so the share is of the
+		// connections' combined time.
+		s.BlockedShare = t.Blocked.Seconds() / (secs * float64(conns))
+	}
+	if !run.Direction.ClientWrites() {
+		s.StallThresholdSeconds = run.StallThreshold.Seconds()
+	}
+	return s
+}
+
+// WriteJSON prints the summary as one JSON object.
+func (s Summary) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(s)
+}
+
+// WriteText prints the summary for people.
+func (s Summary) WriteText(w io.Writer) error {
+	var b strings.Builder
+	status := "completed"
+	if !s.Completed {
+		status = "FAILED: " + s.Error
+	}
+	fmt.Fprintf(&b, "\nbp-client report: run %s, %s, direction %s, %d connection(s)\n", s.RunID, s.Target, s.Direction, s.Connections)
+	row := func(k, format string, a ...any) { fmt.Fprintf(&b, "  %-16s "+format+"\n", append([]any{k}, a...)...) }
+	row("result", "%s", status)
+	row("duration", "%.2f s", s.DurationSeconds)
+	if s.Direction.ClientWrites() {
+		asked := "as fast as the path allows"
+		if s.AskedMessagesPerSecond > 0 {
+			asked = fmt.Sprintf("%.1f msg/s (%s/s)", s.AskedMessagesPerSecond, config.HumanBytes(s.AskedMessagesPerSecond*float64(s.PayloadSize)))
+		}
+		row("written", "%s in %d write calls (%d bytes)", config.HumanBytes(float64(s.BytesWritten)), s.WriteCalls, s.BytesWritten)
+		row("rate", "%.1f msg/s, %s/s; asked: %s", s.AchievedMessagesPerSecond, config.HumanBytes(s.WriteBytesPerSecond), asked)
+		ack := "all bytes read by the server"
+		if s.BytesAcked != s.BytesWritten {
+			ack = fmt.Sprintf("%s NOT acknowledged", config.HumanBytes(float64(s.BytesWritten-s.BytesAcked)))
+		}
+		row("acknowledged", "%d bytes (%s)", s.BytesAcked, ack)
+		row("blocked", "%.2f s in write calls, %.0f%% of the run", s.BlockedSeconds, 100*s.BlockedShare)
+		row("stalls", "%d write calls blocked >= %s, longest %s", s.Stalls, seconds(s.StallThresholdSeconds), seconds(s.LongestStallSeconds))
+		row("write blocked", "p50 %s, p99 %s", seconds(s.WriteBlockedP50), seconds(s.WriteBlockedP99))
+		row("peak in pipe", "%s written but not yet read by the server", config.HumanBytes(float64(s.PeakBytesInPipe)))
+	}
+	if s.Direction.ServerWrites() {
+		row("read", "%s (%d bytes), %s/s", config.HumanBytes(float64(s.BytesRead)), s.BytesRead, config.HumanBytes(s.ReadBytesPerSecond))
+	}
+	if s.FailedConns > 0 {
+		row("failed", "%d connection(s)", s.FailedConns)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// seconds prints a duration in seconds with sensible precision.
+func seconds(s float64) string {
+	d := time.Duration(s * float64(time.Second))
+	switch {
+	case d >= time.Second:
+		return d.Round(time.Millisecond).String()
+	case d >= time.Millisecond:
+		return d.Round(10 * time.Microsecond).String()
+	}
+	return d.Round(time.Microsecond).String()
+}
