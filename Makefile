@@ -1,0 +1,37 @@
+# go-backpressure: `make demo` runs the lab, `make test` runs every test.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X github.com/go-backpressure/go-backpressure/pkg/config.Version=$(VERSION)
+BINS    := bp-server bp-client $(if $(wildcard cmd/bp-relay),bp-relay)
+
+.PHONY: all build demo test lint fuzz clean
+
+all: build
+
+## build: the binaries into bin/
+build:
+	@mkdir -p bin
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ $(addprefix ./cmd/,$(BINS))
+
+## demo: a server whose reads pause, a client against it, the report (under 30 s)
+demo: build
+	@scripts/demo
+
+## test: the whole test suite with the race detector
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+## lint: formatting and vet (and staticcheck when installed)
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	@if command -v staticcheck >/dev/null; then staticcheck ./...; else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"; fi
+
+## fuzz: a short run of every fuzz target
+fuzz:
+	@for t in $$($(GO) test -list '^Fuzz' ./pkg/flow/ | grep ^Fuzz); do \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 10s ./pkg/flow/ || exit 1; done
+
+clean:
+	rm -rf bin artifacts
