@@ -15,6 +15,7 @@ import (
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
+	"github.com/go-backpressure/go-backpressure/web"
 )
 
 // shutdownGrace bounds the whole shutdown, inside Cloud Foundry's 10 s.
@@ -63,6 +64,8 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metrics.Handler(reg))
+	mux.Handle("/client", web.Handler())
+	mux.Handle("/client/", web.Handler())
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})

@@ -1,0 +1,661 @@
+// The browser client: sends WebSocket payload to bp-server's /ws as
+// docs/PROTOCOL.md says (hello, binary payload, fin, wait for the final ack,
+// close 1000), paces itself on bufferedAmount, and shows what it sees.
+//
+// State the tests (and curious users) can read without parsing text:
+//   #run-state[data-state]            idle | connecting | running | finishing | done | stopped | failed
+//   #stall[data-stalled][data-episodes]  the server stopped reading (now / how often this run)
+//   #browser-held[data-held]          bufferedAmount is at the high-water mark now
+//   #total-*[data-value]              live totals in bytes (rate: bytes/s, waited: ms)
+//   #conns tr[data-conn]              one row per connection, data-state, data-sent, data-acked, ...
+//   #summary[data-result] and data-*  the report at the end; window.bpReport holds it as an object
+
+import { drawChart } from "./chart.js";
+import { parseSize, formatBytes, formatDuration } from "./format.js";
+
+const SAMPLE_MS = 100; // how often the live view samples every connection
+const RATE_WINDOW = 5; // samples the send rate is averaged over (500 ms)
+const POLL_MS = 5; // how often a waiting connection looks at bufferedAmount again
+const TURN_BYTES = 8 << 20; // bytes one connection sends before yielding to the event loop
+const MAX_PAYLOAD = 16 << 20; // docs/PROTOCOL.md: largest payload message
+const COLORS = ["#2457c5", "#d46b08", "#389e0d", "#c41d7f", "#08979c", "#7cb305", "#531dab", "#d4380d"];
+const TOTAL_COLOR = "#1d2330";
+
+const $ = (id) => document.getElementById(id);
+
+let run = null; // the current or last run
+
+// defaultTarget is /ws next to this page's own path, with ws: or wss:
+// following the page's scheme, so the page works behind TLS and path prefixes.
+function defaultTarget() {
+  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+  let path = location.pathname.replace(/client\/?$/, "ws");
+  if (!path.endsWith("/ws")) path = "/ws";
+  return `${scheme}//${location.host}${path}`;
+}
+
+// Query parameters prefill the form, so a run can be shared as a link.
+function prefill() {
+  const q = new URLSearchParams(location.search);
+  $("target").value = q.get("target") || defaultTarget();
+  const fields = {
+    payload: "payload-size", rate: "rate", total: "total", unit: "total-unit",
+    connections: "connections", high_water: "high-water", stall_ms: "stall-threshold",
+    stopped_ms: "stopped-after", linger_s: "linger",
+  };
+  for (const [param, id] of Object.entries(fields)) {
+    if (q.has(param)) $(id).value = q.get(param);
+  }
+}
+
+// readSettings validates the form; an error names the field and the value.
+function readSettings() {
+  const bad = (label, value, why) => new Error(`${label}: "${value}" ${why}`);
+  const target = $("target").value.trim();
+  if (!/^wss?:\/\/[^/]+/.test(target)) throw bad("Server WebSocket URL", target, "must start with ws:// or wss://");
+  const payloadSize = parseSize($("payload-size").value);
+  if (!(payloadSize >= 1 && payloadSize <= MAX_PAYLOAD)) throw bad("Payload size", $("payload-size").value, "must be between 1 B and 16 MiB");
+  const rate = Number($("rate").value);
+  if (!(rate >= 0) || !Number.isFinite(rate)) throw bad("Rate", $("rate").value, "must be a number of messages per second, 0 or more");
+  const unit = $("total-unit").value;
+  let totalBytes;
+  if (unit === "messages") {
+    const n = Number($("total").value);
+    if (!Number.isInteger(n) || n < 0) throw bad("Total", $("total").value, "must be a whole number of messages, 0 or more");
+    totalBytes = n * payloadSize;
+  } else {
+    totalBytes = parseSize($("total").value);
+    if (!(totalBytes >= 0)) throw bad("Total", $("total").value, "must be a size in bytes, 0 or more");
+  }
+  if (totalBytes > Number.MAX_SAFE_INTEGER) throw bad("Total", $("total").value, "is too large");
+  const connections = Number($("connections").value);
+  if (!Number.isInteger(connections) || connections < 1 || connections > 64) throw bad("Connections", $("connections").value, "must be between 1 and 64");
+  const highWater = parseSize($("high-water").value);
+  if (!(highWater >= 1)) throw bad("High-water mark", $("high-water").value, "must be a size of at least 1 B");
+  const stallMs = Number($("stall-threshold").value);
+  if (!(stallMs >= 1)) throw bad("Stall threshold", $("stall-threshold").value, "must be at least 1 ms");
+  const stoppedMs = Number($("stopped-after").value);
+  if (!(stoppedMs >= 100)) throw bad("Server stopped reading after", $("stopped-after").value, "must be at least 100 ms");
+  const lingerS = Number($("linger").value);
+  if (!(lingerS >= 1)) throw bad("Wait for the final ack", $("linger").value, "must be at least 1 s");
+  return { target, payloadSize, rate, totalBytes, connections, highWater, stallMs, stoppedMs, lingerMs: lingerS * 1000 };
+}
+
+function newRunId() {
+  const b = new Uint8Array(4);
+  crypto.getRandomValues(b);
+  return "web-" + Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+// makePayload fills one message the way bp-server fills its own.
+function makePayload(size) {
+  const pattern = new TextEncoder().encode("backpressure ");
+  const p = new Uint8Array(size);
+  for (let i = 0; i < size; i += pattern.length) p.set(pattern.subarray(0, Math.min(pattern.length, size - i)), i);
+  return p;
+}
+
+// Conn is one WebSocket connection of a run.
+class Conn {
+  constructor(run, index) {
+    this.run = run;
+    this.index = index;
+    this.state = "connecting";
+    this.sent = 0; // bytes handed to send()
+    this.messages = 0;
+    this.acked = 0; // bytes the server acknowledged having read
+    this.finBytes = -1;
+    this.lastProgressAt = 0; // last ack progress, or when the pipe last became non-empty
+    this.waitingSince = null; // waiting for bufferedAmount to drop below the high-water mark
+    this.waitedMs = 0;
+    this.stalls = 0;
+    this.longestWaitMs = 0;
+    this.serverStopped = false;
+    this.stoppedSince = 0;
+    this.stopEpisodes = 0;
+    this.longestStopMs = 0;
+    this.peakInPipe = 0;
+    this.peakBuffered = 0;
+    this.stopRequested = false;
+    this.error = "";
+    this.timer = null;
+    this.lingerTimer = null;
+    this.nextAt = 0;
+    this.rateHistory = [];
+    this.rate = 0;
+  }
+
+  get active() { return this.state === "sending" || this.state === "finishing"; }
+  get ended() { return this.state === "done" || this.state === "failed" || this.state === "stopped"; }
+  get buffered() { return this.active && this.ws ? this.ws.bufferedAmount : 0; }
+  waitedNow(now) { return this.waitedMs + (this.waitingSince === null ? 0 : now - this.waitingSince); }
+
+  open() {
+    const s = this.run.settings;
+    try {
+      this.ws = new WebSocket(s.target);
+    } catch (err) {
+      this.fail(`cannot open ${s.target}: ${err.message}`);
+      return;
+    }
+    this.ws.binaryType = "arraybuffer";
+    this.ws.onopen = () => {
+      if (this.state !== "connecting") return;
+      this.ws.send(JSON.stringify({
+        type: "hello", version: 1, run_id: this.run.runId, direction: "up",
+        payload_size: s.payloadSize, total_bytes: s.totalBytes, rate: s.rate,
+      }));
+      this.state = "sending";
+      this.lastProgressAt = this.nextAt = performance.now();
+      this.pump();
+    };
+    this.ws.onmessage = (ev) => this.onMessage(ev);
+    this.ws.onclose = (ev) => this.onClose(ev);
+  }
+
+  schedule(ms) {
+    if (this.timer === null) this.timer = setTimeout(() => { this.timer = null; this.pump(); }, ms);
+  }
+
+  // pump sends while bufferedAmount is below the high-water mark (and the
+  // rate allows), then yields; when held back it looks again in POLL_MS.
+  pump() {
+    if (this.state !== "sending") return;
+    const s = this.run.settings;
+    const interval = s.rate > 0 ? 1000 / s.rate : 0;
+    let budget = TURN_BYTES;
+    for (;;) {
+      const now = performance.now();
+      if (this.stopRequested || (s.totalBytes > 0 && this.sent >= s.totalBytes)) {
+        this.finish(now);
+        return;
+      }
+      if (this.ws.bufferedAmount >= s.highWater) {
+        if (this.waitingSince === null) this.waitingSince = now;
+        this.schedule(POLL_MS);
+        return;
+      }
+      if (this.waitingSince !== null) this.endWait(now);
+      if (interval > 0) {
+        if (now < this.nextAt) {
+          this.schedule(this.nextAt - now);
+          return;
+        }
+        // Late timers may catch up by one message, never by a burst.
+        this.nextAt = Math.max(this.nextAt, now - interval) + interval;
+      }
+      let n = s.payloadSize;
+      if (s.totalBytes > 0) n = Math.min(n, s.totalBytes - this.sent);
+      if (this.sent === this.acked) this.lastProgressAt = now; // the pipe was empty until now
+      this.ws.send(n === this.run.payload.length ? this.run.payload : this.run.payload.subarray(0, n));
+      this.sent += n;
+      this.messages++;
+      budget -= n;
+      if (budget <= 0) {
+        this.schedule(0);
+        return;
+      }
+    }
+  }
+
+  endWait(now) {
+    const d = now - this.waitingSince;
+    this.waitingSince = null;
+    this.waitedMs += d;
+    if (d >= this.run.settings.stallMs) this.stalls++;
+    if (d > this.longestWaitMs) this.longestWaitMs = d;
+  }
+
+  // finish sends the fin with the bytes sent and waits for the final ack.
+  finish(now) {
+    if (this.waitingSince !== null) this.endWait(now);
+    this.state = "finishing";
+    this.finBytes = this.sent;
+    this.ws.send(JSON.stringify({ type: "fin", bytes: this.finBytes }));
+    this.lingerTimer = setTimeout(() => {
+      this.fail(`the server acknowledged ${this.acked} of ${this.finBytes} bytes within ${this.run.settings.lingerMs / 1000} s of the fin`);
+    }, this.run.settings.lingerMs);
+    this.run.update();
+  }
+
+  onMessage(ev) {
+    if (typeof ev.data !== "string") return; // an up run gets no payload
+    let msg;
+    try {
+      msg = JSON.parse(ev.data);
+    } catch {
+      this.fail(`the server sent a control message that is not JSON: ${ev.data.slice(0, 80)}`);
+      return;
+    }
+    if (msg.type !== "ack" || !Number.isFinite(msg.bytes)) return;
+    if (msg.bytes > this.sent) {
+      this.fail(`protocol error: the server acknowledged ${msg.bytes} bytes, only ${this.sent} sent`);
+      return;
+    }
+    const now = performance.now();
+    if (msg.bytes > this.acked) {
+      this.acked = msg.bytes;
+      this.lastProgressAt = now;
+    }
+    if (this.state === "finishing" && msg.bytes >= this.finBytes) {
+      this.state = "done";
+      this.endedAt = now;
+      clearTimeout(this.lingerTimer);
+      this.ws.close(1000, "done");
+      this.run.connEnded();
+    }
+  }
+
+  onClose(ev) {
+    this.closeCode = ev.code;
+    if (this.ended) return;
+    const why = ev.reason ? `: ${ev.reason}` : "";
+    if (this.state === "connecting") this.fail(`could not connect to ${this.run.settings.target} (close code ${ev.code}${why})`);
+    else this.fail(`the connection was closed before the run ended (close code ${ev.code}${why})`);
+  }
+
+  fail(message) {
+    if (this.ended) return;
+    const now = performance.now();
+    if (this.waitingSince !== null) this.endWait(now);
+    this.state = "failed";
+    this.error = message;
+    this.endedAt = now;
+    this.cleanup();
+    if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, "failed");
+    this.run.connEnded();
+  }
+
+  // stop ends sending: the fin goes out with what was sent so far.
+  stop() {
+    this.stopRequested = true;
+    if (this.state === "sending") {
+      clearTimeout(this.timer);
+      this.timer = null;
+      this.pump();
+    } else if (this.state === "connecting") {
+      this.abort();
+    }
+  }
+
+  // abort closes at once, without waiting for the final ack.
+  abort() {
+    if (this.ended) return;
+    const now = performance.now();
+    if (this.waitingSince !== null) this.endWait(now);
+    this.state = "stopped";
+    this.endedAt = now;
+    this.cleanup();
+    if (this.ws) this.ws.close(1000, "stopped");
+    this.run.connEnded();
+  }
+
+  cleanup() {
+    clearTimeout(this.timer);
+    clearTimeout(this.lingerTimer);
+    this.timer = this.lingerTimer = null;
+  }
+
+  // sample updates the derived figures; the run calls it every SAMPLE_MS.
+  sample(now) {
+    const buffered = this.buffered;
+    const inPipe = this.sent - this.acked;
+    this.rateHistory.push([now, this.sent]);
+    if (this.rateHistory.length > RATE_WINDOW + 1) this.rateHistory.shift();
+    const [t0, s0] = this.rateHistory[0];
+    this.rate = now > t0 ? ((this.sent - s0) * 1000) / (now - t0) : 0;
+    if (!this.active) this.rate = 0;
+    this.peakInPipe = Math.max(this.peakInPipe, inPipe);
+    this.peakBuffered = Math.max(this.peakBuffered, buffered);
+    // The server stopped reading: bytes are in the pipe and no ack has
+    // moved for the set time. An episode ends with the next ack progress.
+    const silent = this.active && inPipe > 0 && now - this.lastProgressAt >= this.run.settings.stoppedMs;
+    if (silent && !this.serverStopped) {
+      this.serverStopped = true;
+      this.stoppedSince = this.lastProgressAt;
+      this.stopEpisodes++;
+    } else if (!silent && this.serverStopped) {
+      this.serverStopped = false;
+      const end = this.lastProgressAt > this.stoppedSince ? this.lastProgressAt : now;
+      this.longestStopMs = Math.max(this.longestStopMs, end - this.stoppedSince);
+    }
+    if (this.serverStopped) this.longestStopMs = Math.max(this.longestStopMs, now - this.stoppedSince);
+    return { b: buffered, r: this.rate, a: this.acked, p: inPipe };
+  }
+}
+
+// Run is one press of Start: its connections, samples and report.
+class Run {
+  constructor(settings) {
+    this.settings = settings;
+    this.runId = newRunId();
+    this.payload = makePayload(settings.payloadSize);
+    this.startedAt = performance.now();
+    this.endedAt = 0;
+    this.samples = [];
+    this.bands = []; // [t0, t1] in seconds while some connection's server stopped reading
+    this.bandOpen = false;
+    this.stopping = false;
+    this.conns = [];
+    for (let i = 0; i < settings.connections; i++) this.conns.push(new Conn(this, i));
+  }
+
+  start() {
+    buildTable(this);
+    buildLegend(this);
+    for (const c of this.conns) c.open();
+    this.sampler = setInterval(() => this.sample(), SAMPLE_MS);
+    this.sample();
+  }
+
+  get ended() { return this.conns.every((c) => c.ended); }
+
+  stop() {
+    if (!this.stopping) {
+      this.stopping = true;
+      for (const c of this.conns) c.stop();
+    } else {
+      for (const c of this.conns) c.abort();
+    }
+    this.update();
+  }
+
+  connEnded() {
+    this.update();
+    if (this.ended && !this.endedAt) {
+      this.endedAt = performance.now();
+      clearInterval(this.sampler);
+      this.sample();
+      showReport(this);
+      setIdleControls();
+    }
+  }
+
+  sample() {
+    const now = this.endedAt || performance.now();
+    const t = (now - this.startedAt) / 1000;
+    const per = this.conns.map((c) => c.sample(now));
+    const tot = { b: 0, r: 0, a: 0, p: 0 };
+    for (const p of per) { tot.b += p.b; tot.r += p.r; tot.a += p.a; tot.p += p.p; }
+    this.samples.push({ t, per, tot });
+    const stopped = this.conns.filter((c) => c.serverStopped);
+    if (stopped.length > 0) {
+      if (!this.bandOpen) {
+        const since = Math.min(...stopped.map((c) => c.stoppedSince));
+        this.bands.push([(since - this.startedAt) / 1000, t]);
+        this.bandOpen = true;
+      }
+      this.bands[this.bands.length - 1][1] = t;
+    } else {
+      this.bandOpen = false;
+    }
+    this.update();
+    draw(this);
+  }
+
+  totals(now) {
+    const sum = (f) => this.conns.reduce((a, c) => a + f(c), 0);
+    return {
+      sent: sum((c) => c.sent), acked: sum((c) => c.acked), messages: sum((c) => c.messages),
+      buffered: sum((c) => c.buffered), rate: sum((c) => c.rate), waitedMs: sum((c) => c.waitedNow(now)),
+      stalls: sum((c) => c.stalls), episodes: sum((c) => c.stopEpisodes),
+    };
+  }
+
+  state() {
+    if (this.ended) {
+      if (this.conns.some((c) => c.state === "failed")) return "failed";
+      if (this.conns.some((c) => c.state === "stopped")) return "stopped";
+      return "done";
+    }
+    if (this.conns.some((c) => c.state === "sending")) return "running";
+    if (this.conns.every((c) => c.state === "connecting")) return "connecting";
+    return "finishing";
+  }
+
+  update() { render(this); }
+}
+
+// ---- rendering ----
+
+function setValue(id, value, text) {
+  const el = $(id);
+  el.dataset.value = String(Math.round(value));
+  el.textContent = text;
+}
+
+const STATE_TEXT = {
+  connecting: "Connecting…",
+  running: "Running: sending payload.",
+  finishing: "Finishing: fin sent, waiting for the server's final ack.",
+  done: "Done: every byte sent was acknowledged by the server.",
+  stopped: "Stopped: closed before the server acknowledged everything.",
+  failed: "Failed.",
+};
+
+function render(r) {
+  const now = r.endedAt || performance.now();
+  const st = r.state();
+  const rs = $("run-state");
+  rs.dataset.state = st;
+  let text = STATE_TEXT[st];
+  if (st === "failed") text = "Failed: " + r.conns.find((c) => c.state === "failed").error;
+  if (st === "running" && r.stopping) text = "Stopping: fin sent with the bytes sent so far.";
+  rs.textContent = text;
+
+  const t = r.totals(now);
+  setValue("total-sent", t.sent, formatBytes(t.sent));
+  setValue("total-acked", t.acked, formatBytes(t.acked));
+  setValue("total-in-pipe", t.sent - t.acked, formatBytes(t.sent - t.acked));
+  setValue("total-buffered", t.buffered, formatBytes(t.buffered));
+  setValue("total-rate", t.rate, formatBytes(t.rate) + "/s");
+  setValue("total-waited", t.waitedMs, formatDuration(t.waitedMs));
+  setValue("total-stalls", t.stalls, String(t.stalls));
+  setValue("elapsed", now - r.startedAt, formatDuration(now - r.startedAt));
+
+  const stopped = r.conns.filter((c) => c.serverStopped);
+  const stall = $("stall");
+  stall.dataset.stalled = String(stopped.length > 0);
+  stall.dataset.episodes = String(t.episodes);
+  stall.hidden = stopped.length === 0;
+  if (stopped.length > 0) {
+    const silentMs = now - Math.min(...stopped.map((c) => c.stoppedSince));
+    const pipe = stopped.reduce((a, c) => a + c.sent - c.acked, 0);
+    stall.textContent = `Server stopped reading: no acknowledgement for ${formatDuration(silentMs)} on ` +
+      `${stopped.length} of ${r.conns.length} connection(s), ${formatBytes(pipe)} in the pipe.`;
+  }
+  const held = r.conns.filter((c) => c.waitingSince !== null);
+  const heldEl = $("browser-held");
+  heldEl.dataset.held = String(held.length > 0);
+  heldEl.hidden = held.length === 0;
+  if (held.length > 0) {
+    heldEl.textContent = `Backpressure reached the page: bufferedAmount ≥ ${formatBytes(r.settings.highWater)} on ` +
+      `${held.length} connection(s); sending waits.`;
+  }
+
+  for (const c of r.conns) {
+    const row = c.row;
+    if (!row) continue;
+    const inPipe = c.sent - c.acked;
+    Object.assign(row.dataset, {
+      state: c.state, sent: c.sent, acked: c.acked, inPipe, buffered: c.buffered,
+      stalled: String(c.serverStopped), stalls: c.stalls,
+    });
+    const cells = row.cells;
+    cells[1].textContent = c.state === "failed" ? "failed: " + c.error : c.state;
+    cells[1].title = c.error;
+    cells[2].textContent = formatBytes(c.sent);
+    cells[3].textContent = formatBytes(c.acked);
+    cells[4].textContent = formatBytes(inPipe);
+    cells[5].textContent = formatBytes(c.buffered);
+    cells[6].textContent = formatBytes(c.rate) + "/s";
+    cells[7].textContent = formatDuration(c.waitedNow(now));
+    cells[8].textContent = String(c.stalls);
+    cells[9].textContent = c.serverStopped ? `stopped reading ${formatDuration(now - c.stoppedSince)}` : (c.active ? "reading" : "");
+    cells[9].className = c.serverStopped ? "server-stopped" : "";
+  }
+}
+
+function color(i) { return COLORS[i % COLORS.length]; }
+
+function buildTable(r) {
+  const body = $("conns").tBodies[0];
+  body.replaceChildren();
+  for (const c of r.conns) {
+    const row = body.insertRow();
+    row.dataset.conn = String(c.index);
+    for (let i = 0; i < 10; i++) {
+      const cell = row.insertCell();
+      if (i >= 2 && i <= 8) cell.className = "num";
+    }
+    const sw = document.createElement("span");
+    sw.className = "swatch";
+    sw.style.background = color(c.index);
+    row.cells[0].append(sw, String(c.index + 1));
+    c.row = row;
+  }
+}
+
+function buildLegend(r) {
+  const legend = $("legend");
+  legend.replaceChildren();
+  const item = (label, col) => {
+    const s = document.createElement("span");
+    const i = document.createElement("i");
+    i.style.background = col;
+    s.append(i, label);
+    legend.append(s);
+  };
+  if (r.conns.length > 1) item("total", TOTAL_COLOR);
+  for (const c of r.conns) item(`connection ${c.index + 1}`, color(c.index));
+}
+
+const CHARTS = [
+  ["chart-buffered", "b", "B"],
+  ["chart-rate", "r", "B/s"],
+  ["chart-acked", "a", "B"],
+  ["chart-in-pipe", "p", "B"],
+];
+
+function draw(r) {
+  const tMax = Math.max(10, r.samples.length ? r.samples[r.samples.length - 1].t : 0);
+  for (const [id, key, unit] of CHARTS) {
+    const lines = r.conns.map((c, i) => ({
+      color: color(i), width: 1.5, points: r.samples.map((s) => ({ t: s.t, v: s.per[i][key] })),
+    }));
+    if (r.conns.length > 1) {
+      lines.push({ color: TOTAL_COLOR, width: 2.2, points: r.samples.map((s) => ({ t: s.t, v: s.tot[key] })) });
+    }
+    drawChart($(id), { lines, bands: r.bands, tMax, unit, ref: key === "b" ? r.settings.highWater : 0 });
+  }
+}
+
+// report builds the end-of-run report, with the same rows as bp-client's.
+function report(r) {
+  const s = r.settings;
+  const durationMs = r.endedAt - r.startedAt;
+  const secs = durationMs / 1000;
+  const t = r.totals(r.endedAt);
+  const failed = r.conns.filter((c) => c.state === "failed");
+  const st = r.state();
+  return {
+    run_id: r.runId, target: s.target, direction: "up", connections: r.conns.length, payload_size: s.payloadSize,
+    result: st === "done" ? "completed" : st, error: failed.length ? failed[0].error : "",
+    failed_connections: failed.length, stopped_early: r.stopping,
+    duration_ms: durationMs, bytes_sent: t.sent, bytes_acked: t.acked, messages: t.messages,
+    asked_messages_per_second: s.rate * r.conns.length,
+    achieved_messages_per_second: secs > 0 ? t.messages / secs : 0,
+    send_bytes_per_second: secs > 0 ? t.sent / secs : 0,
+    high_water: s.highWater, waited_ms: t.waitedMs,
+    waited_share: secs > 0 ? t.waitedMs / (durationMs * r.conns.length) : 0,
+    stall_threshold_ms: s.stallMs, stalls: t.stalls,
+    longest_wait_ms: Math.max(...r.conns.map((c) => c.longestWaitMs)),
+    server_stops: t.episodes, longest_server_stop_ms: Math.max(...r.conns.map((c) => c.longestStopMs)),
+    peak_in_pipe: r.samples.reduce((m, x) => Math.max(m, x.tot.p), 0),
+    peak_buffered: r.samples.reduce((m, x) => Math.max(m, x.tot.b), 0),
+  };
+}
+
+function reportText(x) {
+  const rows = [];
+  const row = (k, v) => rows.push("  " + k.padEnd(16) + " " + v);
+  let status = x.result === "completed" ? "completed" : x.result.toUpperCase();
+  if (x.error) status += ": " + x.error;
+  if (x.result === "completed" && x.stopped_early) status += " (stopped early with Stop)";
+  const asked = x.asked_messages_per_second > 0
+    ? `${x.asked_messages_per_second.toFixed(1)} msg/s (${formatBytes(x.asked_messages_per_second * x.payload_size)}/s)`
+    : "as fast as bufferedAmount allows";
+  const ack = x.bytes_acked === x.bytes_sent ? "all bytes read by the server"
+    : `${formatBytes(x.bytes_sent - x.bytes_acked)} NOT acknowledged`;
+  row("result", status);
+  row("duration", (x.duration_ms / 1000).toFixed(2) + " s");
+  row("sent", `${formatBytes(x.bytes_sent)} in ${x.messages} messages (${x.bytes_sent} bytes)`);
+  row("rate", `${x.achieved_messages_per_second.toFixed(1)} msg/s, ${formatBytes(x.send_bytes_per_second)}/s; asked: ${asked}`);
+  row("acknowledged", `${x.bytes_acked} bytes (${ack})`);
+  row("waited", `${formatDuration(x.waited_ms)} on bufferedAmount ≥ ${formatBytes(x.high_water)}, ${(100 * x.waited_share).toFixed(0)}% of the run`);
+  row("stalls", `${x.stalls} waits ≥ ${x.stall_threshold_ms} ms, longest ${formatDuration(x.longest_wait_ms)}`);
+  row("server stopped", x.server_stops === 0 ? "never (acks kept coming)"
+    : `${x.server_stops} time(s), longest ${formatDuration(x.longest_server_stop_ms)} without an ack while bytes were in the pipe`);
+  row("peak in pipe", `${formatBytes(x.peak_in_pipe)} sent but not yet read by the server`);
+  row("peak buffered", `${formatBytes(x.peak_buffered)} in bufferedAmount`);
+  if (x.failed_connections > 0) row("failed", `${x.failed_connections} connection(s)`);
+  return `browser client report: run ${x.run_id}, ${x.target}, direction up, ${x.connections} connection(s)\n` + rows.join("\n");
+}
+
+function showReport(r) {
+  const x = report(r);
+  window.bpReport = x;
+  const el = $("summary");
+  el.textContent = reportText(x);
+  Object.assign(el.dataset, {
+    result: x.result, runId: x.run_id, bytesSent: x.bytes_sent, bytesAcked: x.bytes_acked, messages: x.messages,
+    durationMs: Math.round(x.duration_ms), waitedMs: Math.round(x.waited_ms), stalls: x.stalls,
+    serverStops: x.server_stops, peakInPipe: x.peak_in_pipe, peakBuffered: x.peak_buffered,
+  });
+}
+
+// ---- controls ----
+
+function setRunningControls() {
+  $("start").disabled = true;
+  $("stop").disabled = false;
+  $("stop").textContent = "Stop";
+  for (const el of $("controls").elements) if (el.tagName !== "BUTTON") el.disabled = true;
+}
+
+function setIdleControls() {
+  $("start").disabled = false;
+  $("stop").disabled = true;
+  $("stop").textContent = "Stop";
+  for (const el of $("controls").elements) if (el.tagName !== "BUTTON") el.disabled = false;
+}
+
+function init() {
+  prefill();
+  $("controls").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    if (run && !run.ended) return;
+    let settings;
+    try {
+      settings = readSettings();
+    } catch (err) {
+      $("form-error").textContent = err.message;
+      return;
+    }
+    $("form-error").textContent = "";
+    $("summary").textContent = "Running…";
+    $("summary").dataset.result = "running";
+    run = new Run(settings);
+    setRunningControls();
+    run.start();
+  });
+  $("stop").addEventListener("click", () => {
+    if (!run || run.ended) return;
+    run.stop();
+    // A second press closes at once, without waiting for the final ack.
+    $("stop").textContent = "Abort";
+  });
+  window.addEventListener("resize", () => { if (run) draw(run); });
+}
+
+init();
