@@ -53,6 +53,14 @@ type ConnObserver interface {
 	Closed(err error)
 }
 
+// ClosingObserver is an optional ability of a ConnObserver: Closing is
+// called once, just before the session closes the connection, while the
+// socket underneath can still be read. Kernel socket statistics take their
+// last sample there, so counters that grow until the end lose nothing.
+type ClosingObserver interface {
+	Closing()
+}
+
 // Nop is an Observer that ignores everything: the default.
 type Nop struct{}
 
@@ -118,6 +126,13 @@ func (m multiConn) Paused(p bool, d time.Duration) {
 func (m multiConn) Throttled(d time.Duration) {
 	for _, o := range m {
 		o.Throttled(d)
+	}
+}
+func (m multiConn) Closing() {
+	for _, o := range m {
+		if c, ok := o.(ClosingObserver); ok {
+			c.Closing()
+		}
 	}
 }
 func (m multiConn) Closed(err error) {

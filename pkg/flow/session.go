@@ -86,6 +86,7 @@ type Session struct {
 	peerDone  chan struct{} // the peer finished writing and all of it was read
 	closing   atomic.Bool   // this side closes the connection on purpose
 	peerOnce  sync.Once
+	closeOnce sync.Once // ClosingObserver.Closing, before the first close
 	errOnce   sync.Once
 	err       error
 	cancelRun context.CancelFunc
@@ -165,7 +166,7 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 	defer cancel()
 	// Closing the connection is what unblocks a read or write stuck in the
 	// kernel when the run is cancelled.
-	stopClose := context.AfterFunc(ctx, func() { s.closing.Store(true); s.conn.Close() })
+	stopClose := context.AfterFunc(ctx, func() { s.closing.Store(true); s.beforeClose(); s.conn.Close() })
 	defer stopClose()
 
 	var wg sync.WaitGroup
@@ -224,6 +225,7 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 		}
 	}
 	s.closing.Store(true)
+	s.beforeClose()
 	cancel()
 	s.conn.Close()
 	wg.Wait()
@@ -444,6 +446,16 @@ func (s *Session) ackLoop(ctx context.Context) {
 		}
 		sent = n
 	}
+}
+
+// beforeClose tells the observer, once, that the connection is about to be
+// closed, so it can read the socket a last time (kernel statistics).
+func (s *Session) beforeClose() {
+	s.closeOnce.Do(func() {
+		if c, ok := s.obs.(ClosingObserver); ok {
+			c.Closing()
+		}
+	})
 }
 
 // pausedObserver keeps the session's paused flag in step with the pacer.
