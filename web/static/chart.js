@@ -18,7 +18,7 @@ export function drawChart(canvas, opts) {
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   ctx.clearRect(0, 0, cssW, cssH);
 
-  const pad = { left: 64, right: 10, top: 10, bottom: 22 };
+  const pad = { left: 64, right: 18, top: 10, bottom: 22 };
   const w = cssW - pad.left - pad.right;
   const h = cssH - pad.top - pad.bottom;
   const tMax = Math.max(opts.tMax || 0, 1);
