@@ -1,0 +1,394 @@
+package lab
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/pkg/report"
+)
+
+// Options say where the lab finds its programs and what the ends do.
+type Options struct {
+	Bin      string   // directory with bp-server, bp-client and bp-relay
+	Deploy   string   // the deploy/ directory with the HAProxy and nginx configs
+	Server   []string // more bp-server flags: how it reads (--pause-after, --rcvbuf, ...)
+	Client   []string // more bp-client flags: what it writes (--duration, --rate, ...)
+	Keep     bool     // keep the run's directory (logs, rendered configs)
+	Progress io.Writer
+}
+
+// Result is what one run measured: the client's report, and each hop's
+// numbers scraped at the end, from the client to the server.
+type Result struct {
+	Profile Profile
+	Target  string
+	Client  report.Summary
+	Hops    []Hop
+	Dir     string // the run's directory; removed unless Options.Keep
+}
+
+// Hop is one program on the path and its key numbers.
+type Hop struct {
+	Name    string // "bp-client", "bp-relay", "haproxy", "nginx", "bp-server"
+	Source  string // where the numbers came from
+	Numbers []Number
+}
+
+// Number is one key number of a hop.
+type Number struct {
+	Key   string // stable name, e.g. "bytes_read", "frontend_bytes_in"
+	Label string // for people
+	Unit  string // "bytes", "seconds" or "" (a count)
+	Value float64
+}
+
+// Value returns the number with the key, and whether the hop has it.
+func (h Hop) Value(key string) (float64, bool) {
+	for _, n := range h.Numbers {
+		if n.Key == key {
+			return n.Value, true
+		}
+	}
+	return 0, false
+}
+
+// Hop returns the hop with the name, or nil.
+func (r *Result) Hop(name string) *Hop {
+	for i := range r.Hops {
+		if r.Hops[i].Name == name {
+			return &r.Hops[i]
+		}
+	}
+	return nil
+}
+
+// run is one run's state: its directory and the processes it started.
+type run struct {
+	opts  Options
+	dir   string
+	procs []*process
+}
+
+type serverAddrs struct{ http, tcp string }
+
+func (r *run) start(name, bin string, args, env []string, stdout *os.File) (*process, error) {
+	p, err := start(r.dir, name, bin, args, env, stdout)
+	if err != nil {
+		return nil, err
+	}
+	r.procs = append(r.procs, p)
+	r.progress("started %s (pid %d): %s %s", name, p.cmd.Process.Pid, bin, strings.Join(args, " "))
+	return p, nil
+}
+
+func (r *run) progress(format string, a ...any) {
+	if r.opts.Progress != nil {
+		fmt.Fprintf(r.opts.Progress, "   "+format+"\n", a...)
+	}
+}
+
+// stopAll stops every process, the last started first: client, hops,
+// server.
+func (r *run) stopAll() {
+	for i := len(r.procs) - 1; i >= 0; i-- {
+		r.procs[i].stop()
+	}
+}
+
+// Run runs the profile once: server, hop, client; waits for the client's
+// report; scrapes every hop; stops everything it started, by pid.
+func Run(ctx context.Context, p Profile, o Options) (res *Result, err error) {
+	if err := p.Missing(o.Bin); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "bp-lab-"+p.Name+"-")
+	if err != nil {
+		return nil, err
+	}
+	r := &run{opts: o, dir: dir}
+	res = &Result{Profile: p, Dir: dir}
+	defer func() {
+		r.stopAll()
+		if o.Keep {
+			r.progress("logs and configs kept in %s", dir)
+		} else {
+			os.RemoveAll(dir)
+		}
+	}()
+
+	// The server, on ports it picks; its log says which.
+	srvProc, err := r.start("bp-server", filepath.Join(o.Bin, "bp-server"), append([]string{
+		"--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--log-format", "json",
+	}, o.Server...), nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := waitServer(ctx, srvProc)
+	if err != nil {
+		return nil, err
+	}
+	r.progress("bp-server listening: http %s, tcp %s", srv.http, srv.tcp)
+
+	// The hop, if any.
+	res.Target = target(p.Scheme, srv.tcp)
+	if p.Scheme == "ws" {
+		res.Target = target("ws", srv.http)
+	}
+	var h *hop
+	if p.hop != nil {
+		res.Target, h, err = p.hop(ctx, r, srv)
+		if err != nil {
+			return nil, err
+		}
+	}
+
+	// The client, with its report on a pipe and its metrics kept up
+	// (--linger) until they are scraped.
+	clientMetrics, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	rd, wr, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	cli, err := r.start("bp-client", filepath.Join(o.Bin, "bp-client"), append([]string{
+		"--target", res.Target, "--output", "json", "--progress", "off", "--log-format", "json",
+		"--metrics-addr", clientMetrics, "--linger", "1m",
+	}, o.Client...), nil, wr)
+	wr.Close()
+	if err != nil {
+		return nil, err
+	}
+	reported := make(chan error, 1)
+	go func() { reported <- json.NewDecoder(rd).Decode(&res.Client) }()
+	select {
+	case err = <-reported:
+		if err != nil {
+			<-cli.done
+			return nil, cli.failed(fmt.Errorf("no report (%v, exit: %v)", err, cli.err))
+		}
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+
+	// Every hop's numbers, once its connections have closed.
+	cliHop, err := bpNumbers(ctx, "bp-client", "http://"+clientMetrics+"/metrics")
+	if err != nil {
+		return res, err
+	}
+	res.Hops = append(res.Hops, cliHop)
+	if h != nil {
+		hn, err := h.numbers(ctx)
+		if err != nil {
+			return res, err
+		}
+		res.Hops = append(res.Hops, hn)
+	}
+	srvHop, err := bpNumbers(ctx, "bp-server", "http://"+srv.http+"/metrics")
+	if err != nil {
+		return res, err
+	}
+	res.Hops = append(res.Hops, srvHop)
+	return res, nil
+}
+
+// waitServer reads the server's log until it says where it listens.
+func waitServer(ctx context.Context, p *process) (serverAddrs, error) {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if f, err := os.Open(p.log); err == nil {
+			sc := bufio.NewScanner(f)
+			for sc.Scan() {
+				var line struct{ Msg, HTTP, TCP string }
+				if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "bp-server listening" {
+					f.Close()
+					return serverAddrs{http: line.HTTP, tcp: line.TCP}, nil
+				}
+			}
+			f.Close()
+		}
+		if p.exited() {
+			return serverAddrs{}, p.failed(fmt.Errorf("exited at start (%v)", p.err))
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return serverAddrs{}, p.failed(errors.New("did not say it was listening"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// settle is how long a hop may take to close its connections after the
+// client has closed its own.
+const settle = 5 * time.Second
+
+// bpNumbers scrapes a bp binary once its connections have closed.
+func bpNumbers(ctx context.Context, name, url string) (Hop, error) {
+	ss, err := scrapeSettled(ctx, url, func(ss samples) bool {
+		open, _ := ss.sum("bp_connections", nil)
+		return open == 0
+	})
+	if err != nil {
+		return Hop{}, fmt.Errorf("%s: %w", name, err)
+	}
+	h := Hop{Name: name, Source: url}
+	add := func(key, metric, label, unit string) {
+		if v, ok := ss.sum(metric, nil); ok {
+			h.Numbers = append(h.Numbers, Number{Key: key, Label: label, Unit: unit, Value: v})
+		}
+	}
+	add("bytes_read", "bp_bytes_read_total", "read", "bytes")
+	add("bytes_written", "bp_bytes_written_total", "written", "bytes")
+	add("bytes_acked", "bp_bytes_acked_total", "acked", "bytes")
+	add("blocked_seconds", "bp_write_blocked_seconds_sum", "blocked in writes", "seconds")
+	add("stalls", "bp_stalls_total", "stalls", "")
+	add("read_paused_seconds", "bp_read_paused_seconds_total", "reading paused", "seconds")
+	// The relay's own metrics, whatever they are (buffer, pauses).
+	for _, name := range ss.names("bp_relay_") {
+		if strings.HasSuffix(name, "_bucket") {
+			continue
+		}
+		add(name, name, strings.TrimPrefix(name, "bp_"), unitOf(name))
+	}
+	return h, nil
+}
+
+func unitOf(metric string) string {
+	switch {
+	case strings.Contains(metric, "bytes"):
+		return "bytes"
+	case strings.Contains(metric, "seconds"):
+		return "seconds"
+	}
+	return ""
+}
+
+// scrapeSettled scrapes url until done says the numbers are final, or
+// settle passes (then the last scrape counts).
+func scrapeSettled(ctx context.Context, url string, done func(samples) bool) (samples, error) {
+	deadline := time.Now().Add(settle)
+	for {
+		ss, err := scrape(ctx, url)
+		if err != nil {
+			return nil, err
+		}
+		if done(ss) || time.Now().After(deadline) || ctx.Err() != nil {
+			return ss, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// numbers scrapes a hop: HAProxy's Prometheus exporter, nginx's access log,
+// bp-relay's /metrics.
+func (h *hop) numbers(ctx context.Context) (Hop, error) {
+	switch h.name {
+	case "bp-relay":
+		return bpNumbers(ctx, h.name, h.metricsURL)
+	case "haproxy":
+		fe := map[string]string{"proxy": "bp_in"}
+		be := map[string]string{"proxy": "bp_server"}
+		ss, err := scrapeSettled(ctx, h.metricsURL, func(ss samples) bool {
+			open, _ := ss.sum("haproxy_frontend_current_sessions", fe)
+			return open == 0
+		})
+		if err != nil {
+			return Hop{}, fmt.Errorf("haproxy: %w", err)
+		}
+		out := Hop{Name: h.name, Source: h.metricsURL}
+		add := func(key, metric string, match map[string]string, label string) {
+			if v, ok := ss.sum(metric, match); ok {
+				out.Numbers = append(out.Numbers, Number{Key: key, Label: label, Unit: "bytes", Value: v})
+			}
+		}
+		add("frontend_bytes_in", "haproxy_frontend_bytes_in_total", fe, "in from client")
+		add("backend_bytes_out", "haproxy_backend_bytes_in_total", be, "out to server")
+		add("backend_bytes_in", "haproxy_backend_bytes_out_total", be, "in from server")
+		add("frontend_bytes_out", "haproxy_frontend_bytes_out_total", fe, "out to client")
+		return out, nil
+	case "nginx":
+		return h.nginxNumbers(ctx)
+	}
+	return Hop{}, fmt.Errorf("unknown hop %s", h.name)
+}
+
+// nginxNumbers sums nginx's access log (one JSON line per connection, when
+// it ends) once stub_status shows no connection but the status request.
+func (h *hop) nginxNumbers(ctx context.Context) (Hop, error) {
+	deadline := time.Now().Add(settle)
+	var lines []map[string]any
+	for {
+		lines = lines[:0]
+		if b, err := os.ReadFile(h.accessLog); err == nil {
+			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				var m map[string]any
+				if json.Unmarshal([]byte(l), &m) == nil {
+					lines = append(lines, m)
+				}
+			}
+		}
+		active := nginxActive(ctx, h.metricsURL)
+		if (len(lines) > 0 && active <= 1) || time.Now().After(deadline) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	out := Hop{Name: h.name, Source: h.accessLog}
+	sum := func(field string) (float64, bool) {
+		var total float64
+		found := false
+		for _, m := range lines {
+			switch v := m[field].(type) {
+			case float64:
+				total += v
+				found = true
+			case string: // upstream counts: "123", "-", or "12, 34" after retries
+				for _, part := range strings.Split(v, ",") {
+					if n, err := strconv.ParseFloat(strings.TrimSpace(part), 64); err == nil {
+						total += n
+						found = true
+					}
+				}
+			}
+		}
+		return total, found
+	}
+	add := func(key, field, label string) {
+		if v, ok := sum(field); ok {
+			out.Numbers = append(out.Numbers, Number{Key: key, Label: label, Unit: "bytes", Value: v})
+		}
+	}
+	add("bytes_in", "bytes_received", "in from client")
+	add("request_length", "request_length", "upgrade request from client")
+	add("upstream_bytes_sent", "upstream_bytes_sent", "out to server")
+	add("upstream_bytes_received", "upstream_bytes_received", "in from server")
+	add("bytes_out", "bytes_sent", "out to client")
+	out.Numbers = append(out.Numbers, Number{Key: "connections", Label: "connections logged", Value: float64(len(lines))})
+	return out, nil
+}
+
+// nginxActive reads "Active connections: N" from stub_status; -1 when it
+// cannot.
+func nginxActive(ctx context.Context, url string) int {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	ss, err := fetchText(ctx, url)
+	if err != nil {
+		return -1
+	}
+	var n int
+	if _, err := fmt.Sscanf(ss, "Active connections: %d", &n); err != nil {
+		return -1
+	}
+	return n
+}

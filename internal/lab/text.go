@@ -1,0 +1,120 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/go-backpressure/go-backpressure/pkg/config"
+)
+
+// Build compiles bp-server and bp-client from the module at root into bin,
+// and bp-relay when cmd/bp-relay exists. A relay that does not build yet is
+// not an error: relayErr says why, and the relay profiles report it.
+func Build(ctx context.Context, root, bin string) (relayErr, err error) {
+	build := func(pkgs ...string) error {
+		args := append([]string{"build", "-o", bin + string(filepath.Separator)}, pkgs...)
+		cmd := exec.CommandContext(ctx, "go", args...)
+		cmd.Dir = root
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("go build %s: %w\n%s", strings.Join(pkgs, " "), err, out)
+		}
+		return nil
+	}
+	if err := build("./cmd/bp-server", "./cmd/bp-client"); err != nil {
+		return nil, err
+	}
+	if _, err := os.Stat(filepath.Join(root, "cmd", "bp-relay")); err != nil {
+		return fmt.Errorf("%w: cmd/bp-relay is not in this tree yet", ErrMissing), nil
+	}
+	if err := build("./cmd/bp-relay"); err != nil {
+		return fmt.Errorf("%w: bp-relay does not build yet: %v", ErrMissing, err), nil
+	}
+	return nil, nil
+}
+
+// WriteText prints the client's report and every hop's key numbers, from
+// the client to the server.
+func (r *Result) WriteText(w io.Writer) {
+	r.Client.WriteText(w)
+	fmt.Fprintf(w, "\nhops, client to server (scraped at the end of the run):\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, h := range r.Hops {
+		var parts []string
+		for _, n := range h.Numbers {
+			if n.Value == 0 && n.Key != "blocked_seconds" {
+				continue // a reader's write numbers, a writer's read numbers
+			}
+			parts = append(parts, n.Label+" "+n.format())
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", h.Name, strings.Join(parts, ", "))
+	}
+	tw.Flush()
+}
+
+func (n Number) format() string {
+	switch n.Unit {
+	case "bytes":
+		return fmt.Sprintf("%s (%.0f)", config.HumanBytes(n.Value), n.Value)
+	case "seconds":
+		return fmt.Sprintf("%.2f s", n.Value)
+	}
+	return fmt.Sprintf("%.0f", n.Value)
+}
+
+// Row is one profile's line in the summary table: its result, or why it
+// did not run.
+type Row struct {
+	Profile string
+	Result  *Result
+	Err     error
+}
+
+// WriteTable prints one line per profile: what the client wrote, how long
+// its writes blocked, the most bytes it had in the pipe, and what the
+// server read.
+func WriteTable(w io.Writer, rows []Row) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "profile\tbytes written\tblocked s\tstalls\tpeak in pipe\tserver read\tresult\t")
+	for _, row := range rows {
+		if row.Result == nil {
+			msg := "failed"
+			if row.Err != nil {
+				msg = firstLine(row.Err.Error())
+			}
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\t\n", row.Profile, msg)
+			continue
+		}
+		s := row.Result.Client
+		read := "-"
+		if h := row.Result.Hop("bp-server"); h != nil {
+			if v, ok := h.Value("bytes_read"); ok {
+				read = config.HumanBytes(v)
+			}
+		}
+		status := "ok"
+		switch {
+		case !s.Completed:
+			status = "FAILED: " + firstLine(s.Error)
+		case row.Err != nil:
+			status = firstLine(row.Err.Error())
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%d\t%s\t%s\t%s\t\n", row.Profile,
+			config.HumanBytes(float64(s.BytesWritten)), s.BlockedSeconds, s.Stalls,
+			config.HumanBytes(float64(s.PeakBytesInPipe)), read, status)
+	}
+	tw.Flush()
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

@@ -1,0 +1,134 @@
+// Command lab runs a path of the backpressure lab on loopback: bp-server,
+// the profile's hop (bp-relay, HAProxy or nginx) and bp-client, each with its
+// metrics, against a server that pauses its reading, then prints the
+// client's report and every hop's numbers, and stops everything it started.
+//
+//	go run ./scripts/lab                   # list the profiles
+//	go run ./scripts/lab haproxy-tcp       # run one (make lab PROFILE=haproxy-tcp)
+//	go run ./scripts/lab -all              # run every one, then a table (make lab-all)
+//
+// See docs/LAB.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/go-backpressure/go-backpressure/internal/lab"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
+	all := fs.Bool("all", false, "run every profile in turn, then print one table")
+	serverFlags := fs.String("server", "--pause-after 2s --pause-for 4s --rcvbuf 256KiB", "bp-server flags: how it reads")
+	clientFlags := fs.String("client", "--duration 10s --rate 160 --sndbuf 256KiB", "bp-client flags: what it writes (64 KiB messages by default)")
+	keep := fs.Bool("keep", false, "keep each run's directory: logs and rendered configs")
+	deploy := fs.String("deploy", "deploy", "directory with the haproxy/ and nginx/ configs")
+	quiet := fs.Bool("quiet", false, "do not show which processes start")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: lab [flags] [profile]   (make lab PROFILE=name, make lab-all)\n\n")
+		listProfiles()
+		fmt.Fprintf(fs.Output(), "\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return 2
+	}
+	var profiles []lab.Profile
+	switch {
+	case *all:
+		profiles = lab.Profiles
+	case fs.NArg() == 1:
+		p, ok := lab.Lookup(fs.Arg(0))
+		if !ok {
+			fmt.Fprintf(os.Stderr, "lab: no profile %q\n\n", fs.Arg(0))
+			listProfiles()
+			return 2
+		}
+		profiles = []lab.Profile{p}
+	case fs.NArg() == 0:
+		fmt.Println("make lab PROFILE=name runs one profile; make lab-all runs them all. Profiles:")
+		fmt.Println()
+		listProfiles()
+		return 0
+	default:
+		fs.Usage()
+		return 2
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	bin, err := os.MkdirTemp("", "bp-lab-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		return 1
+	}
+	defer os.RemoveAll(bin)
+	fmt.Println("== building bp-server, bp-client and bp-relay")
+	relayErr, err := lab.Build(ctx, ".", bin)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		return 1
+	}
+	if relayErr != nil {
+		fmt.Println("   note: the relay profiles cannot run:", relayErr)
+	}
+
+	opts := lab.Options{
+		Bin: bin, Deploy: *deploy, Keep: *keep,
+		Server: strings.Fields(*serverFlags), Client: strings.Fields(*clientFlags),
+	}
+	if !*quiet {
+		opts.Progress = os.Stdout
+	}
+	var rows []lab.Row
+	status := 0
+	for _, p := range profiles {
+		fmt.Printf("\n== %s: %s\n   %s\n   bp-server %s; bp-client %s\n", p.Name, p.Path, p.Shows, *serverFlags, *clientFlags)
+		res, err := lab.Run(ctx, p, opts)
+		rows = append(rows, lab.Row{Profile: p.Name, Result: res, Err: err})
+		if res != nil && len(res.Hops) > 0 {
+			res.WriteText(os.Stdout)
+		}
+		switch {
+		case errors.Is(err, lab.ErrMissing):
+			fmt.Println("   skipped:", err)
+			if !*all {
+				status = 1
+			}
+		case err != nil:
+			fmt.Fprintf(os.Stderr, "lab: %s: %v\n", p.Name, err)
+			status = 1
+		case !res.Client.Completed:
+			status = 1
+		}
+		if ctx.Err() != nil {
+			return 130
+		}
+	}
+	if *all {
+		fmt.Println("\n== summary (bytes written, blocked seconds and peak in pipe are the client's)")
+		lab.WriteTable(os.Stdout, rows)
+	}
+	return status
+}
+
+func listProfiles() {
+	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	for _, p := range lab.Profiles {
+		fmt.Fprintf(tw, "  %s\t%s\n", p.Name, p.Path)
+	}
+	tw.Flush()
+}
