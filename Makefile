@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/go-backpressure/go-backpressure/pkg/config.Version=$(VERSION)
 BINS    := bp-server bp-client $(if $(wildcard cmd/bp-relay),bp-relay)
 
-.PHONY: all build demo test lint fuzz clean
+.PHONY: all build demo lab lab-all test lint fuzz clean
 
 all: build
 
@@ -16,6 +16,14 @@ build:
 ## demo: a server whose reads pause, a client against it, the report (under 30 s)
 demo: build
 	@scripts/demo
+
+## lab: one path of the lab (PROFILE=name; without it, the list of profiles)
+lab:
+	@$(GO) run ./scripts/lab $(LAB_FLAGS) $(PROFILE)
+
+## lab-all: every profile of the lab in turn, then one summary table
+lab-all:
+	@$(GO) run ./scripts/lab $(LAB_FLAGS) -all
 
 ## test: the whole test suite with the race detector
 test:
