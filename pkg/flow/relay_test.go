@@ -1,0 +1,527 @@
+package flow_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+)
+
+// relayResult is what one relayed connection ended with.
+type relayResult struct {
+	stats flow.RelayStats
+	err   error
+}
+
+// testRelay is a relay on 127.0.0.1:0 with a TCP and a WebSocket listener.
+type testRelay struct {
+	tcpAddr string
+	wsURL   string
+	results chan relayResult
+	buffers *bufferCounter
+}
+
+// dialerFor dials target (tcp://host:port or ws://...), with the hello or
+// raw, as cmd/bp-relay does.
+func dialerFor(target string, opts flow.SocketOptions) flow.UpstreamDialer {
+	return func(ctx context.Context, h *flow.Hello) (flow.Conn, error) {
+		if addr, ok := strings.CutPrefix(target, "tcp://"); ok {
+			if h == nil {
+				return flow.DialTCPRaw(ctx, addr, opts)
+			}
+			return flow.DialTCP(ctx, addr, *h, opts)
+		}
+		if h == nil {
+			return flow.DialWebSocketRaw(ctx, target, opts, nil)
+		}
+		return flow.DialWebSocket(ctx, target, *h, opts, nil)
+	}
+}
+
+// startRelay serves both listeners with one relay to target.
+func startRelay(t *testing.T, cfg flow.RelayConfig, target string, opts flow.SocketOptions) *testRelay {
+	t.Helper()
+	tr := &testRelay{results: make(chan relayResult, 16), buffers: &bufferCounter{}}
+	if cfg.Buffers == nil {
+		cfg.Buffers = tr.buffers
+	}
+	relay := flow.NewRelay(cfg, dialerFor(target, opts))
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	ln, err := flow.ListenTCP(ctx, "127.0.0.1:0", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	tr.tcpAddr = ln.Addr().String()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				h, c, err := flow.AcceptTCP(nc, 200*time.Millisecond)
+				if err != nil {
+					tr.results <- relayResult{err: err}
+					return
+				}
+				st, err := relay.Serve(ctx, c, h)
+				tr.results <- relayResult{st, err}
+			}()
+		}
+	}()
+	up := flow.NewUpgrader()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, c, err := up.Accept(w, r)
+		if err != nil {
+			tr.results <- relayResult{err: err}
+			return
+		}
+		st, err := relay.Serve(ctx, c, h)
+		tr.results <- relayResult{st, err}
+	}))
+	t.Cleanup(srv.Close)
+	tr.wsURL = "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws"
+	return tr
+}
+
+func (tr *testRelay) target(p flow.Protocol) string {
+	if p == flow.TCP {
+		return "tcp://" + tr.tcpAddr
+	}
+	return tr.wsURL
+}
+
+func dialTarget(ctx context.Context, target string, h flow.Hello, opts flow.SocketOptions) (flow.Conn, error) {
+	return dialerFor(target, opts)(ctx, &h)
+}
+
+// bufferCounter is a RelayObserver that keeps totals for assertions.
+type bufferCounter struct {
+	mu                     sync.Mutex
+	buffered, peak         map[flow.Direction]int64
+	capacity               map[flow.Direction]int64
+	pauses                 map[flow.Direction]int
+	failures               map[flow.Side]int
+	pausedFor              time.Duration
+	pausedNow              int
+	initOnce               sync.Once
+	lastFailure            error
+	resumedWithoutStarting int
+}
+
+func (b *bufferCounter) init() {
+	b.initOnce.Do(func() {
+		b.buffered, b.peak, b.capacity = map[flow.Direction]int64{}, map[flow.Direction]int64{}, map[flow.Direction]int64{}
+		b.pauses, b.failures = map[flow.Direction]int{}, map[flow.Side]int{}
+	})
+}
+
+func (b *bufferCounter) Buffered(d flow.Direction, delta int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	b.buffered[d] += delta
+	b.peak[d] = max(b.peak[d], b.buffered[d])
+}
+func (b *bufferCounter) Capacity(d flow.Direction, delta int64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	b.capacity[d] += delta
+}
+func (b *bufferCounter) ReadingPaused(d flow.Direction, paused bool, stopped time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	if paused {
+		b.pauses[d]++
+		b.pausedNow++
+		return
+	}
+	if b.pausedNow == 0 {
+		b.resumedWithoutStarting++
+	}
+	b.pausedNow--
+	b.pausedFor += stopped
+}
+func (b *bufferCounter) Failed(s flow.Side, err error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	b.failures[s]++
+	b.lastFailure = err
+}
+
+func (b *bufferCounter) snapshot() (buffered, peak, capacity map[flow.Direction]int64, pauses map[flow.Direction]int, failures map[flow.Side]int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.init()
+	return maps(b.buffered), maps(b.peak), maps(b.capacity), mapsInt(b.pauses), mapsSide(b.failures)
+}
+
+func maps(m map[flow.Direction]int64) map[flow.Direction]int64 {
+	out := map[flow.Direction]int64{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+func mapsInt(m map[flow.Direction]int) map[flow.Direction]int {
+	out := map[flow.Direction]int{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+func mapsSide(m map[flow.Side]int) map[flow.Side]int {
+	out := map[flow.Side]int{}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// TestRelayExactBytes runs every pair of transports (downstream, upstream)
+// in every direction through one relay: each hop moves exactly the bytes
+// the client asked for, acks stay end to end, and the server sees the relay
+// in the hello's via.
+func TestRelayExactBytes(t *testing.T) {
+	const total = 6<<20 + 123 // not a multiple of any block or payload size
+	for _, downProto := range []flow.Protocol{flow.TCP, flow.WebSocket} {
+		for _, upProto := range []flow.Protocol{flow.TCP, flow.WebSocket} {
+			for _, dir := range []flow.Direction{flow.Up, flow.Down, flow.Both} {
+				name := fmt.Sprintf("%s-%s/%s", downProto, upProto, dir)
+				t.Run(name, func(t *testing.T) {
+					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+					defer cancel()
+					var serverTarget string
+					var results <-chan serverResult
+					if upProto == flow.TCP {
+						var addr string
+						addr, results = startTCPServer(t, flow.ReadSettings{})
+						serverTarget = "tcp://" + addr
+					} else {
+						serverTarget, results = startWSServer(t, flow.ReadSettings{})
+					}
+					relay := startRelay(t, flow.RelayConfig{Name: "r1", Buffer: 1 << 20}, serverTarget, flow.SocketOptions{})
+					hello := flow.Hello{RunID: "t", Direction: dir, PayloadSize: 40 << 10, TotalBytes: total}
+					c, err := dialTarget(ctx, relay.target(downProto), hello, flow.SocketOptions{})
+					if err != nil {
+						t.Fatal(err)
+					}
+					snap, err := flow.NewSession(c, clientPlan(dir, total), nil).Run(ctx)
+					if err != nil {
+						t.Fatalf("client: %v", err)
+					}
+					res := <-results
+					if res.err != nil {
+						t.Fatalf("server: %v", res.err)
+					}
+					rr := <-relay.results
+					if rr.err != nil {
+						t.Fatalf("relay: %v", rr.err)
+					}
+					if !slices.Equal(res.hello.Via, []string{"r1"}) {
+						t.Errorf("server saw via %q, want [r1]", res.hello.Via)
+					}
+					if dir.ClientWrites() {
+						if snap.Written != total || snap.Acked != total || rr.stats.Up.Read != total || rr.stats.Up.Written != total || res.snap.Read != total {
+							t.Errorf("up: client wrote %d acked %d; relay read %d wrote %d; server read %d; want %d",
+								snap.Written, snap.Acked, rr.stats.Up.Read, rr.stats.Up.Written, res.snap.Read, total)
+						}
+					}
+					if dir.ServerWrites() {
+						if res.snap.Written != total || res.snap.Acked != total || rr.stats.Down.Read != total || rr.stats.Down.Written != total || snap.Read != total {
+							t.Errorf("down: server wrote %d acked %d; relay read %d wrote %d; client read %d; want %d",
+								res.snap.Written, res.snap.Acked, rr.stats.Down.Read, rr.stats.Down.Written, snap.Read, total)
+						}
+					}
+					buffered, _, capacity, _, failures := relay.buffers.snapshot()
+					if buffered[flow.Up] != 0 || buffered[flow.Down] != 0 || capacity[flow.Up] != 0 || len(failures) != 0 {
+						t.Errorf("after the run: buffered %v, capacity %v, failures %v; want all zero", buffered, capacity, failures)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestRelayChain: two relays in a row both appear in the server's via, in
+// order, and the bytes still match.
+func TestRelayChain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	addr, results := startTCPServer(t, flow.ReadSettings{})
+	r2 := startRelay(t, flow.RelayConfig{Name: "second"}, "tcp://"+addr, flow.SocketOptions{})
+	r1 := startRelay(t, flow.RelayConfig{Name: "first", Buffer: 4 << 20}, r2.wsURL, flow.SocketOptions{})
+	const total = 3 << 20
+	c, err := dialTarget(ctx, r1.target(flow.TCP), flow.Hello{Direction: flow.Both, PayloadSize: 64 << 10, TotalBytes: total}, flow.SocketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := flow.NewSession(c, clientPlan(flow.Both, total), nil).Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := <-results
+	if res.err != nil || !slices.Equal(res.hello.Via, []string{"first", "second"}) {
+		t.Fatalf("server: err %v, via %q; want no error, [first second]", res.err, res.hello.Via)
+	}
+	if snap.Written != total || snap.Acked != total || snap.Read != total || res.snap.Read != total || res.snap.Written != total {
+		t.Errorf("client wrote %d acked %d read %d; server read %d wrote %d; want %d", snap.Written, snap.Acked, snap.Read, res.snap.Read, res.snap.Written, total)
+	}
+}
+
+// TestRelayRaw: a hello-less TCP peer is relayed raw, to a TCP and to a
+// WebSocket upstream, which sees a hello-less connection too.
+func TestRelayRaw(t *testing.T) {
+	for _, upProto := range []flow.Protocol{flow.TCP, flow.WebSocket} {
+		t.Run(string(upProto), func(t *testing.T) {
+			var target string
+			var results <-chan serverResult
+			if upProto == flow.TCP {
+				var addr string
+				addr, results = startTCPServer(t, flow.ReadSettings{})
+				target = "tcp://" + addr
+			} else {
+				target, results = startWSServer(t, flow.ReadSettings{})
+			}
+			relay := startRelay(t, flow.RelayConfig{Name: "raw"}, target, flow.SocketOptions{})
+			nc, err := net.Dial("tcp", relay.tcpAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			payload := []byte(strings.Repeat("raw bytes, no hello\n", 50000))
+			if _, err := nc.Write(payload); err != nil {
+				t.Fatal(err)
+			}
+			nc.(*net.TCPConn).CloseWrite()
+			// The relay closes once the server has read everything and closed.
+			nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if n, err := nc.Read(make([]byte, 1)); n != 0 || err == nil {
+				t.Errorf("read after half-close: %d bytes, err %v; want EOF", n, err)
+			}
+			nc.Close()
+			res := <-results
+			rr := <-relay.results
+			if res.err != nil || res.hello != nil || res.snap.Read != int64(len(payload)) {
+				t.Errorf("server: hello %v, read %d, err %v; want none, %d, nil", res.hello, res.snap.Read, res.err, len(payload))
+			}
+			if rr.err != nil || rr.stats.Up.Read != int64(len(payload)) || rr.stats.Up.Written != int64(len(payload)) {
+				t.Errorf("relay: %+v, %v", rr.stats, rr.err)
+			}
+		})
+	}
+}
+
+// pushUntilBlocked writes into target until the client's written count has
+// not moved for a while (the path is full), and returns that count.
+func pushUntilBlocked(t *testing.T, target string, opts flow.SocketOptions) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	c, err := dialTarget(ctx, target, flow.Hello{PayloadSize: 16 << 10}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan := clientPlan(flow.Up, 0)
+	plan.Write.Payload = plan.Write.Payload[:16<<10]
+	sess := flow.NewSession(c, plan, nil)
+	done := make(chan struct{})
+	go func() { defer close(done); sess.Run(ctx) }()
+	var last int64 = -1
+	stable := 0
+	for i := 0; i < 200 && stable < 4; i++ { // at most 20 s
+		time.Sleep(100 * time.Millisecond)
+		w := sess.Snapshot().Written
+		if w == last && w > 0 {
+			stable++
+		} else {
+			stable = 0
+		}
+		last = w
+	}
+	cancel()
+	<-done
+	if stable < 4 {
+		t.Fatalf("the client never blocked (wrote %d bytes)", last)
+	}
+	return last
+}
+
+// TestRelayBackpressure: with a server that does not read, a stream relay
+// holds almost nothing, so the client blocks after about the socket
+// buffers; a bounded relay absorbs its buffer first, and counts the pause.
+func TestRelayBackpressure(t *testing.T) {
+	small := flow.SocketOptions{SendBuffer: 32 << 10, ReceiveBuffer: 32 << 10}
+	stall := flow.ReadSettings{Pause: flow.PauseSchedule{After: 0, For: time.Hour}}
+	addr, _ := startTCPServerOpts(t, stall, small)
+
+	stream := startRelay(t, flow.RelayConfig{Name: "stream"}, "tcp://"+addr, small)
+	streamWritten := pushUntilBlocked(t, stream.target(flow.TCP), small)
+
+	const buffer = 8 << 20
+	bounded := startRelay(t, flow.RelayConfig{Name: "bounded", Buffer: buffer}, "tcp://"+addr, small)
+	boundedWritten := pushUntilBlocked(t, bounded.target(flow.TCP), small)
+	_, peak, _, pauses, _ := bounded.buffers.snapshot()
+
+	t.Logf("stream: client wrote %d bytes before blocking; bounded %d: %d (peak buffered %d)", streamWritten, buffer, boundedWritten, peak[flow.Up])
+	if streamWritten > 4<<20 {
+		t.Errorf("stream relay: the client wrote %d bytes before blocking, want well under 4 MiB", streamWritten)
+	}
+	if extra := boundedWritten - streamWritten; extra < buffer*3/4 || extra > buffer+4<<20 {
+		t.Errorf("bounded relay absorbed %d bytes more than a stream relay, want about %d", extra, buffer)
+	}
+	if peak[flow.Up] < buffer-(256<<10) || peak[flow.Up] > buffer {
+		t.Errorf("peak buffered %d, want near %d and never above", peak[flow.Up], buffer)
+	}
+	if pauses[flow.Up] < 1 {
+		t.Errorf("paused reading %d times, want at least 1", pauses[flow.Up])
+	}
+}
+
+// startTCPServerOpts is startTCPServer with socket options.
+func startTCPServerOpts(t *testing.T, read flow.ReadSettings, opts flow.SocketOptions) (string, <-chan serverResult) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ln, err := flow.ListenTCP(ctx, "127.0.0.1:0", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	results := make(chan serverResult, 16)
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				h, c, err := flow.AcceptTCP(nc, time.Second)
+				if err != nil {
+					results <- serverResult{err: err}
+					return
+				}
+				snap, err := flow.NewSession(c, serverPlan(h, read), nil).Run(ctx)
+				results <- serverResult{hello: h, snap: snap, err: err}
+			}()
+		}
+	}()
+	return ln.Addr().String(), results
+}
+
+// TestRelayUpstreamFailure: an upstream that is down, or that dies
+// mid-run, closes the downstream connection with an error, counted on the
+// upstream side; the relay then serves the next connection normally.
+func TestRelayUpstreamFailure(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	// An upstream that reads 1 MiB, then drops the connection.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			nc, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_, c, err := flow.AcceptTCP(nc, time.Second)
+				if err != nil {
+					nc.Close()
+					return
+				}
+				buf := make([]byte, 64<<10)
+				var got int
+				for got < 1<<20 {
+					n, _, err := c.Read(buf)
+					got += n
+					if err != nil {
+						break
+					}
+				}
+				nc.(*net.TCPConn).SetLinger(0)
+				nc.Close()
+			}()
+		}
+	}()
+	// A port nobody listens on.
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadAddr := dead.Addr().String()
+	dead.Close()
+
+	for _, tc := range []struct {
+		name, target string
+		proto        flow.Protocol
+	}{
+		{"down/tcp", "tcp://" + deadAddr, flow.TCP},             // refused at dial, TCP downstream
+		{"down/websocket", "tcp://" + deadAddr, flow.WebSocket}, // refused at dial, WebSocket downstream
+		{"dies/tcp", "tcp://" + ln.Addr().String(), flow.TCP},   // reset mid-run
+		{"dies/websocket", "tcp://" + ln.Addr().String(), flow.WebSocket},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			relay := startRelay(t, flow.RelayConfig{Name: "r"}, tc.target, flow.SocketOptions{})
+			c, err := dialTarget(ctx, relay.target(tc.proto), flow.Hello{PayloadSize: 64 << 10, TotalBytes: 8 << 20}, flow.SocketOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, cerr := flow.NewSession(c, clientPlan(flow.Up, 8<<20), nil).Run(ctx)
+			if cerr == nil {
+				t.Fatal("client: no error, want the relay to close with an error")
+			}
+			rr := <-relay.results
+			_, _, _, _, failures := relay.buffers.snapshot()
+			if rr.err == nil || failures[flow.Upstream] != 1 || failures[flow.Downstream] != 0 {
+				t.Errorf("relay: err %v, failures %v; want an error counted once on the upstream side", rr.err, failures)
+			}
+			if rr.stats.Up.Written > rr.stats.Up.Read {
+				t.Errorf("relay wrote %d bytes upstream but read only %d", rr.stats.Up.Written, rr.stats.Up.Read)
+			}
+			t.Logf("client: %v; relay: %v", cerr, rr.err)
+		})
+	}
+
+	// The relay keeps serving: same relay, new connection, healthy upstream.
+	addr, results := startTCPServer(t, flow.ReadSettings{})
+	healthy := startRelay(t, flow.RelayConfig{Name: "r"}, "tcp://"+addr, flow.SocketOptions{})
+	for i := range 2 {
+		c, err := dialTarget(ctx, healthy.target(flow.TCP), flow.Hello{PayloadSize: 1 << 10, TotalBytes: 1 << 20}, flow.SocketOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := flow.NewSession(c, clientPlan(flow.Up, 1<<20), nil).Run(ctx); err != nil {
+			t.Fatalf("connection %d: %v", i, err)
+		}
+		if res := <-results; res.err != nil || res.snap.Read != 1<<20 {
+			t.Fatalf("server: %v, read %d", res.err, res.snap.Read)
+		}
+		if rr := <-healthy.results; rr.err != nil {
+			t.Fatalf("relay: %v", rr.err)
+		}
+	}
+	_ = errors.Is
+}
