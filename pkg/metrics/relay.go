@@ -1,0 +1,122 @@
+package metrics
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+)
+
+// RelayDirections are the values of the relay metrics' direction label:
+// up is the buffer from downstream to upstream, down the other one.
+var RelayDirections = []flow.Direction{flow.Up, flow.Down}
+
+// RelaySides are the values of the side label.
+var RelaySides = []flow.Side{flow.Downstream, flow.Upstream}
+
+// Relay holds bp-relay's own metrics (its buffers) and implements
+// flow.RelayObserver. Its two connections per relayed stream are counted
+// by the core Metrics like any other connection.
+type Relay struct {
+	BufferedBytes *prometheus.GaugeVec
+	CapacityBytes *prometheus.GaugeVec
+	BufferMax     prometheus.Gauge
+	BufferSize    prometheus.Gauge
+	ReadersPaused *prometheus.GaugeVec
+	PausedTotal   *prometheus.CounterVec
+	ResumedTotal  *prometheus.CounterVec
+	PausedSeconds *prometheus.CounterVec
+	FailuresTotal *prometheus.CounterVec
+}
+
+var _ flow.RelayObserver = (*Relay)(nil)
+
+// NewRelay registers the relay metrics on reg. bufferSize is the
+// per-connection, per-direction buffer and bufferMax the process-wide cap.
+func NewRelay(reg prometheus.Registerer, bufferSize, bufferMax int64) *Relay {
+	f := promauto.With(reg)
+	dir := []string{"direction"}
+	r := &Relay{
+		BufferedBytes: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bp_relay_buffered_bytes",
+			Help: "Payload bytes the relay holds in its buffers now (read, not yet accepted upstream or downstream), summed over connections.",
+		}, dir),
+		CapacityBytes: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bp_relay_buffer_capacity_bytes",
+			Help: "Bytes the open connections' buffers may hold, summed over connections.",
+		}, dir),
+		BufferMax: f.NewGauge(prometheus.GaugeOpts{
+			Name: "bp_relay_buffer_max_bytes",
+			Help: "Hard cap on the bytes all buffers of this relay hold together (--buffer-max).",
+		}),
+		BufferSize: f.NewGauge(prometheus.GaugeOpts{
+			Name: "bp_relay_buffer_size_bytes",
+			Help: "Buffer of each connection and direction (--buffer; stream mode shows its fixed size).",
+		}),
+		ReadersPaused: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bp_relay_reading_paused",
+			Help: "Connections whose relay reader is stopped right now because its buffer (or the cap) is full.",
+		}, dir),
+		PausedTotal: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "bp_relay_read_paused_total",
+			Help: "Times a relay reader stopped reading because its buffer (or the cap) was full.",
+		}, dir),
+		ResumedTotal: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "bp_relay_read_resumed_total",
+			Help: "Times a relay reader resumed reading after its buffer had room again.",
+		}, dir),
+		PausedSeconds: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "bp_relay_read_paused_seconds_total",
+			Help: "Time relay readers spent stopped because their buffer was full, summed over connections; added when each pause ends.",
+		}, dir),
+		FailuresTotal: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "bp_relay_failures_total",
+			Help: "Relayed connections that ended with an error, once each, by the side whose connection failed.",
+		}, []string{"side"}),
+	}
+	r.BufferSize.Set(float64(bufferSize))
+	r.BufferMax.Set(float64(bufferMax))
+	for _, d := range RelayDirections {
+		l := string(d)
+		r.BufferedBytes.WithLabelValues(l)
+		r.CapacityBytes.WithLabelValues(l)
+		r.ReadersPaused.WithLabelValues(l)
+		r.PausedTotal.WithLabelValues(l)
+		r.ResumedTotal.WithLabelValues(l)
+		r.PausedSeconds.WithLabelValues(l)
+	}
+	for _, s := range RelaySides {
+		r.FailuresTotal.WithLabelValues(string(s))
+	}
+	return r
+}
+
+// Buffered implements flow.RelayObserver.
+func (r *Relay) Buffered(d flow.Direction, delta int64) {
+	r.BufferedBytes.WithLabelValues(string(d)).Add(float64(delta))
+}
+
+// Capacity implements flow.RelayObserver.
+func (r *Relay) Capacity(d flow.Direction, delta int64) {
+	r.CapacityBytes.WithLabelValues(string(d)).Add(float64(delta))
+}
+
+// ReadingPaused implements flow.RelayObserver.
+func (r *Relay) ReadingPaused(d flow.Direction, paused bool, stopped time.Duration) {
+	l := string(d)
+	if paused {
+		r.PausedTotal.WithLabelValues(l).Inc()
+		r.ReadersPaused.WithLabelValues(l).Inc()
+		return
+	}
+	r.ResumedTotal.WithLabelValues(l).Inc()
+	r.ReadersPaused.WithLabelValues(l).Dec()
+	r.PausedSeconds.WithLabelValues(l).Add(stopped.Seconds())
+}
+
+// Failed implements flow.RelayObserver.
+func (r *Relay) Failed(s flow.Side, _ error) {
+	r.FailuresTotal.WithLabelValues(string(s)).Inc()
+}
