@@ -1,0 +1,218 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/internal/lab"
+)
+
+// labDeploy is the deploy/ directory, seen from this package.
+const labDeploy = "../deploy"
+
+// needLabProfile skips a profile this machine cannot run (with the install
+// hint), or fails in CI, where scripts/install-test-deps installs HAProxy
+// and nginx. A relay profile skips while bp-relay is not built, CI or not.
+func needLabProfile(t *testing.T, p lab.Profile) {
+	t.Helper()
+	err := p.Missing(binDir)
+	if err == nil {
+		return
+	}
+	if os.Getenv("CI") == "true" && p.Needs != "bp-relay" {
+		t.Fatalf("profile %s: %v", p.Name, err)
+	}
+	t.Skipf("profile %s: %v", p.Name, err)
+}
+
+// runLab runs a profile through the lab with the given server and client
+// flags, bounded by a minute.
+func runLab(t *testing.T, p lab.Profile, server, client []string) *lab.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, Server: server, Client: client})
+	if err != nil {
+		t.Fatalf("lab %s: %v", p.Name, err)
+	}
+	return res
+}
+
+// hopValue is a hop's number, failing the test when the hop lacks it.
+func hopValue(t *testing.T, res *lab.Result, hop, key string) float64 {
+	t.Helper()
+	h := res.Hop(hop)
+	if h == nil {
+		t.Fatalf("%s: no hop %s in %+v", res.Profile.Name, hop, res.Hops)
+	}
+	v, ok := h.Value(key)
+	if !ok {
+		t.Fatalf("%s: hop %s has no %s: %+v", res.Profile.Name, hop, key, h.Numbers)
+	}
+	return v
+}
+
+// TestLabExactBytes: every profile carries a counted upload through its
+// real hop (HAProxy, nginx, bp-relay) with every byte accounted for: the
+// client's report, its acks and the server's metrics agree to the byte, and
+// the hop forwarded at least the payload plus a bounded protocol overhead
+// (hello, frame headers, fin; the WebSocket handshake).
+func TestLabExactBytes(t *testing.T) {
+	t.Parallel()
+	// 3001 divides nothing nice, so a partial frame would show.
+	const payload, count = 3001, 2000
+	const want = payload * count
+	for _, p := range lab.Profiles {
+		t.Run(p.Name, func(t *testing.T) {
+			t.Parallel()
+			needLabProfile(t, p)
+			res := runLab(t, p, nil, []string{"--payload-size", "3001", "--count", "2000", "--duration", "0"})
+			s := res.Client
+			if !s.Completed || s.BytesWritten != want || s.BytesAcked != want {
+				t.Fatalf("client: completed %v (%s), written %d, acked %d; want %d both", s.Completed, s.Error, s.BytesWritten, s.BytesAcked, want)
+			}
+			if got := hopValue(t, res, "bp-client", "bytes_written"); got != want {
+				t.Errorf("client metrics: bp_bytes_written_total %.0f, want %d", got, want)
+			}
+			if got := hopValue(t, res, "bp-server", "bytes_read"); got != want {
+				t.Errorf("server metrics: bp_bytes_read_total %.0f, want %d", got, want)
+			}
+			// Protocol overhead per message: 5 bytes of TCP frame header, or
+			// at most 14 of WebSocket frame header; plus hello, fin and the
+			// handshake, under 4 KiB.
+			maxOverhead := float64(count*14 + 4096)
+			between := func(what string, got float64) {
+				t.Helper()
+				if got < want || got > want+maxOverhead {
+					t.Errorf("%s: %.0f bytes, want between %d and %.0f", what, got, want, want+maxOverhead)
+				}
+			}
+			switch p.Needs {
+			case "haproxy":
+				in := hopValue(t, res, "haproxy", "frontend_bytes_in")
+				out := hopValue(t, res, "haproxy", "backend_bytes_out")
+				between("haproxy in from client", in)
+				if out != in {
+					t.Errorf("haproxy forwarded %.0f bytes to the server but took %.0f from the client", out, in)
+				}
+			case "nginx":
+				out := hopValue(t, res, "nginx", "upstream_bytes_sent")
+				between("nginx out to server", out)
+				if n := hopValue(t, res, "nginx", "connections"); n != 1 {
+					t.Errorf("nginx logged %.0f connections, want 1", n)
+				}
+				if p.Scheme == "tcp" {
+					if in := hopValue(t, res, "nginx", "bytes_in"); in != out {
+						t.Errorf("nginx forwarded %.0f bytes to the server but took %.0f from the client", out, in)
+					}
+				}
+			case "bp-relay":
+				if got := hopValue(t, res, "bp-relay", "bytes_read"); got != want {
+					t.Errorf("relay read %.0f payload bytes, want %d", got, want)
+				}
+				if got := hopValue(t, res, "bp-relay", "bytes_written"); got != want {
+					t.Errorf("relay wrote %.0f payload bytes, want %d", got, want)
+				}
+			}
+		})
+	}
+}
+
+// TestLabPausedServerBlocksClient: through each real proxy, a server that
+// stops reading for 2.5 s makes the client's writes block, once the
+// proxy's and the kernels' buffers have filled; afterwards everything
+// drains and is acknowledged. Tolerances are wide: the point is that
+// backpressure crosses the hop at all.
+func TestLabPausedServerBlocksClient(t *testing.T) {
+	t.Parallel()
+	server := []string{"--pause-after", "500ms", "--pause-for", "2500ms", "--rcvbuf", "256KiB"}
+	// 64 KiB at 160 messages/s, about 10 MB/s: a few MB of buffers fill in
+	// well under a second.
+	client := []string{"--duration", "2s", "--rate", "160", "--sndbuf", "256KiB"}
+	for _, p := range lab.Profiles {
+		if p.Needs != "haproxy" && p.Needs != "nginx" {
+			continue
+		}
+		t.Run(p.Name, func(t *testing.T) {
+			t.Parallel()
+			needLabProfile(t, p)
+			res := runLab(t, p, server, client)
+			s := res.Client
+			if !s.Completed || s.BytesAcked != s.BytesWritten || s.BytesWritten == 0 {
+				t.Fatalf("client: completed %v (%s), written %d, acked %d", s.Completed, s.Error, s.BytesWritten, s.BytesAcked)
+			}
+			if got := hopValue(t, res, "bp-server", "bytes_read"); got != float64(s.BytesWritten) {
+				t.Errorf("server read %.0f bytes, client wrote %d", got, s.BytesWritten)
+			}
+			if paused := hopValue(t, res, "bp-server", "read_paused_seconds"); paused < 2 || paused > 4 {
+				t.Errorf("server paused reading %.2f s, want about 2.5", paused)
+			}
+			// The pause holds the client's writes back for about 2 s of the
+			// 2.5 s; half a second is the least that shows backpressure
+			// arrived.
+			if s.BlockedSeconds < 0.5 || s.Stalls < 1 || s.LongestStallSeconds < 0.3 {
+				t.Errorf("client blocked %.2f s, %d stalls, longest %.2f s: backpressure did not reach it through %s",
+					s.BlockedSeconds, s.Stalls, s.LongestStallSeconds, p.Name)
+			}
+			// Before blocking, the path absorbed the client's socket buffer
+			// and more: the proxy's buffers and sockets.
+			if s.PeakBytesInPipe < 256<<10 {
+				t.Errorf("peak in pipe %d bytes, want at least 256 KiB", s.PeakBytesInPipe)
+			}
+			t.Logf("%s: blocked %.2f s, %d stalls, longest %.2f s, peak in pipe %d bytes",
+				p.Name, s.BlockedSeconds, s.Stalls, s.LongestStallSeconds, s.PeakBytesInPipe)
+		})
+	}
+}
+
+// TestLabConfigsValid: the HAProxy configs pass "haproxy -c" and the nginx
+// templates, rendered as the lab renders them, pass "nginx -t".
+func TestLabConfigsValid(t *testing.T) {
+	t.Parallel()
+	t.Run("haproxy", func(t *testing.T) {
+		haproxy := needTool(t, "haproxy", "haproxy")
+		files, _ := filepath.Glob(filepath.Join(labDeploy, "haproxy", "*.cfg"))
+		if len(files) < 2 {
+			t.Fatalf("want haproxy-tcp.cfg and haproxy-ws.cfg in deploy/haproxy, found %v", files)
+		}
+		for _, f := range files {
+			cmd := exec.Command(haproxy, "-c", "-f", f)
+			cmd.Env = testEnv(lab.HAProxyEnv("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"))
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "Configuration file is valid") {
+				t.Errorf("haproxy -c -f %s: %v\n%s", f, err, out)
+			}
+		}
+	})
+	t.Run("nginx", func(t *testing.T) {
+		nginx := needTool(t, "nginx", "nginx")
+		files, _ := filepath.Glob(filepath.Join(labDeploy, "nginx", "*.conf"))
+		if len(files) < 2 {
+			t.Fatalf("want nginx-ws.conf and nginx-tcp.conf in deploy/nginx, found %v", files)
+		}
+		for _, f := range files {
+			prefix := t.TempDir()
+			conf, err := lab.RenderNginx(f, prefix, lab.NginxVars("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			args, err := lab.NginxArgs(prefix, conf, true)
+			if errors.Is(err, lab.ErrMissing) && os.Getenv("CI") != "true" {
+				t.Skip(err)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(nginx, args...).CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "test is successful") {
+				t.Errorf("nginx %s: %v\n%s", strings.Join(args, " "), err, out)
+			}
+		}
+	})
+}
