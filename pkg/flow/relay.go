@@ -388,6 +388,12 @@ loop:
 
 	s.closing.Store(true)
 	failSide, failErr := s.failure()
+	// A last look at both sockets (kernel statistics) while they are open.
+	for _, o := range []ConnObserver{s.down.obs, s.up.obs} {
+		if c, ok := o.(ClosingObserver); ok {
+			c.Closing()
+		}
+	}
 	var err error
 	switch {
 	case failErr != nil:
