@@ -36,8 +36,11 @@ func Handler() http.Handler {
 		switch {
 		case name == "" && strings.HasSuffix(r.URL.Path, "/"):
 			// /client/ would resolve the page's relative links one level
-			// too deep: send the browser to /client.
-			http.Redirect(w, r, "../client", http.StatusMovedPermanently)
+			// too deep: send the browser to /client. The Location stays
+			// relative (http.Redirect would make it absolute), so a path
+			// prefix added by a proxy survives.
+			w.Header().Set("Location", "../client")
+			w.WriteHeader(http.StatusMovedPermanently)
 			return
 		case name == "", name == "index.html":
 			name = "index.html"
