@@ -17,6 +17,7 @@ import (
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
 	"github.com/go-backpressure/go-backpressure/pkg/report"
+	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 )
 
 // Exit statuses beyond config's.
@@ -34,7 +35,25 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 	m := metrics.New(reg, config.Version)
 	m.StallThreshold.Set(cfg.StallThreshold.Seconds())
 	rec := report.NewRecorder()
-	obs := flow.Multi(m, rec)
+	sampler, err := metrics.NewSocketSampler(reg, metrics.SamplerOptions{Interval: cfg.SampleInterval})
+	if err == nil {
+		err = metrics.RegisterNetstat(reg)
+	}
+	if err != nil {
+		log.Error("cannot register socket metrics", "err", err)
+		return config.ExitFailed
+	}
+	if sampler.Enabled() {
+		rec.SetKernel(kernelView(sampler))
+	}
+	if missing := sockstat.MissingDescription(); missing != "" {
+		log.Info("kernel socket statistics incomplete: their metrics and report lines are left out", "missing", missing)
+	}
+	samplerCtx, stopSampler := context.WithCancel(context.WithoutCancel(ctx))
+	samplerDone := make(chan struct{})
+	go func() { defer close(samplerDone); sampler.Run(samplerCtx) }()
+	defer func() { stopSampler(); <-samplerDone }()
+	obs := flow.Multi(m, sampler, rec)
 
 	var metricsSrv *http.Server
 	if cfg.MetricsAddr != "" {
@@ -161,6 +180,24 @@ func runConn(ctx context.Context, dial func(context.Context) (flow.Conn, error),
 		return fmt.Errorf("connection broke: %w", err)
 	}
 	return err
+}
+
+// kernelView adapts the socket sampler's totals to the report's view.
+func kernelView(s *metrics.SocketSampler) func() report.Kernel {
+	return func() report.Kernel {
+		t := s.Totals()
+		return report.Kernel{
+			HasPeerWindow:  t.Has&sockstat.FieldPeerWindow != 0,
+			PeerWindowZero: t.PeerWindowZero,
+			HasLimited:     t.Has&sockstat.FieldLimited != 0,
+			RwndLimited:    t.RwndLimited,
+			SndbufLimited:  t.SndbufLimited,
+			Busy:           t.Busy,
+			HasSendQueue:   t.Has&sockstat.FieldSendQueue != 0,
+			SendQueue:      int64(t.SendQueue),
+			PeakSendQueue:  int64(t.PeakConnSendQueue),
+		}
+	}
 }
 
 // useLive reports whether to draw the live display.

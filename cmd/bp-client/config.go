@@ -23,13 +23,14 @@ type clientConfig struct {
 	SndBuf         config.Size   `envconfig:"SNDBUF" flag:"sndbuf" default:"0" desc:"SO_SNDBUF (0: kernel default); the kernel doubles it"`
 	StallThreshold time.Duration `envconfig:"STALL_THRESHOLD" flag:"stall-threshold" default:"100ms" desc:"a write call blocked this long counts as a stall"`
 	config.Reading
-	AckInterval  time.Duration `envconfig:"ACK_INTERVAL" flag:"ack-interval" default:"100ms" desc:"how often to ack bytes read (down and both)"`
-	DrainTimeout time.Duration `envconfig:"DRAIN_TIMEOUT" flag:"drain-timeout" default:"30s" desc:"after writing, how long to wait for the server to read everything"`
-	RunID        string        `envconfig:"RUN_ID" flag:"run-id" default:"" desc:"run id sent in the hello (default: random)"`
-	Output       string        `envconfig:"OUTPUT" flag:"output" default:"text" desc:"report format: text or json"`
-	Progress     string        `envconfig:"PROGRESS" flag:"progress" default:"auto" desc:"live display: auto (when stderr is a terminal), on or off"`
-	MetricsAddr  string        `envconfig:"METRICS_ADDR" flag:"metrics-addr" default:":9101" desc:"listener for /metrics and /healthz (empty: off); PORT, when set, wins over BP_METRICS_ADDR and the default"`
-	Linger       time.Duration `envconfig:"LINGER" flag:"linger" default:"0s" desc:"keep serving /metrics this long after the run, so a scraper sees the final values"`
+	AckInterval    time.Duration `envconfig:"ACK_INTERVAL" flag:"ack-interval" default:"100ms" desc:"how often to ack bytes read (down and both)"`
+	DrainTimeout   time.Duration `envconfig:"DRAIN_TIMEOUT" flag:"drain-timeout" default:"30s" desc:"after writing, how long to wait for the server to read everything"`
+	RunID          string        `envconfig:"RUN_ID" flag:"run-id" default:"" desc:"run id sent in the hello (default: random)"`
+	Output         string        `envconfig:"OUTPUT" flag:"output" default:"text" desc:"report format: text or json"`
+	Progress       string        `envconfig:"PROGRESS" flag:"progress" default:"auto" desc:"live display: auto (when stderr is a terminal), on or off"`
+	MetricsAddr    string        `envconfig:"METRICS_ADDR" flag:"metrics-addr" default:":9101" desc:"listener for /metrics and /healthz (empty: off); PORT, when set, wins over BP_METRICS_ADDR and the default"`
+	Linger         time.Duration `envconfig:"LINGER" flag:"linger" default:"0s" desc:"keep serving /metrics this long after the run, so a scraper sees the final values"`
+	SampleInterval time.Duration `envconfig:"SAMPLE_INTERVAL" flag:"sample-interval" default:"100ms" desc:"how often to read the kernel's socket statistics (windows, queues) of every connection (0: off)"`
 }
 
 const summary = "bp-client: pushes data through a path to bp-server and measures how long its writes are held back."
@@ -93,6 +94,8 @@ func (c clientConfig) Validate() error {
 		return config.Invalid("progress", c.Progress, "want auto, on or off")
 	case c.Linger < 0:
 		return config.Invalid("linger", c.Linger, "must not be negative")
+	case c.SampleInterval < 0 || (c.SampleInterval > 0 && c.SampleInterval < time.Millisecond):
+		return config.Invalid("sample-interval", c.SampleInterval, "must be 0 (off) or at least 1ms")
 	}
 	return nil
 }

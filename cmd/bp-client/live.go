@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
@@ -10,6 +11,31 @@ import (
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/report"
 )
+
+// kernelLive describes the kernel's view over the last refresh: the share
+// of the connections' time the server's window was zero and the share the
+// kernel was held back by it, and the bytes in the send queues now. connTime
+// is the refresh interval times the open connections, in seconds. Nothing is
+// shown for what the kernel does not report.
+func kernelLive(cur, last *report.Kernel, connTime float64) string {
+	if cur == nil || last == nil || connTime <= 0 {
+		return ""
+	}
+	share := func(now, before time.Duration) float64 {
+		return 100 * min(max((now-before).Seconds()/connTime, 0), 1)
+	}
+	var b strings.Builder
+	if cur.HasPeerWindow {
+		fmt.Fprintf(&b, "  win0 %3.0f%%", share(cur.PeerWindowZero, last.PeerWindowZero))
+	}
+	if cur.HasLimited {
+		fmt.Fprintf(&b, "  rwnd-limited %3.0f%%", share(cur.RwndLimited, last.RwndLimited))
+	}
+	if cur.HasSendQueue {
+		fmt.Fprintf(&b, "  sndq %s", config.HumanBytes(float64(cur.SendQueue)))
+	}
+	return b.String()
+}
 
 // liveInterval is how often the live display refreshes.
 const liveInterval = 250 * time.Millisecond
@@ -62,6 +88,7 @@ func startLive(cfg clientConfig, rec *report.Recorder, w io.Writer, start time.T
 					desc = fmt.Sprintf("up %s/s  blocked %3.0f%%  in pipe %s  stalls %d",
 						config.HumanBytes(float64(cur.Written-last.Written)/dt), 100*min(blocked, 1),
 						config.HumanBytes(float64(cur.InPipe)), cur.Stalls)
+					desc += kernelLive(cur.Kernel, last.Kernel, dt*float64(max(cur.Open, 1)))
 				}
 				if dir.ServerWrites() {
 					if desc != "" {

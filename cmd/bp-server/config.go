@@ -18,6 +18,7 @@ type serverConfig struct {
 	AckInterval    time.Duration `envconfig:"ACK_INTERVAL" flag:"ack-interval" default:"100ms" desc:"how often to tell the writer how many bytes were read"`
 	LogInterval    time.Duration `envconfig:"LOG_INTERVAL" flag:"log-interval" default:"5s" desc:"how often to log each connection's progress (0: only open and close)"`
 	HelloTimeout   time.Duration `envconfig:"HELLO_TIMEOUT" flag:"hello-timeout" default:"5s" desc:"how long to wait for a client's first bytes before treating it as hello-less"`
+	SampleInterval time.Duration `envconfig:"SAMPLE_INTERVAL" flag:"sample-interval" default:"100ms" desc:"how often to read the kernel's socket statistics (windows, queues) of every connection (0: off)"`
 }
 
 const summary = "bp-server: a slow reader (and writer) for measuring TCP backpressure over TCP and WebSocket."
@@ -55,6 +56,8 @@ func (c serverConfig) Validate() error {
 		return config.Invalid("log-interval", c.LogInterval, "must not be negative")
 	case c.HelloTimeout <= 0:
 		return config.Invalid("hello-timeout", c.HelloTimeout, "must be positive")
+	case c.SampleInterval < 0 || (c.SampleInterval > 0 && c.SampleInterval < time.Millisecond):
+		return config.Invalid("sample-interval", c.SampleInterval, "must be 0 (off) or at least 1ms")
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
+	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 	"github.com/go-backpressure/go-backpressure/web"
 )
 
@@ -29,6 +30,7 @@ type server struct {
 	upgr    *flow.Upgrader
 	conns   sync.WaitGroup
 	payload payloadCache
+	windows windowLogs // logs each connection's advertised window closing and reopening
 }
 
 // run serves until ctx ends, then stops accepting, closes every connection
@@ -39,6 +41,17 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 	m := metrics.New(reg, config.Version)
 	m.StallThreshold.Set(cfg.StallThreshold.Seconds())
 	s := &server{cfg: cfg, log: log, obs: m, upgr: flow.NewUpgrader()}
+	sampler, err := metrics.NewSocketSampler(reg, metrics.SamplerOptions{Interval: cfg.SampleInterval, OnWindow: s.windows.event})
+	if err != nil {
+		return fmt.Errorf("socket metrics: %w", err)
+	}
+	if err := metrics.RegisterNetstat(reg); err != nil {
+		return fmt.Errorf("host metrics: %w", err)
+	}
+	s.obs = flow.Multi(m, sampler)
+	if missing := sockstat.MissingDescription(); missing != "" {
+		log.Info("kernel socket statistics incomplete: their metrics are left out", "missing", missing)
+	}
 	s.upgr.HelloTimeout = cfg.HelloTimeout
 	// The server is a sink for any client; origin checks arrive with the
 	// hardening work (docs/PROTOCOL.md).
@@ -48,6 +61,9 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 	// listeners have stopped accepting.
 	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelConns()
+	samplerDone := make(chan struct{})
+	go func() { defer close(samplerDone); sampler.Run(connCtx) }()
+	defer func() { cancelConns(); <-samplerDone }()
 
 	httpLn, err := flow.ListenTCP(ctx, cfg.HTTPAddr, cfg.socketOptions())
 	if err != nil {
@@ -104,7 +120,7 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 	log.Info("bp-server listening", "http", httpLn.Addr().String(), "tcp", tcpAddr,
 		"version", config.Version, "read_size", cfg.ReadSize, "read_delay", cfg.ReadDelay,
 		"read_rate", cfg.ReadRate, "pause_after", cfg.PauseAfter, "pause_for", cfg.PauseFor,
-		"pause_every", cfg.PauseEvery, "rcvbuf", cfg.RcvBuf)
+		"pause_every", cfg.PauseEvery, "rcvbuf", cfg.RcvBuf, "sample_interval", cfg.SampleInterval)
 	if ready != nil {
 		ready(httpLn.Addr().String(), tcpAddr)
 	}
@@ -185,6 +201,7 @@ func (s *server) serveTracked(ctx context.Context, hello *flow.Hello, c flow.Con
 		attrs = append(attrs, "run", hello.RunID, "direction", hello.Direction)
 	}
 	log := s.log.With(attrs...)
+	s.windows.add(c.NetConn(), log)
 	log.Info("connection opened", "hello", kind, "announced_bytes", announced(hello))
 
 	stopLog := make(chan struct{})
@@ -199,8 +216,10 @@ func (s *server) serveTracked(ctx context.Context, hello *flow.Hello, c flow.Con
 	snap, err := sess.Run(ctx)
 	close(stopLog)
 	logDone.Wait()
+	windowCloses := s.windows.remove(c.NetConn())
 	elapsed := time.Since(snap.Start)
 	fields := []any{"read_bytes", snap.Read, "written_bytes", snap.Written, "acked_bytes", snap.Acked,
+		"receive_window_closes", windowCloses,
 		"duration", elapsed.Round(time.Millisecond).String(),
 		"read_rate", config.HumanBytes(float64(snap.Read)/elapsed.Seconds()) + "/s"}
 	switch {

@@ -21,6 +21,7 @@ type Recorder struct {
 	pausedNs             atomic.Int64
 	mu                   sync.Mutex
 	hist                 *hdrhistogram.Histogram
+	kernel               func() Kernel // the kernel's view, if known (SetKernel)
 }
 
 var _ flow.Observer = (*Recorder)(nil)
@@ -96,11 +97,19 @@ type Totals struct {
 	Blocked              time.Duration
 	InPipe, PeakInPipe   int64
 	Open                 int64
+	// Kernel is the kernel's view of the sockets, nil when not known.
+	Kernel *Kernel
 }
 
 // Totals reads the counters now.
 func (r *Recorder) Totals() Totals {
+	var k *Kernel
+	if r.kernel != nil {
+		v := r.kernel()
+		k = &v
+	}
 	return Totals{
+		Kernel:  k,
 		Written: r.written.Load(), Read: r.read.Load(), Acked: r.acked.Load(),
 		Writes: r.writes.Load(), Stalls: r.stalls.Load(),
 		Blocked: time.Duration(r.blockedNs.Load()),

@@ -53,6 +53,15 @@ type Summary struct {
 	WriteBlockedP50       float64 `json:"write_blocked_p50_seconds"`
 	WriteBlockedP99       float64 `json:"write_blocked_p99_seconds"`
 	PeakBytesInPipe       int64   `json:"peak_bytes_in_pipe"`
+
+	// The kernel's view (see Kernel), absent when the kernel does not
+	// provide it or socket sampling is off.
+	PeerWindowZeroSeconds *float64 `json:"peer_window_zero_seconds,omitempty"`
+	PeerWindowZeroShare   *float64 `json:"peer_window_zero_share,omitempty"`
+	RwndLimitedSeconds    *float64 `json:"rwnd_limited_seconds,omitempty"`
+	RwndLimitedShare      *float64 `json:"rwnd_limited_share,omitempty"`
+	SndbufLimitedSeconds  *float64 `json:"sndbuf_limited_seconds,omitempty"`
+	PeakSendQueueBytes    *int64   `json:"peak_send_queue_bytes,omitempty"`
 }
 
 // Summarize builds the report from the recorder after the run.
@@ -83,6 +92,9 @@ func (r *Recorder) Summarize(run Run, elapsed time.Duration, runErr error) Summa
 	}
 	if !run.Direction.ClientWrites() {
 		s.StallThresholdSeconds = run.StallThreshold.Seconds()
+	}
+	if run.Direction.ClientWrites() {
+		s.fillKernel(t.Kernel, secs, conns)
 	}
 	return s
 }
@@ -121,6 +133,7 @@ func (s Summary) WriteText(w io.Writer) error {
 		row("stalls", "%d write calls blocked >= %s, longest %s", s.Stalls, seconds(s.StallThresholdSeconds), seconds(s.LongestStallSeconds))
 		row("write blocked", "p50 %s, p99 %s", seconds(s.WriteBlockedP50), seconds(s.WriteBlockedP99))
 		row("peak in pipe", "%s written but not yet read by the server", config.HumanBytes(float64(s.PeakBytesInPipe)))
+		s.writeKernelText(row)
 	}
 	if s.Direction.ServerWrites() {
 		row("read", "%s (%d bytes), %s/s", config.HumanBytes(float64(s.BytesRead)), s.BytesRead, config.HumanBytes(s.ReadBytesPerSecond))
