@@ -556,6 +556,7 @@ func TestBrowserClientBehindRelay(t *testing.T) {
 		t.Errorf("page target %v, want the relay at %s", rep["target"], relay)
 	}
 	waitMetric(t, "http://"+server+"/metrics", wsBytesRead, 2*messages*size, 10*time.Second)
+	p.screenshot("browser-client-relay")
 }
 
 // waitListening waits until addr accepts connections (or the process ends).

@@ -129,6 +129,11 @@ class Conn {
   get ended() { return this.state === "done" || this.state === "failed" || this.state === "stopped"; }
   get buffered() { return this.active && this.ws ? this.ws.bufferedAmount : 0; }
   waitedNow(now) { return this.waitedMs + (this.waitingSince === null ? 0 : now - this.waitingSince); }
+  // stallsNow counts a wait in progress as soon as it is long enough.
+  stallsNow(now) {
+    const long = this.waitingSince !== null && now - this.waitingSince >= this.run.settings.stallMs;
+    return this.stalls + (long ? 1 : 0);
+  }
 
   open() {
     const s = this.run.settings;
@@ -398,7 +403,7 @@ class Run {
     return {
       sent: sum((c) => c.sent), acked: sum((c) => c.acked), messages: sum((c) => c.messages),
       buffered: sum((c) => c.buffered), rate: sum((c) => c.rate), waitedMs: sum((c) => c.waitedNow(now)),
-      stalls: sum((c) => c.stalls), episodes: sum((c) => c.stopEpisodes),
+      stalls: sum((c) => c.stallsNow(now)), episodes: sum((c) => c.stopEpisodes),
     };
   }
 
@@ -479,7 +484,7 @@ function render(r) {
     const inPipe = c.sent - c.acked;
     Object.assign(row.dataset, {
       state: c.state, sent: c.sent, acked: c.acked, inPipe, buffered: c.buffered,
-      stalled: String(c.serverStopped), stalls: c.stalls,
+      stalled: String(c.serverStopped), stalls: c.stallsNow(now),
     });
     const cells = row.cells;
     cells[1].textContent = c.state === "failed" ? "failed: " + c.error : c.state;
@@ -490,7 +495,7 @@ function render(r) {
     cells[5].textContent = formatBytes(c.buffered);
     cells[6].textContent = formatBytes(c.rate) + "/s";
     cells[7].textContent = formatDuration(c.waitedNow(now));
-    cells[8].textContent = String(c.stalls);
+    cells[8].textContent = String(c.stallsNow(now));
     cells[9].textContent = c.serverStopped ? `stopped reading ${formatDuration(now - c.stoppedSince)}` : (c.active ? "reading" : "");
     cells[9].className = c.serverStopped ? "server-stopped" : "";
   }
@@ -538,7 +543,10 @@ const CHARTS = [
 ];
 
 function draw(r) {
-  const tMax = Math.max(10, r.samples.length ? r.samples[r.samples.length - 1].t : 0);
+  // While running, the time axis starts at 10 s and grows; a finished run
+  // fits its own length, so a short run is not squeezed into a corner.
+  const last = r.samples.length ? r.samples[r.samples.length - 1].t : 0;
+  const tMax = r.endedAt ? Math.max(last, 0.5) : Math.max(10, last);
   for (const [id, key, unit] of CHARTS) {
     const lines = r.conns.map((c, i) => ({
       color: color(i), width: 1.5, points: r.samples.map((s) => ({ t: s.t, v: s.per[i][key] })),

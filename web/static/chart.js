@@ -21,12 +21,12 @@ export function drawChart(canvas, opts) {
   const pad = { left: 64, right: 18, top: 10, bottom: 22 };
   const w = cssW - pad.left - pad.right;
   const h = cssH - pad.top - pad.bottom;
-  const tMax = Math.max(opts.tMax || 0, 1);
+  const tMax = Math.max(opts.tMax || 0, 0.1);
   let vMax = opts.ref || 0;
   for (const line of opts.lines) {
     for (const p of line.points) if (p.v > vMax) vMax = p.v;
   }
-  vMax = niceCeil(vMax || 1);
+  vMax = 4 * niceStepBytes((vMax || 1) / 4);
   const x = (t) => pad.left + (t / tMax) * w;
   const y = (v) => pad.top + h - (v / vMax) * h;
 
@@ -108,20 +108,22 @@ export function drawChart(canvas, opts) {
   ctx.restore();
 }
 
-function niceCeil(v) {
-  const e = Math.pow(2, Math.ceil(Math.log2(v)));
-  // Binary steps suit byte counts: 1, 1.25, 1.5, 2 times a power of two... keep it simple.
-  for (const f of [0.5, 0.625, 0.75, 1]) if (e * f >= v) return e * f;
-  return e;
+// niceStepBytes rounds a grid step up to one that reads well in binary
+// units: 1, 2, 2.5, 5, ... 256 or 512 KiB, MiB, GiB.
+function niceStepBytes(v) {
+  const unit = Math.pow(1024, Math.max(0, Math.floor(Math.log(v) / Math.log(1024))));
+  const m = v / unit;
+  for (const c of [1, 2, 2.5, 5, 10, 20, 25, 50, 100, 128, 200, 256, 512]) if (c >= m) return c * unit;
+  return 1024 * unit;
 }
 
 function niceStep(s) {
-  for (const c of [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600]) if (c >= s) return c;
+  for (const c of [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600]) if (c >= s) return c;
   return 7200;
 }
 
 function formatSeconds(t, step) {
-  if (step < 1) return t.toFixed(1) + " s";
+  if (step < 1) return (Math.round(t * 10) / 10).toFixed(1) + " s";
   if (t >= 120 && step >= 60) return Math.round(t / 60) + " min";
   return Math.round(t) + " s";
 }
