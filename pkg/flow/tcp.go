@@ -73,6 +73,11 @@ func (c *tcpConn) Read(p []byte) (int, Control, error) {
 				return 0, Control{}, protocolErrorf("control frame of %d bytes exceeds %d", size, MaxControlSize)
 			}
 			if _, err := io.ReadFull(c.r, c.ctlBuf[:size]); err != nil {
+				if err == io.EOF && size > 0 {
+					// A header without its body is a truncated frame, not a
+					// clean end of the stream.
+					err = io.ErrUnexpectedEOF
+				}
 				return 0, Control{}, fmt.Errorf("read control frame: %w", err)
 			}
 			ctl, err := ParseControl(c.ctlBuf[:size])
