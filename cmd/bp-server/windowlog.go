@@ -80,7 +80,7 @@ func (w *windowLogs) event(ev metrics.WindowEvent) {
 			attrs = append(attrs, "suppressed_closes", l.suppressed,
 				"suppressed_closed_for", l.suppressedFor.Round(time.Millisecond).String())
 		}
-		l.log.Info("receive window closed: this server advertises a zero window, the writer must wait", attrs...)
+		l.log.Info("receive window closed", attrs...)
 		l.lastLogged, l.loggedClose, l.suppressed, l.suppressedFor = ev.At, true, 0, 0
 		return
 	}
