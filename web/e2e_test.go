@@ -518,6 +518,29 @@ func TestBrowserClientSeesServerStop(t *testing.T) {
 	p.screenshot("browser-client-report")
 }
 
+// TestBrowserClientStop: a run without a total goes on until Stop; Stop
+// sends the fin with what was sent, and the server reads exactly that.
+func TestBrowserClientStop(t *testing.T) {
+	ctx := browser(t)
+	addr := startServer(t)
+	p := openClient(t, ctx, "http://"+addr+"/client?payload=16KiB&rate=50&total=0&connections=2")
+	p.start(nil)
+	p.waitFor("both connections to send", `Number(document.getElementById("total-acked").dataset.value) > 0 && `+
+		`document.querySelectorAll('#conns tr[data-state="sending"]').length === 2`, 10*time.Second)
+	if err := chromedp.Run(p.ctx, chromedp.Click("#stop", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	rep := p.report(20 * time.Second)
+	if rep["result"] != "completed" || rep["stopped_early"] != true {
+		t.Fatalf("after Stop: result %v, stopped_early %v, want completed and true; report %v", rep["result"], rep["stopped_early"], rep)
+	}
+	sent := num(t, rep, "bytes_sent")
+	if sent <= 0 || sent != num(t, rep, "bytes_acked") {
+		t.Fatalf("after Stop: sent %.0f, acked %.0f; want equal and above 0", sent, num(t, rep, "bytes_acked"))
+	}
+	waitMetric(t, "http://"+addr+"/metrics", wsBytesRead, sent, 10*time.Second)
+}
+
 // TestBrowserClientBehindRelay: the same page against bp-relay in front of
 // bp-server. The page comes from the relay when it serves /client, else
 // from the server with the relay as its target.
