@@ -1,0 +1,97 @@
+package report_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+	"github.com/go-backpressure/go-backpressure/pkg/report"
+)
+
+// TestReportKernelView: the kernel's view appears in the summary, text and
+// JSON, as shares of the connections' time; what the kernel does not
+// provide is left out rather than shown as zero.
+func TestReportKernelView(t *testing.T) {
+	run := report.Run{RunID: "k", Target: "tcp://x:1", Direction: flow.Up, Connections: 2, PayloadSize: 1024, StallThreshold: 100 * time.Millisecond}
+	for _, tc := range []struct {
+		name       string
+		kernel     *report.Kernel // nil: no sampler
+		wantJSON   map[string]float64
+		absentJSON []string
+		wantText   []string
+		absentText []string
+	}{
+		{
+			// Two connections for 10 s: 20 connection-seconds.
+			name: "full kernel",
+			kernel: &report.Kernel{
+				HasPeerWindow: true, PeerWindowZero: 4 * time.Second,
+				HasLimited: true, RwndLimited: 5 * time.Second, SndbufLimited: time.Second, Busy: 18 * time.Second,
+				HasSendQueue: true, PeakSendQueue: 190000,
+			},
+			wantJSON: map[string]float64{
+				"peer_window_zero_seconds": 4, "peer_window_zero_share": 0.2,
+				"rwnd_limited_seconds": 5, "rwnd_limited_share": 0.25, "sndbuf_limited_seconds": 1,
+				"peak_send_queue_bytes": 190000,
+			},
+			wantText: []string{"server window    zero for 4s, 20% of the run", "rwnd-limited     5s, 25% of the run", "send queue       peak 190.0 kB"},
+		},
+		{
+			// A 5.0 kernel: no peer window; the rest is there.
+			name:       "no peer window",
+			kernel:     &report.Kernel{HasLimited: true, RwndLimited: 5 * time.Second, HasSendQueue: true, PeakSendQueue: 1},
+			wantJSON:   map[string]float64{"rwnd_limited_seconds": 5},
+			absentJSON: []string{"peer_window_zero_seconds", "peer_window_zero_share"},
+			absentText: []string{"server window"},
+		},
+		{
+			name:       "sampling off",
+			absentJSON: []string{"peer_window_zero_seconds", "rwnd_limited_seconds", "rwnd_limited_share", "sndbuf_limited_seconds", "peak_send_queue_bytes"},
+			absentText: []string{"server window", "rwnd-limited", "send queue"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := report.NewRecorder()
+			if tc.kernel != nil {
+				k := *tc.kernel
+				rec.SetKernel(func() report.Kernel { return k })
+			}
+			sum := rec.Summarize(run, 10*time.Second, nil)
+			var js bytes.Buffer
+			if err := sum.WriteJSON(&js); err != nil {
+				t.Fatal(err)
+			}
+			var fields map[string]any
+			if err := json.Unmarshal(js.Bytes(), &fields); err != nil {
+				t.Fatal(err)
+			}
+			for k, want := range tc.wantJSON {
+				if got, ok := fields[k].(float64); !ok || got != want {
+					t.Errorf("JSON %s = %v, want %v", k, fields[k], want)
+				}
+			}
+			for _, k := range tc.absentJSON {
+				if v, ok := fields[k]; ok {
+					t.Errorf("JSON has %s = %v, want it absent", k, v)
+				}
+			}
+			var text bytes.Buffer
+			if err := sum.WriteText(&text); err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range tc.wantText {
+				if !strings.Contains(text.String(), s) {
+					t.Errorf("text lacks %q:\n%s", s, text.String())
+				}
+			}
+			for _, s := range tc.absentText {
+				if strings.Contains(text.String(), s) {
+					t.Errorf("text has %q:\n%s", s, text.String())
+				}
+			}
+		})
+	}
+}
