@@ -52,7 +52,9 @@ bp_host_tcp_zero_window_drop_total 5e+09
 			// An unreadable file (or another system) exports nothing
 			// rather than failing the scrape.
 			name: "read error",
-			read: func() (sockstat.ZeroWindowCounters, error) { return sockstat.ZeroWindowCounters{}, errors.New("no file") },
+			read: func() (sockstat.ZeroWindowCounters, error) {
+				return sockstat.ZeroWindowCounters{}, errors.New("no file")
+			},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
