@@ -1,0 +1,523 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+)
+
+// options say what to run.
+type options struct {
+	Rounds      int
+	Duration    time.Duration
+	Bin         string // directory with the bp binaries; "" builds them
+	Deploy      string // directory with haproxy/haproxy-tcp.cfg
+	PayloadSize string
+	Verbose     bool
+	RequireAll  bool // a missing tool fails the run instead of skipping its case
+}
+
+// Case names, in the order each round runs them.
+const (
+	caseIperf   = "iperf3"
+	caseTCP     = "bp tcp"
+	caseTCPOff  = "bp tcp, instrumentation off"
+	caseWS      = "bp websocket"
+	caseRelay   = "bp tcp via bp-relay (stream)"
+	caseHAProxy = "bp tcp via haproxy"
+	caseSocat   = "bp tcp via socat"
+)
+
+// benchCase is one way of sending the same stream.
+type benchCase struct {
+	name string
+	tool string // external program it needs ("" for none)
+	cmd  []string
+	// instrumented: scrape /metrics of the client (metricsAddr) and the
+	// server every second while it runs, as a busy Prometheus would.
+	instrumented bool
+	metricsAddr  string
+	skipped      string // why the case does not run
+	rates        []float64
+}
+
+// ratio is one comparison the targets are about: num / den per round.
+type ratio struct {
+	name     string
+	num, den string
+	target   float64 // the ratio must be at least this; 0: informative
+}
+
+var ratios = []ratio{
+	{"bp tcp / iperf3", caseTCP, caseIperf, 0.9},
+	{"bp websocket / iperf3", caseWS, caseIperf, 0.6},
+	{"instrumentation on / off (tcp)", caseTCP, caseTCPOff, 0.97},
+	{"bp-relay / direct", caseRelay, caseTCP, 0.8},
+	{"haproxy / direct", caseHAProxy, caseTCP, 0},
+	{"socat / direct", caseSocat, caseTCP, 0},
+	{"bp-relay / haproxy", caseRelay, caseHAProxy, 1},
+	{"bp-relay / socat", caseRelay, caseSocat, 1},
+}
+
+// Result holds every case's throughput per round.
+type Result struct {
+	Options options
+	Cases   []*benchCase
+}
+
+func (r *Result) lookup(name string) *benchCase {
+	for _, c := range r.Cases {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// run starts the servers and hops once, runs every case once per round,
+// and stops everything it started.
+func run(ctx context.Context, o options, log io.Writer) (*Result, error) {
+	dir, err := os.MkdirTemp("", "bp-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin := o.Bin
+	if bin == "" {
+		bin = dir
+		fmt.Fprintln(log, "bench: building bp-server, bp-client, bp-relay")
+		build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", bin+"/",
+			"./cmd/bp-server", "./cmd/bp-client", "./cmd/bp-relay")
+		build.Stdout, build.Stderr = log, log
+		if err := build.Run(); err != nil {
+			return nil, fmt.Errorf("build: %w", err)
+		}
+	}
+	var procs procSet
+	defer procs.stopAll()
+	start := func(name string, env []string, args ...string) (*proc, error) {
+		if o.Verbose {
+			fmt.Fprintf(log, "bench: start %s: %s\n", name, strings.Join(append(env, args...), " "))
+		}
+		return procs.start(dir, name, env, args...)
+	}
+
+	// Two servers: one with every instrument on, one with sampling off.
+	srvOn, err := startServer(ctx, start, bin, "bp-server", "100ms")
+	if err != nil {
+		return nil, err
+	}
+	srvOff, err := startServer(ctx, start, bin, "bp-server-off", "0")
+	if err != nil {
+		return nil, err
+	}
+
+	client := func(target string, on bool) ([]string, string) {
+		args := []string{filepath.Join(bin, "bp-client"), "--target", target, "--output", "json",
+			"--progress", "off", "--duration", o.Duration.String(), "--payload-size", o.PayloadSize,
+			"--log-format", "text"}
+		if !on {
+			return append(args, "--metrics-addr", "", "--sample-interval", "0"), ""
+		}
+		addr := freeAddr()
+		return append(args, "--metrics-addr", addr, "--sample-interval", "100ms"), addr
+	}
+	res := &Result{Options: o}
+	add := func(name, tool string, on bool, target string) *benchCase {
+		c := &benchCase{name: name, tool: tool, instrumented: on}
+		if target != "" {
+			c.cmd, c.metricsAddr = client(target, on)
+		}
+		res.Cases = append(res.Cases, c)
+		return c
+	}
+
+	iperf := add(caseIperf, "iperf3", false, "")
+	if missing(iperf, o) == nil {
+		port := freePort()
+		if _, err := start("iperf3-server", nil, "iperf3", "-s", "-B", "127.0.0.1", "-p", port); err != nil {
+			return nil, err
+		}
+		if err := waitTCP(ctx, "127.0.0.1:"+port); err != nil {
+			return nil, fmt.Errorf("iperf3 server: %w", err)
+		}
+		secs := fmt.Sprintf("%g", o.Duration.Seconds())
+		iperf.cmd = []string{"iperf3", "-c", "127.0.0.1", "-p", port, "-t", secs, "-J"}
+	}
+	add(caseTCP, "", true, "tcp://"+srvOn.tcp)
+	add(caseTCPOff, "", false, "tcp://"+srvOff.tcp)
+	add(caseWS, "", true, "ws://"+srvOn.http+"/ws")
+
+	relayHTTP, relayTCP := freeAddr(), freeAddr()
+	rp, err := start("bp-relay", nil, filepath.Join(bin, "bp-relay"), "--http-addr", relayHTTP, "--tcp-addr", relayTCP,
+		"--upstream", "tcp://"+srvOn.tcp, "--buffer", "0", "--sample-interval", "100ms", "--log-format", "text")
+	if err != nil {
+		return nil, err
+	}
+	if err := waitHTTP(ctx, rp, "http://"+relayHTTP+"/healthz"); err != nil {
+		return nil, err
+	}
+	relay := add(caseRelay, "", true, "tcp://"+relayTCP)
+	relay.cmd = append(relay.cmd, "--run-id", "relay")
+
+	haproxy := add(caseHAProxy, "haproxy", true, "")
+	cfg := filepath.Join(o.Deploy, "haproxy", "haproxy-tcp.cfg")
+	if _, err := os.Stat(cfg); err != nil && haproxy.skipped == "" {
+		haproxy.skipped = "no " + cfg
+	}
+	if missing(haproxy, o) == nil {
+		listen, stats := freeAddr(), freeAddr()
+		env := []string{"BP_HAPROXY_LISTEN=" + listen, "BP_HAPROXY_UPSTREAM=" + srvOn.tcp, "BP_HAPROXY_STATS=" + stats}
+		hp, err := start("haproxy", env, "haproxy", "-f", cfg, "-db")
+		if err != nil {
+			return nil, err
+		}
+		if err := waitHTTP(ctx, hp, "http://"+stats+"/metrics"); err != nil {
+			return nil, err
+		}
+		haproxy.cmd, haproxy.metricsAddr = client("tcp://"+listen, true)
+	}
+
+	socat := add(caseSocat, "socat", true, "")
+	if missing(socat, o) == nil {
+		port := freePort()
+		if _, err := start("socat", nil, "socat", "TCP-LISTEN:"+port+",bind=127.0.0.1,reuseaddr,fork", "TCP:"+srvOn.tcp); err != nil {
+			return nil, err
+		}
+		if err := waitTCP(ctx, "127.0.0.1:"+port); err != nil {
+			return nil, fmt.Errorf("socat: %w", err)
+		}
+		socat.cmd, socat.metricsAddr = client("tcp://127.0.0.1:"+port, true)
+	}
+	for _, c := range res.Cases {
+		if c.skipped != "" && o.RequireAll {
+			return res, fmt.Errorf("%s: %s", c.name, c.skipped)
+		}
+	}
+
+	for round := 1; round <= o.Rounds; round++ {
+		for _, c := range res.Cases {
+			if c.skipped != "" {
+				continue
+			}
+			if ctx.Err() != nil {
+				return res, ctx.Err()
+			}
+			if o.Verbose && round == 1 {
+				fmt.Fprintf(log, "bench: %s: %s\n", c.name, shellJoin(c.cmd))
+			}
+			scrapeURLs := []string{}
+			if c.instrumented {
+				scrapeURLs = append(scrapeURLs, "http://"+c.metricsAddr+"/metrics", "http://"+srvOn.http+"/metrics")
+			}
+			rate, err := runCase(ctx, c, scrapeURLs)
+			if err != nil {
+				return res, fmt.Errorf("round %d, %s: %w", round, c.name, err)
+			}
+			c.rates = append(c.rates, rate)
+			if o.Verbose {
+				fmt.Fprintf(log, "bench: round %d  %-30s %8.1f MB/s\n", round, c.name, rate/1e6)
+			}
+		}
+		fmt.Fprintf(log, "bench: round %d of %d done\n", round, o.Rounds)
+	}
+	return res, nil
+}
+
+// missing marks c skipped when its tool is not installed.
+func missing(c *benchCase, o options) error {
+	if c.skipped != "" {
+		return errors.New(c.skipped)
+	}
+	if c.tool == "" {
+		return nil
+	}
+	if _, err := exec.LookPath(c.tool); err != nil {
+		c.skipped = c.tool + " not installed (scripts/install-test-deps installs it)"
+		return errors.New(c.skipped)
+	}
+	return nil
+}
+
+type serverAddrs struct{ http, tcp string }
+
+func startServer(ctx context.Context, start func(string, []string, ...string) (*proc, error), bin, name, sample string) (serverAddrs, error) {
+	a := serverAddrs{http: freeAddr(), tcp: freeAddr()}
+	p, err := start(name, nil, filepath.Join(bin, "bp-server"), "--http-addr", a.http, "--tcp-addr", a.tcp,
+		"--sample-interval", sample, "--log-interval", "0", "--log-format", "text")
+	if err != nil {
+		return a, err
+	}
+	return a, waitHTTP(ctx, p, "http://"+a.http+"/healthz")
+}
+
+// runCase runs c once and returns its throughput in bytes per second,
+// scraping urls every second meanwhile.
+func runCase(ctx context.Context, c *benchCase, urls []string) (float64, error) {
+	stopScrape := make(chan struct{})
+	var wg sync.WaitGroup
+	if len(urls) > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t := time.NewTicker(time.Second)
+			defer t.Stop()
+			for {
+				select {
+				case <-stopScrape:
+					return
+				case <-t.C:
+					for _, u := range urls {
+						get(ctx, u)
+					}
+				}
+			}
+		}()
+	}
+	cmd := exec.CommandContext(ctx, c.cmd[0], c.cmd[1:]...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	close(stopScrape)
+	wg.Wait()
+	if err != nil {
+		return 0, fmt.Errorf("%w: %s", err, lastLines(stderr.String(), 5))
+	}
+	if c.name == caseIperf {
+		var out struct {
+			End struct {
+				SumSent struct {
+					BitsPerSecond float64 `json:"bits_per_second"`
+				} `json:"sum_sent"`
+			} `json:"end"`
+		}
+		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || out.End.SumSent.BitsPerSecond <= 0 {
+			return 0, fmt.Errorf("iperf3 output: %v: %s", err, lastLines(stdout.String(), 5))
+		}
+		return out.End.SumSent.BitsPerSecond / 8, nil
+	}
+	var sum struct {
+		WriteBytesPerSecond float64 `json:"write_bytes_per_second"`
+	}
+	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil || sum.WriteBytesPerSecond <= 0 {
+		return 0, fmt.Errorf("bp-client output: %v: %s", err, lastLines(stdout.String(), 5))
+	}
+	return sum.WriteBytesPerSecond, nil
+}
+
+func get(ctx context.Context, url string) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+}
+
+// WriteTable prints each case's median throughput and the ratios, with the
+// spread over rounds and the target.
+func (r *Result) WriteTable(w io.Writer) {
+	o := r.Options
+	fmt.Fprintf(w, "\n%d round(s) of %s per case, payload %s, loopback; medians over rounds\n\n", o.Rounds, o.Duration, o.PayloadSize)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "case\tMB/s\tmin\tmax\t")
+	for _, c := range r.Cases {
+		if c.skipped != "" {
+			fmt.Fprintf(tw, "%s\tskipped: %s\t\t\t\n", c.name, c.skipped)
+			continue
+		}
+		if len(c.rates) == 0 {
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t\n", c.name, median(c.rates)/1e6, slices.Min(c.rates)/1e6, slices.Max(c.rates)/1e6)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ratio\tmedian\tmin\tmax\ttarget\t")
+	for _, q := range ratios {
+		num, den := r.lookup(q.num), r.lookup(q.den)
+		var per []float64
+		if num != nil && den != nil {
+			for i := range min(len(num.rates), len(den.rates)) {
+				per = append(per, num.rates[i]/den.rates[i])
+			}
+		}
+		if len(per) == 0 {
+			fmt.Fprintf(tw, "%s\tn/a\t\t\t\t\n", q.name)
+			continue
+		}
+		m := median(per)
+		target := "-"
+		if q.target > 0 {
+			verdict := "met"
+			if m < q.target {
+				verdict = "MISSED"
+			}
+			target = fmt.Sprintf(">= %.2f %s", q.target, verdict)
+		}
+		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%s\t\n", q.name, m, slices.Min(per), slices.Max(per), target)
+	}
+	tw.Flush()
+}
+
+// Rate is a case's median throughput in bytes per second (0: did not run).
+func (r *Result) Rate(name string) float64 {
+	c := r.lookup(name)
+	if c == nil || len(c.rates) == 0 {
+		return 0
+	}
+	return median(c.rates)
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
+
+// proc is one program bench started; it is stopped by its pid only.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	log  string
+	done chan struct{}
+}
+
+type procSet struct{ procs []*proc }
+
+func (s *procSet) start(dir, name string, env []string, args ...string) (*proc, error) {
+	logPath := filepath.Join(dir, name+".log")
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p := &proc{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	go func() { cmd.Wait(); f.Close(); close(p.done) }()
+	s.procs = append(s.procs, p)
+	return p, nil
+}
+
+// stopAll sends SIGTERM to every process started, in reverse order, and
+// SIGKILL to any still running after 5 s.
+func (s *procSet) stopAll() {
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		p := s.procs[i]
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(5 * time.Second):
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+}
+
+func (p *proc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *proc) failed(what string) error {
+	b, _ := os.ReadFile(p.log)
+	return fmt.Errorf("%s %s: %s", p.name, what, lastLines(string(b), 10))
+}
+
+func waitHTTP(ctx context.Context, p *proc, url string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if p.exited() {
+			return p.failed("exited before it was ready")
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return p.failed("not ready after 15s at " + url)
+}
+
+func waitTCP(ctx context.Context, addr string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("nothing listens on %s after 15s", addr)
+}
+
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func freePort() string {
+	_, port, _ := net.SplitHostPort(freeAddr())
+	return port
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(len(lines)-n, 0):], " | ")
+}
+
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\"'") {
+			a = "'" + a + "'"
+		}
+		q[i] = a
+	}
+	return strings.Join(q, " ")
+}

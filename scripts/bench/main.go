@@ -1,0 +1,58 @@
+// Command bench is the whole-system throughput comparison on loopback
+// (make bench): iperf3, bp-client to bp-server over TCP and over WebSocket,
+// with instrumentation on and off, and through one hop (bp-relay in stream
+// mode, HAProxy, socat), each case in turn in every round, then a table of
+// the medians and of the ratios the performance targets are about.
+//
+//	go run ./scripts/bench                  # 5 rounds of 5 s per case (make bench)
+//	go run ./scripts/bench -smoke           # 1 round of 1 s per case (make bench-smoke)
+//	go run ./scripts/bench -rounds 9 -duration 10s -v
+//
+// Ratios are taken within each round (both numbers measured minutes apart
+// at most, under the same load) and the table shows their median, so a
+// shared, noisy machine moves both sides of a ratio alike. See
+// docs/BENCHMARKS.md.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+)
+
+func main() {
+	var o options
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.IntVar(&o.Rounds, "rounds", 5, "rounds; every case runs once per round")
+	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "how long each case sends")
+	smoke := fs.Bool("smoke", false, "a very short run to check the bench works: 1 round of 1s per case")
+	fs.StringVar(&o.Bin, "bin", "", "directory with bp-server, bp-client, bp-relay (default: build them into a temporary directory)")
+	fs.StringVar(&o.Deploy, "deploy", "deploy", "directory with the haproxy/ configs")
+	fs.StringVar(&o.PayloadSize, "payload-size", "64KiB", "bp-client --payload-size")
+	fs.BoolVar(&o.Verbose, "v", false, "print every command and every round's numbers")
+	fs.BoolVar(&o.RequireAll, "require-all", false, "fail instead of skipping a case whose tool (iperf3, haproxy, socat) is missing")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		os.Exit(2)
+	}
+	if *smoke {
+		o.Rounds, o.Duration = 1, time.Second
+	}
+	if o.Rounds < 1 || o.Duration < 500*time.Millisecond {
+		fmt.Fprintln(os.Stderr, "bench: -rounds must be at least 1 and -duration at least 500ms")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := run(ctx, o, os.Stderr)
+	if res != nil {
+		res.WriteTable(os.Stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
