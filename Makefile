@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/go-backpressure/go-backpressure/pkg/config.Version=$(VERSION)
 BINS    := bp-server bp-client $(if $(wildcard cmd/bp-relay),bp-relay)
 
-.PHONY: all build demo lab lab-all test lint fuzz clean
+.PHONY: all build demo lab lab-all test lint fuzz bench bench-smoke clean
 
 all: build
 
@@ -40,6 +40,15 @@ lint:
 fuzz:
 	@for t in $$($(GO) test -list '^Fuzz' ./pkg/flow/ | grep ^Fuzz); do \
 		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 10s ./pkg/flow/ || exit 1; done
+
+## bench: whole-system throughput against iperf3, HAProxy and socat on loopback,
+## several rounds, then a table of ratios (BENCH_FLAGS="-rounds 9 -v"); not part of test
+bench:
+	@$(GO) run ./scripts/bench $(BENCH_FLAGS)
+
+## bench-smoke: one very short round of make bench, to check it still works
+bench-smoke:
+	@$(GO) run ./scripts/bench -smoke $(BENCH_FLAGS)
 
 clean:
 	rm -rf bin artifacts

@@ -195,7 +195,7 @@ func run(ctx context.Context, o options, log io.Writer) (*Result, error) {
 	socat := add(caseSocat, "socat", true, "")
 	if missing(socat, o) == nil {
 		port := freePort()
-		if _, err := start("socat", nil, "socat", "TCP-LISTEN:"+port+",bind=127.0.0.1,reuseaddr,fork", "TCP:"+srvOn.tcp); err != nil {
+		if _, err := start("socat", nil, "socat", "-b", "65536", "TCP-LISTEN:"+port+",bind=127.0.0.1,reuseaddr,fork", "TCP:"+srvOn.tcp); err != nil {
 			return nil, err
 		}
 		if err := waitTCP(ctx, "127.0.0.1:"+port); err != nil {

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs make bench-smoke's short round, so CI keeps the bench
+// working without paying for the real one. It checks that every case ran
+// and produced a throughput, not the targets: a one-second round on a
+// shared machine says nothing about them. In CI (CI=true) a missing tool
+// fails the test; elsewhere the test skips and says how to install it.
+func TestSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts servers, hops and about 10 s of traffic")
+	}
+	ci := os.Getenv("CI") == "true"
+	var absent []string
+	for _, tool := range []string{"iperf3", "haproxy", "socat"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			absent = append(absent, tool)
+		}
+	}
+	if len(absent) > 0 {
+		msg := "missing " + strings.Join(absent, ", ") + ": run scripts/install-test-deps (as root)"
+		if ci {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/bp-server", "./cmd/bp-client", "./cmd/bp-relay")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var log strings.Builder
+	res, err := run(ctx, options{
+		Rounds: 1, Duration: time.Second, Bin: bin, Deploy: filepath.Join(root, "deploy"),
+		PayloadSize: "64KiB", RequireAll: true,
+	}, &log)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, log.String())
+	}
+	var table strings.Builder
+	res.WriteTable(&table)
+	t.Log(table.String())
+	for _, name := range []string{caseIperf, caseTCP, caseTCPOff, caseWS, caseRelay, caseHAProxy, caseSocat} {
+		if res.Rate(name) <= 0 {
+			t.Errorf("%s: no throughput measured", name)
+		}
+	}
+	for _, q := range ratios {
+		if !strings.Contains(table.String(), q.name) {
+			t.Errorf("table lacks the ratio %q", q.name)
+		}
+	}
+}
