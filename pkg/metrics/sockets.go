@@ -401,7 +401,7 @@ type SocketTotals struct {
 	// Since start, summed over reading connections.
 	OwnWindowZero     time.Duration
 	OwnWindowCloses   int
-	PeakConnSendQueue int // largest send queue of any one writing connection
+	PeakConnSendQueue int // largest send queue of any one writing connection (since ResetPeak)
 	// The last pass.
 	SendQueue, Unsent, RecvQueue int
 	PeerWindowZeroConnections    int
@@ -427,6 +427,16 @@ func (s *SocketSampler) Totals() SocketTotals {
 		t.PeerWindowZeroConnections += st.gauges.peerZeroConns
 	}
 	return t
+}
+
+// ResetPeak starts a new PeakConnSendQueue in Totals, for a report that
+// covers one run of several in the same process.
+func (s *SocketSampler) ResetPeak() {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	for p := range s.stats {
+		s.stats[p].peakQueue = 0
+	}
 }
 
 // socketMetric is one exported metric: its description, the kernel fields

@@ -32,8 +32,26 @@ type Kernel struct {
 }
 
 // SetKernel tells the recorder where to read the kernel's view of the run
-// (nil: nowhere, and the report leaves it out). Call it before the run.
-func (r *Recorder) SetKernel(kernel func() Kernel) { r.kernel = kernel }
+// (nil: nowhere, and the report leaves it out). Call it before the run: the
+// times kernel returns are cumulative (a sampler counts from its start, over
+// every run of the process), so the recorder reads them once here and
+// reports only what they grew by since. PeakSendQueue is taken as is: the
+// source starts a new peak for each run.
+func (r *Recorder) SetKernel(kernel func() Kernel) {
+	if kernel == nil {
+		r.kernel = nil
+		return
+	}
+	base := kernel()
+	r.kernel = func() Kernel {
+		k := kernel()
+		k.PeerWindowZero -= base.PeerWindowZero
+		k.RwndLimited -= base.RwndLimited
+		k.SndbufLimited -= base.SndbufLimited
+		k.Busy -= base.Busy
+		return k
+	}
+}
 
 // fillKernel fills the kernel part of a summary: shares are of the
 // connections' combined time, like BlockedShare.

@@ -56,8 +56,15 @@ func TestReportKernelView(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := report.NewRecorder()
 			if tc.kernel != nil {
-				k := *tc.kernel
-				rec.SetKernel(func() report.Kernel { return k })
+				// A source whose times start at zero when the run starts.
+				k, started := *tc.kernel, false
+				rec.SetKernel(func() report.Kernel {
+					if !started {
+						started = true
+						return report.Kernel{HasPeerWindow: k.HasPeerWindow, HasLimited: k.HasLimited, HasSendQueue: k.HasSendQueue}
+					}
+					return k
+				})
 			}
 			sum := rec.Summarize(run, 10*time.Second, nil)
 			var js bytes.Buffer
@@ -93,5 +100,19 @@ func TestReportKernelView(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReportKernelBaseline: a recorder counts only the kernel time that
+// grew after SetKernel, so each run of a process reports its own.
+func TestReportKernelBaseline(t *testing.T) {
+	k := report.Kernel{HasPeerWindow: true, PeerWindowZero: 7 * time.Second, HasLimited: true, RwndLimited: 9 * time.Second}
+	rec := report.NewRecorder()
+	rec.SetKernel(func() report.Kernel { return k })
+	k.PeerWindowZero += 2 * time.Second
+	k.RwndLimited += 3 * time.Second
+	sum := rec.Summarize(report.Run{Direction: flow.Up, Connections: 1}, 10*time.Second, nil)
+	if sum.PeerWindowZeroSeconds == nil || *sum.PeerWindowZeroSeconds != 2 || sum.RwndLimitedSeconds == nil || *sum.RwndLimitedSeconds != 3 {
+		t.Errorf("peer window zero %v, rwnd-limited %v; want 2 and 3 (grown since SetKernel)", sum.PeerWindowZeroSeconds, sum.RwndLimitedSeconds)
 	}
 }
