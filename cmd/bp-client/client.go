@@ -105,48 +105,76 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 		"connections", cfg.Connections, "payload_size", cfg.PayloadSize, "rate", cfg.Rate,
 		"count", cfg.Count, "duration", cfg.Duration)
 
-	start := time.Now()
-	stopLive := startLive(cfg, rec, stderr, start)
+	// One run, or with --loop one run after another (each with its own
+	// report and run id, the metrics served throughout) until interrupted.
 	var (
-		wg       sync.WaitGroup
-		mu       sync.Mutex
-		firstErr error
+		runErr      error
+		interrupted bool
 	)
-	for i := 0; i < cfg.Connections; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := runConn(ctx, dial, plan, obs)
-			if err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
+	for round := 1; ; round++ {
+		if cfg.Loop {
+			hello.RunID = fmt.Sprintf("%s-%d", cfg.RunID, round)
+			rec = report.NewRecorder()
+			if sampler.Enabled() {
+				rec.SetKernel(kernelView(sampler))
 			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	stopLive()
+			obs = flow.Multi(m, sampler, rec)
+			log.Info("run starting", "run", hello.RunID, "round", round)
+		}
+		start := time.Now()
+		stopLive := startLive(cfg, rec, stderr, start)
+		var (
+			wg       sync.WaitGroup
+			mu       sync.Mutex
+			firstErr error
+		)
+		for i := 0; i < cfg.Connections; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				err := runConn(ctx, dial, plan, obs)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		elapsed := time.Since(start)
+		stopLive()
 
-	runErr := firstErr
-	interrupted := ctx.Err() != nil
-	if interrupted {
-		runErr = errors.New("interrupted")
-	}
-	sum := rec.Summarize(report.Run{
-		RunID: cfg.RunID, Target: cfg.Target, Direction: dir, Connections: cfg.Connections,
-		PayloadSize: int(cfg.PayloadSize), Rate: cfg.Rate, StallThreshold: cfg.StallThreshold,
-	}, elapsed, runErr)
-	if cfg.Output == "json" {
-		sum.WriteJSON(stdout)
-	} else {
-		sum.WriteText(stdout)
-	}
-	if runErr != nil && !interrupted {
-		log.Error("run failed", "reason", flow.ErrorReason(runErr), "err", runErr,
-			"bytes_acked", sum.BytesAcked, "bytes_written", sum.BytesWritten)
+		runErr = firstErr
+		interrupted = ctx.Err() != nil
+		if interrupted {
+			runErr = errors.New("interrupted")
+		}
+		sum := rec.Summarize(report.Run{
+			RunID: hello.RunID, Target: cfg.Target, Direction: dir, Connections: cfg.Connections,
+			PayloadSize: int(cfg.PayloadSize), Rate: cfg.Rate, StallThreshold: cfg.StallThreshold,
+		}, elapsed, runErr)
+		if cfg.Output == "json" {
+			sum.WriteJSON(stdout)
+		} else {
+			sum.WriteText(stdout)
+		}
+		if runErr != nil && !interrupted {
+			log.Error("run failed", "reason", flow.ErrorReason(runErr), "err", runErr,
+				"bytes_acked", sum.BytesAcked, "bytes_written", sum.BytesWritten)
+		}
+		if !cfg.Loop || interrupted {
+			break
+		}
+		select {
+		case <-time.After(cfg.LoopPause):
+		case <-ctx.Done():
+			interrupted = true
+		}
+		if interrupted {
+			break
+		}
 	}
 	if metricsSrv != nil && cfg.Linger > 0 && !interrupted {
 		log.Info("lingering so scrapers see the final values", "linger", cfg.Linger)

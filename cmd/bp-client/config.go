@@ -31,6 +31,8 @@ type clientConfig struct {
 	MetricsAddr    string        `envconfig:"METRICS_ADDR" flag:"metrics-addr" default:":9101" desc:"listener for /metrics and /healthz (empty: off); PORT, when set, wins over BP_METRICS_ADDR and the default"`
 	Linger         time.Duration `envconfig:"LINGER" flag:"linger" default:"0s" desc:"keep serving /metrics this long after the run, so a scraper sees the final values"`
 	SampleInterval time.Duration `envconfig:"SAMPLE_INTERVAL" flag:"sample-interval" default:"100ms" desc:"how often to read the kernel's socket statistics (windows, queues) of every connection (0: off)"`
+	Loop           bool          `envconfig:"LOOP" flag:"loop" default:"false" desc:"repeat the run until interrupted, --loop-pause apart, a report per run and the metrics served throughout (for dashboards)"`
+	LoopPause      time.Duration `envconfig:"LOOP_PAUSE" flag:"loop-pause" default:"5s" desc:"with --loop, how long to wait between runs"`
 }
 
 const summary = "bp-client: pushes data through a path to bp-server and measures how long its writes are held back."
@@ -96,6 +98,8 @@ func (c clientConfig) Validate() error {
 		return config.Invalid("linger", c.Linger, "must not be negative")
 	case c.SampleInterval < 0 || (c.SampleInterval > 0 && c.SampleInterval < time.Millisecond):
 		return config.Invalid("sample-interval", c.SampleInterval, "must be 0 (off) or at least 1ms")
+	case c.LoopPause < 0:
+		return config.Invalid("loop-pause", c.LoopPause, "must not be negative")
 	}
 	return nil
 }
