@@ -42,9 +42,7 @@ func start(dir, name, bin string, args, env []string, stdout io.Writer) (*proces
 	if stdout != nil {
 		cmd.Stdout = stdout
 	}
-	// Its own process group, so a terminal's Ctrl-C reaches only the lab,
-	// which then stops each process in order.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)

@@ -21,6 +21,7 @@ func Build(ctx context.Context, root, bin string) (relayErr, err error) {
 		args := append([]string{"build", "-o", bin + string(filepath.Separator)}, pkgs...)
 		cmd := exec.CommandContext(ctx, "go", args...)
 		cmd.Dir = root
+		cmd.SysProcAttr = sysProcAttr()
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("go build %s: %w\n%s", strings.Join(pkgs, " "), err, out)
