@@ -210,8 +210,11 @@ func runConn(ctx context.Context, dial func(context.Context) (flow.Conn, error),
 	return err
 }
 
-// kernelView adapts the socket sampler's totals to the report's view.
+// kernelView adapts the socket sampler's totals to the report's view of one
+// run: it starts a new send-queue peak (the recorder counts the times from
+// its SetKernel).
 func kernelView(s *metrics.SocketSampler) func() report.Kernel {
+	s.ResetPeak()
 	return func() report.Kernel {
 		t := s.Totals()
 		return report.Kernel{
