@@ -199,6 +199,9 @@ func (s *server) serveTracked(ctx context.Context, hello *flow.Hello, c flow.Con
 			kind = "legacy"
 		}
 		attrs = append(attrs, "run", hello.RunID, "direction", hello.Direction)
+		if len(hello.Via) > 0 {
+			attrs = append(attrs, "via", hello.Via)
+		}
 	}
 	log := s.log.With(attrs...)
 	s.windows.add(c.NetConn(), log)
