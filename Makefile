@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/go-backpressure/go-backpressure/pkg/config.Version=$(VERSION)
 BINS    := bp-server bp-client $(if $(wildcard cmd/bp-relay),bp-relay)
 
-.PHONY: all build demo lab lab-all test lint fuzz bench bench-smoke clean
+.PHONY: all build demo lab lab-all lab-observe test lint fuzz bench bench-smoke clean
 
 all: build
 
@@ -24,6 +24,10 @@ lab:
 ## lab-all: every profile of the lab in turn, then one summary table
 lab-all:
 	@$(GO) run ./scripts/lab $(LAB_FLAGS) -all
+
+## lab-observe: docker-compose's topology natively (client, relay, HAProxy, server) with Prometheus, until Ctrl-C
+lab-observe: build
+	@$(GO) run ./scripts/lab-observe $(OBSERVE_FLAGS)
 
 ## test: the whole test suite with the race detector
 test:

@@ -1,0 +1,100 @@
+// Command lab-observe runs docker-compose.yml's topology natively, from the
+// same files in deploy/, and leaves it running with Prometheus scraping
+// every hop, until Ctrl-C:
+//
+//	bp-client --loop -> bp-relay -> HAProxy -> bp-server, and Prometheus
+//
+//	go run ./scripts/lab-observe      # make lab-observe
+//
+// It needs HAProxy and Prometheus from Debian's packages
+// (sudo apt-get install -y haproxy prometheus) and the binaries in bin/
+// (make build). Grafana is not in Debian: query Prometheus directly, or
+// point a Grafana of your own at it and import
+// deploy/grafana/dashboards/go-backpressure.json. See docs/DEPLOY.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/internal/lab"
+)
+
+func main() {
+	os.Exit(run())
+}
+
+func run() int {
+	fs := flag.NewFlagSet("lab-observe", flag.ContinueOnError)
+	bin := fs.String("bin", "bin", "directory with bp-server, bp-client and bp-relay")
+	deploy := fs.String("deploy", "deploy", "the deploy/ directory")
+	addr := fs.String("prometheus-addr", "127.0.0.1:9090", "Prometheus's web listener")
+	dir := fs.String("dir", "", "directory for logs, rendered configs and Prometheus's data (default: a new temporary one, removed at the end)")
+	if err := fs.Parse(os.Args[1:]); err != nil {
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	keep := *dir != ""
+	fmt.Println("starting bp-server, HAProxy, bp-relay, bp-client (--loop) and Prometheus on loopback...")
+	ob, err := lab.Observe(ctx, lab.ObserveOptions{Bin: *bin, Deploy: *deploy, PrometheusAddr: *addr, Dir: *dir, Progress: os.Stdout})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab-observe:", err)
+		if errors.Is(err, lab.ErrMissing) {
+			return 3
+		}
+		return 1
+	}
+	defer func() {
+		ob.Stop()
+		if !keep {
+			os.RemoveAll(ob.Dir)
+		}
+	}()
+
+	query := func(expr string) string {
+		return ob.PrometheusURL + "/graph?g0.range_input=5m&g0.tab=0&g0.expr=" + url.QueryEscape(expr)
+	}
+	fmt.Printf(`
+Prometheus is up: %s   (targets: %s/targets)
+Every hop is scraped with its target label hop=client|relay|haproxy|server.
+
+Try (the dashboard's own queries, deploy/grafana/dashboards/go-backpressure.json):
+  writes blocked per hop:  %s
+  bytes/s into each hop:   %s
+  server reading paused:   %s
+
+Metrics of each hop: client %s, relay %s, haproxy %s, server %s
+Logs and rendered configs: %s
+
+The server stops reading 10 s into every connection, for 10 s; the client
+runs 30 s at a time, 5 s apart. Stop everything with Ctrl-C (or: kill %d).
+`, ob.PrometheusURL, ob.PrometheusURL,
+		query(`sum by (hop) (rate(bp_write_blocked_seconds_sum[20s]))`),
+		query(`sum by (hop) (rate(bp_bytes_read_total[20s]))`),
+		query(`sum(bp_reads_paused{hop="server"})`),
+		ob.Targets["client"], ob.Targets["relay"], ob.Targets["haproxy"], ob.Targets["server"], ob.Dir, os.Getpid())
+
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			fmt.Println("\nstopping every process the lab started...")
+			return 0
+		case <-tick.C:
+			if name := ob.Exited(); name != "" {
+				fmt.Fprintf(os.Stderr, "lab-observe: %s exited; its log: %s\n", name, ob.Log(name))
+				return 1
+			}
+		}
+	}
+}
