@@ -122,7 +122,7 @@ func ParseHello(b []byte) (Hello, error) {
 
 func parseHello(b []byte) (Hello, error) {
 	if len(b) > MaxHelloSize {
-		return Hello{}, fmt.Errorf("hello longer than %d bytes", MaxHelloSize)
+		return Hello{}, fmt.Errorf("%w: hello longer than %d bytes", ErrTooLarge, MaxHelloSize)
 	}
 	var h Hello
 	if err := json.Unmarshal(b, &h); err != nil {

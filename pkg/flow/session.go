@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,14 @@ type Plan struct {
 	// LingerTimeout bounds how long a side that is done waits for the peer to
 	// close, or for the last acks (DefaultLingerTimeout when 0).
 	LingerTimeout time.Duration
+	// IdleTimeout ends the connection with ErrIdle when no byte moved either
+	// way for this long while the reader waited for the peer and no write
+	// was in progress: scheduled pauses, read delays and rate limits, and
+	// writes blocked by backpressure never count (0: no idle timeout).
+	IdleTimeout time.Duration
+	// ControlWriteTimeout bounds each control write when this side writes
+	// no payload (DefaultControlWriteTimeout when 0, negative: none).
+	ControlWriteTimeout time.Duration
 }
 
 // WritePlan drives a writer.
@@ -89,7 +98,14 @@ type Session struct {
 	closeOnce sync.Once // ClosingObserver.Closing, before the first close
 	errOnce   sync.Once
 	err       error
+	failure   atomic.Pointer[error] // s.err, readable while the run goes on
 	cancelRun context.CancelFunc
+
+	// Idle accounting: the last time a byte or message moved (or a pacer
+	// wait ended), and what is on purpose not idle.
+	lastActive atomic.Int64 // UnixNano
+	writing    atomic.Bool  // a payload write call is in progress
+	pacing     atomic.Bool  // the reader waits for its pause, delay or rate
 }
 
 // NewSession prepares a session on conn. obs may be nil.
@@ -106,6 +122,9 @@ func NewSession(conn Conn, plan Plan, obs Observer) *Session {
 	if plan.Write != nil && plan.Write.StallThreshold <= 0 {
 		plan.Write.StallThreshold = DefaultStallThreshold
 	}
+	if plan.ControlWriteTimeout == 0 {
+		plan.ControlWriteTimeout = DefaultControlWriteTimeout
+	}
 	s := &Session{
 		conn:     conn,
 		plan:     plan,
@@ -115,8 +134,12 @@ func NewSession(conn Conn, plan Plan, obs Observer) *Session {
 		peerDone: make(chan struct{}),
 	}
 	s.peerFin.Store(-1)
+	s.touch()
 	return s
 }
+
+// touch records activity now (idle accounting).
+func (s *Session) touch() { s.lastActive.Store(time.Now().UnixNano()) }
 
 // Snapshot is a live view of a session, safe to take while it runs.
 type Snapshot struct {
@@ -153,6 +176,7 @@ func (s *Session) tracksPipe() bool { return s.conn.SpeaksControl() }
 func (s *Session) fail(err error) {
 	s.errOnce.Do(func() {
 		s.err = err
+		s.failure.Store(&err)
 		s.cancelRun()
 	})
 }
@@ -166,7 +190,7 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 	defer cancel()
 	// Closing the connection is what unblocks a read or write stuck in the
 	// kernel when the run is cancelled.
-	stopClose := context.AfterFunc(ctx, func() { s.closing.Store(true); s.beforeClose(); s.conn.Close() })
+	stopClose := context.AfterFunc(ctx, func() { s.closing.Store(true); s.beforeClose(); s.closeConn(ctx) })
 	defer stopClose()
 
 	var wg sync.WaitGroup
@@ -202,6 +226,14 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 			s.ackLoop(ctx)
 		}()
 	}
+	bothDone := make(chan struct{})
+	if s.plan.IdleTimeout > 0 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.idleLoop(ctx, bothDone)
+		}()
+	}
 
 	// Both directions done?
 	done := false
@@ -211,6 +243,7 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 		case <-ctx.Done():
 		}
 	}
+	close(bothDone)
 	if ctx.Err() == nil {
 		done = true
 		if !s.plan.Initiator {
@@ -226,8 +259,8 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 	}
 	s.closing.Store(true)
 	s.beforeClose()
+	s.closeConn(ctx)
 	cancel()
-	s.conn.Close()
 	wg.Wait()
 
 	if s.tracksPipe() {
@@ -285,13 +318,19 @@ func (s *Session) writeLoop(ctx context.Context) error {
 			}
 		}
 		if limiter != nil {
-			if err := limiter.Wait(wctx); err != nil {
+			s.writing.Store(true) // waiting for its own rate: on purpose
+			err := limiter.Wait(wctx)
+			s.writing.Store(false)
+			if err != nil {
 				break // the run's time is up (or ctx ended, checked below)
 			}
 		}
 		s.attempted.Store(written + int64(len(p)))
 		began := time.Now()
+		s.writing.Store(true)
 		n, err := s.conn.WritePayload(p)
+		s.writing.Store(false)
+		s.touch()
 		blocked := time.Since(began)
 		if n > 0 {
 			written += int64(n)
@@ -315,7 +354,7 @@ func (s *Session) writeLoop(ctx context.Context) error {
 		return nil
 	}
 	s.finSent.Store(true)
-	if err := s.conn.WriteControl(Control{Type: Fin, Bytes: written}); err != nil {
+	if err := s.writeControl(Control{Type: Fin, Bytes: written}); err != nil {
 		return fmt.Errorf("send fin: %w", err)
 	}
 	t := time.NewTimer(s.plan.LingerTimeout)
@@ -342,15 +381,26 @@ func (s *Session) readLoop(ctx context.Context) error {
 	pace := newPacer(s.plan.Read, s.start, pausedObserver{s})
 	for {
 		if s.plan.PeerWrites {
-			if err := pace.beforeRead(ctx); err != nil {
+			s.pacing.Store(true)
+			err := pace.beforeRead(ctx)
+			s.pacing.Store(false)
+			s.touch()
+			if err != nil {
 				return nil // ctx ended: Run reports it
 			}
 		}
 		n, ctl, err := s.conn.Read(buf)
+		if n > 0 || ctl.Type != "" {
+			s.touch()
+		}
 		if n > 0 {
 			s.read.Add(int64(n))
 			s.obs.Read(n)
-			if perr := pace.afterRead(ctx, n); perr != nil {
+			s.pacing.Store(true)
+			perr := pace.afterRead(ctx, n)
+			s.pacing.Store(false)
+			s.touch()
+			if perr != nil {
 				return nil
 			}
 		}
@@ -412,7 +462,7 @@ func (s *Session) handleControl(ctl Control) error {
 		s.peerFin.Store(ctl.Bytes)
 		// The final ack goes out before the peer counts as done, so the
 		// initiator never closes ahead of it.
-		if err := s.conn.WriteControl(Control{Type: Ack, Bytes: ctl.Bytes}); err != nil {
+		if err := s.writeControl(Control{Type: Ack, Bytes: ctl.Bytes}); err != nil {
 			return fmt.Errorf("send final ack: %w", err)
 		}
 		s.peerOnce.Do(func() { close(s.peerDone) })
@@ -438,7 +488,7 @@ func (s *Session) ackLoop(ctx context.Context) {
 		if n == sent {
 			continue
 		}
-		if err := s.conn.WriteControl(Control{Type: Ack, Bytes: n}); err != nil {
+		if err := s.writeControl(Control{Type: Ack, Bytes: n}); err != nil {
 			if !s.closing.Load() && ctx.Err() == nil && !isClosed(s.peerDone) {
 				s.fail(fmt.Errorf("send ack: %w", err))
 			}
@@ -446,6 +496,64 @@ func (s *Session) ackLoop(ctx context.Context) {
 		}
 		sent = n
 	}
+}
+
+// writeControl sends a control message, within the control write timeout
+// when this side writes no payload (see DefaultControlWriteTimeout).
+func (s *Session) writeControl(ctl Control) error {
+	wd, ok := s.conn.(writeDeadliner)
+	if s.plan.Write != nil || s.plan.ControlWriteTimeout <= 0 || !ok || !s.conn.SpeaksControl() {
+		return s.conn.WriteControl(ctl)
+	}
+	_ = wd.setWriteDeadline(time.Now().Add(s.plan.ControlWriteTimeout))
+	err := s.conn.WriteControl(ctl)
+	if err == nil {
+		_ = wd.setWriteDeadline(time.Time{})
+		s.touch()
+		return nil
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		err = fmt.Errorf("peer did not read its acks for %s: %w", s.plan.ControlWriteTimeout, err)
+	}
+	return err
+}
+
+// idleLoop ends the run with ErrIdle once nothing moved for the idle
+// timeout while nothing was paused, pacing or blocked on purpose.
+func (s *Session) idleLoop(ctx context.Context, bothDone <-chan struct{}) {
+	every := max(s.plan.IdleTimeout/4, 10*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-bothDone:
+			return
+		case <-t.C:
+		}
+		if s.writing.Load() || s.pacing.Load() || s.paused.Load() {
+			s.touch() // on purpose, not idle: the clock starts again after it
+			continue
+		}
+		if idle := time.Since(time.Unix(0, s.lastActive.Load())); idle >= s.plan.IdleTimeout {
+			s.fail(fmt.Errorf("%w: no byte moved either way for %s", ErrIdle, idle.Round(time.Millisecond)))
+			return
+		}
+	}
+}
+
+// closeConn closes the connection as the run's end calls for: after a
+// failure with its reason (WebSocket close code), at shutdown as going away.
+func (s *Session) closeConn(ctx context.Context) {
+	var err error
+	if p := s.failure.Load(); p != nil {
+		err = *p
+	} else if ctx.Err() != nil {
+		err = context.Canceled
+	}
+	closeWithError(s.conn, err)
 }
 
 // beforeClose tells the observer, once, that the connection is about to be

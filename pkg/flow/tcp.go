@@ -65,12 +65,12 @@ func (c *tcpConn) Read(p []byte) (int, Control, error) {
 		switch c.hdr[0] {
 		case frameData:
 			if size > MaxPayloadSize {
-				return 0, Control{}, protocolErrorf("data frame of %d bytes exceeds %d", size, MaxPayloadSize)
+				return 0, Control{}, tooLargef("data frame of %d bytes exceeds %d", size, MaxPayloadSize)
 			}
 			c.remain = size
 		case frameControl:
 			if size > MaxControlSize {
-				return 0, Control{}, protocolErrorf("control frame of %d bytes exceeds %d", size, MaxControlSize)
+				return 0, Control{}, tooLargef("control frame of %d bytes exceeds %d", size, MaxControlSize)
 			}
 			if _, err := io.ReadFull(c.r, c.ctlBuf[:size]); err != nil {
 				if err == io.EOF && size > 0 {
@@ -126,6 +126,8 @@ func (c *tcpConn) WriteControl(ctl Control) error {
 	return err
 }
 
+func (c *tcpConn) setWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
+
 func (c *tcpConn) Close() error {
 	c.once.Do(func() { c.cerr = c.conn.Close() })
 	return c.cerr
@@ -160,6 +162,15 @@ func DialTCP(ctx context.Context, addr string, hello Hello, opts SocketOptions) 
 // its first bytes; a hello-less peer that is silent that long is still
 // served as hello-less.
 func AcceptTCP(nc net.Conn, helloTimeout time.Duration) (*Hello, Conn, error) {
+	h, c, err := acceptTCP(nc, helloTimeout)
+	if err != nil {
+		// Refused before it opened: counted by reason hello.
+		return nil, nil, HelloError{err}
+	}
+	return h, c, nil
+}
+
+func acceptTCP(nc net.Conn, helloTimeout time.Duration) (*Hello, Conn, error) {
 	buf := make([]byte, MaxHelloSize)
 	n := 0
 	if helloTimeout > 0 {
@@ -188,7 +199,7 @@ func AcceptTCP(nc net.Conn, helloTimeout time.Duration) (*Hello, Conn, error) {
 			return &h, newTCPConn(nc, r, true), nil
 		}
 		if n == len(buf) {
-			return nil, nil, protocolErrorf("hello line longer than %d bytes", MaxHelloSize)
+			return nil, nil, tooLargef("hello line longer than %d bytes", MaxHelloSize)
 		}
 		if err != nil {
 			var ne net.Error

@@ -47,12 +47,16 @@ func (c *wsConn) Read(p []byte) (int, Control, error) {
 			if mt == websocket.TextMessage && !c.legacy {
 				n, err := io.ReadFull(r, c.ctlBuf)
 				if err == nil {
-					return 0, Control{}, protocolErrorf("control message longer than %d bytes", MaxControlSize)
+					return 0, Control{}, tooLargef("control message longer than %d bytes", MaxControlSize)
 				}
 				if err != io.ErrUnexpectedEOF && err != io.EOF {
 					return 0, Control{}, wsReadError(err)
 				}
 				ctl, err := ParseControl(c.ctlBuf[:n])
+				if err != nil {
+					// Text that is no control message: close code 1003.
+					err = ProtocolError{fmt.Errorf("%w: text message is no control message: %w", errUnsupportedData, err)}
+				}
 				return 0, ctl, err
 			}
 			c.cur = r
@@ -78,6 +82,9 @@ func wsReadError(err error) error {
 	if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
 		return io.EOF
 	}
+	if errors.Is(err, websocket.ErrReadLimit) {
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
+	}
 	return err
 }
 
@@ -89,6 +96,8 @@ func (c *wsConn) WritePayload(p []byte) (int, error) {
 	}
 	return len(p), nil
 }
+
+func (c *wsConn) setWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
 
 func (c *wsConn) WriteControl(ctl Control) error {
 	if !c.control {
@@ -154,6 +163,9 @@ type Upgrader struct {
 	websocket.Upgrader
 	// HelloTimeout bounds the wait for the first message.
 	HelloTimeout time.Duration
+	// MaxMessageSize is the largest message a peer may send (0: no
+	// limit); a larger one is answered with close code 1009.
+	MaxMessageSize int64
 }
 
 // NewUpgrader returns an upgrader with the package's buffer sizes.
@@ -161,7 +173,7 @@ func NewUpgrader() *Upgrader {
 	return &Upgrader{Upgrader: websocket.Upgrader{
 		ReadBufferSize:  wsReadBufferSize,
 		WriteBufferSize: wsWriteBufferSize,
-	}, HelloTimeout: 10 * time.Second}
+	}, HelloTimeout: 10 * time.Second, MaxMessageSize: DefaultMaxMessageSize}
 }
 
 // ErrHandshake marks errors of the HTTP upgrade itself; the upgrader has
@@ -176,12 +188,26 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (*Hello, Conn,
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
+	if u.MaxMessageSize > 0 {
+		ws.SetReadLimit(u.MaxMessageSize)
+	}
+	h, c, err := u.readHello(ws)
+	if err != nil {
+		// Refused before it opened: counted by reason hello, closed with
+		// the code that fits (1008, or 1009 for a hello too large).
+		err = HelloError{err}
+		closeWS(ws, err)
+		return nil, nil, err
+	}
+	return h, c, nil
+}
+
+func (u *Upgrader) readHello(ws *websocket.Conn) (*Hello, Conn, error) {
 	if u.HelloTimeout > 0 {
 		ws.SetReadDeadline(time.Now().Add(u.HelloTimeout))
 	}
 	mt, rd, err := ws.NextReader()
 	if err != nil {
-		ws.Close()
 		return nil, nil, fmt.Errorf("read hello: %w", wsReadError(err))
 	}
 	ws.SetReadDeadline(time.Time{})
@@ -192,14 +218,10 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (*Hello, Conn,
 	}
 	b, err := io.ReadAll(io.LimitReader(rd, MaxHelloSize+1))
 	if err != nil {
-		ws.Close()
 		return nil, nil, fmt.Errorf("read hello: %w", wsReadError(err))
 	}
 	h, err := ParseHello(b)
 	if err != nil {
-		msg := websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(err.Error(), 120))
-		_ = ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-		ws.Close()
 		return nil, nil, err
 	}
 	return &h, newWSConn(ws, !h.Legacy, h.Legacy), nil
