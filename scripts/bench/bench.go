@@ -27,6 +27,7 @@ type options struct {
 	Bin         string // directory with the bp binaries; "" builds them
 	Deploy      string // directory with haproxy/haproxy-tcp.cfg
 	PayloadSize string
+	Only        string // comma-separated words; a case runs when its name contains one
 	Verbose     bool
 	RequireAll  bool // a missing tool fails the run instead of skipping its case
 }
@@ -204,6 +205,9 @@ func run(ctx context.Context, o options, log io.Writer) (*Result, error) {
 		socat.cmd, socat.metricsAddr = client("tcp://127.0.0.1:"+port, true)
 	}
 	for _, c := range res.Cases {
+		if c.skipped == "" && !selected(c.name, o.Only) {
+			c.skipped = "not selected (-only)"
+		}
 		if c.skipped != "" && o.RequireAll {
 			return res, fmt.Errorf("%s: %s", c.name, c.skipped)
 		}
@@ -236,6 +240,20 @@ func run(ctx context.Context, o options, log io.Writer) (*Result, error) {
 		fmt.Fprintf(log, "bench: round %d of %d done\n", round, o.Rounds)
 	}
 	return res, nil
+}
+
+// selected reports whether name contains one of only's comma-separated
+// words; an empty only selects every case.
+func selected(name, only string) bool {
+	if only == "" {
+		return true
+	}
+	for _, w := range strings.Split(only, ",") {
+		if w != "" && strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
 }
 
 // missing marks c skipped when its tool is not installed.

@@ -33,6 +33,7 @@ func main() {
 	fs.StringVar(&o.Bin, "bin", "", "directory with bp-server, bp-client, bp-relay (default: build them into a temporary directory)")
 	fs.StringVar(&o.Deploy, "deploy", "deploy", "directory with the haproxy/ configs")
 	fs.StringVar(&o.PayloadSize, "payload-size", "64KiB", "bp-client --payload-size")
+	fs.StringVar(&o.Only, "only", "", "run only the cases whose name contains one of these comma-separated words (e.g. iperf3,tcp)")
 	fs.BoolVar(&o.Verbose, "v", false, "print every command and every round's numbers")
 	fs.BoolVar(&o.RequireAll, "require-all", false, "fail instead of skipping a case whose tool (iperf3, haproxy, socat) is missing")
 	if err := fs.Parse(os.Args[1:]); err != nil {
