@@ -101,6 +101,13 @@ type proc struct {
 // pid when the test ends.
 func startProc(t *testing.T, path string, args ...string) *proc {
 	t.Helper()
+	return startProcEnv(t, nil, path, args...)
+}
+
+// startProcEnv is startProc with extra environment (KEY=value): the
+// inherited BP_ variables are dropped, these are added.
+func startProcEnv(t *testing.T, extraEnv []string, path string, args ...string) *proc {
+	t.Helper()
 	p := &proc{name: filepath.Base(path), done: make(chan struct{})}
 	p.cmd = exec.Command(path, args...)
 	var env []string
@@ -109,7 +116,7 @@ func startProc(t *testing.T, path string, args ...string) *proc {
 			env = append(env, kv)
 		}
 	}
-	p.cmd.Env = env
+	p.cmd.Env = append(env, extraEnv...)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -211,11 +218,17 @@ func freePort(t *testing.T) string {
 // metricValue scrapes a Prometheus text endpoint and returns one sample's
 // value (series as it appears, e.g. `bp_bytes_read_total{protocol="websocket"}`).
 func metricValue(ctx context.Context, url, series string) (float64, error) {
+	return metricValueWith(ctx, http.DefaultClient, url, series)
+}
+
+// metricValueWith is metricValue with this HTTP client (one that trusts a
+// test's certificate, for https).
+func metricValueWith(ctx context.Context, client *http.Client, url, series string) (float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return 0, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -238,12 +251,18 @@ const wsBytesRead = `bp_bytes_read_total{protocol="websocket"}`
 // value goes past want or time runs out.
 func waitMetric(t *testing.T, url, series string, want float64, timeout time.Duration) {
 	t.Helper()
+	waitMetricWith(t, http.DefaultClient, url, series, want, timeout)
+}
+
+// waitMetricWith is waitMetric with this HTTP client.
+func waitMetricWith(t *testing.T, client *http.Client, url, series string, want float64, timeout time.Duration) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	var got float64
 	var err error
 	for ctx.Err() == nil {
-		got, err = metricValue(ctx, url, series)
+		got, err = metricValueWith(ctx, client, url, series)
 		if err == nil && got == want {
 			return
 		}
@@ -256,8 +275,8 @@ func waitMetric(t *testing.T, url, series string, want float64, timeout time.Dur
 }
 
 // browser starts a headless Chromium with the flags that keep it offline
-// and quiet, and returns a tab's context.
-func browser(t *testing.T) context.Context {
+// and quiet, plus extra, and returns a tab's context.
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	exe := chromiumPath(t)
 	// Not t.TempDir: Chromium's helper processes may still write to the
@@ -296,6 +315,7 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("password-store", "basic"),
 		chromedp.Flag("use-mock-keychain", true),
 	}
+	opts = append(opts, extra...)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelTab := chromedp.NewContext(actx)
 	// Events may still arrive while the test ends; t.Logf after the end
