@@ -93,7 +93,10 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 			Duration: cfg.Duration, StallThreshold: cfg.StallThreshold,
 		}
 	}
-	opts := flow.SocketOptions{SendBuffer: int(cfg.SndBuf), ReceiveBuffer: int(cfg.RcvBuf)}
+	opts := flow.SocketOptions{SendBuffer: int(cfg.SndBuf), ReceiveBuffer: int(cfg.RcvBuf), TLS: cfg.tls()}
+	if opts.TLS != nil && opts.TLS.InsecureSkipVerify {
+		log.Warn("not verifying the server's TLS certificate (--insecure-skip-verify): anyone in the path can read and change the stream")
+	}
 	dial := func(ctx context.Context) (flow.Conn, error) {
 		if proto == flow.TCP {
 			return flow.DialTCP(ctx, addr, hello, opts)
@@ -201,7 +204,7 @@ func runConn(ctx context.Context, dial func(context.Context) (flow.Conn, error),
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return fmt.Errorf("cannot reach the target: %w", err)
+		return fmt.Errorf("cannot reach the target: %w%s", err, tlsHint(err))
 	}
 	_, err = flow.NewSession(c, plan, obs).Run(ctx)
 	if err != nil && ctx.Err() == nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"net/url"
 	"os"
@@ -13,7 +14,8 @@ import (
 
 type clientConfig struct {
 	config.Common
-	Target         string        `envconfig:"TARGET" flag:"target" default:"tcp://127.0.0.1:8081" desc:"where to connect: tcp://host:port, ws://host:port/ws or wss://host:port/ws"`
+	config.TLSDial
+	Target         string        `envconfig:"TARGET" flag:"target" default:"tcp://127.0.0.1:8081" desc:"where to connect: tcp://host:port, tls://host:port, ws://host:port/ws or wss://host:port/ws"`
 	Direction      string        `envconfig:"DIRECTION" flag:"direction" default:"up" desc:"up: this client writes; down: the server writes and this client reads; both"`
 	PayloadSize    config.Size   `envconfig:"PAYLOAD_SIZE" flag:"payload-size" default:"64KiB" desc:"bytes per write call (one WebSocket message, one TCP frame)"`
 	Rate           float64       `envconfig:"RATE" flag:"rate" default:"0" desc:"messages per second per connection (0: as fast as the path allows)"`
@@ -59,6 +61,9 @@ func (c clientConfig) Validate() error {
 		return err
 	}
 	if _, _, err := c.target(); err != nil {
+		return err
+	}
+	if err := c.TLSDial.Validate(); err != nil {
 		return err
 	}
 	if _, err := flow.ParseDirection(c.Direction); err != nil || c.Direction == "" {
@@ -111,9 +116,9 @@ func (c clientConfig) target() (flow.Protocol, string, error) {
 		return "", "", config.Invalid("target", c.Target, "not a URL (want tcp://host:port, ws://host:port/ws or wss://host:port/ws)")
 	}
 	switch u.Scheme {
-	case "tcp":
+	case "tcp", "tls":
 		if u.Host == "" || u.Port() == "" {
-			return "", "", config.Invalid("target", c.Target, "want tcp://host:port")
+			return "", "", config.Invalid("target", c.Target, "want "+u.Scheme+"://host:port")
 		}
 		return flow.TCP, u.Host, nil
 	case "ws", "wss":
@@ -122,7 +127,18 @@ func (c clientConfig) target() (flow.Protocol, string, error) {
 		}
 		return flow.WebSocket, u.String(), nil
 	}
-	return "", "", config.Invalid("target", c.Target, "unknown scheme "+`"`+u.Scheme+`"`+" (want tcp, ws or wss)")
+	return "", "", config.Invalid("target", c.Target, "unknown scheme "+`"`+u.Scheme+`"`+" (want tcp, tls, ws or wss)")
+}
+
+// tls is the TLS configuration for a tls:// or wss:// target, nil for the
+// others.
+func (c clientConfig) tls() *tls.Config {
+	u, err := url.Parse(c.Target)
+	if err != nil || (u.Scheme != "tls" && u.Scheme != "wss") {
+		return nil
+	}
+	cfg, _ := c.TLSDial.ClientConfig() // checked by Validate
+	return cfg
 }
 
 func (c clientConfig) direction() flow.Direction {

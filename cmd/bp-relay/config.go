@@ -12,6 +12,8 @@ import (
 
 type relayConfig struct {
 	config.Common
+	config.TLSServe
+	config.TLSDial
 	HTTPAddr       string        `envconfig:"HTTP_ADDR" flag:"http-addr" default:":8090" desc:"downstream HTTP listener for /ws, /metrics, /healthz; PORT, when set, wins over BP_HTTP_ADDR and the default"`
 	TCPAddr        string        `envconfig:"TCP_ADDR" flag:"tcp-addr" default:":8091" desc:"downstream raw TCP listener (empty: off)"`
 	Upstream       string        `envconfig:"UPSTREAM" flag:"upstream" default:"" desc:"where to forward: tcp://host:port, ws://host:port/ws or wss://host:port/ws (required)"`
@@ -52,6 +54,12 @@ func (c relayConfig) Validate() error {
 		return err
 	}
 	if _, _, err := c.upstream(); err != nil {
+		return err
+	}
+	if err := c.TLSServe.Validate(); err != nil {
+		return err
+	}
+	if err := c.TLSDial.Validate(); err != nil {
 		return err
 	}
 	bufSize := func(name string, v config.Size) error {
@@ -96,7 +104,7 @@ func (c relayConfig) Validate() error {
 // upstream parses --upstream into the protocol and the address or URL to
 // dial.
 func (c relayConfig) upstream() (flow.Protocol, string, error) {
-	const want = "want tcp://host:port, ws://host:port/ws or wss://host:port/ws"
+	const want = "want tcp://host:port, tls://host:port, ws://host:port/ws or wss://host:port/ws"
 	if c.Upstream == "" {
 		return "", "", config.Invalid("upstream", c.Upstream, "is required: "+want)
 	}
@@ -105,9 +113,9 @@ func (c relayConfig) upstream() (flow.Protocol, string, error) {
 		return "", "", config.Invalid("upstream", c.Upstream, "not a URL ("+want+")")
 	}
 	switch u.Scheme {
-	case "tcp":
+	case "tcp", "tls":
 		if u.Host == "" || u.Port() == "" {
-			return "", "", config.Invalid("upstream", c.Upstream, "want tcp://host:port")
+			return "", "", config.Invalid("upstream", c.Upstream, "want "+u.Scheme+"://host:port")
 		}
 		return flow.TCP, u.Host, nil
 	case "ws", "wss":
@@ -124,6 +132,9 @@ func (c relayConfig) upstream() (flow.Protocol, string, error) {
 func (c relayConfig) dialer() flow.UpstreamDialer {
 	proto, addr, _ := c.upstream()
 	opts := flow.SocketOptions{SendBuffer: int(c.UpSndBuf), ReceiveBuffer: int(c.UpRcvBuf)}
+	if u, _ := url.Parse(c.Upstream); u != nil && (u.Scheme == "tls" || u.Scheme == "wss") {
+		opts.TLS, _ = c.TLSDial.ClientConfig() // checked by Validate
+	}
 	return func(ctx context.Context, h *flow.Hello) (flow.Conn, error) {
 		switch {
 		case proto == flow.TCP && h == nil:

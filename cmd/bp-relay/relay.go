@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -88,6 +89,17 @@ func run(ctx context.Context, cfg relayConfig, log *slog.Logger, ready func(http
 			return fmt.Errorf("metrics listener: %w", err)
 		}
 	}
+	tlsCfg, err := cfg.TLSServe.ServerConfig()
+	if err != nil {
+		closeAll()
+		return err
+	}
+	if tlsCfg != nil { // a separate metrics listener stays plain HTTP
+		httpLn = tls.NewListener(httpLn, tlsCfg)
+		if tcpLn != nil {
+			tcpLn = tls.NewListener(tcpLn, tlsCfg)
+		}
+	}
 
 	health := func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }
 	mux := http.NewServeMux()
@@ -152,7 +164,10 @@ func run(ctx context.Context, cfg relayConfig, log *slog.Logger, ready func(http
 	}
 	log.Info("bp-relay listening", "http", httpLn.Addr().String(), "tcp", tcpAddr, "metrics", metricsAddr,
 		"upstream", cfg.Upstream, "buffer", config.Size(cfg.bufferSize()).String(), "mode", mode,
-		"buffer_max", cfg.BufferMax.String(), "version", config.Version)
+		"buffer_max", cfg.BufferMax.String(), "tls", tlsCfg != nil, "version", config.Version)
+	if cfg.InsecureSkipVerify {
+		log.Warn("not verifying upstream's TLS certificate (--insecure-skip-verify): anyone in the path can read and change the stream")
+	}
 	if ready != nil {
 		ready(httpLn.Addr().String(), tcpAddr)
 	}

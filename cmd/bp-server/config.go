@@ -13,6 +13,7 @@ type serverConfig struct {
 	HTTPAddr string `envconfig:"HTTP_ADDR" flag:"http-addr" default:":8080" desc:"HTTP listener for /ws, /metrics, /healthz; PORT, when set, wins over BP_HTTP_ADDR and the default"`
 	TCPAddr  string `envconfig:"TCP_ADDR" flag:"tcp-addr" default:":8081" desc:"raw TCP sink listener (empty: off)"`
 	config.Reading
+	config.TLSServe
 	SndBuf         config.Size   `envconfig:"SNDBUF" flag:"sndbuf" default:"0" desc:"SO_SNDBUF for download writes (0: kernel default)"`
 	StallThreshold time.Duration `envconfig:"STALL_THRESHOLD" flag:"stall-threshold" default:"100ms" desc:"a download write blocked this long counts as a stall"`
 	AckInterval    time.Duration `envconfig:"ACK_INTERVAL" flag:"ack-interval" default:"100ms" desc:"how often to tell the writer how many bytes were read"`
@@ -41,6 +42,9 @@ func (c serverConfig) Validate() error {
 		return err
 	}
 	if err := c.Reading.Validate(); err != nil {
+		return err
+	}
+	if err := c.TLSServe.Validate(); err != nil {
 		return err
 	}
 	switch {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -77,6 +78,20 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 			return fmt.Errorf("tcp listener: %w", err)
 		}
 	}
+	tlsCfg, err := cfg.TLSServe.ServerConfig()
+	if err != nil {
+		httpLn.Close()
+		if tcpLn != nil {
+			tcpLn.Close()
+		}
+		return err
+	}
+	if tlsCfg != nil {
+		httpLn = tls.NewListener(httpLn, tlsCfg)
+		if tcpLn != nil {
+			tcpLn = tls.NewListener(tcpLn, tlsCfg)
+		}
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", metrics.Handler(reg))
@@ -120,7 +135,7 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 	log.Info("bp-server listening", "http", httpLn.Addr().String(), "tcp", tcpAddr,
 		"version", config.Version, "read_size", cfg.ReadSize, "read_delay", cfg.ReadDelay,
 		"read_rate", cfg.ReadRate, "pause_after", cfg.PauseAfter, "pause_for", cfg.PauseFor,
-		"pause_every", cfg.PauseEvery, "rcvbuf", cfg.RcvBuf, "sample_interval", cfg.SampleInterval)
+		"pause_every", cfg.PauseEvery, "rcvbuf", cfg.RcvBuf, "sample_interval", cfg.SampleInterval, "tls", tlsCfg != nil)
 	if ready != nil {
 		ready(httpLn.Addr().String(), tcpAddr)
 	}

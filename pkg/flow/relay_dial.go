@@ -19,6 +19,11 @@ func DialTCPRaw(ctx context.Context, addr string, opts SocketOptions) (Conn, err
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
+	if opts.TLS != nil {
+		if nc, err = clientTLS(ctx, nc, addr, opts.TLS); err != nil {
+			return nil, err
+		}
+	}
 	return newTCPConn(nc, nc, false), nil
 }
 
@@ -33,6 +38,7 @@ func DialWebSocketRaw(ctx context.Context, url string, opts SocketOptions, heade
 		ReadBufferSize:   wsReadBufferSize,
 		WriteBufferSize:  wsWriteBufferSize,
 		Proxy:            http.ProxyFromEnvironment,
+		TLSClientConfig:  opts.TLS,
 	}
 	ws, resp, err := d.DialContext(ctx, url, header)
 	if err != nil {
@@ -75,7 +81,7 @@ func closeWrite(c Conn) error {
 func abortConn(c Conn, reason string) {
 	switch c := c.(type) {
 	case *tcpConn:
-		if tc, ok := c.conn.(*net.TCPConn); ok {
+		if tc := tcpSocket(c.conn); tc != nil {
 			_ = tc.SetLinger(0)
 		}
 		c.Close()

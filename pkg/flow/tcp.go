@@ -3,6 +3,7 @@ package flow
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -142,6 +143,11 @@ func DialTCP(ctx context.Context, addr string, hello Hello, opts SocketOptions) 
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
+	if opts.TLS != nil {
+		if nc, err = clientTLS(ctx, nc, addr, opts.TLS); err != nil {
+			return nil, err
+		}
+	}
 	b, err := EncodeHello(hello)
 	if err != nil {
 		nc.Close()
@@ -161,6 +167,9 @@ func DialTCP(ctx context.Context, addr string, hello Hello, opts SocketOptions) 
 // and the connection. The deadline bounds how long a peer may take to send
 // its first bytes; a hello-less peer that is silent that long is still
 // served as hello-less.
+//
+// A connection from a TLS listener completes its handshake first, within
+// the same timeout.
 func AcceptTCP(nc net.Conn, helloTimeout time.Duration) (*Hello, Conn, error) {
 	h, c, err := acceptTCP(nc, helloTimeout)
 	if err != nil {
@@ -171,6 +180,9 @@ func AcceptTCP(nc net.Conn, helloTimeout time.Duration) (*Hello, Conn, error) {
 }
 
 func acceptTCP(nc net.Conn, helloTimeout time.Duration) (*Hello, Conn, error) {
+	if err := serverTLS(nc, helloTimeout); err != nil {
+		return nil, nil, err
+	}
 	buf := make([]byte, MaxHelloSize)
 	n := 0
 	if helloTimeout > 0 {
@@ -219,6 +231,10 @@ func acceptTCP(nc net.Conn, helloTimeout time.Duration) (*Hello, Conn, error) {
 type SocketOptions struct {
 	SendBuffer    int // SO_SNDBUF in bytes; 0 keeps the kernel default
 	ReceiveBuffer int // SO_RCVBUF in bytes; 0 keeps the kernel default
+	// TLS, when set, is the client side's TLS: DialTCP and DialTCPRaw run
+	// the protocol inside TLS (tls:// targets), and wss:// URLs use it
+	// instead of the defaults. Listeners ignore it.
+	TLS *tls.Config
 }
 
 func (o SocketOptions) control(network, address string, rc syscall.RawConn) error {

@@ -137,6 +137,7 @@ func DialWebSocket(ctx context.Context, url string, hello Hello, opts SocketOpti
 		ReadBufferSize:   wsReadBufferSize,
 		WriteBufferSize:  wsWriteBufferSize,
 		Proxy:            http.ProxyFromEnvironment,
+		TLSClientConfig:  opts.TLS,
 	}
 	ws, resp, err := d.DialContext(ctx, url, header)
 	if err != nil {
