@@ -312,12 +312,13 @@ func binaryRegistry(t *testing.T) *recordingRegisterer {
 		t.Fatal(err)
 	}
 	metrics.NewRelay(reg, 64<<10, 1<<20) // bp-relay's own metrics
+	metrics.NewClient(reg)               // bp-client's own metrics
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); sampler.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	obs := flow.Multi(m, sampler)
-	runUpload(t, uploadOptions{proto: flow.TCP, total: 1 << 20, payload: 1 << 10, read: flow.ReadSettings{Delay: time.Millisecond}}, obs, obs)
+	runUpload(t, uploadOptions{proto: flow.TCP, total: 64 << 10, payload: 1 << 10, read: flow.ReadSettings{Delay: time.Millisecond}}, obs, obs)
 	return reg
 }
 
