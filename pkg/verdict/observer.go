@@ -1,0 +1,450 @@
+package verdict
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/pkg/config"
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
+)
+
+// Options configure an Observer.
+type Options struct {
+	// StallThreshold is the blocked time from which a write counts as
+	// blocked (flow.DefaultStallThreshold when 0): the session's own.
+	StallThreshold time.Duration
+	// Interval between passes (100 ms when 0).
+	Interval time.Duration
+	// Kernel: read the kernel's socket statistics (send queue, peer
+	// window) of connections whose server seems stopped. Ignored where the
+	// system cannot.
+	Kernel bool
+	// KernelReason says why Kernel is off, for the verdict's reasons
+	// ("sampling is off (--sample-interval 0)").
+	KernelReason string
+}
+
+// Bounds on what one connection keeps.
+const (
+	maxStalls  = 8
+	maxBlocks  = 16
+	ackGaps    = 32 // recent gaps between acks, for the ack interval
+	ringSize   = 8  // recent kernel samples, for the send queue of a blocked write
+	defaultGap = 500 * time.Millisecond
+)
+
+// Observer is a flow.Observer that keeps each writing connection's
+// timeline for the verdict. The write path costs one atomic add and one
+// atomic load per write; acks and blocked writes, which are rare, take a
+// per-connection lock. Run drives the periodic pass that notices a stall
+// while it lasts (for the live display) and reads the kernel then.
+type Observer struct {
+	opts  Options
+	start time.Time
+
+	mu         sync.Mutex
+	conns      []*conn
+	kernelSeen atomic.Bool
+}
+
+var _ flow.Observer = (*Observer)(nil)
+
+// New returns an observer whose clock starts now: the run's start.
+func New(opts Options) *Observer {
+	if opts.StallThreshold <= 0 {
+		opts.StallThreshold = flow.DefaultStallThreshold
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = 100 * time.Millisecond
+	}
+	if opts.Kernel && !sockstat.Supported() {
+		opts.Kernel = false
+		opts.KernelReason = "not supported on this system"
+	}
+	return &Observer{opts: opts, start: time.Now()}
+}
+
+func (o *Observer) since(t time.Time) time.Duration { return t.Sub(o.start) }
+
+// kSample is one kernel reading of a connection's socket.
+type kSample struct {
+	at        time.Duration
+	sendQueue int64 // -1: not provided
+}
+
+// conn is one writing connection's timeline.
+type conn struct {
+	flow.Nop
+	o      *Observer
+	reader *sockstat.Reader // nil: the kernel is not read
+
+	written   atomic.Int64
+	pipeEmpty atomic.Bool // every written byte was acknowledged (or none written)
+
+	mu          sync.Mutex
+	closed      bool
+	acked       int64
+	acks        int
+	hasProgress bool
+	lastAck     time.Duration // when the last ack that moved arrived
+	// pending: bytes unacknowledged since pendingSince (the last ack that
+	// moved, or the first write after an empty pipe).
+	pending          bool
+	pendingFromAck   bool
+	pendingSince     time.Duration
+	writtenAtPending int64
+	peerZeroAt       time.Duration // first zero peer window since pendingSince, -1 none
+	gaps             [ackGaps]time.Duration
+	nGaps            int
+	ackInterval      time.Duration
+	stalls           []Stall
+	stallsDropped    int
+	stallOpen        bool
+	blocks           []Block
+	blocksDropped    int
+	// The pass's view of the writes: unchanged since stuckSince while bytes
+	// were pending.
+	lastPassWritten int64
+	lastPassAt      time.Duration
+	stuck           bool
+	stuckSince      time.Duration
+	ring            [ringSize]kSample
+	nRing           int
+	sample          sockstat.Sample
+}
+
+// Open implements flow.Observer. Connections on which this side does not
+// write are not followed.
+func (o *Observer) Open(info flow.ConnInfo) flow.ConnObserver {
+	if !info.Writes {
+		return flow.Nop{}
+	}
+	c := &conn{o: o, peerZeroAt: -1}
+	c.pipeEmpty.Store(true)
+	if o.opts.Kernel && info.Conn != nil {
+		if r, err := sockstat.NewReader(info.Conn); err == nil {
+			c.reader = r
+		}
+	}
+	o.mu.Lock()
+	o.conns = append(o.conns, c)
+	o.mu.Unlock()
+	return c
+}
+
+// stallGap is how long acks must stand still, with bytes waiting, to count
+// as the server having stopped: five ack intervals, at least 500 ms.
+func (c *conn) stallGap() time.Duration {
+	iv := c.ackInterval
+	if iv <= 0 {
+		iv = flow.DefaultAckInterval
+	}
+	return max(5*iv, defaultGap)
+}
+
+// Wrote implements flow.ConnObserver: the hot path.
+func (c *conn) Wrote(n int, blocked time.Duration, stalled bool) {
+	w := c.written.Add(int64(n))
+	if c.pipeEmpty.Load() && n > 0 {
+		c.firstPending(w, int64(n), blocked)
+	}
+	if stalled {
+		c.blocked(w, int64(n), blocked)
+	}
+}
+
+// firstPending: the first write after every byte had been acknowledged.
+func (c *conn) firstPending(w, n int64, blocked time.Duration) {
+	at := c.o.since(time.Now()) - blocked
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pipeEmpty.Store(false)
+	if !c.pending && w > c.acked {
+		c.pending, c.pendingFromAck = true, false
+		c.pendingSince, c.writtenAtPending = at, w-n
+		c.peerZeroAt = -1
+	}
+}
+
+// blocked records a write call blocked for at least the stall threshold.
+func (c *conn) blocked(w, n int64, d time.Duration) {
+	end := c.o.since(time.Now())
+	began := end - d
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stuck = false
+	if len(c.blocks) >= maxBlocks {
+		c.blocksDropped++
+		return
+	}
+	c.blocks = append(c.blocks, Block{Began: began, Ended: end, WrittenBefore: w - n, Size: n, SendQueue: c.sendQueueIn(began, end)})
+}
+
+// sendQueueIn is the largest send queue sampled between from and to, or -1.
+func (c *conn) sendQueueIn(from, to time.Duration) int64 {
+	sq := int64(-1)
+	for i := 0; i < min(c.nRing, ringSize); i++ {
+		if s := c.ring[i]; s.at >= from && s.at <= to {
+			sq = max(sq, s.sendQueue)
+		}
+	}
+	return sq
+}
+
+// Acked implements flow.ConnObserver.
+func (c *conn) Acked(delta int64) {
+	now := c.o.since(time.Now())
+	w := c.written.Load()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.stallOpen:
+		st := &c.stalls[len(c.stalls)-1]
+		st.PeakInPipe = max(st.PeakInPipe, w-st.AckedBytes)
+		st.Until, st.Resumed = now, true
+		c.stallOpen = false
+	case c.pending && now-c.pendingSince >= c.stallGap():
+		// A stall the pass did not see (it runs every interval): recorded
+		// now that it is over.
+		c.addStall(Stall{Since: c.pendingSince, Until: now, Resumed: true, AckedBytes: c.acked,
+			WrittenAtSince: c.writtenAtPending, PeakInPipe: w - c.acked, NoAckYet: !c.hasProgress,
+			PeerWindowZeroAt: c.peerZeroAt})
+	case c.pending && c.pendingFromAck && c.hasProgress:
+		c.gaps[c.nGaps%ackGaps] = now - c.lastAck
+		c.nGaps++
+		if c.nGaps >= 3 {
+			c.ackInterval = medianDuration(c.gaps[:min(c.nGaps, ackGaps)])
+		}
+	}
+	c.acked += delta
+	c.acks++
+	c.hasProgress, c.lastAck = true, now
+	if w > c.acked {
+		c.pending, c.pendingFromAck = true, true
+		c.pendingSince, c.writtenAtPending = now, w
+	} else {
+		c.pending, c.pendingFromAck = false, false
+		c.pipeEmpty.Store(true)
+	}
+	c.peerZeroAt = -1
+}
+
+func (c *conn) addStall(st Stall) bool {
+	if len(c.stalls) >= maxStalls {
+		c.stallsDropped++
+		return false
+	}
+	c.stalls = append(c.stalls, st)
+	return true
+}
+
+// Closed implements flow.ConnObserver.
+func (c *conn) Closed(error) {
+	now := c.o.since(time.Now())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stallOpen {
+		c.stalls[len(c.stalls)-1].Until = now
+		c.stallOpen = false
+	}
+	c.closed = true
+	c.stuck = false
+}
+
+// Run passes over the connections every interval until ctx ends.
+func (o *Observer) Run(ctx context.Context) {
+	t := time.NewTicker(o.opts.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			o.Pass(now)
+		}
+	}
+}
+
+func (o *Observer) snapshotConns() []*conn {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return slices.Clone(o.conns)
+}
+
+// Pass looks at every connection once, as Run does every interval: it
+// opens a stall once acks have stood still long enough, notes writes that
+// stopped moving, and reads the kernel of connections that look stopped.
+func (o *Observer) Pass(now time.Time) {
+	at := o.since(now)
+	for _, c := range o.snapshotConns() {
+		c.pass(at)
+	}
+}
+
+func (c *conn) pass(at time.Duration) {
+	w := c.written.Load()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return
+	}
+	if !c.pending && w > c.acked { // a first write Wrote did not catch
+		c.pending, c.pendingFromAck = true, false
+		c.pendingSince, c.writtenAtPending = at, c.acked
+		c.peerZeroAt = -1
+	}
+	if c.pending && !c.stallOpen && at-c.pendingSince >= c.stallGap() {
+		c.stallOpen = c.addStall(Stall{Since: c.pendingSince, Until: at, AckedBytes: c.acked,
+			WrittenAtSince: c.writtenAtPending, PeakInPipe: w - c.acked, NoAckYet: !c.hasProgress,
+			PeerWindowZeroAt: c.peerZeroAt})
+	}
+	var st *Stall
+	if c.stallOpen {
+		st = &c.stalls[len(c.stalls)-1]
+		st.Until = at
+		st.PeakInPipe = max(st.PeakInPipe, w-st.AckedBytes)
+	}
+	if w == c.lastPassWritten && c.pending {
+		if !c.stuck {
+			c.stuck, c.stuckSince = true, c.lastPassAt
+		}
+	} else {
+		c.stuck = false
+	}
+	c.lastPassWritten, c.lastPassAt = w, at
+	iv := c.ackInterval
+	if iv <= 0 {
+		iv = flow.DefaultAckInterval
+	}
+	if c.reader == nil || !(c.stuck || (c.pending && at-c.pendingSince >= 2*iv)) {
+		return
+	}
+	if c.reader.Read(&c.sample) != nil {
+		return
+	}
+	c.o.kernelSeen.Store(true)
+	sq := int64(-1)
+	if c.sample.Has&sockstat.FieldSendQueue != 0 {
+		sq = int64(c.sample.SendQueue)
+	}
+	c.ring[c.nRing%ringSize] = kSample{at: at, sendQueue: sq}
+	c.nRing++
+	if c.sample.Has&sockstat.FieldPeerWindow != 0 && c.sample.PeerWindow == 0 && c.pending {
+		if c.peerZeroAt < 0 {
+			c.peerZeroAt = at
+		}
+		if st != nil && st.PeerWindowZeroAt < 0 {
+			st.PeerWindowZeroAt = at
+		}
+	}
+}
+
+// timeline copies the connection's timeline at offset at; a write stuck
+// for at least threshold counts as an ongoing block.
+func (c *conn) timeline(at, threshold time.Duration) Timeline {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tl := Timeline{
+		Written: c.written.Load(), Acked: c.acked, Acks: c.acks, AckInterval: c.ackInterval,
+		Stalls: slices.Clone(c.stalls), StallsDropped: c.stallsDropped,
+		Blocks: slices.Clone(c.blocks), BlocksDropped: c.blocksDropped,
+		Kernel: c.reader != nil,
+	}
+	if c.stuck && !c.closed && at-c.stuckSince >= threshold && len(tl.Blocks) < maxBlocks {
+		tl.Blocks = append(tl.Blocks, Block{Began: c.stuckSince, Ended: at, Ongoing: true,
+			WrittenBefore: c.lastPassWritten, SendQueue: c.sendQueueIn(c.stuckSince, at)})
+	}
+	return tl
+}
+
+// Timelines returns every writing connection's timeline now.
+func (o *Observer) Timelines(now time.Time) []Timeline {
+	at := o.since(now)
+	conns := o.snapshotConns()
+	out := make([]Timeline, 0, len(conns))
+	for _, c := range conns {
+		out = append(out, c.timeline(at, o.opts.StallThreshold))
+	}
+	return out
+}
+
+// Verdict judges the run as it stands now (at its end, for the report).
+func (o *Observer) Verdict(now time.Time) Verdict {
+	p := Params{End: o.since(now), StallThreshold: o.opts.StallThreshold, KernelReason: o.opts.KernelReason}
+	return Compute(o.Timelines(now), p)
+}
+
+// Live says in a few words where the run stands, for the live display:
+// "server reading", "server stalled 1.2 s ago, writes not blocked yet,
+// 4.1 MB absorbed", "server stalled 3.0 s ago, writes blocked 2.9 s ago
+// after 1.0 MB absorbed", "server resumed 0.5 s ago after a 4.0 s stall".
+// It describes the last pass, so it lags by at most one interval.
+func (o *Observer) Live(now time.Time) string {
+	at := o.since(now)
+	var open, stalled, blocked int
+	var since, blockedSince, lastResume, lastStallLen time.Duration = -1, -1, -1, 0
+	var absorbed, absorbedAtBlock int64
+	for _, c := range o.snapshotConns() {
+		c.mu.Lock()
+		if !c.closed {
+			open++
+		}
+		if c.stallOpen && !c.closed {
+			stalled++
+			st := c.stalls[len(c.stalls)-1]
+			if since < 0 || st.Since < since {
+				since = st.Since
+			}
+			w := c.written.Load()
+			absorbed += w - st.AckedBytes
+			var blk *Block
+			for i := range c.blocks {
+				if c.blocks[i].Ended >= st.Since {
+					blk = &c.blocks[i]
+					break
+				}
+			}
+			switch {
+			case blk != nil:
+				blocked++
+				absorbedAtBlock += max(blk.WrittenBefore-st.AckedBytes, 0)
+				if blockedSince < 0 || blk.Began < blockedSince {
+					blockedSince = blk.Began
+				}
+			case c.stuck && at-c.stuckSince >= c.o.opts.StallThreshold:
+				blocked++
+				absorbedAtBlock += max(c.lastPassWritten-st.AckedBytes, 0)
+				if blockedSince < 0 || c.stuckSince < blockedSince {
+					blockedSince = c.stuckSince
+				}
+			}
+		} else if n := len(c.stalls); n > 0 && c.stalls[n-1].Resumed && c.stalls[n-1].Until > lastResume {
+			lastResume = c.stalls[n-1].Until
+			lastStallLen = c.stalls[n-1].Until - c.stalls[n-1].Since
+		}
+		c.mu.Unlock()
+	}
+	if open == 0 && stalled == 0 {
+		return ""
+	}
+	of := ""
+	if open > 1 {
+		of = fmt.Sprintf(" on %d/%d connections", stalled, open)
+	}
+	switch {
+	case stalled > 0 && blocked == 0:
+		return fmt.Sprintf("server stalled %s ago%s, writes not blocked yet, %s absorbed",
+			seconds((at - since).Seconds()), of, config.HumanBytes(float64(absorbed)))
+	case stalled > 0:
+		return fmt.Sprintf("server stalled %s ago%s, writes blocked %s ago after %s absorbed",
+			seconds((at - since).Seconds()), of, seconds((at - blockedSince).Seconds()), config.HumanBytes(float64(absorbedAtBlock)))
+	case lastResume >= 0:
+		return fmt.Sprintf("server resumed %s ago after a %s stall", seconds((at - lastResume).Seconds()), seconds(lastStallLen.Seconds()))
+	}
+	return "server reading"
+}

@@ -1,0 +1,264 @@
+package verdict
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	kb = 1000
+	mb = 1000 * kb
+)
+
+func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }
+
+// stall builds a stall that resumed, with no zero window seen.
+func stall(since, until time.Duration, acked, writtenAtSince, peak int64) Stall {
+	return Stall{Since: since, Until: until, Resumed: true, AckedBytes: acked, WrittenAtSince: writtenAtSince,
+		PeakInPipe: peak, PeerWindowZeroAt: -1}
+}
+
+func block(began, ended time.Duration, before, sendQueue int64) Block {
+	return Block{Began: began, Ended: ended, WrittenBefore: before, Size: 64 << 10, SendQueue: sendQueue}
+}
+
+func TestCompute(t *testing.T) {
+	params := Params{End: 10 * time.Second, StallThreshold: ms(100)}
+	noKernel := params
+	noKernel.KernelReason = "sampling is off"
+
+	// direct: the lab's default run, 10 MB/s, the server stops at 2 s
+	// for 4 s; 1 MB in the pipe when the writes block, half of it in the
+	// client's send queue.
+	direct := Timeline{Written: 100 * mb, Acked: 100 * mb, Acks: 80, AckInterval: ms(100), Kernel: true,
+		Stalls: []Stall{stall(ms(2050), ms(6050), 20*mb, 20*mb+50*kb, 1*mb)},
+		Blocks: []Block{block(ms(2150), ms(6000), 21*mb, 500*kb)}}
+	// relay-buffered: the client never blocks, 41.5 MB pile up.
+	buffered := Timeline{Written: 100 * mb, Acked: 100 * mb, Acks: 80, AckInterval: ms(100), Kernel: true,
+		Stalls: []Stall{stall(ms(2050), ms(6050), 20*mb, 20*mb+50*kb, 41_500*kb)}}
+
+	tests := []struct {
+		name    string
+		tls     []Timeline
+		params  Params
+		outcome string
+		conf    string
+		check   func(t *testing.T, v Verdict)
+	}{
+		{
+			// The direct path: blocked 0.1 s after the stop, 1 MB
+			// absorbed, half of it in the client's socket.
+			name: "direct", tls: []Timeline{direct}, params: params, outcome: OutcomeBlocked, conf: High,
+			check: func(t *testing.T, v Verdict) {
+				eq(t, "stopped at", *v.ServerStoppedAtSeconds, 2.05)
+				eq(t, "resumed at", *v.ServerResumedAtSeconds, 6.05)
+				eq(t, "delay", *v.BlockDelaySeconds, 0.1)
+				eqInt(t, "absorbed", *v.AbsorbedBytes, 1*mb)
+				eqInt(t, "accepted after stop", *v.AcceptedAfterStopBytes, 1*mb-50*kb)
+				eqInt(t, "own", *v.OwnSendQueueBytes, 500*kb)
+				eqInt(t, "beyond", *v.BeyondClientBytes, 500*kb)
+				contains(t, v.Summary, "first blocked 0.10 s later", "about 500.0 kB in this client's own socket buffer")
+			},
+		},
+		{
+			// relay-buffered: the stall ends before any write blocked:
+			// a lower bound on what the path absorbs.
+			name: "never blocked", tls: []Timeline{buffered}, params: params, outcome: OutcomeAbsorbed, conf: High,
+			check: func(t *testing.T, v Verdict) {
+				eqInt(t, "absorbed", *v.AbsorbedBytes, 41_500*kb)
+				if !v.AbsorbedIsLowerBound || v.OwnSendQueueBytes != nil || v.BlockDelaySeconds != nil {
+					t.Errorf("want a lower bound and no block figures: %+v", v)
+				}
+				contains(t, v.Summary, "never blocked: at least 41.5 MB were absorbed")
+			},
+		},
+		{
+			// A server that keeps reading: no stall, no block.
+			name: "not stalled", params: params, outcome: OutcomeNotStalled, conf: High,
+			tls: []Timeline{{Written: 50 * mb, Acked: 50 * mb, Acks: 100, AckInterval: ms(100)}},
+			check: func(t *testing.T, v Verdict) {
+				if v.ServerStoppedAtSeconds != nil || v.AbsorbedBytes != nil {
+					t.Errorf("a server that never stopped has no stop time or absorbed bytes: %+v", v)
+				}
+			},
+		},
+		{
+			// A slow reader: acks keep moving, but writes block: not a
+			// stop, and the summary says the path is slower.
+			name: "slow reader", params: params, outcome: OutcomeNotStalled, conf: High,
+			tls: []Timeline{{Written: 50 * mb, Acked: 50 * mb, Acks: 100, AckInterval: ms(100),
+				Blocks: []Block{block(ms(3000), ms(3200), 30*mb, 400*kb)}}},
+			check: func(t *testing.T, v Verdict) {
+				contains(t, v.Summary, "1 write call(s) blocked", "slower than this client writes")
+			},
+		},
+		{
+			// No kernel statistics: blocked all the same, but the split
+			// between the client's socket and the path is unknown.
+			name: "no kernel", params: noKernel, outcome: OutcomeBlocked, conf: Medium,
+			tls: []Timeline{func() Timeline {
+				tl := direct
+				tl.Kernel = false
+				tl.Blocks = []Block{block(ms(2150), ms(6000), 21*mb, -1)}
+				return tl
+			}()},
+			check: func(t *testing.T, v Verdict) {
+				if v.OwnSendQueueBytes != nil {
+					t.Errorf("own send queue without the kernel: %d", *v.OwnSendQueueBytes)
+				}
+				contains(t, strings.Join(v.Reasons, "\n"), "sampling is off")
+			},
+		},
+		{
+			// The kernel was read, but no sample fell inside the block.
+			name: "no sample in the block", params: params, outcome: OutcomeBlocked, conf: Medium,
+			tls: []Timeline{func() Timeline {
+				tl := direct
+				tl.Blocks = []Block{block(ms(2150), ms(2260), 21*mb, -1)}
+				return tl
+			}()},
+		},
+		{
+			// The server never resumed: still a stop, less sure.
+			name: "not resumed", params: params, outcome: OutcomeBlocked, conf: Medium,
+			tls: []Timeline{func() Timeline {
+				tl := direct
+				tl.Stalls = []Stall{{Since: ms(2050), Until: ms(10000), AckedBytes: 20 * mb, WrittenAtSince: 20 * mb, PeakInPipe: mb, PeerWindowZeroAt: ms(2200)}}
+				tl.Blocks = []Block{{Began: ms(2150), Ended: ms(10000), Ongoing: true, WrittenBefore: 21 * mb, SendQueue: 500 * kb}}
+				return tl
+			}()},
+			check: func(t *testing.T, v Verdict) {
+				if v.ServerResumedAtSeconds != nil {
+					t.Errorf("resumed at %v, want none", *v.ServerResumedAtSeconds)
+				}
+				eq(t, "peer window closed", *v.PeerWindowClosedAtSeconds, 2.2)
+				contains(t, v.Summary, "had not resumed")
+			},
+		},
+		{
+			// Acks only every second: the stop time is coarse.
+			name: "coarse acks", params: params, outcome: OutcomeBlocked, conf: Medium,
+			tls: []Timeline{func() Timeline {
+				tl := direct
+				tl.AckInterval = time.Second
+				return tl
+			}()},
+		},
+		{
+			// The writes were blocked before the server stopped (a path
+			// already full): delay 0.
+			name: "already blocked", params: params, outcome: OutcomeBlocked, conf: High,
+			tls: []Timeline{func() Timeline {
+				tl := direct
+				tl.Blocks = []Block{block(ms(1900), ms(6000), 20*mb+900*kb, 500*kb)}
+				return tl
+			}()},
+			check: func(t *testing.T, v Verdict) {
+				eq(t, "delay", *v.BlockDelaySeconds, 0)
+				eqInt(t, "absorbed", *v.AbsorbedBytes, 900*kb)
+				contains(t, v.Summary, "already blocked")
+			},
+		},
+		{
+			// A block that ended before the stall is not the stall's: the
+			// client never blocked during it.
+			name: "block before the stall", params: params, outcome: OutcomeAbsorbed, conf: High,
+			tls: []Timeline{func() Timeline {
+				tl := buffered
+				tl.Blocks = []Block{block(ms(500), ms(700), 5*mb, 400*kb)}
+				return tl
+			}()},
+			check: func(t *testing.T, v Verdict) {
+				contains(t, strings.Join(v.Reasons, "\n"), "had blocked before the server stopped")
+			},
+		},
+		{
+			// Two connections that agree: medians per connection, the
+			// total summed.
+			name: "two connections agree", params: params, outcome: OutcomeBlocked, conf: High,
+			tls: []Timeline{direct, direct},
+			check: func(t *testing.T, v Verdict) {
+				eqInt(t, "absorbed", *v.AbsorbedBytes, 1*mb)
+				eqInt(t, "total", *v.TotalAbsorbedBytes, 2*mb)
+				if v.StalledConnections != 2 || v.BlockedConnections != 2 {
+					t.Errorf("stalled %d, blocked %d, want 2 and 2", v.StalledConnections, v.BlockedConnections)
+				}
+				contains(t, v.Summary, "2 of 2 connections")
+			},
+		},
+		{
+			// Two connections that disagree: one blocked, one absorbed
+			// 40 times more: low confidence.
+			name: "connections disagree", params: params, outcome: OutcomeBlocked, conf: Low,
+			tls: []Timeline{direct, buffered},
+			check: func(t *testing.T, v Verdict) {
+				contains(t, strings.Join(v.Reasons, "\n"), "1 of the 2", "absorbed bytes range")
+			},
+		},
+		{
+			// No ack ever arrived: the server may never have read at all,
+			// and the ack interval is unknown: two doubts.
+			name: "no ack before the stall", params: params, outcome: OutcomeBlocked, conf: Low,
+			tls: []Timeline{{Written: 2 * mb, Acks: 0, Kernel: true,
+				Stalls: []Stall{{Since: ms(10), Until: ms(10000), PeakInPipe: 2 * mb, NoAckYet: true, Resumed: true, PeerWindowZeroAt: -1}},
+				Blocks: []Block{block(ms(200), ms(10000), 1*mb, 500*kb)}}},
+		},
+		{
+			// Nothing written: nothing to judge.
+			name: "nothing written", params: params, outcome: OutcomeUnknown, conf: Low,
+			tls: []Timeline{{}},
+		},
+		{
+			// No connection at all (it could not connect).
+			name: "no connection", params: params, outcome: OutcomeUnknown, conf: Low,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Compute(tt.tls, tt.params)
+			t.Logf("%s (%s): %s; %v", v.Outcome, v.Confidence, v.Summary, v.Reasons)
+			if v.Outcome != tt.outcome || v.Confidence != tt.conf {
+				t.Errorf("outcome %s, confidence %s; want %s, %s (reasons %q)", v.Outcome, v.Confidence, tt.outcome, tt.conf, v.Reasons)
+			}
+			if v.Summary == "" || v.Reasons == nil {
+				t.Errorf("no summary or reasons: %+v", v)
+			}
+			if tt.check != nil {
+				tt.check(t, v)
+			}
+		})
+	}
+}
+
+func TestShort(t *testing.T) {
+	tl := Timeline{Written: 100 * mb, Acked: 100 * mb, Acks: 80, AckInterval: ms(100), Kernel: true,
+		Stalls: []Stall{stall(ms(2050), ms(6050), 20*mb, 20*mb, 1*mb)},
+		Blocks: []Block{block(ms(2150), ms(6000), 21*mb, 500*kb)}}
+	if got, want := Compute([]Timeline{tl}, Params{StallThreshold: ms(100)}).Short(), "blocked +0.10 s, 1.0 MB absorbed (high)"; got != want {
+		t.Errorf("Short() = %q, want %q", got, want)
+	}
+}
+
+func eq(t *testing.T, what string, got, want float64) {
+	t.Helper()
+	if d := got - want; d > 1e-9 || d < -1e-9 {
+		t.Errorf("%s = %v, want %v", what, got, want)
+	}
+}
+
+func eqInt(t *testing.T, what string, got, want int64) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s = %d, want %d", what, got, want)
+	}
+}
+
+func contains(t *testing.T, s string, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			t.Errorf("%q does not say %q", s, p)
+		}
+	}
+}
