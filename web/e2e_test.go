@@ -610,8 +610,10 @@ func TestBrowserClientBehindRelay(t *testing.T) {
 	ctx := browser(t)
 	server := startServer(t)
 	relay := freePort(t)
+	// The page comes from the server: another origin, which the relay
+	// must be told to allow.
 	r := startProc(t, relayBin, "--http-addr", relay, "--tcp-addr", "", "--upstream", "ws://"+server+"/ws",
-		"--metrics-addr", "127.0.0.1:0", "--log-format", "json")
+		"--metrics-addr", "127.0.0.1:0", "--log-format", "json", "--allowed-origins", "http://"+server)
 	waitListening(t, r, relay)
 
 	pageURL := "http://" + server + "/client?target=" + "ws://" + relay + "/ws"

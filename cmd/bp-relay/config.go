@@ -14,6 +14,7 @@ type relayConfig struct {
 	config.Common
 	config.TLSServe
 	config.TLSDial
+	config.Limits
 	HTTPAddr       string        `envconfig:"HTTP_ADDR" flag:"http-addr" default:":8090" desc:"downstream HTTP listener for /ws, /metrics, /healthz; PORT, when set, wins over BP_HTTP_ADDR and the default"`
 	TCPAddr        string        `envconfig:"TCP_ADDR" flag:"tcp-addr" default:":8091" desc:"downstream raw TCP listener (empty: off)"`
 	Upstream       string        `envconfig:"UPSTREAM" flag:"upstream" default:"" desc:"where to forward: tcp://host:port, ws://host:port/ws or wss://host:port/ws (required)"`
@@ -54,6 +55,9 @@ func (c relayConfig) Validate() error {
 		return err
 	}
 	if _, _, err := c.upstream(); err != nil {
+		return err
+	}
+	if err := c.Limits.Validate(); err != nil {
 		return err
 	}
 	if err := c.TLSServe.Validate(); err != nil {

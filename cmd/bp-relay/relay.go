@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-backpressure/go-backpressure/internal/guard"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
@@ -27,6 +28,8 @@ type relayServer struct {
 	log   *slog.Logger
 	upgr  *flow.Upgrader
 	conns sync.WaitGroup
+	// guard: limits, origin check, refusals counted (docs/SAFETY.md).
+	guard *guard.Guard
 }
 
 // run relays until ctx ends, then stops accepting, closes every connection
@@ -45,9 +48,11 @@ func run(ctx context.Context, cfg relayConfig, log *slog.Logger, ready func(http
 		return fmt.Errorf("host metrics: %w", err)
 	}
 	budget := flow.NewRelayBudget(int64(cfg.BufferMax))
-	s := &relayServer{cfg: cfg, log: log, upgr: flow.NewUpgrader()}
+	s := &relayServer{cfg: cfg, log: log, upgr: flow.NewUpgrader(), guard: guard.New(cfg.Limits, m, log)}
 	s.upgr.HelloTimeout = cfg.HelloTimeout
-	// A relay forwards whatever a client sends, like the server accepts it.
+	s.upgr.MaxMessageSize = int64(cfg.WSMaxMessage)
+	// The /ws handler checks the origin (s.guard) before upgrading, so it
+	// can count the refusal.
 	s.upgr.CheckOrigin = func(*http.Request) bool { return true }
 	newRelay := func(name string) *flow.Relay {
 		return flow.NewRelay(flow.RelayConfig{
@@ -105,11 +110,13 @@ func run(ctx context.Context, cfg relayConfig, log *slog.Logger, ready func(http
 	mux := http.NewServeMux()
 	wsRelay := newRelay(viaName(cfg.Name, httpLn))
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		if !s.guard.AdmitWebSocket(w, r) {
+			return
+		}
+		defer s.guard.ReleaseWebSocket()
 		hello, c, err := s.upgr.Accept(w, r)
 		if err != nil {
-			if !errors.Is(err, flow.ErrHandshake) {
-				log.Warn("websocket hello rejected", "peer", r.RemoteAddr, "err", err)
-			}
+			s.guard.Refused(flow.WebSocket, r.RemoteAddr, err)
 			return
 		}
 		s.conns.Add(1)
@@ -131,6 +138,11 @@ func run(ctx context.Context, cfg relayConfig, log *slog.Logger, ready func(http
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return connCtx },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+
+	cfg.Limits.HTTPServer(srv)
+	if metricsSrv != nil {
+		cfg.Limits.HTTPServer(metricsSrv)
 	}
 
 	errc := make(chan error, 3)
@@ -228,12 +240,16 @@ func (s *relayServer) acceptTCP(ctx context.Context, ln net.Listener, relay *flo
 			}
 			return fmt.Errorf("tcp accept: %w", err)
 		}
+		if !s.guard.AdmitTCP(nc) {
+			continue // closed at once, counted
+		}
 		s.conns.Add(1)
 		go func() {
 			defer s.conns.Done()
+			defer s.guard.ReleaseTCP()
 			hello, c, err := flow.AcceptTCP(nc, s.cfg.HelloTimeout)
 			if err != nil {
-				s.log.Warn("tcp hello rejected", "peer", nc.RemoteAddr().String(), "err", err)
+				s.guard.Refused(flow.TCP, nc.RemoteAddr().String(), err)
 				nc.Close()
 				return
 			}

@@ -13,12 +13,14 @@ type serverConfig struct {
 	HTTPAddr string `envconfig:"HTTP_ADDR" flag:"http-addr" default:":8080" desc:"HTTP listener for /ws, /metrics, /healthz; PORT, when set, wins over BP_HTTP_ADDR and the default"`
 	TCPAddr  string `envconfig:"TCP_ADDR" flag:"tcp-addr" default:":8081" desc:"raw TCP sink listener (empty: off)"`
 	config.Reading
+	config.Limits
 	config.TLSServe
 	SndBuf         config.Size   `envconfig:"SNDBUF" flag:"sndbuf" default:"0" desc:"SO_SNDBUF for download writes (0: kernel default)"`
 	StallThreshold time.Duration `envconfig:"STALL_THRESHOLD" flag:"stall-threshold" default:"100ms" desc:"a download write blocked this long counts as a stall"`
 	AckInterval    time.Duration `envconfig:"ACK_INTERVAL" flag:"ack-interval" default:"100ms" desc:"how often to tell the writer how many bytes were read"`
 	LogInterval    time.Duration `envconfig:"LOG_INTERVAL" flag:"log-interval" default:"5s" desc:"how often to log each connection's progress (0: only open and close)"`
 	HelloTimeout   time.Duration `envconfig:"HELLO_TIMEOUT" flag:"hello-timeout" default:"5s" desc:"how long to wait for a client's first bytes before treating it as hello-less"`
+	IdleTimeout    time.Duration `envconfig:"IDLE_TIMEOUT" flag:"idle-timeout" default:"5m" desc:"end a connection on which no byte moved either way this long while this side waited for the peer; scheduled pauses, read delays and rates, and writes blocked by backpressure never count (0: off)"`
 	SampleInterval time.Duration `envconfig:"SAMPLE_INTERVAL" flag:"sample-interval" default:"100ms" desc:"how often to read the kernel's socket statistics (windows, queues) of every connection (0: off)"`
 }
 
@@ -44,6 +46,9 @@ func (c serverConfig) Validate() error {
 	if err := c.Reading.Validate(); err != nil {
 		return err
 	}
+	if err := c.Limits.Validate(); err != nil {
+		return err
+	}
 	if err := c.TLSServe.Validate(); err != nil {
 		return err
 	}
@@ -60,6 +65,8 @@ func (c serverConfig) Validate() error {
 		return config.Invalid("log-interval", c.LogInterval, "must not be negative")
 	case c.HelloTimeout <= 0:
 		return config.Invalid("hello-timeout", c.HelloTimeout, "must be positive")
+	case c.IdleTimeout < 0:
+		return config.Invalid("idle-timeout", c.IdleTimeout, "must not be negative (0: off)")
 	case c.SampleInterval < 0 || (c.SampleInterval > 0 && c.SampleInterval < time.Millisecond):
 		return config.Invalid("sample-interval", c.SampleInterval, "must be 0 (off) or at least 1ms")
 	}

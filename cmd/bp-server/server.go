@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/go-backpressure/go-backpressure/internal/guard"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
@@ -32,6 +33,8 @@ type server struct {
 	conns   sync.WaitGroup
 	payload payloadCache
 	windows windowLogs // logs each connection's advertised window closing and reopening
+	// guard: limits, origin check, refusals counted (docs/SAFETY.md).
+	guard *guard.Guard
 }
 
 // run serves until ctx ends, then stops accepting, closes every connection
@@ -41,7 +44,7 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg, config.Version)
 	m.StallThreshold.Set(cfg.StallThreshold.Seconds())
-	s := &server{cfg: cfg, log: log, obs: m, upgr: flow.NewUpgrader()}
+	s := &server{cfg: cfg, log: log, obs: m, upgr: flow.NewUpgrader(), guard: guard.New(cfg.Limits, m, log)}
 	sampler, err := metrics.NewSocketSampler(reg, metrics.SamplerOptions{Interval: cfg.SampleInterval, OnWindow: s.windows.event})
 	if err != nil {
 		return fmt.Errorf("socket metrics: %w", err)
@@ -54,8 +57,9 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 		log.Info("kernel socket statistics incomplete: their metrics are left out", "missing", missing)
 	}
 	s.upgr.HelloTimeout = cfg.HelloTimeout
-	// The server is a sink for any client; origin checks arrive with the
-	// hardening work (docs/PROTOCOL.md).
+	s.upgr.MaxMessageSize = int64(cfg.WSMaxMessage)
+	// The /ws handler checks the origin (s.guard) before upgrading, so it
+	// can count the refusal.
 	s.upgr.CheckOrigin = func(*http.Request) bool { return true }
 
 	// Connections get their own context: cancelled on shutdown, after the
@@ -101,11 +105,13 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 		io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
+		if !s.guard.AdmitWebSocket(w, r) {
+			return
+		}
+		defer s.guard.ReleaseWebSocket()
 		hello, c, err := s.upgr.Accept(w, r)
 		if err != nil {
-			if !errors.Is(err, flow.ErrHandshake) {
-				log.Warn("websocket hello rejected", "peer", r.RemoteAddr, "err", err)
-			}
+			s.guard.Refused(flow.WebSocket, r.RemoteAddr, err)
 			return
 		}
 		s.serve(connCtx, hello, c, r.RemoteAddr)
@@ -116,6 +122,8 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 		BaseContext:       func(net.Listener) context.Context { return connCtx },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+
+	cfg.Limits.HTTPServer(srv)
 
 	errc := make(chan error, 2)
 	go func() {
@@ -135,7 +143,8 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 	log.Info("bp-server listening", "http", httpLn.Addr().String(), "tcp", tcpAddr,
 		"version", config.Version, "read_size", cfg.ReadSize, "read_delay", cfg.ReadDelay,
 		"read_rate", cfg.ReadRate, "pause_after", cfg.PauseAfter, "pause_for", cfg.PauseFor,
-		"pause_every", cfg.PauseEvery, "rcvbuf", cfg.RcvBuf, "sample_interval", cfg.SampleInterval, "tls", tlsCfg != nil)
+		"pause_every", cfg.PauseEvery, "rcvbuf", cfg.RcvBuf, "sample_interval", cfg.SampleInterval,
+		"max_connections", cfg.MaxConnections, "idle_timeout", cfg.IdleTimeout, "allowed_origins", s.guard.Origins().String(), "tls", tlsCfg != nil)
 	if ready != nil {
 		ready(httpLn.Addr().String(), tcpAddr)
 	}
@@ -179,12 +188,16 @@ func (s *server) acceptTCP(ctx context.Context, ln net.Listener) error {
 			}
 			return fmt.Errorf("tcp accept: %w", err)
 		}
+		if !s.guard.AdmitTCP(nc) {
+			continue // closed at once, counted
+		}
 		s.conns.Add(1)
 		go func() {
 			defer s.conns.Done()
+			defer s.guard.ReleaseTCP()
 			hello, c, err := flow.AcceptTCP(nc, s.cfg.HelloTimeout)
 			if err != nil {
-				s.log.Warn("tcp hello rejected", "peer", nc.RemoteAddr().String(), "err", err)
+				s.guard.Refused(flow.TCP, nc.RemoteAddr().String(), err)
 				nc.Close()
 				return
 			}
@@ -294,6 +307,7 @@ func (s *server) plan(h *flow.Hello) flow.Plan {
 		Read:        s.cfg.Reading.Settings(),
 		PeerWrites:  h == nil || h.Direction.ClientWrites(),
 		AckInterval: s.cfg.AckInterval,
+		IdleTimeout: s.cfg.IdleTimeout,
 	}
 	if h != nil && h.Direction.ServerWrites() {
 		size := h.PayloadSize

@@ -32,6 +32,7 @@ type Metrics struct {
 	Connections    *prometheus.GaugeVec
 	Opened         *prometheus.CounterVec
 	Errors         *prometheus.CounterVec
+	Rejected       *prometheus.CounterVec
 	BytesAcked     *prometheus.CounterVec
 	BytesInPipe    *prometheus.GaugeVec
 	ReadsPaused    *prometheus.GaugeVec
@@ -81,6 +82,10 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Name: "bp_connection_errors_total",
 			Help: "Connections that ended with an error, by reason.",
 		}, []string{"protocol", "reason"}),
+		Rejected: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "bp_connections_rejected_total",
+			Help: "Connections a listener refused before serving them, by reason (limit, origin, handshake).",
+		}, []string{"protocol", "reason"}),
 		BytesAcked: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "bp_bytes_acked_total",
 			Help: "Payload bytes the peer acknowledged having read.",
@@ -127,8 +132,23 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		for _, r := range flow.ErrorReasons {
 			m.Errors.WithLabelValues(l, r)
 		}
+		for _, r := range flow.RejectReasons {
+			m.Rejected.WithLabelValues(l, r)
+		}
 	}
 	return m
+}
+
+// Refused counts a connection that failed before it opened (a bad hello) in
+// bp_connection_errors_total, by the error's reason.
+func (m *Metrics) Refused(p flow.Protocol, err error) {
+	m.Errors.WithLabelValues(string(p), flow.ErrorReason(err)).Inc()
+}
+
+// Reject counts a connection a listener refused before serving it; reason
+// is one of flow.RejectReasons.
+func (m *Metrics) Reject(p flow.Protocol, reason string) {
+	m.Rejected.WithLabelValues(string(p), reason).Inc()
 }
 
 // NewRegistry returns a registry with the Go and process collectors, the

@@ -1,0 +1,95 @@
+// Package guard is what bp-server and bp-relay put in front of their
+// listeners: a connection limit per listener, the WebSocket origin check,
+// and counting and rate-limited logging of everything refused.
+//
+//	TCP accept   -> AdmitTCP (limit)                  -> AcceptTCP (hello)  -> Refused on error
+//	GET /ws      -> AdmitWebSocket (origin, limit)    -> Upgrader.Accept    -> Refused on error
+//
+// Refusals before a connection is served count in
+// bp_connections_rejected_total{reason=limit|origin|handshake}; refused
+// hellos in bp_connection_errors_total{reason=hello|too_large|...}. See
+// docs/SAFETY.md.
+package guard
+
+import (
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+
+	"github.com/go-backpressure/go-backpressure/internal/ratelog"
+	"github.com/go-backpressure/go-backpressure/pkg/config"
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+	"github.com/go-backpressure/go-backpressure/pkg/metrics"
+)
+
+// Guard holds one binary's limits; it is safe for concurrent use.
+type Guard struct {
+	m       *metrics.Metrics
+	warn    *ratelog.Logger
+	tcp     *flow.ConnLimit
+	ws      *flow.ConnLimit
+	origins *flow.OriginPolicy
+}
+
+// New returns the guard for the limits (already validated).
+func New(l config.Limits, m *metrics.Metrics, log *slog.Logger) *Guard {
+	return &Guard{m: m, warn: ratelog.New(log), origins: l.Origins(),
+		tcp: flow.NewConnLimit(l.MaxConnections), ws: flow.NewConnLimit(l.MaxConnections)}
+}
+
+// Origins is the origin policy, for the start-up log.
+func (g *Guard) Origins() *flow.OriginPolicy { return g.origins }
+
+// AdmitTCP takes a place on the TCP listener for nc, or closes nc at once
+// (listener full), counts and logs it, and returns false. Admitted, the
+// caller calls ReleaseTCP when the connection ends.
+func (g *Guard) AdmitTCP(nc net.Conn) bool {
+	if g.tcp.Acquire() {
+		return true
+	}
+	g.m.Reject(flow.TCP, "limit")
+	g.warn.Warn("limit", "connection refused: listener full", "protocol", flow.TCP, "peer", nc.RemoteAddr().String(), "max_connections", g.tcp.Max())
+	nc.Close()
+	return false
+}
+
+// ReleaseTCP gives back a place AdmitTCP took.
+func (g *Guard) ReleaseTCP() { g.tcp.Release() }
+
+// AdmitWebSocket checks a /ws request against the origin policy and the
+// listener's limit before the upgrade; a refused request is answered (403,
+// 503), counted and logged. Admitted, the caller calls ReleaseWebSocket
+// when the connection ends.
+func (g *Guard) AdmitWebSocket(w http.ResponseWriter, r *http.Request) bool {
+	if !g.origins.Allowed(r) {
+		g.m.Reject(flow.WebSocket, "origin")
+		g.warn.Warn("origin", "websocket refused: origin not allowed", "peer", r.RemoteAddr, "origin", r.Header.Get("Origin"), "allowed", g.origins.String())
+		http.Error(w, "origin not allowed (see --allowed-origins)", http.StatusForbidden)
+		return false
+	}
+	if !g.ws.Acquire() {
+		g.m.Reject(flow.WebSocket, "limit")
+		g.warn.Warn("limit", "connection refused: listener full", "protocol", flow.WebSocket, "peer", r.RemoteAddr, "max_connections", g.ws.Max())
+		w.Header().Set("Retry-After", "1")
+		http.Error(w, "too many connections (see --max-connections)", http.StatusServiceUnavailable)
+		return false
+	}
+	return true
+}
+
+// ReleaseWebSocket gives back a place AdmitWebSocket took.
+func (g *Guard) ReleaseWebSocket() { g.ws.Release() }
+
+// Refused counts and logs a connection that did not open: a refused hello
+// (the flow package has closed it, with its close code on WebSocket), or a
+// /ws request that was no valid upgrade (gorilla answered it).
+func (g *Guard) Refused(p flow.Protocol, peer string, err error) {
+	if errors.Is(err, flow.ErrHandshake) {
+		g.m.Reject(p, "handshake")
+		g.warn.Warn("handshake", "websocket handshake failed", "peer", peer, "err", err)
+		return
+	}
+	g.m.Refused(p, err)
+	g.warn.Warn(flow.ErrorReason(err), string(p)+" hello rejected", "peer", peer, "err", err)
+}

@@ -1,0 +1,82 @@
+// Package ratelog logs at a bounded rate per reason: a peer that sends
+// garbage ten thousand times a second costs ten thousand counter
+// increments, not ten thousand log lines.
+//
+//	Warn(reason, msg, ...) -> token bucket of reason -> slog (with "suppressed": lines dropped since the last one)
+//
+// Reasons must come from a small fixed set (the metrics' reasons), since
+// each keeps a bucket.
+package ratelog
+
+import (
+	"log/slog"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Defaults: a burst of 5 lines per reason, then one every 10 s.
+const (
+	DefaultEvery = 10 * time.Second
+	DefaultBurst = 5
+)
+
+// Logger logs through log, at most burst lines at once and then one per
+// every, per reason. It is safe for concurrent use.
+type Logger struct {
+	log   *slog.Logger
+	every time.Duration
+	burst int
+
+	mu      sync.Mutex
+	reasons map[string]*bucket
+}
+
+type bucket struct {
+	limiter    *rate.Limiter
+	suppressed int64
+}
+
+// New returns a Logger with the default rate.
+func New(log *slog.Logger) *Logger { return NewRate(log, DefaultEvery, DefaultBurst) }
+
+// NewRate returns a Logger of burst lines, then one per every, per reason.
+func NewRate(log *slog.Logger, every time.Duration, burst int) *Logger {
+	return &Logger{log: log, every: every, burst: burst, reasons: map[string]*bucket{}}
+}
+
+// Warn logs msg at warning level with "reason" and args, unless reason has
+// used up its lines; then it only counts the line, and the next line of
+// that reason says how many were suppressed.
+func (l *Logger) Warn(reason, msg string, args ...any) {
+	l.mu.Lock()
+	b := l.reasons[reason]
+	if b == nil {
+		b = &bucket{limiter: rate.NewLimiter(rate.Every(l.every), l.burst)}
+		l.reasons[reason] = b
+	}
+	if !b.limiter.Allow() {
+		b.suppressed++
+		l.mu.Unlock()
+		return
+	}
+	suppressed := b.suppressed
+	b.suppressed = 0
+	l.mu.Unlock()
+	args = append(args, "reason", reason)
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	l.log.Warn(msg, args...)
+}
+
+// Suppressed is how many lines of reason were dropped since its last line.
+func (l *Logger) Suppressed(reason string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if b := l.reasons[reason]; b != nil {
+		return b.suppressed
+	}
+	return 0
+}
