@@ -33,6 +33,7 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg, config.Version)
+	cm := metrics.NewClient(reg)
 	m.StallThreshold.Set(cfg.StallThreshold.Seconds())
 	rec := report.NewRecorder()
 	sampler, err := metrics.NewSocketSampler(reg, metrics.SamplerOptions{Interval: cfg.SampleInterval})
@@ -97,7 +98,7 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 	if opts.TLS != nil && opts.TLS.InsecureSkipVerify {
 		log.Warn("not verifying the server's TLS certificate (--insecure-skip-verify): anyone in the path can read and change the stream")
 	}
-	dial := func(ctx context.Context) (flow.Conn, error) {
+	dial := func(ctx context.Context, hello flow.Hello) (flow.Conn, error) {
 		if proto == flow.TCP {
 			return flow.DialTCP(ctx, addr, hello, opts)
 		}
@@ -131,11 +132,18 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 			mu       sync.Mutex
 			firstErr error
 		)
+		cr := connRun{dial: dial, hello: hello, plan: plan, obs: obs, log: log, onReconnect: func() {
+			rec.Reconnected()
+			cm.Reconnected(proto)
+		}}
+		if cfg.Reconnect {
+			cr.retry = reconnectPolicy{max: cfg.ReconnectMax, wait: cfg.ReconnectWait, cap: cfg.ReconnectCap}
+		}
 		for i := 0; i < cfg.Connections; i++ {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				err := runConn(ctx, dial, plan, obs)
+				err := runConn(ctx, cr)
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -193,24 +201,6 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 		return config.ExitFailed
 	}
 	return config.ExitOK
-}
-
-// runConn dials one connection and runs its session.
-func runConn(ctx context.Context, dial func(context.Context) (flow.Conn, error), plan flow.Plan, obs flow.Observer) error {
-	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	c, err := dial(dctx)
-	cancel()
-	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("cannot reach the target: %w%s", err, tlsHint(err))
-	}
-	_, err = flow.NewSession(c, plan, obs).Run(ctx)
-	if err != nil && ctx.Err() == nil {
-		return fmt.Errorf("connection broke: %w", err)
-	}
-	return err
 }
 
 // kernelView adapts the socket sampler's totals to the report's view of one

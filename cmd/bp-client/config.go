@@ -35,6 +35,10 @@ type clientConfig struct {
 	SampleInterval time.Duration `envconfig:"SAMPLE_INTERVAL" flag:"sample-interval" default:"100ms" desc:"how often to read the kernel's socket statistics (windows, queues) of every connection (0: off)"`
 	Loop           bool          `envconfig:"LOOP" flag:"loop" default:"false" desc:"repeat the run until interrupted, --loop-pause apart, a report per run and the metrics served throughout (for dashboards)"`
 	LoopPause      time.Duration `envconfig:"LOOP_PAUSE" flag:"loop-pause" default:"5s" desc:"with --loop, how long to wait between runs"`
+	Reconnect      bool          `envconfig:"RECONNECT" flag:"reconnect" default:"false" desc:"when a connection breaks or cannot be made, connect again (with backoff) and go on with the rest of its run: what was not acknowledged is written again"`
+	ReconnectMax   int           `envconfig:"RECONNECT_MAX" flag:"reconnect-max" default:"10" desc:"with --reconnect, attempts per connection before the run fails"`
+	ReconnectWait  time.Duration `envconfig:"RECONNECT_BACKOFF" flag:"reconnect-backoff" default:"200ms" desc:"with --reconnect, the wait before the first attempt; it doubles with each attempt, with jitter, up to --reconnect-backoff-max"`
+	ReconnectCap   time.Duration `envconfig:"RECONNECT_BACKOFF_MAX" flag:"reconnect-backoff-max" default:"5s" desc:"with --reconnect, the longest wait between two attempts"`
 }
 
 const summary = "bp-client: pushes data through a path to bp-server and measures how long its writes are held back."
@@ -105,6 +109,12 @@ func (c clientConfig) Validate() error {
 		return config.Invalid("sample-interval", c.SampleInterval, "must be 0 (off) or at least 1ms")
 	case c.LoopPause < 0:
 		return config.Invalid("loop-pause", c.LoopPause, "must not be negative")
+	case c.ReconnectMax < 1 || c.ReconnectMax > 1000:
+		return config.Invalid("reconnect-max", c.ReconnectMax, "must be between 1 and 1000")
+	case c.ReconnectWait <= 0:
+		return config.Invalid("reconnect-backoff", c.ReconnectWait, "must be positive")
+	case c.ReconnectCap < c.ReconnectWait:
+		return config.Invalid("reconnect-backoff-max", c.ReconnectCap, "must be at least --reconnect-backoff "+c.ReconnectWait.String())
 	}
 	return nil
 }

@@ -19,6 +19,7 @@ type Recorder struct {
 	inPipe, peakInPipe   atomic.Int64
 	opened, open, failed atomic.Int64
 	pausedNs             atomic.Int64
+	reconnects           atomic.Int64
 	mu                   sync.Mutex
 	hist                 *hdrhistogram.Histogram
 	kernel               func() Kernel // the kernel's view, if known (SetKernel)
@@ -89,6 +90,10 @@ func (c recConn) Closed(err error) {
 		c.r.failed.Add(1)
 	}
 }
+
+// Reconnected counts an attempt to connect again after a connection broke
+// or could not be made (bp-client --reconnect).
+func (r *Recorder) Reconnected() { r.reconnects.Add(1) }
 
 // Totals is a moment's view of a run, for the live display.
 type Totals struct {

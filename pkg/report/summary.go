@@ -33,6 +33,10 @@ type Summary struct {
 	Completed   bool           `json:"completed"`
 	Error       string         `json:"error,omitempty"`
 	FailedConns int64          `json:"failed_connections"`
+	// Reconnects counts attempts to connect again after a break
+	// (--reconnect); a connection that broke counts in FailedConns even
+	// when a reconnect carried its run to the end.
+	Reconnects int64 `json:"reconnects"`
 
 	DurationSeconds float64 `json:"duration_seconds"`
 	BytesWritten    int64   `json:"bytes_written"`
@@ -77,7 +81,7 @@ func (r *Recorder) Summarize(run Run, elapsed time.Duration, runErr error) Summa
 		BlockedSeconds: t.Blocked.Seconds(), StallThresholdSeconds: run.StallThreshold.Seconds(),
 		Stalls: t.Stalls, LongestStallSeconds: time.Duration(r.longestNs.Load()).Seconds(),
 		WriteBlockedP50: r.quantile(50).Seconds(), WriteBlockedP99: r.quantile(99).Seconds(),
-		PeakBytesInPipe: t.PeakInPipe,
+		PeakBytesInPipe: t.PeakInPipe, Reconnects: r.reconnects.Load(),
 	}
 	if runErr != nil {
 		s.Error = runErr.Error()
@@ -140,6 +144,9 @@ func (s Summary) WriteText(w io.Writer) error {
 	}
 	if s.FailedConns > 0 {
 		row("failed", "%d connection(s)", s.FailedConns)
+	}
+	if s.Reconnects > 0 {
+		row("reconnects", "%d (bytes a broken connection had written but not had acknowledged were written again)", s.Reconnects)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
