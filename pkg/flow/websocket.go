@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -85,6 +86,12 @@ func wsReadError(err error) error {
 	if errors.Is(err, websocket.ErrReadLimit) {
 		return fmt.Errorf("%w: %w", ErrTooLarge, err)
 	}
+	var ne net.Error
+	if !errors.As(err, &ne) && !errors.Is(err, websocket.ErrCloseSent) && !errors.Is(err, io.ErrUnexpectedEOF) &&
+		strings.HasPrefix(err.Error(), "websocket: ") && !websocket.IsUnexpectedCloseError(err) {
+		// A malformed frame: gorilla has answered it with close code 1002.
+		return ProtocolError{err}
+	}
 	return err
 }
 
@@ -97,7 +104,13 @@ func (c *wsConn) WritePayload(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (c *wsConn) setWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
+// setWriteDeadline holds the write lock: gorilla's deadline is a plain field
+// that its writes read, and the acker and the reader both send controls.
+func (c *wsConn) setWriteDeadline(t time.Time) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.ws.SetWriteDeadline(t)
+}
 
 func (c *wsConn) WriteControl(ctl Control) error {
 	if !c.control {
