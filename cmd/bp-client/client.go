@@ -126,6 +126,10 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 			log.Info("run starting", "run", hello.RunID, "round", round)
 		}
 		start := time.Now()
+		// This round's verdict; its observer joins the others (obs is
+		// shadowed for the round).
+		judge, stopJudge := startVerdict(ctx, cfg, rec)
+		obs := flow.Multi(obs, judge)
 		stopLive := startLive(cfg, rec, stderr, start)
 		var (
 			wg       sync.WaitGroup
@@ -156,6 +160,7 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 		wg.Wait()
 		elapsed := time.Since(start)
 		stopLive()
+		stopJudge()
 
 		runErr = firstErr
 		interrupted = ctx.Err() != nil

@@ -89,6 +89,9 @@ func startLive(cfg clientConfig, rec *report.Recorder, w io.Writer, start time.T
 						config.HumanBytes(float64(cur.Written-last.Written)/dt), 100*min(blocked, 1),
 						config.HumanBytes(float64(cur.InPipe)), cur.Stalls)
 					desc += kernelLive(cur.Kernel, last.Kernel, dt*float64(max(cur.Open, 1)))
+					if cur.Verdict != "" {
+						desc += "  | " + cur.Verdict
+					}
 				}
 				if dir.ServerWrites() {
 					if desc != "" {

@@ -8,6 +8,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
+	"github.com/go-backpressure/go-backpressure/pkg/verdict"
 )
 
 // Recorder is a flow.Observer that keeps run totals for the report and the
@@ -22,7 +23,8 @@ type Recorder struct {
 	reconnects           atomic.Int64
 	mu                   sync.Mutex
 	hist                 *hdrhistogram.Histogram
-	kernel               func() Kernel // the kernel's view, if known (SetKernel)
+	kernel               func() Kernel     // the kernel's view, if known (SetKernel)
+	verdict              *verdict.Observer // the verdict's timelines, if kept (SetVerdict)
 }
 
 var _ flow.Observer = (*Recorder)(nil)
@@ -104,6 +106,9 @@ type Totals struct {
 	Open                 int64
 	// Kernel is the kernel's view of the sockets, nil when not known.
 	Kernel *Kernel
+	// Verdict says in a few words whether the server stopped and what the
+	// path absorbed ("" when no verdict is kept).
+	Verdict string
 }
 
 // Totals reads the counters now.
@@ -119,7 +124,7 @@ func (r *Recorder) Totals() Totals {
 		Writes: r.writes.Load(), Stalls: r.stalls.Load(),
 		Blocked: time.Duration(r.blockedNs.Load()),
 		InPipe:  r.inPipe.Load(), PeakInPipe: r.peakInPipe.Load(),
-		Open: r.open.Load(),
+		Open: r.open.Load(), Verdict: r.liveVerdict(),
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
+	"github.com/go-backpressure/go-backpressure/pkg/verdict"
 )
 
 // Run describes what was asked for, for the report's header.
@@ -66,6 +67,10 @@ type Summary struct {
 	RwndLimitedShare      *float64 `json:"rwnd_limited_share,omitempty"`
 	SndbufLimitedSeconds  *float64 `json:"sndbuf_limited_seconds,omitempty"`
 	PeakSendQueueBytes    *int64   `json:"peak_send_queue_bytes,omitempty"`
+
+	// Verdict: did the server's stop reach the client, and what did the
+	// path absorb (see pkg/verdict); absent when the client does not write.
+	Verdict *verdict.Verdict `json:"verdict,omitempty"`
 }
 
 // Summarize builds the report from the recorder after the run.
@@ -99,6 +104,7 @@ func (r *Recorder) Summarize(run Run, elapsed time.Duration, runErr error) Summa
 	}
 	if run.Direction.ClientWrites() {
 		s.fillKernel(t.Kernel, secs, conns)
+		s.Verdict = r.verdictNow()
 	}
 	return s
 }
@@ -138,6 +144,7 @@ func (s Summary) WriteText(w io.Writer) error {
 		row("write blocked", "p50 %s, p99 %s", seconds(s.WriteBlockedP50), seconds(s.WriteBlockedP99))
 		row("peak in pipe", "%s written but not yet read by the server", config.HumanBytes(float64(s.PeakBytesInPipe)))
 		s.writeKernelText(row)
+		s.writeVerdictText(row)
 	}
 	if s.Direction.ServerWrites() {
 		row("read", "%s (%d bytes), %s/s", config.HumanBytes(float64(s.BytesRead)), s.BytesRead, config.HumanBytes(s.ReadBytesPerSecond))

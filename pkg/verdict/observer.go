@@ -92,6 +92,9 @@ type conn struct {
 	acks        int
 	hasProgress bool
 	lastAck     time.Duration // when the last ack that moved arrived
+	prevAck     time.Duration // and the one before it (-1: none)
+	// written when those acks arrived
+	writtenAtLastAck, writtenAtPrevAck int64
 	// pending: bytes unacknowledged since pendingSince (the last ack that
 	// moved, or the first write after an empty pipe).
 	pending          bool
@@ -124,7 +127,7 @@ func (o *Observer) Open(info flow.ConnInfo) flow.ConnObserver {
 	if !info.Writes {
 		return flow.Nop{}
 	}
-	c := &conn{o: o, peerZeroAt: -1}
+	c := &conn{o: o, peerZeroAt: -1, prevAck: -1}
 	c.pipeEmpty.Store(true)
 	if o.opts.Kernel && info.Conn != nil {
 		if r, err := sockstat.NewReader(info.Conn); err == nil {
@@ -211,19 +214,25 @@ func (c *conn) Acked(delta int64) {
 	case c.pending && now-c.pendingSince >= c.stallGap():
 		// A stall the pass did not see (it runs every interval): recorded
 		// now that it is over.
-		c.addStall(Stall{Since: c.pendingSince, Until: now, Resumed: true, AckedBytes: c.acked,
-			WrittenAtSince: c.writtenAtPending, PeakInPipe: w - c.acked, NoAckYet: !c.hasProgress,
-			PeerWindowZeroAt: c.peerZeroAt})
-	case c.pending && c.pendingFromAck && c.hasProgress:
+		st := c.newStall(now, w)
+		st.Until, st.Resumed = now, true
+		c.addStall(st)
+	case c.hasProgress && c.writtenAtLastAck < w:
+		// Bytes were written since the last ack: the time to this one is
+		// an ack interval, or more when the writer was slow to write.
 		c.gaps[c.nGaps%ackGaps] = now - c.lastAck
 		c.nGaps++
 		if c.nGaps >= 3 {
-			c.ackInterval = medianDuration(c.gaps[:min(c.nGaps, ackGaps)])
+			c.ackInterval = lowQuartile(c.gaps[:min(c.nGaps, ackGaps)])
 		}
 	}
 	c.acked += delta
 	c.acks++
-	c.hasProgress, c.lastAck = true, now
+	c.prevAck, c.writtenAtPrevAck = c.lastAck, c.writtenAtLastAck
+	if !c.hasProgress {
+		c.prevAck = -1
+	}
+	c.hasProgress, c.lastAck, c.writtenAtLastAck = true, now, w
 	if w > c.acked {
 		c.pending, c.pendingFromAck = true, true
 		c.pendingSince, c.writtenAtPending = now, w
@@ -232,6 +241,42 @@ func (c *conn) Acked(delta int64) {
 		c.pipeEmpty.Store(true)
 	}
 	c.peerZeroAt = -1
+}
+
+// newStall describes the stall under way since pendingSince, at offset at
+// with w bytes written. When it began at an ack, the server stopped
+// between the ack before and that one: one ack interval before the last
+// ack that moved, but not before the one before it, with the bytes
+// written then interpolated. c.mu must be held.
+func (c *conn) newStall(at time.Duration, w int64) Stall {
+	st := Stall{Since: c.pendingSince, LastAckAt: -1, Until: at, AckedBytes: c.acked,
+		WrittenAtSince: c.writtenAtPending, PeakInPipe: w - c.acked, NoAckYet: !c.hasProgress,
+		PeerWindowZeroAt: c.peerZeroAt}
+	if c.pendingFromAck && c.hasProgress {
+		st.LastAckAt = c.lastAck
+		iv := c.ackInterval
+		if iv <= 0 {
+			iv = flow.DefaultAckInterval
+		}
+		since := c.lastAck - iv
+		if c.prevAck >= 0 && since < c.prevAck {
+			since = c.prevAck
+		}
+		st.Since = max(since, 0)
+		if span := c.lastAck - c.prevAck; c.prevAck >= 0 && span > 0 {
+			part := float64(st.Since-c.prevAck) / float64(span)
+			st.WrittenAtSince = c.writtenAtPrevAck + int64(part*float64(c.writtenAtLastAck-c.writtenAtPrevAck))
+		}
+	}
+	return st
+}
+
+// lowQuartile is the value a quarter of the way up: the ack interval, from
+// gaps of which some were longer because the writer wrote nothing.
+func lowQuartile(v []time.Duration) time.Duration {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[(len(s)-1)/4]
 }
 
 func (c *conn) addStall(st Stall) bool {
@@ -299,9 +344,7 @@ func (c *conn) pass(at time.Duration) {
 		c.peerZeroAt = -1
 	}
 	if c.pending && !c.stallOpen && at-c.pendingSince >= c.stallGap() {
-		c.stallOpen = c.addStall(Stall{Since: c.pendingSince, Until: at, AckedBytes: c.acked,
-			WrittenAtSince: c.writtenAtPending, PeakInPipe: w - c.acked, NoAckYet: !c.hasProgress,
-			PeerWindowZeroAt: c.peerZeroAt})
+		c.stallOpen = c.addStall(c.newStall(at, w))
 	}
 	var st *Stall
 	if c.stallOpen {

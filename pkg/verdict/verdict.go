@@ -33,15 +33,21 @@ type Timeline struct {
 // Stall is one period without ack progress while bytes were unacknowledged:
 // as the client sees it, the server had stopped reading.
 type Stall struct {
-	// Since is when the last ack that moved arrived (or, when the pipe was
-	// empty then, when the next byte was written).
+	// Since is when the server stopped, as well as the client can tell:
+	// one ack interval before the last ack that moved (LastAckAt), but not
+	// before the one before it; or, when every byte had been acknowledged,
+	// when the next one was written.
 	Since time.Duration
+	// LastAckAt is when the last ack that moved arrived (-1: the stall
+	// began with a write into an empty pipe).
+	LastAckAt time.Duration
 	// Until is when ack progress came back (Resumed) or the last time the
 	// client looked (the end of the run).
 	Until   time.Duration
 	Resumed bool
 	// AckedBytes is what the server had read when it stopped;
-	// WrittenAtSince what the client had written by Since.
+	// WrittenAtSince what the client had written by Since (interpolated
+	// between the two acks around it).
 	AckedBytes, WrittenAtSince int64
 	// PeakInPipe is the most bytes written and not acknowledged during the
 	// stall: what the path held at least.
@@ -210,22 +216,30 @@ func Compute(tls []Timeline, p Params) Verdict {
 			blocksWithoutStall += len(tl.Blocks) + tl.BlocksDropped
 			continue
 		}
-		st := tl.Stalls[0]
-		cv := connView{stall: &st, sendQueue: -1, kernel: tl.Kernel, absorbed: st.PeakInPipe}
-		for i := range tl.Blocks {
-			b := tl.Blocks[i]
-			if b.Ended < st.Since {
-				blockedBeforeAny++
-				continue // over before the server stopped: not this stall's
-			}
-			if b.Began > st.Until {
+		// The stall that mattered: the first that made a write block,
+		// else the longest.
+		var cv connView
+		longest := -1
+		for i := range tl.Stalls {
+			st := tl.Stalls[i]
+			if b := blockOf(tl.Blocks, st, resolution); b != nil {
+				cv = connView{stall: &st, block: b}
 				break
 			}
-			if b.Began < st.Since-slack(resolution) && !b.Ongoing && b.Ended < st.Since+slack(resolution) {
-				continue
+			if longest < 0 || st.Until-st.Since > tl.Stalls[longest].Until-tl.Stalls[longest].Since {
+				longest = i
 			}
-			cv.block = &b
-			break
+		}
+		if cv.stall == nil {
+			st := tl.Stalls[longest]
+			cv.stall = &st
+		}
+		st := *cv.stall
+		cv.sendQueue, cv.kernel, cv.absorbed = -1, tl.Kernel, st.PeakInPipe
+		for _, b := range tl.Blocks {
+			if b.Ended < st.Since-slack(resolution) {
+				blockedBeforeAny++
+			}
 		}
 		if cv.block != nil {
 			b := cv.block
@@ -382,7 +396,7 @@ func Compute(tls []Timeline, p Params) Verdict {
 		reason(0, "connections saw the server stop at different times, from %s to %s", seconds(slices.Min(stopped).Seconds()), seconds(slices.Max(stopped).Seconds()))
 	}
 	if v.Stalls > n {
-		reason(0, "%d stalls in all; this verdict describes each connection's first", v.Stalls)
+		reason(0, "%d stalls in all; this verdict describes, per connection, the first that made a write block, else the longest", v.Stalls)
 	}
 	if blockedBeforeAny > 0 {
 		reason(0, "%d write call(s) had blocked before the server stopped", blockedBeforeAny)
@@ -390,6 +404,25 @@ func Compute(tls []Timeline, p Params) Verdict {
 	v.Summary = b.String()
 	v.Confidence = confidence(doubts)
 	return v
+}
+
+// blockOf is the first write that blocked during the stall: begun after
+// it started (within one ack interval before: the stop is known no
+// better), or begun before and still blocked well after it started.
+func blockOf(blocks []Block, st Stall, resolution time.Duration) *Block {
+	for i := range blocks {
+		b := blocks[i]
+		if b.Began > st.Until {
+			break
+		}
+		if b.Began >= st.Since-slack(resolution) || b.Ongoing || b.Ended >= st.Since+slack(resolution) {
+			if b.Ended < st.Since {
+				continue
+			}
+			return &b
+		}
+	}
+	return nil
 }
 
 func confidence(doubts int) string {
