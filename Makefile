@@ -29,10 +29,11 @@ lab-all:
 lab-observe: build
 	@$(GO) run ./scripts/lab-observe $(OBSERVE_FLAGS)
 
-## test: the whole test suite with the race detector
+## test: the whole test suite with the race detector, then a short fuzz smoke
 test:
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=$(FUZZ_SMOKE_TIME)
 
 ## lint: formatting and vet (and staticcheck when installed)
 lint:
@@ -40,10 +41,14 @@ lint:
 	$(GO) vet ./...
 	@if command -v staticcheck >/dev/null; then staticcheck ./...; else echo "staticcheck not installed: go install honnef.co/go/tools/cmd/staticcheck@latest"; fi
 
-## fuzz: a short run of every fuzz target
+## fuzz: a run of every fuzz target (FUZZTIME each, default 10s; make test: 3s)
+FUZZTIME        ?= 10s
+FUZZ_SMOKE_TIME ?= 3s
+FUZZ_PKGS       := ./pkg/flow/ ./pkg/config/
 fuzz:
-	@for t in $$($(GO) test -list '^Fuzz' ./pkg/flow/ | grep ^Fuzz); do \
-		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime 10s ./pkg/flow/ || exit 1; done
+	@for p in $(FUZZ_PKGS); do for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
+		echo "fuzz $$p $$t ($(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
 
 ## bench: whole-system throughput against iperf3, HAProxy and socat on loopback,
 ## several rounds, then a table of ratios (BENCH_FLAGS="-rounds 9 -v"); not part of test

@@ -98,12 +98,16 @@ func (l *Loaded) Set(name string) bool { return l.set[name] }
 // flagError turns the flag package's message into an *Error.
 func flagError(err error, fields []field) error {
 	msg := err.Error()
-	// flag's format: invalid value "x" for flag -name: reason
-	if strings.HasPrefix(msg, "invalid value ") {
+	// flag's formats: invalid value "x" for flag -name: reason, and for
+	// boolean flags: invalid boolean value "x" for -name: reason
+	for _, form := range []struct{ prefix, marker string }{{"invalid value ", " for flag -"}, {"invalid boolean value ", " for -"}} {
+		if !strings.HasPrefix(msg, form.prefix) {
+			continue
+		}
 		for _, f := range fields {
-			marker := " for flag -" + f.flag + ": "
+			marker := form.marker + f.flag + ": "
 			if i := strings.Index(msg, marker); i >= 0 {
-				val, _ := strconv.Unquote(strings.TrimPrefix(msg[:i], "invalid value "))
+				val, _ := strconv.Unquote(strings.TrimPrefix(msg[:i], form.prefix))
 				return &Error{Flag: f.flag, Env: f.env, Value: val, Reason: msg[i+len(marker):]}
 			}
 		}
