@@ -82,14 +82,14 @@ type Row struct {
 // server read.
 func WriteTable(w io.Writer, rows []Row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "profile\tbytes written\tblocked s\tstalls\tpeak in pipe\tserver read\tresult\t")
+	fmt.Fprintln(tw, "profile\tbytes written\tblocked s\tstalls\tpeak in pipe\tserver read\tresult\tverdict\t")
 	for _, row := range rows {
 		if row.Result == nil {
 			msg := "failed"
 			if row.Err != nil {
 				msg = firstLine(row.Err.Error())
 			}
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\t\n", row.Profile, msg)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\t-\t\n", row.Profile, msg)
 			continue
 		}
 		s := row.Result.Client
@@ -106,9 +106,9 @@ func WriteTable(w io.Writer, rows []Row) {
 		case row.Err != nil:
 			status = firstLine(row.Err.Error())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%d\t%s\t%s\t%s\t\n", row.Profile,
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%d\t%s\t%s\t%s\t%s\t\n", row.Profile,
 			config.HumanBytes(float64(s.BytesWritten)), s.BlockedSeconds, s.Stalls,
-			config.HumanBytes(float64(s.PeakBytesInPipe)), read, status)
+			config.HumanBytes(float64(s.PeakBytesInPipe)), read, status, verdictShort(s))
 	}
 	tw.Flush()
 }
