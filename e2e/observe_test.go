@@ -119,7 +119,7 @@ func TestLabObserve(t *testing.T) {
 	seen := map[string]bool{}
 	conds := map[string]string{
 		"server paused":          `sum(bp_reads_paused{hop="server"})`,
-		"client writes blocked":  `sum(rate(bp_write_blocked_seconds_sum{hop="client"}[3s]))`,
+		"client writes blocked":  `sum(rate(bp_writes_blocked_seconds_total{hop="client"}[3s]))`,
 		"relay buffer held data": `sum(bp_relay_buffered_bytes{hop="relay"})`,
 		"haproxy took bytes in":  `sum(rate(haproxy_frontend_bytes_in_total{hop="haproxy",proxy="bp_in"}[3s]))`,
 		"server read bytes":      `sum(rate(bp_bytes_read_total{hop="server"}[3s]))`,
@@ -170,7 +170,7 @@ func TestLabObserve(t *testing.T) {
 	}
 
 	// The side-by-side panels show every hop.
-	res, err := promRange(t, ob, `sum by (hop) (rate(bp_write_blocked_seconds_sum[4s]))`, start)
+	res, err := promRange(t, ob, `sum by (hop) (rate(bp_writes_blocked_seconds_total[4s]))`, start)
 	if err != nil {
 		t.Fatal(err)
 	}

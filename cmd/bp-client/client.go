@@ -34,7 +34,7 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg, config.Version)
 	cm := metrics.NewClient(reg)
-	m.StallThreshold.Set(cfg.StallThreshold.Seconds())
+	m.SetStallThreshold(cfg.StallThreshold)
 	rec := report.NewRecorder()
 	sampler, err := metrics.NewSocketSampler(reg, metrics.SamplerOptions{Interval: cfg.SampleInterval})
 	if err == nil {

@@ -38,7 +38,7 @@ type relayServer struct {
 func run(ctx context.Context, cfg relayConfig, log *slog.Logger, ready func(httpAddr, tcpAddr string)) error {
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg, config.Version)
-	m.StallThreshold.Set(cfg.StallThreshold.Seconds())
+	m.SetStallThreshold(cfg.StallThreshold)
 	rm := metrics.NewRelay(reg, int64(cfg.bufferSize()), int64(cfg.BufferMax))
 	sampler, err := metrics.NewSocketSampler(reg, metrics.SamplerOptions{Interval: cfg.SampleInterval})
 	if err != nil {
@@ -247,7 +247,7 @@ func (s *relayServer) acceptTCP(ctx context.Context, ln net.Listener, relay *flo
 		go func() {
 			defer s.conns.Done()
 			defer s.guard.ReleaseTCP()
-			hello, c, err := flow.AcceptTCP(nc, s.cfg.HelloTimeout)
+			hello, c, err := guard.AcceptTCP(ctx, nc, s.cfg.HelloTimeout)
 			if err != nil {
 				s.guard.Refused(flow.TCP, nc.RemoteAddr().String(), err)
 				nc.Close()

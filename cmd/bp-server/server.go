@@ -43,7 +43,7 @@ type server struct {
 func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(httpAddr, tcpAddr string)) error {
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg, config.Version)
-	m.StallThreshold.Set(cfg.StallThreshold.Seconds())
+	m.SetStallThreshold(cfg.StallThreshold)
 	s := &server{cfg: cfg, log: log, obs: m, upgr: flow.NewUpgrader(), guard: guard.New(cfg.Limits, m, log)}
 	sampler, err := metrics.NewSocketSampler(reg, metrics.SamplerOptions{Interval: cfg.SampleInterval, OnWindow: s.windows.event})
 	if err != nil {
@@ -195,7 +195,7 @@ func (s *server) acceptTCP(ctx context.Context, ln net.Listener) error {
 		go func() {
 			defer s.conns.Done()
 			defer s.guard.ReleaseTCP()
-			hello, c, err := flow.AcceptTCP(nc, s.cfg.HelloTimeout)
+			hello, c, err := guard.AcceptTCP(ctx, nc, s.cfg.HelloTimeout)
 			if err != nil {
 				s.guard.Refused(flow.TCP, nc.RemoteAddr().String(), err)
 				nc.Close()

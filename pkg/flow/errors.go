@@ -77,3 +77,9 @@ func protocolErrorf(format string, args ...any) error {
 func tooLargef(format string, args ...any) error {
 	return ProtocolError{fmt.Errorf("%w: "+format, append([]any{ErrTooLarge}, args...)...)}
 }
+
+// isReset reports whether err is the peer resetting the connection (or the
+// write side's echo of it).
+func isReset(err error) bool {
+	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}

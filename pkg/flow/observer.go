@@ -53,6 +53,14 @@ type ConnObserver interface {
 	Closed(err error)
 }
 
+// WriteStartObserver is an optional ability of a ConnObserver: WriteStarting
+// is called as each payload write call begins. Wrote only comes when the call
+// returns, so without it a write blocked for a minute is invisible for that
+// minute; with it, metrics can show writes blocked right now.
+type WriteStartObserver interface {
+	WriteStarting(began time.Time)
+}
+
 // ClosingObserver is an optional ability of a ConnObserver: Closing is
 // called once, just before the session closes the connection, while the
 // socket underneath can still be read. Kernel socket statistics take their
@@ -128,6 +136,14 @@ func (m multiConn) Throttled(d time.Duration) {
 		o.Throttled(d)
 	}
 }
+func (m multiConn) WriteStarting(began time.Time) {
+	for _, o := range m {
+		if w, ok := o.(WriteStartObserver); ok {
+			w.WriteStarting(began)
+		}
+	}
+}
+
 func (m multiConn) Closing() {
 	for _, o := range m {
 		if c, ok := o.(ClosingObserver); ok {

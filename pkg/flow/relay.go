@@ -516,7 +516,10 @@ func (s *relaySession) readLoop(ctx context.Context, src, dst *relaySide, p *rel
 		if s.closing.Load() || ctx.Err() != nil {
 			return
 		}
-		if errors.Is(err, io.EOF) {
+		if errors.Is(err, io.EOF) || (!s.raw && isReset(err) && s.complete()) {
+			// A framed peer that resets the connection once the run is
+			// complete closed it with bytes unread (an ack it no longer
+			// needed): as clean as a close.
 			if s.raw {
 				p.end(false, 0) // a raw peer ends its stream by closing it
 			} else {
@@ -544,7 +547,9 @@ func (s *relaySession) handleControl(src, dst *relaySide, p *relayPipe, ctl Cont
 		case src.ackPoke <- struct{}{}:
 		default:
 		}
-		if err := dst.conn.WriteControl(ctl); err != nil && !s.closing.Load() {
+		// Once the run is complete, an ack the writer no longer waits for
+		// may find it gone: not a failure.
+		if err := dst.conn.WriteControl(ctl); err != nil && !s.closing.Load() && !s.complete() {
 			s.fail(dst.side, fmt.Errorf("forward ack %s: %w", dst.side, err))
 		}
 	case Fin:
@@ -580,6 +585,9 @@ func (s *relaySession) writeLoop(ctx context.Context, p *relayPipe, dst *relaySi
 			return
 		}
 		began := time.Now()
+		if w, ok := dst.obs.(WriteStartObserver); ok {
+			w.WriteStarting(began)
+		}
 		n, err := dst.conn.WritePayload(b)
 		blocked := time.Since(began)
 		if n > 0 {

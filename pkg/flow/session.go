@@ -101,6 +101,11 @@ type Session struct {
 	failure   atomic.Pointer[error] // s.err, readable while the run goes on
 	cancelRun context.CancelFunc
 
+	// ackMu orders the periodic acks before the final one: an ack after
+	// the final ack could reach a peer that has closed already, which
+	// answers it with a reset.
+	ackMu sync.Mutex
+
 	// Idle accounting: the last time a byte or message moved (or a pacer
 	// wait ended), and what is on purpose not idle.
 	lastActive atomic.Int64 // UnixNano
@@ -305,6 +310,7 @@ func (s *Session) writeLoop(ctx context.Context) error {
 		limiter = rate.NewLimiter(rate.Limit(wp.Rate), 1)
 	}
 	track := s.tracksPipe()
+	startObs, _ := s.obs.(WriteStartObserver)
 	var written int64
 	for wctx.Err() == nil {
 		p := wp.Payload
@@ -327,6 +333,9 @@ func (s *Session) writeLoop(ctx context.Context) error {
 		}
 		s.attempted.Store(written + int64(len(p)))
 		began := time.Now()
+		if startObs != nil {
+			startObs.WriteStarting(began)
+		}
 		s.writing.Store(true)
 		n, err := s.conn.WritePayload(p)
 		s.writing.Store(false)
@@ -430,6 +439,13 @@ func (s *Session) readLoop(ctx context.Context) error {
 			}
 			return ErrPeerClosed
 		}
+		if isReset(err) && s.conn.SpeaksControl() && isClosed(s.peerDone) &&
+			(s.plan.Write == nil || (s.finSent.Load() && s.acked.Load() >= s.written.Load())) {
+			// Everything said and acknowledged: a peer that closes with
+			// bytes of ours unread (an ack it no longer needed) resets
+			// the connection, which ends it as cleanly as a close.
+			return nil
+		}
 		return fmt.Errorf("read: %w", err)
 	}
 }
@@ -461,11 +477,16 @@ func (s *Session) handleControl(ctl Control) error {
 		}
 		s.peerFin.Store(ctl.Bytes)
 		// The final ack goes out before the peer counts as done, so the
-		// initiator never closes ahead of it.
-		if err := s.writeControl(Control{Type: Ack, Bytes: ctl.Bytes}); err != nil {
+		// initiator never closes ahead of it, and is the last ack.
+		s.ackMu.Lock()
+		err := s.writeControl(Control{Type: Ack, Bytes: ctl.Bytes})
+		if err == nil {
+			s.peerOnce.Do(func() { close(s.peerDone) })
+		}
+		s.ackMu.Unlock()
+		if err != nil {
 			return fmt.Errorf("send final ack: %w", err)
 		}
-		s.peerOnce.Do(func() { close(s.peerDone) })
 	}
 	return nil
 }
@@ -488,7 +509,14 @@ func (s *Session) ackLoop(ctx context.Context) {
 		if n == sent {
 			continue
 		}
-		if err := s.writeControl(Control{Type: Ack, Bytes: n}); err != nil {
+		s.ackMu.Lock()
+		if isClosed(s.peerDone) {
+			s.ackMu.Unlock()
+			return // the final ack is out: no ack may follow it
+		}
+		err := s.writeControl(Control{Type: Ack, Bytes: n})
+		s.ackMu.Unlock()
+		if err != nil {
 			if !s.closing.Load() && ctx.Err() == nil && !isClosed(s.peerDone) {
 				s.fail(fmt.Errorf("send ack: %w", err))
 			}

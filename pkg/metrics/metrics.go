@@ -40,6 +40,8 @@ type Metrics struct {
 	ThrottledSecs  *prometheus.CounterVec
 	BuildInfo      *prometheus.GaugeVec
 	StallThreshold prometheus.Gauge
+
+	live *liveWrites
 }
 
 var _ flow.Observer = (*Metrics)(nil)
@@ -115,6 +117,8 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 			Help: "Blocked time from which a write call counts as a stall (bp_stalls_total).",
 		}),
 	}
+	m.live = newLiveWrites()
+	reg.MustRegister(m.live)
 	m.BuildInfo.WithLabelValues(version, runtime.Version()).Set(1)
 	for _, p := range Protocols {
 		l := string(p)
@@ -182,6 +186,8 @@ func (m *Metrics) Open(info flow.ConnInfo) flow.ConnObserver {
 		pausedSec: m.PausedSeconds.WithLabelValues(l),
 		throttled: m.ThrottledSecs.WithLabelValues(l),
 	}
+	c.live = m.live.proto(l)
+	m.live.add(c)
 	m.Opened.WithLabelValues(l).Inc()
 	c.conns.Inc()
 	return c
@@ -195,9 +201,12 @@ type connMetrics struct {
 	blocked                                 prometheus.Observer
 	conns, inPipe, paused                   prometheus.Gauge
 	isPaused                                bool // only touched by the reader goroutine
+	live                                    *protoWrites
+	clock                                   writeClock
 }
 
 func (c *connMetrics) Wrote(n int, blocked time.Duration, stalled bool) {
+	c.writeDone(blocked)
 	c.written.Add(float64(n))
 	c.blocked.Observe(blocked.Seconds())
 	if stalled {
@@ -224,6 +233,7 @@ func (c *connMetrics) Paused(paused bool, stopped time.Duration) {
 }
 
 func (c *connMetrics) Closed(err error) {
+	c.m.live.remove(c)
 	c.conns.Dec()
 	if c.isPaused {
 		c.paused.Dec()

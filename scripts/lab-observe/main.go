@@ -78,7 +78,7 @@ Logs and rendered configs: %s
 The server stops reading 10 s into every connection, for 10 s; the client
 runs 30 s at a time, 5 s apart. Stop everything with Ctrl-C (or: kill %d).
 `, ob.PrometheusURL, ob.PrometheusURL,
-		query(`sum by (hop) (rate(bp_write_blocked_seconds_sum[20s]))`),
+		query(`sum by (hop) (rate(bp_writes_blocked_seconds_total[20s]))`),
 		query(`sum by (hop) (rate(bp_bytes_read_total[20s]))`),
 		query(`sum(bp_reads_paused{hop="server"})`),
 		ob.Targets["client"], ob.Targets["relay"], ob.Targets["haproxy"], ob.Targets["server"], ob.Dir, os.Getpid())
