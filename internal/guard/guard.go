@@ -12,10 +12,13 @@
 package guard
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/go-backpressure/go-backpressure/internal/ratelog"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
@@ -85,6 +88,9 @@ func (g *Guard) ReleaseWebSocket() { g.ws.Release() }
 // (the flow package has closed it, with its close code on WebSocket), or a
 // /ws request that was no valid upgrade (gorilla answered it).
 func (g *Guard) Refused(p flow.Protocol, peer string, err error) {
+	if errors.Is(err, context.Canceled) {
+		return // shutdown, not the peer's fault
+	}
 	if errors.Is(err, flow.ErrHandshake) {
 		g.m.Reject(p, "handshake")
 		g.warn.Warn("handshake", "websocket handshake failed", "peer", peer, "err", err)
@@ -92,4 +98,17 @@ func (g *Guard) Refused(p flow.Protocol, peer string, err error) {
 	}
 	g.m.Refused(p, err)
 	g.warn.Warn(flow.ErrorReason(err), string(p)+" hello rejected", "peer", peer, "err", err)
+}
+
+// AcceptTCP is flow.AcceptTCP that stops waiting for the hello when ctx
+// ends, so a peer that is slow to say hello cannot hold up a shutdown; its
+// error then wraps context.Canceled (and Refused does not count it).
+func AcceptTCP(ctx context.Context, nc net.Conn, helloTimeout time.Duration) (*flow.Hello, flow.Conn, error) {
+	stop := context.AfterFunc(ctx, func() { nc.SetReadDeadline(time.Now()) })
+	defer stop()
+	h, c, err := flow.AcceptTCP(nc, helloTimeout)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("%w: %w", context.Canceled, err)
+	}
+	return h, c, err
 }

@@ -205,7 +205,15 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (*Hello, Conn,
 	if u.MaxMessageSize > 0 {
 		ws.SetReadLimit(u.MaxMessageSize)
 	}
+	// A shutdown (the request's context ends) stops the wait for the hello.
+	stop := context.AfterFunc(r.Context(), func() { ws.NetConn().SetReadDeadline(time.Now()) })
 	h, c, err := u.readHello(ws)
+	stop()
+	if err != nil && r.Context().Err() != nil {
+		err = fmt.Errorf("%w: %w", context.Canceled, err)
+		closeWS(ws, err)
+		return nil, nil, err
+	}
 	if err != nil {
 		// Refused before it opened: counted by reason hello, closed with
 		// the code that fits (1008, or 1009 for a hello too large).
