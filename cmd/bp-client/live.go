@@ -84,7 +84,7 @@ func startLive(cfg clientConfig, rec *report.Recorder, w io.Writer, start time.T
 				dt := now.Sub(lastAt).Seconds()
 				desc := ""
 				if dir.ClientWrites() {
-					blocked := (cur.Blocked - last.Blocked).Seconds() / (dt * float64(max(cur.Open, 1)))
+					blocked := max(cur.Blocked-last.Blocked, 0).Seconds() / (dt * float64(max(cur.Open, 1)))
 					desc = fmt.Sprintf("up %s/s  blocked %3.0f%%  in pipe %s  stalls %d",
 						config.HumanBytes(float64(cur.Written-last.Written)/dt), 100*min(blocked, 1),
 						config.HumanBytes(float64(cur.InPipe)), cur.Stalls)

@@ -25,6 +25,8 @@ type Recorder struct {
 	hist                 *hdrhistogram.Histogram
 	kernel               func() Kernel     // the kernel's view, if known (SetKernel)
 	verdict              *verdict.Observer // the verdict's timelines, if kept (SetVerdict)
+	epoch                time.Time
+	live                 map[*recConn]struct{} // open connections, under mu
 }
 
 var _ flow.Observer = (*Recorder)(nil)
@@ -32,19 +34,39 @@ var _ flow.Observer = (*Recorder)(nil)
 // NewRecorder returns an empty recorder.
 func NewRecorder() *Recorder {
 	// 1 µs .. 1 h at 3 significant digits.
-	return &Recorder{hist: hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 3)}
+	return &Recorder{hist: hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 3), epoch: time.Now()}
 }
 
 // Open implements flow.Observer.
 func (r *Recorder) Open(flow.ConnInfo) flow.ConnObserver {
 	r.opened.Add(1)
 	r.open.Add(1)
-	return recConn{r}
+	c := &recConn{r: r}
+	r.mu.Lock()
+	if r.live == nil {
+		r.live = map[*recConn]struct{}{}
+	}
+	r.live[c] = struct{}{}
+	r.mu.Unlock()
+	return c
 }
 
-type recConn struct{ r *Recorder }
+// recConn is one connection's share of the recorder.
+type recConn struct {
+	r *Recorder
+	// began is when the write in progress began, in ns since the recorder's
+	// epoch plus one; 0 when no write is in progress. It lets the live
+	// display count a write while it is blocked, not only once it returns.
+	began atomic.Int64
+}
 
-func (c recConn) Wrote(n int, blocked time.Duration, stalled bool) {
+var _ flow.WriteStartObserver = (*recConn)(nil)
+
+// WriteStarting implements flow.WriteStartObserver.
+func (c *recConn) WriteStarting(t time.Time) { c.began.Store(int64(t.Sub(c.r.epoch)) + 1) }
+
+func (c *recConn) Wrote(n int, blocked time.Duration, stalled bool) {
+	c.began.Store(0)
 	r := c.r
 	r.written.Add(int64(n))
 	r.writes.Add(1)
@@ -63,11 +85,11 @@ func (c recConn) Wrote(n int, blocked time.Duration, stalled bool) {
 	r.mu.Unlock()
 }
 
-func (c recConn) Read(n int) { c.r.read.Add(int64(n)) }
+func (c *recConn) Read(n int) { c.r.read.Add(int64(n)) }
 
-func (c recConn) Acked(d int64) { c.r.acked.Add(d) }
+func (c *recConn) Acked(d int64) { c.r.acked.Add(d) }
 
-func (c recConn) InPipe(d int64) {
+func (c *recConn) InPipe(d int64) {
 	r := c.r
 	now := r.inPipe.Add(d)
 	for {
@@ -78,15 +100,18 @@ func (c recConn) InPipe(d int64) {
 	}
 }
 
-func (c recConn) Paused(paused bool, stopped time.Duration) {
+func (c *recConn) Paused(paused bool, stopped time.Duration) {
 	if !paused {
 		c.r.pausedNs.Add(int64(stopped))
 	}
 }
 
-func (c recConn) Throttled(time.Duration) {}
+func (c *recConn) Throttled(time.Duration) {}
 
-func (c recConn) Closed(err error) {
+func (c *recConn) Closed(err error) {
+	c.r.mu.Lock()
+	delete(c.r.live, c)
+	c.r.mu.Unlock()
 	c.r.open.Add(-1)
 	if err != nil {
 		c.r.failed.Add(1)
@@ -122,10 +147,24 @@ func (r *Recorder) Totals() Totals {
 		Kernel:  k,
 		Written: r.written.Load(), Read: r.read.Load(), Acked: r.acked.Load(),
 		Writes: r.writes.Load(), Stalls: r.stalls.Load(),
-		Blocked: time.Duration(r.blockedNs.Load()),
+		Blocked: time.Duration(r.blockedNs.Load()) + r.blockedNow(),
 		InPipe:  r.inPipe.Load(), PeakInPipe: r.peakInPipe.Load(),
 		Open: r.open.Load(), Verdict: r.liveVerdict(),
 	}
+}
+
+// blockedNow is the time the writes in progress have been blocked so far.
+func (r *Recorder) blockedNow() time.Duration {
+	now := time.Since(r.epoch)
+	var d time.Duration
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for c := range r.live {
+		if b := c.began.Load(); b != 0 {
+			d += max(now-time.Duration(b-1), 0)
+		}
+	}
+	return d
 }
 
 // quantile returns the q-th percentile of write-blocked time.

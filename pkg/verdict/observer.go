@@ -85,6 +85,12 @@ type conn struct {
 
 	written   atomic.Int64
 	pipeEmpty atomic.Bool // every written byte was acknowledged (or none written)
+	// writeBegan is when the write call in progress began (offset from the
+	// run's start, +1 so that 0 means no write in progress).
+	writeBegan atomic.Int64
+	// startsSeen: the writer reports write starts, so a pass can trust
+	// that no write in progress means not blocked.
+	startsSeen atomic.Bool
 
 	mu          sync.Mutex
 	closed      bool
@@ -110,7 +116,9 @@ type conn struct {
 	stallOpen        bool
 	blocks           []Block
 	blocksDropped    int
-	// The pass's view of the writes: unchanged since stuckSince while bytes
+	// The pass's view of the writes: a write in progress since stuckSince
+	// while bytes are pending (from WriteStarting; without it, no write
+	// accepted since stuckSince).
 	// were pending.
 	lastPassWritten int64
 	lastPassAt      time.Duration
@@ -150,8 +158,21 @@ func (c *conn) stallGap() time.Duration {
 	return max(5*iv, defaultGap)
 }
 
+// WriteStarting implements flow.WriteStartObserver: a blocked write is seen
+// while it is blocked, not guessed from writes standing still (a writer that
+// has simply finished writing is not blocked).
+func (c *conn) WriteStarting(began time.Time) {
+	c.writeBegan.Store(int64(c.o.since(began)) + 1)
+	if !c.startsSeen.Load() {
+		c.startsSeen.Store(true)
+	}
+}
+
+var _ flow.WriteStartObserver = (*conn)(nil)
+
 // Wrote implements flow.ConnObserver: the hot path.
 func (c *conn) Wrote(n int, blocked time.Duration, stalled bool) {
+	c.writeBegan.Store(0)
 	w := c.written.Add(int64(n))
 	if c.pipeEmpty.Load() && n > 0 {
 		c.firstPending(w, int64(n), blocked)
@@ -352,13 +373,19 @@ func (c *conn) pass(at time.Duration) {
 		st.Until = at
 		st.PeakInPipe = max(st.PeakInPipe, w-st.AckedBytes)
 	}
-	if w == c.lastPassWritten && c.pending {
+	switch began := c.writeBegan.Load(); {
+	case began != 0 && c.pending:
+		c.stuck, c.stuckSince = true, time.Duration(began-1)
+	case began == 0 && c.startsSeen.Load():
+		c.stuck = false // no write in progress: not blocked, whatever stands still
+	case w == c.lastPassWritten && c.pending:
 		if !c.stuck {
 			c.stuck, c.stuckSince = true, c.lastPassAt
 		}
-	} else {
+	default:
 		c.stuck = false
 	}
+
 	c.lastPassWritten, c.lastPassAt = w, at
 	iv := c.ackInterval
 	if iv <= 0 {
