@@ -21,6 +21,12 @@ import (
 // Each pipe has a reader goroutine that stops reading when its buffer is
 // full, so the relay passes backpressure on instead of absorbing it without
 // bound, and a writer goroutine that writes what the buffer holds.
+//
+// A pipe whose buffer holds a single read (stream mode) has no writer
+// goroutine: its reader writes each read itself before it reads again, as
+// socat does. The buffer semantics are the same (at most one read's worth
+// held, no reading while the write blocks), without two goroutine hand-offs
+// per read.
 
 // StreamBufferSize is a pipe's buffer in stream mode (RelayConfig.Buffer 0):
 // one read's worth, so the relay stops reading as soon as its upstream
@@ -319,8 +325,14 @@ func (s *relaySession) run(ctx context.Context) error {
 	}
 	start(func() { s.readLoop(runCtx, &s.down, &s.up, s.upPipe) })
 	start(func() { s.readLoop(runCtx, &s.up, &s.down, s.downPipe) })
-	start(func() { s.writeLoop(runCtx, s.upPipe, &s.up) })
-	start(func() { s.writeLoop(runCtx, s.downPipe, &s.down) })
+	for _, pw := range []struct {
+		pipe *relayPipe
+		dst  *relaySide
+	}{{s.upPipe, &s.up}, {s.downPipe, &s.down}} {
+		if !pw.pipe.direct {
+			start(func() { s.writeLoop(runCtx, pw.pipe, pw.dst) })
+		}
+	}
 
 	upDone, downDone := s.upPipe.done, s.downPipe.done
 	downEOF, upEOF := s.down.eof, s.up.eof
@@ -502,12 +514,21 @@ func (s *relaySession) readLoop(ctx context.Context, src, dst *relaySide, p *rel
 		if n > 0 {
 			p.read.Add(int64(n))
 			src.obs.Read(n)
-			p.push(buf[:n])
+			if p.direct {
+				if !s.writeDirect(p, dst, buf[:n]) {
+					return
+				}
+			} else {
+				p.push(buf[:n])
+			}
 		}
 		if ctl.Type != "" {
 			if cerr := s.handleControl(src, dst, p, ctl); cerr != nil {
 				s.fail(src.side, cerr)
 				return
+			}
+			if p.direct && ctl.Type == Fin {
+				s.passEnd(p, dst)
 			}
 		}
 		if err == nil {
@@ -522,6 +543,9 @@ func (s *relaySession) readLoop(ctx context.Context, src, dst *relaySide, p *rel
 			// needed): as clean as a close.
 			if s.raw {
 				p.end(false, 0) // a raw peer ends its stream by closing it
+				if p.direct {
+					s.passEnd(p, dst)
+				}
 			} else {
 				src.eofOnce.Do(func() { close(src.eof) })
 			}
@@ -564,47 +588,118 @@ func (s *relaySession) handleControl(src, dst *relaySide, p *relayPipe, ctl Cont
 // writeLoop writes what p holds to dst, then passes p's end on: a fin, or
 // for a raw connection a half-close.
 func (s *relaySession) writeLoop(ctx context.Context, p *relayPipe, dst *relaySide) {
-	track := dst.conn.SpeaksControl()
 	for {
 		b, ended, ok := p.next(ctx)
 		if !ok {
 			return
 		}
 		if ended {
-			var err error
-			if fin, isFin := p.fin(); isFin {
-				err = dst.conn.WriteControl(Control{Type: Fin, Bytes: fin})
-			} else {
-				err = closeWrite(dst.conn)
-			}
-			if err != nil && !s.closing.Load() {
-				s.fail(dst.side, fmt.Errorf("forward end of stream %s: %w", dst.side, err))
-				return
-			}
-			close(p.done)
+			s.passEnd(p, dst)
 			return
 		}
-		began := time.Now()
-		if w, ok := dst.obs.(WriteStartObserver); ok {
-			w.WriteStarting(began)
-		}
-		n, err := dst.conn.WritePayload(b)
-		blocked := time.Since(began)
-		if n > 0 {
-			p.written.Add(int64(n))
-			if track {
-				dst.obs.InPipe(int64(n))
-			}
-		}
-		dst.obs.Wrote(n, blocked, blocked >= s.cfg.StallThreshold)
+		err := s.writeBlock(p, dst, b)
 		p.release(b)
 		if err != nil {
-			if !s.closing.Load() {
-				s.fail(dst.side, fmt.Errorf("write %s: %w", dst.side, err))
-			}
 			return
 		}
 	}
+}
+
+// streamPauseAfter is how long a direct pipe's write must block before its
+// reader counts as paused (RelayObserver.ReadingPaused): the reader does not
+// read while it writes, and a write blocked this long is the upstream's
+// backpressure, not the system call's own time.
+const streamPauseAfter = time.Millisecond
+
+// writeDirect writes b, just read, from the reading goroutine (a direct
+// pipe): b counts as buffered while the write is in progress, exactly as a
+// queued block would, and a write that blocks for streamPauseAfter counts
+// as a pause in reading until it returns. It reports whether the relay goes
+// on.
+func (s *relaySession) writeDirect(p *relayPipe, dst *relaySide, b []byte) bool {
+	n := int64(len(b))
+	p.obs.Buffered(p.dir, n)
+	p.startWrite()
+	err := s.writeBlock(p, dst, b)
+	p.endWrite()
+	p.obs.Buffered(p.dir, -n)
+	p.budget.release(n)
+	return err == nil
+}
+
+// startWrite arms the pause timer of a direct pipe's write.
+func (p *relayPipe) startWrite() {
+	p.mu.Lock()
+	p.writing = true
+	if p.pauseTimer == nil {
+		p.pauseTimer = time.AfterFunc(streamPauseAfter, p.writeBlocked)
+	} else {
+		p.pauseTimer.Reset(streamPauseAfter)
+	}
+	p.mu.Unlock()
+}
+
+// writeBlocked runs when a direct pipe's write has blocked streamPauseAfter.
+func (p *relayPipe) writeBlocked() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.writing && p.pausedSince.IsZero() {
+		p.pausedSince = time.Now().Add(-streamPauseAfter)
+		p.obs.ReadingPaused(p.dir, true, 0)
+	}
+}
+
+// endWrite ends a direct pipe's write, and the pause it caused if any.
+func (p *relayPipe) endWrite() {
+	p.mu.Lock()
+	p.writing = false
+	p.pauseTimer.Stop()
+	since := p.pausedSince
+	p.pausedSince = time.Time{}
+	if !since.IsZero() {
+		p.obs.ReadingPaused(p.dir, false, time.Since(since))
+	}
+	p.mu.Unlock()
+}
+
+// writeBlock writes one block of payload to dst, counted and observed; a
+// write error fails the relay unless it is closing.
+func (s *relaySession) writeBlock(p *relayPipe, dst *relaySide, b []byte) error {
+	began := time.Now()
+	if w, ok := dst.obs.(WriteStartObserver); ok {
+		w.WriteStarting(began)
+	}
+	n, err := dst.conn.WritePayload(b)
+	blocked := time.Since(began)
+	if n > 0 {
+		p.written.Add(int64(n))
+		if dst.conn.SpeaksControl() {
+			dst.obs.InPipe(int64(n))
+		}
+	}
+	dst.obs.Wrote(n, blocked, blocked >= s.cfg.StallThreshold)
+	if err != nil && !s.closing.Load() {
+		s.fail(dst.side, fmt.Errorf("write %s: %w", dst.side, err))
+	}
+	return err
+}
+
+// passEnd passes p's end on to dst once every byte before it was written:
+// a fin, or for a raw connection a half-close.
+func (s *relaySession) passEnd(p *relayPipe, dst *relaySide) {
+	var err error
+	if fin, isFin := p.fin(); isFin {
+		err = dst.conn.WriteControl(Control{Type: Fin, Bytes: fin})
+	} else {
+		err = closeWrite(dst.conn)
+	}
+	if err != nil {
+		if !s.closing.Load() {
+			s.fail(dst.side, fmt.Errorf("forward end of stream %s: %w", dst.side, err))
+		}
+		return
+	}
+	close(p.done)
 }
 
 // relayPipe is one direction's explicit, bounded buffer: a queue of blocks
@@ -613,8 +708,15 @@ type relayPipe struct {
 	dir      Direction
 	capacity int // bytes the buffer may hold
 	chunk    int // bytes one read asks for; the reader waits for this much room
-	budget   *RelayBudget
-	obs      RelayObserver
+	// direct: the buffer holds one read (capacity < 2 chunks), so the
+	// reader writes each read itself; blocks and the writer are unused.
+	direct bool
+	// A direct pipe's write in progress, and the pause it caused.
+	writing     bool
+	pauseTimer  *time.Timer
+	pausedSince time.Time
+	budget      *RelayBudget
+	obs         RelayObserver
 
 	mu       sync.Mutex
 	blocks   [][]byte // queued payload; the last one takes appends while tailOpen
@@ -635,6 +737,7 @@ type relayPipe struct {
 func newRelayPipe(dir Direction, cfg *RelayConfig) *relayPipe {
 	return &relayPipe{
 		dir: dir, capacity: cfg.Buffer, chunk: cfg.ReadSize, budget: cfg.Budget, obs: cfg.Buffers,
+		direct:    cfg.Buffer < 2*cfg.ReadSize,
 		dataReady: make(chan struct{}, 1), spaceFreed: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 }
