@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -10,26 +9,19 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/go-backpressure/go-backpressure/internal/guard"
+	"github.com/go-backpressure/go-backpressure/internal/hop"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
 )
 
-// shutdownGrace bounds the whole shutdown, inside Cloud Foundry's 10 s.
-const shutdownGrace = 5 * time.Second
-
 // relayServer holds what the listeners share.
 type relayServer struct {
-	cfg   relayConfig
-	log   *slog.Logger
-	upgr  *flow.Upgrader
-	conns sync.WaitGroup
-	// guard: limits, origin check, refusals counted (docs/SAFETY.md).
-	guard *guard.Guard
+	cfg relayConfig
+	log *slog.Logger
 }
 
 // run relays until ctx ends, then stops accepting, closes every connection
@@ -48,12 +40,16 @@ func run(ctx context.Context, cfg relayConfig, log *slog.Logger, ready func(http
 		return fmt.Errorf("host metrics: %w", err)
 	}
 	budget := flow.NewRelayBudget(int64(cfg.BufferMax))
-	s := &relayServer{cfg: cfg, log: log, upgr: flow.NewUpgrader(), guard: guard.New(cfg.Limits, m, log)}
-	s.upgr.HelloTimeout = cfg.HelloTimeout
-	s.upgr.MaxMessageSize = int64(cfg.WSMaxMessage)
-	// The /ws handler checks the origin (s.guard) before upgrading, so it
+	s := &relayServer{cfg: cfg, log: log}
+	// guard: limits, origin check, refusals counted (docs/SAFETY.md).
+	h := &hop.Hop{Name: "bp-relay", Log: log, Guard: guard.New(cfg.Limits, m, log),
+		Upgrader: flow.NewUpgrader(), HelloTimeout: cfg.HelloTimeout}
+	defer h.Close()
+	h.Upgrader.HelloTimeout = cfg.HelloTimeout
+	h.Upgrader.MaxMessageSize = int64(cfg.WSMaxMessage)
+	// The /ws handler checks the origin (the guard) before upgrading, so it
 	// can count the refusal.
-	s.upgr.CheckOrigin = func(*http.Request) bool { return true }
+	h.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
 	newRelay := func(name string) *flow.Relay {
 		return flow.NewRelay(flow.RelayConfig{
 			Name: name, Buffer: int(cfg.Buffer), Budget: budget,
@@ -62,114 +58,55 @@ func run(ctx context.Context, cfg relayConfig, log *slog.Logger, ready func(http
 		}, cfg.dialer())
 	}
 
-	// Connections get their own context: cancelled on shutdown, after the
-	// listeners have stopped accepting.
-	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelConns()
+	connCtx := h.ConnContext(ctx)
 	samplerDone := make(chan struct{})
 	go func() { defer close(samplerDone); sampler.Run(connCtx) }()
-	defer func() { cancelConns(); <-samplerDone }()
+	defer func() { h.Close(); <-samplerDone }()
 
-	httpLn, err := flow.ListenTCP(ctx, cfg.HTTPAddr, cfg.downstreamOptions())
-	if err != nil {
-		return fmt.Errorf("http listener: %w", err)
-	}
-	var tcpLn, metricsLn net.Listener
-	closeAll := func() {
-		for _, ln := range []net.Listener{httpLn, tcpLn, metricsLn} {
-			if ln != nil {
-				ln.Close()
-			}
-		}
-	}
-	if cfg.TCPAddr != "" {
-		if tcpLn, err = flow.ListenTCP(ctx, cfg.TCPAddr, cfg.downstreamOptions()); err != nil {
-			closeAll()
-			return fmt.Errorf("tcp listener: %w", err)
-		}
-	}
-	if cfg.MetricsAddr != "" {
-		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
-			closeAll()
-			return fmt.Errorf("metrics listener: %w", err)
-		}
-	}
 	tlsCfg, err := cfg.TLSServe.ServerConfig()
 	if err != nil {
-		closeAll()
 		return err
 	}
-	if tlsCfg != nil { // a separate metrics listener stays plain HTTP
-		httpLn = tls.NewListener(httpLn, tlsCfg)
-		if tcpLn != nil {
-			tcpLn = tls.NewListener(tcpLn, tlsCfg)
+	httpLn, tcpLn, err := hop.Listen(ctx, cfg.HTTPAddr, cfg.TCPAddr, cfg.downstreamOptions(), tlsCfg)
+	if err != nil {
+		return err
+	}
+	var metricsLn net.Listener // a separate metrics listener stays plain HTTP
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			httpLn.Close()
+			if tcpLn != nil {
+				tcpLn.Close()
+			}
+			return fmt.Errorf("metrics listener: %w", err)
 		}
 	}
 
 	health := func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") }
 	mux := http.NewServeMux()
-	wsRelay := newRelay(viaName(cfg.Name, httpLn))
-	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		if !s.guard.AdmitWebSocket(w, r) {
-			return
-		}
-		defer s.guard.ReleaseWebSocket()
-		hello, c, err := s.upgr.Accept(w, r)
-		if err != nil {
-			s.guard.Refused(flow.WebSocket, r.RemoteAddr, err)
-			return
-		}
-		s.conns.Add(1)
-		defer s.conns.Done()
-		s.relay(connCtx, wsRelay, hello, c, r.RemoteAddr)
-	})
+	mux.HandleFunc("/ws", h.WebSocket(ctx, s.relayWith(newRelay(viaName(cfg.Name, httpLn)))))
 	mux.HandleFunc("/healthz", health)
-	var metricsSrv *http.Server
+	servers := []hop.Served{{Server: h.HTTPServer(ctx, mux), Listener: httpLn}}
+	metricsAddr := httpLn.Addr().String()
 	if metricsLn == nil {
 		mux.Handle("/metrics", metrics.Handler(reg))
 	} else {
 		mm := http.NewServeMux()
 		mm.Handle("/metrics", metrics.Handler(reg))
 		mm.HandleFunc("/healthz", health)
-		metricsSrv = &http.Server{Handler: mm, ReadHeaderTimeout: 10 * time.Second}
-	}
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return connCtx },
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-
-	cfg.Limits.HTTPServer(srv)
-	if metricsSrv != nil {
-		cfg.Limits.HTTPServer(metricsSrv)
-	}
-
-	errc := make(chan error, 3)
-	go func() {
-		if err := srv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("http: %w", err)
-		}
-	}()
-	metricsAddr := httpLn.Addr().String()
-	if metricsSrv != nil {
+		servers = append(servers, hop.Served{Server: h.HTTPServer(ctx, mm), Listener: metricsLn})
 		metricsAddr = metricsLn.Addr().String()
-		go func() {
-			if err := metricsSrv.Serve(metricsLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("metrics: %w", err)
-			}
-		}()
+	}
+	for _, sv := range servers {
+		cfg.Limits.HTTPServer(sv.Server)
 	}
 	tcpAddr := ""
+	var handleTCP hop.Handler
 	if tcpLn != nil {
 		tcpAddr = tcpLn.Addr().String()
-		tcpRelay := newRelay(viaName(cfg.Name, tcpLn))
-		go func() {
-			if err := s.acceptTCP(connCtx, tcpLn, tcpRelay); err != nil {
-				errc <- err
-			}
-		}()
+		handleTCP = s.relayWith(newRelay(viaName(cfg.Name, tcpLn)))
 	}
+
 	mode := "stream"
 	if cfg.Buffer > 0 {
 		mode = "bounded"
@@ -183,34 +120,7 @@ func run(ctx context.Context, cfg relayConfig, log *slog.Logger, ready func(http
 	if ready != nil {
 		ready(httpLn.Addr().String(), tcpAddr)
 	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-	}
-	log.Info("bp-relay shutting down")
-	// Order: stop accepting, then end every connection, then wait.
-	if tcpLn != nil {
-		tcpLn.Close()
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	srvDone := make(chan struct{})
-	go func() { srv.Shutdown(shutCtx); close(srvDone) }()
-	cancelConns()
-	waited := make(chan struct{})
-	go func() { s.conns.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-shutCtx.Done():
-		log.Warn("connections still open at shutdown deadline")
-	}
-	<-srvDone
-	if metricsSrv != nil {
-		metricsSrv.Shutdown(shutCtx)
-	}
-	return runErr
+	return h.Serve(ctx, servers, tcpLn, handleTCP)
 }
 
 // viaName is the hop's name in the hello's via: --name, or hostname:port
@@ -227,34 +137,11 @@ func viaName(name string, ln net.Listener) string {
 	return net.JoinHostPort(host, port)
 }
 
-func (s *relayServer) acceptTCP(ctx context.Context, ln net.Listener, relay *flow.Relay) error {
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("tcp accept: %w", err)
-		}
-		if !s.guard.AdmitTCP(nc) {
-			continue // closed at once, counted
-		}
-		s.conns.Add(1)
-		go func() {
-			defer s.conns.Done()
-			defer s.guard.ReleaseTCP()
-			hello, c, err := guard.AcceptTCP(ctx, nc, s.cfg.HelloTimeout)
-			if err != nil {
-				s.guard.Refused(flow.TCP, nc.RemoteAddr().String(), err)
-				nc.Close()
-				return
-			}
-			s.relay(ctx, relay, hello, c, nc.RemoteAddr().String())
-		}()
+// relayWith returns the handler that forwards each downstream connection
+// through relay.
+func (s *relayServer) relayWith(relay *flow.Relay) hop.Handler {
+	return func(ctx context.Context, hello *flow.Hello, c flow.Conn, peer string) {
+		s.relay(ctx, relay, hello, c, peer)
 	}
 }
 

@@ -3,17 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"sync"
 	"time"
 
 	"github.com/go-backpressure/go-backpressure/internal/guard"
+	"github.com/go-backpressure/go-backpressure/internal/hop"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
@@ -21,20 +20,13 @@ import (
 	"github.com/go-backpressure/go-backpressure/web"
 )
 
-// shutdownGrace bounds the whole shutdown, inside Cloud Foundry's 10 s.
-const shutdownGrace = 5 * time.Second
-
 // server holds what the listeners share.
 type server struct {
 	cfg     serverConfig
 	log     *slog.Logger
 	obs     flow.Observer
-	upgr    *flow.Upgrader
-	conns   sync.WaitGroup
 	payload payloadCache
 	windows windowLogs // logs each connection's advertised window closing and reopening
-	// guard: limits, origin check, refusals counted (docs/SAFETY.md).
-	guard *guard.Guard
 }
 
 // run serves until ctx ends, then stops accepting, closes every connection
@@ -44,7 +36,7 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg, config.Version)
 	m.SetStallThreshold(cfg.StallThreshold)
-	s := &server{cfg: cfg, log: log, obs: m, upgr: flow.NewUpgrader(), guard: guard.New(cfg.Limits, m, log)}
+	s := &server{cfg: cfg, log: log}
 	sampler, err := metrics.NewSocketSampler(reg, metrics.SamplerOptions{Interval: cfg.SampleInterval, OnWindow: s.windows.event})
 	if err != nil {
 		return fmt.Errorf("socket metrics: %w", err)
@@ -56,45 +48,28 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 	if missing := sockstat.MissingDescription(); missing != "" {
 		log.Info("kernel socket statistics incomplete: their metrics are left out", "missing", missing)
 	}
-	s.upgr.HelloTimeout = cfg.HelloTimeout
-	s.upgr.MaxMessageSize = int64(cfg.WSMaxMessage)
-	// The /ws handler checks the origin (s.guard) before upgrading, so it
+	// guard: limits, origin check, refusals counted (docs/SAFETY.md).
+	h := &hop.Hop{Name: "bp-server", Log: log, Guard: guard.New(cfg.Limits, m, log),
+		Upgrader: flow.NewUpgrader(), HelloTimeout: cfg.HelloTimeout}
+	defer h.Close()
+	h.Upgrader.HelloTimeout = cfg.HelloTimeout
+	h.Upgrader.MaxMessageSize = int64(cfg.WSMaxMessage)
+	// The /ws handler checks the origin (the guard) before upgrading, so it
 	// can count the refusal.
-	s.upgr.CheckOrigin = func(*http.Request) bool { return true }
+	h.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
 
-	// Connections get their own context: cancelled on shutdown, after the
-	// listeners have stopped accepting.
-	connCtx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
-	defer cancelConns()
+	connCtx := h.ConnContext(ctx)
 	samplerDone := make(chan struct{})
 	go func() { defer close(samplerDone); sampler.Run(connCtx) }()
-	defer func() { cancelConns(); <-samplerDone }()
+	defer func() { h.Close(); <-samplerDone }()
 
-	httpLn, err := flow.ListenTCP(ctx, cfg.HTTPAddr, cfg.socketOptions())
-	if err != nil {
-		return fmt.Errorf("http listener: %w", err)
-	}
-	var tcpLn net.Listener
-	if cfg.TCPAddr != "" {
-		tcpLn, err = flow.ListenTCP(ctx, cfg.TCPAddr, cfg.socketOptions())
-		if err != nil {
-			httpLn.Close()
-			return fmt.Errorf("tcp listener: %w", err)
-		}
-	}
 	tlsCfg, err := cfg.TLSServe.ServerConfig()
 	if err != nil {
-		httpLn.Close()
-		if tcpLn != nil {
-			tcpLn.Close()
-		}
 		return err
 	}
-	if tlsCfg != nil {
-		httpLn = tls.NewListener(httpLn, tlsCfg)
-		if tcpLn != nil {
-			tcpLn = tls.NewListener(tcpLn, tlsCfg)
-		}
+	httpLn, tcpLn, err := hop.Listen(ctx, cfg.HTTPAddr, cfg.TCPAddr, cfg.socketOptions(), tlsCfg)
+	if err != nil {
+		return err
 	}
 
 	mux := http.NewServeMux()
@@ -104,119 +79,28 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("/ws", func(w http.ResponseWriter, r *http.Request) {
-		if !s.guard.AdmitWebSocket(w, r) {
-			return
-		}
-		defer s.guard.ReleaseWebSocket()
-		hello, c, err := s.upgr.Accept(w, r)
-		if err != nil {
-			s.guard.Refused(flow.WebSocket, r.RemoteAddr, err)
-			return
-		}
-		s.serve(connCtx, hello, c, r.RemoteAddr)
-	})
-	srv := &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return connCtx },
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-
+	mux.HandleFunc("/ws", h.WebSocket(ctx, s.serve))
+	srv := h.HTTPServer(ctx, mux)
 	cfg.Limits.HTTPServer(srv)
 
-	errc := make(chan error, 2)
-	go func() {
-		if err := srv.Serve(httpLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("http: %w", err)
-		}
-	}()
 	tcpAddr := ""
 	if tcpLn != nil {
 		tcpAddr = tcpLn.Addr().String()
-		go func() {
-			if err := s.acceptTCP(connCtx, tcpLn); err != nil {
-				errc <- err
-			}
-		}()
 	}
 	log.Info("bp-server listening", "http", httpLn.Addr().String(), "tcp", tcpAddr,
 		"version", config.Version, "read_size", cfg.ReadSize, "read_delay", cfg.ReadDelay,
 		"read_rate", cfg.ReadRate, "pause_after", cfg.PauseAfter, "pause_for", cfg.PauseFor,
 		"pause_every", cfg.PauseEvery, "rcvbuf", cfg.RcvBuf, "sample_interval", cfg.SampleInterval,
-		"max_connections", cfg.MaxConnections, "idle_timeout", cfg.IdleTimeout, "allowed_origins", s.guard.Origins().String(), "tls", tlsCfg != nil)
+		"max_connections", cfg.MaxConnections, "idle_timeout", cfg.IdleTimeout, "allowed_origins", h.Guard.Origins().String(), "tls", tlsCfg != nil)
 	if ready != nil {
 		ready(httpLn.Addr().String(), tcpAddr)
 	}
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-	}
-	log.Info("bp-server shutting down")
-	// Order: stop accepting, then end every connection, then wait.
-	if tcpLn != nil {
-		tcpLn.Close()
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	srvDone := make(chan struct{})
-	go func() { srv.Shutdown(shutCtx); close(srvDone) }()
-	cancelConns()
-	waited := make(chan struct{})
-	go func() { s.conns.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-shutCtx.Done():
-		log.Warn("connections still open at shutdown deadline")
-	}
-	<-srvDone
-	return runErr
+	return h.Serve(ctx, []hop.Served{{Server: srv, Listener: httpLn}}, tcpLn, s.serve)
 }
 
-func (s *server) acceptTCP(ctx context.Context, ln net.Listener) error {
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
-			}
-			return fmt.Errorf("tcp accept: %w", err)
-		}
-		if !s.guard.AdmitTCP(nc) {
-			continue // closed at once, counted
-		}
-		s.conns.Add(1)
-		go func() {
-			defer s.conns.Done()
-			defer s.guard.ReleaseTCP()
-			hello, c, err := guard.AcceptTCP(ctx, nc, s.cfg.HelloTimeout)
-			if err != nil {
-				s.guard.Refused(flow.TCP, nc.RemoteAddr().String(), err)
-				nc.Close()
-				return
-			}
-			s.serveTracked(ctx, hello, c, nc.RemoteAddr().String())
-		}()
-	}
-}
-
-// serve runs one WebSocket connection (already tracked by the HTTP server's
-// handler goroutine, which the wait group covers too).
-func (s *server) serve(ctx context.Context, hello *flow.Hello, c flow.Conn, peer string) {
-	s.conns.Add(1)
-	defer s.conns.Done()
-	s.serveTracked(ctx, hello, c, peer)
-}
-
-// serveTracked runs one connection's session and logs its progress at a
+// serve runs one connection's session and logs its progress at a
 // bounded rate.
-func (s *server) serveTracked(ctx context.Context, hello *flow.Hello, c flow.Conn, peer string) {
+func (s *server) serve(ctx context.Context, hello *flow.Hello, c flow.Conn, peer string) {
 	plan := s.plan(hello)
 	sess := flow.NewSession(c, plan, s.obs)
 	attrs := []any{"peer", peer, "protocol", c.Protocol()}
