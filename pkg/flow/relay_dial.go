@@ -31,21 +31,9 @@ func DialTCPRaw(ctx context.Context, addr string, opts SocketOptions) (Conn, err
 // hello: the first message is binary payload, so the peer treats the
 // connection as hello-less.
 func DialWebSocketRaw(ctx context.Context, url string, opts SocketOptions, header http.Header) (Conn, error) {
-	nd := net.Dialer{Control: opts.control}
-	d := websocket.Dialer{
-		NetDialContext:   nd.DialContext,
-		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   wsReadBufferSize,
-		WriteBufferSize:  wsWriteBufferSize,
-		Proxy:            http.ProxyFromEnvironment,
-		TLSClientConfig:  opts.TLS,
-	}
-	ws, resp, err := d.DialContext(ctx, url, header)
+	ws, err := dialWS(ctx, url, opts, header)
 	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", url, err, resp.Status)
-		}
-		return nil, fmt.Errorf("dial %s: %w", url, err)
+		return nil, err
 	}
 	return newWSConn(ws, false, false), nil
 }

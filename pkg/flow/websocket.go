@@ -143,6 +143,25 @@ const (
 // DialWebSocket connects to a ws:// or wss:// URL and sends the hello as the
 // first text message.
 func DialWebSocket(ctx context.Context, url string, hello Hello, opts SocketOptions, header http.Header) (Conn, error) {
+	ws, err := dialWS(ctx, url, opts, header)
+	if err != nil {
+		return nil, err
+	}
+	b, err := EncodeHello(hello)
+	if err != nil {
+		ws.Close()
+		return nil, err
+	}
+	if err := ws.WriteMessage(websocket.TextMessage, b); err != nil {
+		ws.Close()
+		return nil, fmt.Errorf("send hello: %w", err)
+	}
+	return newWSConn(ws, true, false), nil
+}
+
+// dialWS opens the WebSocket connection to url with the socket options and
+// the package's buffer sizes; the hello is the caller's.
+func dialWS(ctx context.Context, url string, opts SocketOptions, header http.Header) (*websocket.Conn, error) {
 	nd := net.Dialer{Control: opts.control}
 	d := websocket.Dialer{
 		NetDialContext:   nd.DialContext,
@@ -159,16 +178,7 @@ func DialWebSocket(ctx context.Context, url string, hello Hello, opts SocketOpti
 		}
 		return nil, fmt.Errorf("dial %s: %w", url, err)
 	}
-	b, err := EncodeHello(hello)
-	if err != nil {
-		ws.Close()
-		return nil, err
-	}
-	if err := ws.WriteMessage(websocket.TextMessage, b); err != nil {
-		ws.Close()
-		return nil, fmt.Errorf("send hello: %w", err)
-	}
-	return newWSConn(ws, true, false), nil
+	return ws, nil
 }
 
 // Upgrader turns HTTP requests into WebSocket connections and reads the
