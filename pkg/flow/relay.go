@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -504,18 +505,43 @@ func (s *relaySession) finishAfterDownstream(ctx context.Context) (Side, error) 
 // readLoop reads from src into p (payload) and handles src's control
 // messages: acks go to dst unchanged, a fin ends p after its bytes.
 func (s *relaySession) readLoop(ctx context.Context, src, dst *relaySide, p *relayPipe) {
-	buf := make([]byte, p.chunk)
+	var sp *splicer
+	if p.direct && !s.raw {
+		sp = newSplicer(src.conn, dst.conn)
+		defer sp.close()
+	}
+	var buf []byte // allocated on the first read that is not spliced
 	for {
 		if err := p.waitRoom(ctx); err != nil {
 			return
 		}
-		n, ctl, err := src.conn.Read(buf)
+		var n int
+		var ctl Control
+		var err error
+		spliced := false
+		if sp.ready() {
+			// Frame headers and control messages as usual, then the
+			// body into the pipe.
+			if n, ctl, err = src.conn.Read(nil); ctl.Type == "" && err == nil {
+				n, err = sp.read(p.chunk)
+				spliced = true
+			}
+		} else {
+			if buf == nil {
+				buf = make([]byte, p.chunk)
+			}
+			n, ctl, err = src.conn.Read(buf)
+		}
 		p.reserved(n)
 		if n > 0 {
 			p.read.Add(int64(n))
 			src.obs.Read(n)
-			if p.direct {
-				if !s.writeDirect(p, dst, buf[:n]) {
+			if spliced {
+				if !s.writeDirect(p, dst, nil, sp) {
+					return
+				}
+			} else if p.direct {
+				if !s.writeDirect(p, dst, buf[:n], nil) {
 					return
 				}
 			} else {
@@ -597,7 +623,7 @@ func (s *relaySession) writeLoop(ctx context.Context, p *relayPipe, dst *relaySi
 			s.passEnd(p, dst)
 			return
 		}
-		err := s.writeBlock(p, dst, b)
+		err := s.writeBlock(p, dst, b, nil)
 		p.release(b)
 		if err != nil {
 			return
@@ -616,11 +642,14 @@ const streamPauseAfter = time.Millisecond
 // queued block would, and a write that blocks for streamPauseAfter counts
 // as a pause in reading until it returns. It reports whether the relay goes
 // on.
-func (s *relaySession) writeDirect(p *relayPipe, dst *relaySide, b []byte) bool {
+func (s *relaySession) writeDirect(p *relayPipe, dst *relaySide, b []byte, sp *splicer) bool {
 	n := int64(len(b))
+	if sp != nil {
+		n = int64(sp.held)
+	}
 	p.obs.Buffered(p.dir, n)
 	p.startWrite()
-	err := s.writeBlock(p, dst, b)
+	err := s.writeBlock(p, dst, b, sp)
 	p.endWrite()
 	p.obs.Buffered(p.dir, -n)
 	p.budget.release(n)
@@ -662,14 +691,21 @@ func (p *relayPipe) endWrite() {
 	p.mu.Unlock()
 }
 
-// writeBlock writes one block of payload to dst, counted and observed; a
-// write error fails the relay unless it is closing.
-func (s *relaySession) writeBlock(p *relayPipe, dst *relaySide, b []byte) error {
+// writeBlock writes one block of payload to dst (b, or what sp holds when
+// sp is not nil), counted and observed; a write error fails the relay
+// unless it is closing.
+func (s *relaySession) writeBlock(p *relayPipe, dst *relaySide, b []byte, sp *splicer) error {
 	began := time.Now()
 	if w, ok := dst.obs.(WriteStartObserver); ok {
 		w.WriteStarting(began)
 	}
-	n, err := dst.conn.WritePayload(b)
+	var n int
+	var err error
+	if sp != nil {
+		n, err = sp.write()
+	} else {
+		n, err = dst.conn.WritePayload(b)
+	}
 	blocked := time.Since(began)
 	if n > 0 {
 		p.written.Add(int64(n))
@@ -900,4 +936,20 @@ func poke(ch chan struct{}) {
 	case ch <- struct{}{}:
 	default:
 	}
+}
+
+// helloRest reads the bytes a TCP accept read past the hello, then the
+// connection; a splicer can tell when those bytes are used up.
+type helloRest struct {
+	rest []byte
+	conn net.Conn
+}
+
+func (r *helloRest) Read(p []byte) (int, error) {
+	if len(r.rest) > 0 {
+		n := copy(p, r.rest)
+		r.rest = r.rest[n:]
+		return n, nil
+	}
+	return r.conn.Read(p)
 }

@@ -375,6 +375,13 @@ func TestRelayBackpressure(t *testing.T) {
 
 	stream := startRelay(t, flow.RelayConfig{Name: "stream"}, "tcp://"+addr, small)
 	streamWritten := pushUntilBlocked(t, stream.target(flow.TCP), small)
+	_, streamPeak, _, streamPauses, _ := stream.buffers.snapshot()
+	if streamPeak[flow.Up] > flow.StreamBufferSize || streamPauses[flow.Up] < 1 {
+		// The stream relay writes from its reader: a write blocked by the
+		// stalled server is a pause in reading, and it holds one read.
+		t.Errorf("stream relay: peak buffered %d (want <= %d), paused reading %d times (want >= 1)",
+			streamPeak[flow.Up], flow.StreamBufferSize, streamPauses[flow.Up])
+	}
 
 	const buffer = 8 << 20
 	bounded := startRelay(t, flow.RelayConfig{Name: "bounded", Buffer: buffer}, "tcp://"+addr, small)
