@@ -382,11 +382,8 @@ func (s *Session) writeLoop(ctx context.Context) error {
 
 // readLoop reads payload at the plan's pace and handles control messages.
 func (s *Session) readLoop(ctx context.Context) error {
-	size := s.plan.Read.Size
-	if size <= 0 {
-		size = DefaultReadSize
-	}
-	buf := make([]byte, size)
+	buf := newReadBuffer(s.plan.Read.Size) // small until reads fill it
+	defer buf.release()
 	pace := newPacer(s.plan.Read, s.start, pausedObserver{s})
 	for {
 		if s.plan.PeerWrites {
@@ -398,7 +395,8 @@ func (s *Session) readLoop(ctx context.Context) error {
 				return nil // ctx ended: Run reports it
 			}
 		}
-		n, ctl, err := s.conn.Read(buf)
+		n, ctl, err := s.conn.Read(buf.next())
+		buf.used(n)
 		if n > 0 || ctl.Type != "" {
 			s.touch()
 		}

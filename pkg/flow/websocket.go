@@ -192,13 +192,21 @@ type Upgrader struct {
 	MaxMessageSize int64
 }
 
-// NewUpgrader returns an upgrader with the package's buffer sizes.
+// NewUpgrader returns an upgrader with the package's buffer sizes. A
+// server holds no WebSocket buffer of its own while idle: it reads through
+// the HTTP server's 4 KiB reader (gorilla reads a large message straight
+// into the caller's buffer), and writes through a 64 KiB buffer taken from
+// a shared pool for each message only.
 func NewUpgrader() *Upgrader {
 	return &Upgrader{Upgrader: websocket.Upgrader{
-		ReadBufferSize:  wsReadBufferSize,
+		ReadBufferSize:  0, // reuse the hijacked HTTP reader
 		WriteBufferSize: wsWriteBufferSize,
+		WriteBufferPool: &wsWriteBuffers,
 	}, HelloTimeout: 10 * time.Second, MaxMessageSize: DefaultMaxMessageSize}
 }
+
+// wsWriteBuffers are the servers' WebSocket write buffers between messages.
+var wsWriteBuffers sync.Pool
 
 // ErrHandshake marks errors of the HTTP upgrade itself; the upgrader has
 // already answered the request.
