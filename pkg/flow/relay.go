@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -505,43 +504,24 @@ func (s *relaySession) finishAfterDownstream(ctx context.Context) (Side, error) 
 // readLoop reads from src into p (payload) and handles src's control
 // messages: acks go to dst unchanged, a fin ends p after its bytes.
 func (s *relaySession) readLoop(ctx context.Context, src, dst *relaySide, p *relayPipe) {
-	var sp *splicer
 	if p.direct && !s.raw {
-		sp = newSplicer(src.conn, dst.conn)
-		defer sp.close()
+		if pt := newPassthrough(src.conn, dst.conn); pt != nil {
+			s.passthroughLoop(ctx, src, dst, p, pt)
+			return
+		}
 	}
-	var buf []byte // allocated on the first read that is not spliced
+	buf := make([]byte, p.chunk)
 	for {
 		if err := p.waitRoom(ctx); err != nil {
 			return
 		}
-		var n int
-		var ctl Control
-		var err error
-		spliced := false
-		if sp.ready() {
-			// Frame headers and control messages as usual, then the
-			// body into the pipe.
-			if n, ctl, err = src.conn.Read(nil); ctl.Type == "" && err == nil {
-				n, err = sp.read(p.chunk)
-				spliced = true
-			}
-		} else {
-			if buf == nil {
-				buf = make([]byte, p.chunk)
-			}
-			n, ctl, err = src.conn.Read(buf)
-		}
+		n, ctl, err := src.conn.Read(buf)
 		p.reserved(n)
 		if n > 0 {
 			p.read.Add(int64(n))
 			src.obs.Read(n)
-			if spliced {
-				if !s.writeDirect(p, dst, nil, sp) {
-					return
-				}
-			} else if p.direct {
-				if !s.writeDirect(p, dst, buf[:n], nil) {
+			if p.direct {
+				if !s.writeDirect(p, dst, buf[:n]) {
 					return
 				}
 			} else {
@@ -560,29 +540,40 @@ func (s *relaySession) readLoop(ctx context.Context, src, dst *relaySide, p *rel
 		if err == nil {
 			continue
 		}
-		if s.closing.Load() || ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, io.EOF) || (!s.raw && isReset(err) && s.complete()) {
-			// A framed peer that resets the connection once the run is
-			// complete closed it with bytes unread (an ack it no longer
-			// needed): as clean as a close.
-			if s.raw {
-				p.end(false, 0) // a raw peer ends its stream by closing it
-				if p.direct {
-					s.passEnd(p, dst)
-				}
-			} else {
-				src.eofOnce.Do(func() { close(src.eof) })
-			}
-			return
-		}
-		s.fail(src.side, fmt.Errorf("read %s: %w", src.side, err))
+		s.readEnded(ctx, src, dst, p, err)
 		return
 	}
 }
 
+// readEnded handles the error that ended src's reading.
+func (s *relaySession) readEnded(ctx context.Context, src, dst *relaySide, p *relayPipe, err error) {
+	if s.closing.Load() || ctx.Err() != nil {
+		return
+	}
+	if errors.Is(err, io.EOF) || (!s.raw && isReset(err) && s.complete()) {
+		// A framed peer that resets the connection once the run is
+		// complete closed it with bytes unread (an ack it no longer
+		// needed): as clean as a close.
+		if s.raw {
+			p.end(false, 0) // a raw peer ends its stream by closing it
+			if p.direct {
+				s.passEnd(p, dst)
+			}
+		} else {
+			src.eofOnce.Do(func() { close(src.eof) })
+		}
+		return
+	}
+	s.fail(src.side, fmt.Errorf("read %s: %w", src.side, err))
+}
+
 func (s *relaySession) handleControl(src, dst *relaySide, p *relayPipe, ctl Control) error {
+	return s.handleControlFwd(src, dst, p, ctl, true)
+}
+
+// handleControlFwd is handleControl; forward false leaves forwarding the
+// ack to the caller (a passthrough writes it with the bytes around it).
+func (s *relaySession) handleControlFwd(src, dst *relaySide, p *relayPipe, ctl Control, forward bool) error {
 	switch ctl.Type {
 	case Ack:
 		// An ack from src acknowledges what this relay wrote to src: it
@@ -599,6 +590,9 @@ func (s *relaySession) handleControl(src, dst *relaySide, p *relayPipe, ctl Cont
 		}
 		// Once the run is complete, an ack the writer no longer waits for
 		// may find it gone: not a failure.
+		if !forward {
+			break
+		}
 		if err := dst.conn.WriteControl(ctl); err != nil && !s.closing.Load() && !s.complete() {
 			s.fail(dst.side, fmt.Errorf("forward ack %s: %w", dst.side, err))
 		}
@@ -623,7 +617,7 @@ func (s *relaySession) writeLoop(ctx context.Context, p *relayPipe, dst *relaySi
 			s.passEnd(p, dst)
 			return
 		}
-		err := s.writeBlock(p, dst, b, nil)
+		err := s.writeBlock(p, dst, b)
 		p.release(b)
 		if err != nil {
 			return
@@ -642,14 +636,11 @@ const streamPauseAfter = time.Millisecond
 // queued block would, and a write that blocks for streamPauseAfter counts
 // as a pause in reading until it returns. It reports whether the relay goes
 // on.
-func (s *relaySession) writeDirect(p *relayPipe, dst *relaySide, b []byte, sp *splicer) bool {
+func (s *relaySession) writeDirect(p *relayPipe, dst *relaySide, b []byte) bool {
 	n := int64(len(b))
-	if sp != nil {
-		n = int64(sp.held)
-	}
 	p.obs.Buffered(p.dir, n)
 	p.startWrite()
-	err := s.writeBlock(p, dst, b, sp)
+	err := s.writeBlock(p, dst, b)
 	p.endWrite()
 	p.obs.Buffered(p.dir, -n)
 	p.budget.release(n)
@@ -691,21 +682,14 @@ func (p *relayPipe) endWrite() {
 	p.mu.Unlock()
 }
 
-// writeBlock writes one block of payload to dst (b, or what sp holds when
-// sp is not nil), counted and observed; a write error fails the relay
-// unless it is closing.
-func (s *relaySession) writeBlock(p *relayPipe, dst *relaySide, b []byte, sp *splicer) error {
+// writeBlock writes one block of payload to dst, counted and observed; a
+// write error fails the relay unless it is closing.
+func (s *relaySession) writeBlock(p *relayPipe, dst *relaySide, b []byte) error {
 	began := time.Now()
 	if w, ok := dst.obs.(WriteStartObserver); ok {
 		w.WriteStarting(began)
 	}
-	var n int
-	var err error
-	if sp != nil {
-		n, err = sp.write()
-	} else {
-		n, err = dst.conn.WritePayload(b)
-	}
+	n, err := dst.conn.WritePayload(b)
 	blocked := time.Since(began)
 	if n > 0 {
 		p.written.Add(int64(n))
@@ -936,20 +920,4 @@ func poke(ch chan struct{}) {
 	case ch <- struct{}{}:
 	default:
 	}
-}
-
-// helloRest reads the bytes a TCP accept read past the hello, then the
-// connection; a splicer can tell when those bytes are used up.
-type helloRest struct {
-	rest []byte
-	conn net.Conn
-}
-
-func (r *helloRest) Read(p []byte) (int, error) {
-	if len(r.rest) > 0 {
-		n := copy(p, r.rest)
-		r.rest = r.rest[n:]
-		return n, nil
-	}
-	return r.conn.Read(p)
 }

@@ -206,7 +206,7 @@ func acceptTCP(nc net.Conn, helloTimeout time.Duration) (*Hello, Conn, error) {
 			}
 			var r io.Reader = nc
 			if rest := got[i+1:]; len(rest) > 0 {
-				r = &helloRest{rest: bytes.Clone(rest), conn: nc} // a relay splices once it is read
+				r = io.MultiReader(bytes.NewReader(bytes.Clone(rest)), nc)
 			}
 			return &h, newTCPConn(nc, r, true), nil
 		}
