@@ -28,7 +28,11 @@ func kernelStatsSkip(t *testing.T, srv *Server) {
 // at zero, the window closing logged, and the host's TCPToZeroWindowAdv
 // growing.
 func TestKernelPausedServer(t *testing.T) {
-	t.Parallel()
+	// Not parallel with the other e2e tests: under their load (1,000
+	// connections, slow-connection load) the sender's segments can come out
+	// small, their kernel overhead fills the server's receive buffer with
+	// little payload, and the "receive queue near its buffer" check measures
+	// the neighbours instead of the pause.
 	const pauseAfter, pause = time.Second, 4 * time.Second
 	const buffer = 64 << 10                              // asked for; the kernel doubles it
 	minimum := 0.4 * pause.Seconds()                     // wide: buffers fill first, samples are 100 ms apart
