@@ -209,7 +209,7 @@ func TestCompose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, err := composecli.ProjectFromOptions(context.Background(), opts)
+		p, err := opts.LoadProject(context.Background())
 		if err != nil {
 			t.Fatalf("docker-compose.yml does not load as the Compose Specification: %v", err)
 		}
