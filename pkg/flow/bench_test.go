@@ -336,34 +336,11 @@ func BenchmarkRelay(b *testing.B) {
 // connection, acks and all.
 func sinkServer(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	tb.Cleanup(func() { cancel(); ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				h, c, err := flow.AcceptTCP(nc, time.Second)
-				if err != nil {
-					nc.Close()
-					return
-				}
-				flow.NewSession(c, flow.Plan{PeerWrites: h == nil || h.Direction.ClientWrites()}, nil).Run(ctx)
-			}()
+	return serveTCP(tb, flow.SocketOptions{}, time.Second, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {
+		if err == nil {
+			flow.NewSession(c, flow.Plan{PeerWrites: h == nil || h.Direction.ClientWrites()}, nil).Run(ctx)
 		}
-	}()
-	return ln.Addr().String()
+	})
 }
 
 // streamRelay is bp-relay's TCP listener in stream mode, forwarding to
@@ -376,32 +353,9 @@ func streamRelay(tb testing.TB, upstream string) string {
 		}
 		return flow.DialTCP(ctx, upstream, *h, flow.SocketOptions{})
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	tb.Cleanup(func() { cancel(); ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				h, c, err := flow.AcceptTCP(nc, time.Second)
-				if err != nil {
-					nc.Close()
-					return
-				}
-				relay.Serve(ctx, c, h)
-			}()
+	return serveTCP(tb, flow.SocketOptions{}, time.Second, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {
+		if err == nil {
+			relay.Serve(ctx, c, h)
 		}
-	}()
-	return ln.Addr().String()
+	})
 }

@@ -56,35 +56,15 @@ func startRelay(t *testing.T, cfg flow.RelayConfig, target string, opts flow.Soc
 	}
 	relay := flow.NewRelay(cfg, dialerFor(target, opts))
 	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	ln, err := flow.ListenTCP(ctx, "127.0.0.1:0", opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	tr.tcpAddr = ln.Addr().String()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				h, c, err := flow.AcceptTCP(nc, 200*time.Millisecond)
-				if err != nil {
-					tr.results <- relayResult{err: err}
-					return
-				}
-				st, err := relay.Serve(ctx, c, h)
-				tr.results <- relayResult{st, err}
-			}()
+	t.Cleanup(cancel)
+	tr.tcpAddr = serveTCP(t, opts, 200*time.Millisecond, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {
+		if err != nil {
+			send(ctx, tr.results, relayResult{err: err})
+			return
 		}
-	}()
+		st, err := relay.Serve(ctx, c, h)
+		send(ctx, tr.results, relayResult{st, err})
+	})
 	up := flow.NewUpgrader()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, c, err := up.Accept(w, r)
@@ -401,37 +381,6 @@ func TestRelayBackpressure(t *testing.T) {
 	if pauses[flow.Up] < 1 {
 		t.Errorf("paused reading %d times, want at least 1", pauses[flow.Up])
 	}
-}
-
-// startTCPServerOpts is startTCPServer with socket options.
-func startTCPServerOpts(t *testing.T, read flow.ReadSettings, opts flow.SocketOptions) (string, <-chan serverResult) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	ln, err := flow.ListenTCP(ctx, "127.0.0.1:0", opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	results := make(chan serverResult, 16)
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				h, c, err := flow.AcceptTCP(nc, time.Second)
-				if err != nil {
-					results <- serverResult{err: err}
-					return
-				}
-				snap, err := flow.NewSession(c, serverPlan(h, read), nil).Run(ctx)
-				results <- serverResult{hello: h, snap: snap, err: err}
-			}()
-		}
-	}()
-	return ln.Addr().String(), results
 }
 
 // TestRelayUpstreamFailure: an upstream that is down, or that dies

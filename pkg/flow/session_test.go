@@ -33,31 +33,22 @@ func serverPlan(h *flow.Hello, read flow.ReadSettings) flow.Plan {
 // startTCPServer serves one flow session per accepted connection on
 // 127.0.0.1:0 and sends each result on the returned channel.
 func startTCPServer(t *testing.T, read flow.ReadSettings) (string, <-chan serverResult) {
+	return startTCPServerOpts(t, read, flow.SocketOptions{})
+}
+
+// startTCPServerOpts is startTCPServer with socket options.
+func startTCPServerOpts(t *testing.T, read flow.ReadSettings, opts flow.SocketOptions) (string, <-chan serverResult) {
 	t.Helper()
-	ln, err := flow.ListenTCP(context.Background(), "127.0.0.1:0", flow.SocketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
 	results := make(chan serverResult, 16)
-	go func() {
-		for {
-			nc, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				h, c, err := flow.AcceptTCP(nc, time.Second)
-				if err != nil {
-					results <- serverResult{err: err}
-					return
-				}
-				snap, err := flow.NewSession(c, serverPlan(h, read), nil).Run(context.Background())
-				results <- serverResult{hello: h, snap: snap, err: err}
-			}()
+	addr := serveTCP(t, opts, time.Second, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {
+		if err != nil {
+			send(ctx, results, serverResult{err: err})
+			return
 		}
-	}()
-	return ln.Addr().String(), results
+		snap, err := flow.NewSession(c, serverPlan(h, read), nil).Run(ctx)
+		send(ctx, results, serverResult{hello: h, snap: snap, err: err})
+	})
+	return addr, results
 }
 
 func startWSServer(t *testing.T, read flow.ReadSettings) (string, <-chan serverResult) {
