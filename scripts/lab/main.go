@@ -24,6 +24,13 @@ import (
 	"github.com/go-backpressure/go-backpressure/internal/lab"
 )
 
+// The ends' settings in every run; -server and -client add to them (a flag
+// given again wins, as the binaries parse their flags in order).
+const (
+	defaultServerFlags = "--pause-after 2s --pause-for 4s --rcvbuf 256KiB"
+	defaultClientFlags = "--duration 10s --rate 160 --sndbuf 256KiB"
+)
+
 func main() {
 	os.Exit(run())
 }
@@ -31,8 +38,8 @@ func main() {
 func run() int {
 	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
 	all := fs.Bool("all", false, "run every profile in turn, then print one table")
-	serverFlags := fs.String("server", "--pause-after 2s --pause-for 4s --rcvbuf 256KiB", "bp-server flags: how it reads")
-	clientFlags := fs.String("client", "--duration 10s --rate 160 --sndbuf 256KiB", "bp-client flags: what it writes (64 KiB messages by default)")
+	serverExtra := fs.String("server", "", "bp-server flags added after the defaults ("+defaultServerFlags+"); a flag given again wins")
+	clientExtra := fs.String("client", "", "bp-client flags added after the defaults ("+defaultClientFlags+"; 64 KiB messages); a flag given again wins")
 	keep := fs.Bool("keep", false, "keep each run's directory: logs and rendered configs")
 	deploy := fs.String("deploy", "deploy", "directory with the haproxy/ and nginx/ configs")
 	quiet := fs.Bool("quiet", false, "do not show which processes start")
@@ -43,8 +50,13 @@ func run() int {
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // asked for: not an error
+		}
 		return 2
 	}
+	serverFlags := strings.TrimSpace(defaultServerFlags + " " + *serverExtra)
+	clientFlags := strings.TrimSpace(defaultClientFlags + " " + *clientExtra)
 	var profiles []lab.Profile
 	switch {
 	case *all:
@@ -88,7 +100,7 @@ func run() int {
 
 	opts := lab.Options{
 		Bin: bin, Deploy: *deploy, Keep: *keep,
-		Server: strings.Fields(*serverFlags), Client: strings.Fields(*clientFlags),
+		Server: strings.Fields(serverFlags), Client: strings.Fields(clientFlags),
 	}
 	if !*quiet {
 		opts.Progress = os.Stdout
@@ -96,7 +108,7 @@ func run() int {
 	var rows []lab.Row
 	status := 0
 	for _, p := range profiles {
-		fmt.Printf("\n== %s: %s\n   %s\n   bp-server %s; bp-client %s\n", p.Name, p.Path, p.Shows, *serverFlags, *clientFlags)
+		fmt.Printf("\n== %s: %s\n   %s\n   bp-server %s; bp-client %s\n", p.Name, p.Path, p.Shows, serverFlags, clientFlags)
 		res, err := lab.Run(ctx, p, opts)
 		rows = append(rows, lab.Row{Profile: p.Name, Result: res, Err: err})
 		if res != nil && len(res.Hops) > 0 {
