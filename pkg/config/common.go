@@ -12,7 +12,10 @@ import (
 // Common settings of every binary.
 type Common struct {
 	LogFormat string `envconfig:"LOG_FORMAT" flag:"log-format" default:"text" desc:"log format: text or json"`
-	Version   bool   `envconfig:"VERSION" flag:"version" default:"false" desc:"print the version and exit"`
+	// Version is a flag only (ignored by the environment): CI systems and
+	// shells commonly set VERSION-like variables, and BP_VERSION=v1.2 must not
+	// turn a server into a program that prints its version and exits.
+	Version bool `ignored:"true" flag:"version" default:"false" desc:"print the version and exit"`
 }
 
 // Validate checks the common settings.

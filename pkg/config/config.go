@@ -26,6 +26,9 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
+	if e.Env == "" { // a flag only
+		return fmt.Sprintf("invalid value %q for --%s: %s", e.Value, e.Flag, e.Reason)
+	}
 	return fmt.Sprintf("invalid value %q for --%s (%s): %s", e.Value, e.Flag, e.Env, e.Reason)
 }
 
@@ -145,7 +148,9 @@ func collect(v reflect.Value) ([]field, error) {
 			continue
 		}
 		env := EnvName(name)
-		if got := sf.Tag.Get("envconfig"); Prefix+"_"+got != env {
+		if sf.Tag.Get("ignored") == "true" {
+			env = "" // a flag only: envconfig skips it
+		} else if got := sf.Tag.Get("envconfig"); Prefix+"_"+got != env {
 			return nil, fmt.Errorf("config: field %s: envconfig tag %q does not match flag %q", sf.Name, got, name)
 		}
 		out = append(out, field{flag: name, env: env, def: sf.Tag.Get("default"), desc: sf.Tag.Get("desc"), v: fv})
@@ -161,7 +166,11 @@ func printUsage(w io.Writer, name, summary string, fields []field) {
 		if def == "" {
 			def = `""`
 		}
-		fmt.Fprintf(w, "  %s  (%s, default %s)\n      %s\n", strings.TrimSpace("--"+f.flag+" "+typeHint(f.v)), f.env, def, f.desc)
+		env := f.env
+		if env == "" {
+			env = "flag only"
+		}
+		fmt.Fprintf(w, "  %s  (%s, default %s)\n      %s\n", strings.TrimSpace("--"+f.flag+" "+typeHint(f.v)), env, def, f.desc)
 	}
 }
 
