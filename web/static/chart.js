@@ -108,13 +108,13 @@ export function drawChart(canvas, opts) {
   ctx.restore();
 }
 
-// niceStepBytes rounds a grid step up to one that reads well in binary
-// units: 1, 2, 2.5, 5, ... 256 or 512 KiB, MiB, GiB.
+// niceStepBytes rounds a grid step up to one that reads well in the decimal
+// units formatBytes writes: 1, 2, 2.5, 5 times a power of ten.
 function niceStepBytes(v) {
-  const unit = Math.pow(1024, Math.max(0, Math.floor(Math.log(v) / Math.log(1024))));
+  const unit = Math.pow(10, Math.max(0, Math.floor(Math.log10(v))));
   const m = v / unit;
-  for (const c of [1, 2, 2.5, 5, 10, 20, 25, 50, 100, 128, 200, 256, 512]) if (c >= m) return c * unit;
-  return 1024 * unit;
+  for (const c of [1, 2, 2.5, 5]) if (c >= m) return c * unit;
+  return 10 * unit;
 }
 
 function niceStep(s) {

@@ -24,14 +24,27 @@ export function parseSize(text) {
   return Math.round(parseFloat(t) * mult);
 }
 
-// formatBytes writes bytes with a binary unit, like config.HumanBytes.
+// formatBytes writes bytes in decimal units (B, kB, MB, GB, TB), exactly as
+// bp-client's report does (config.HumanBytes), so the page and the CLI give
+// the same number for the same bytes. Settings (64KiB, 1MiB) stay binary,
+// as their inputs are.
 export function formatBytes(n) {
-  const abs = Math.abs(n);
-  if (abs < 1024) return Math.round(n) + " B";
-  const units = ["KiB", "MiB", "GiB", "TiB"];
-  let v = n / 1024, i = 0;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) { v /= 1024; i++; }
-  return (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(1)) + " " + units[i];
+  const units = ["B", "kB", "MB", "GB", "TB"];
+  let v = Math.abs(n), i = 0;
+  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
+  const sign = n < 0 ? "-" : "";
+  return sign + (i === 0 ? v.toFixed(0) : fixed1(v)) + " " + units[i];
+}
+
+// fixed1 is v with one decimal, rounded as Go's fmt does: an exact tie goes to
+// the even digit (1.25 -> 1.2), where toFixed would go up. A tie at one
+// decimal is exact only when 4v is an odd whole number (0.25, 0.75, 1.25, ...).
+function fixed1(v) {
+  if (Number.isInteger(v * 4) && (v * 4) % 2 === 1) {
+    const t = Math.floor(v * 10); // v*10 = t + 0.5 exactly
+    return ((t % 2 === 0 ? t : t + 1) / 10).toFixed(1);
+  }
+  return v.toFixed(1);
 }
 
 // formatDuration writes milliseconds as seconds with sensible precision.
