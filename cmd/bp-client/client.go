@@ -28,7 +28,8 @@ const exitInterrupted = 130
 // interrupted, and the report printed in every case.
 func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 	log := cfg.Logger(stderr)
-	proto, addr, _ := cfg.target()
+	target, _ := cfg.target()
+	proto := target.Protocol
 	dir := cfg.direction()
 
 	reg := metrics.NewRegistry()
@@ -99,10 +100,7 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 		log.Warn("not verifying the server's TLS certificate (--insecure-skip-verify): anyone in the path can read and change the stream")
 	}
 	dial := func(ctx context.Context, hello flow.Hello) (flow.Conn, error) {
-		if proto == flow.TCP {
-			return flow.DialTCP(ctx, addr, hello, opts)
-		}
-		return flow.DialWebSocket(ctx, addr, hello, opts, nil)
+		return flow.Dial(ctx, target, &hello, opts)
 	}
 
 	log.Info("bp-client starting", "run", cfg.RunID, "target", cfg.Target, "direction", dir,

@@ -4,7 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
-	"net/url"
+	"errors"
 	"os"
 	"time"
 
@@ -64,7 +64,7 @@ func (c clientConfig) Validate() error {
 	if err := c.Common.Validate(); err != nil {
 		return err
 	}
-	if _, _, err := c.target(); err != nil {
+	if _, err := c.target(); err != nil {
 		return err
 	}
 	if err := c.TLSDial.Validate(); err != nil {
@@ -119,32 +119,25 @@ func (c clientConfig) Validate() error {
 	return nil
 }
 
-// target parses --target into the protocol and the address or URL to dial.
-func (c clientConfig) target() (flow.Protocol, string, error) {
-	u, err := url.Parse(c.Target)
-	if err != nil {
-		return "", "", config.Invalid("target", c.Target, "not a URL (want tcp://host:port, ws://host:port/ws or wss://host:port/ws)")
+// target parses --target into the target to dial.
+func (c clientConfig) target() (flow.Target, error) {
+	t, err := flow.ParseTarget(c.Target)
+	var te flow.TargetError
+	switch {
+	case err == nil:
+		return t, nil
+	case errors.As(err, &te) && te.NotURL:
+		return t, config.Invalid("target", c.Target, "not a URL (want tcp://host:port, ws://host:port/ws or wss://host:port/ws)")
+	case errors.As(err, &te) && te.Want == "":
+		return t, config.Invalid("target", c.Target, "unknown scheme "+`"`+te.Scheme+`"`+" (want tcp, tls, ws or wss)")
 	}
-	switch u.Scheme {
-	case "tcp", "tls":
-		if u.Host == "" || u.Port() == "" {
-			return "", "", config.Invalid("target", c.Target, "want "+u.Scheme+"://host:port")
-		}
-		return flow.TCP, u.Host, nil
-	case "ws", "wss":
-		if u.Host == "" {
-			return "", "", config.Invalid("target", c.Target, "want ws://host:port/ws")
-		}
-		return flow.WebSocket, u.String(), nil
-	}
-	return "", "", config.Invalid("target", c.Target, "unknown scheme "+`"`+u.Scheme+`"`+" (want tcp, tls, ws or wss)")
+	return t, config.Invalid("target", c.Target, err.Error())
 }
 
 // tls is the TLS configuration for a tls:// or wss:// target, nil for the
 // others.
 func (c clientConfig) tls() *tls.Config {
-	u, err := url.Parse(c.Target)
-	if err != nil || (u.Scheme != "tls" && u.Scheme != "wss") {
+	if t, err := c.target(); err != nil || !t.TLS {
 		return nil
 	}
 	cfg, _ := c.TLSDial.ClientConfig() // checked by Validate

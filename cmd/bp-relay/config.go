@@ -2,12 +2,13 @@ package main
 
 import (
 	"context"
-	"net/url"
+	"errors"
 	"os"
 	"time"
 
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
+	"github.com/go-backpressure/go-backpressure/pkg/relay"
 )
 
 type relayConfig struct {
@@ -54,7 +55,7 @@ func (c relayConfig) Validate() error {
 	if err := c.Common.Validate(); err != nil {
 		return err
 	}
-	if _, _, err := c.upstream(); err != nil {
+	if _, err := c.upstream(); err != nil {
 		return err
 	}
 	if err := c.Limits.Validate(); err != nil {
@@ -83,7 +84,7 @@ func (c relayConfig) Validate() error {
 	switch {
 	case c.HTTPAddr == "":
 		return config.Invalid("http-addr", c.HTTPAddr, "must not be empty")
-	case c.BufferMax < flow.StreamBufferSize:
+	case c.BufferMax < relay.StreamBufferSize:
 		return config.Invalid("buffer-max", c.BufferMax, "must be at least 64KiB")
 	case c.Buffer < 0:
 		return config.Invalid("buffer", c.Buffer, "must not be negative (0: stream)")
@@ -105,50 +106,35 @@ func (c relayConfig) Validate() error {
 	return nil
 }
 
-// upstream parses --upstream into the protocol and the address or URL to
-// dial.
-func (c relayConfig) upstream() (flow.Protocol, string, error) {
+// upstream parses --upstream into the target to dial.
+func (c relayConfig) upstream() (flow.Target, error) {
 	const want = "want tcp://host:port, tls://host:port, ws://host:port/ws or wss://host:port/ws"
 	if c.Upstream == "" {
-		return "", "", config.Invalid("upstream", c.Upstream, "is required: "+want)
+		return flow.Target{}, config.Invalid("upstream", c.Upstream, "is required: "+want)
 	}
-	u, err := url.Parse(c.Upstream)
-	if err != nil {
-		return "", "", config.Invalid("upstream", c.Upstream, "not a URL ("+want+")")
+	t, err := flow.ParseTarget(c.Upstream)
+	var te flow.TargetError
+	switch {
+	case err == nil:
+		return t, nil
+	case errors.As(err, &te) && te.NotURL:
+		return t, config.Invalid("upstream", c.Upstream, "not a URL ("+want+")")
+	case errors.As(err, &te) && te.Want == "":
+		return t, config.Invalid("upstream", c.Upstream, `unknown scheme "`+te.Scheme+`" (`+want+")")
 	}
-	switch u.Scheme {
-	case "tcp", "tls":
-		if u.Host == "" || u.Port() == "" {
-			return "", "", config.Invalid("upstream", c.Upstream, "want "+u.Scheme+"://host:port")
-		}
-		return flow.TCP, u.Host, nil
-	case "ws", "wss":
-		if u.Host == "" {
-			return "", "", config.Invalid("upstream", c.Upstream, "want ws://host:port/ws")
-		}
-		return flow.WebSocket, u.String(), nil
-	}
-	return "", "", config.Invalid("upstream", c.Upstream, `unknown scheme "`+u.Scheme+`" (`+want+")")
+	return t, config.Invalid("upstream", c.Upstream, err.Error())
 }
 
 // dialer connects upstream: with the forwarded hello, or raw when the
 // downstream peer sent none.
-func (c relayConfig) dialer() flow.UpstreamDialer {
-	proto, addr, _ := c.upstream()
+func (c relayConfig) dialer() relay.Dialer {
+	target, _ := c.upstream()
 	opts := flow.SocketOptions{SendBuffer: int(c.UpSndBuf), ReceiveBuffer: int(c.UpRcvBuf)}
-	if u, _ := url.Parse(c.Upstream); u != nil && (u.Scheme == "tls" || u.Scheme == "wss") {
+	if target.TLS {
 		opts.TLS, _ = c.TLSDial.ClientConfig() // checked by Validate
 	}
 	return func(ctx context.Context, h *flow.Hello) (flow.Conn, error) {
-		switch {
-		case proto == flow.TCP && h == nil:
-			return flow.DialTCPRaw(ctx, addr, opts)
-		case proto == flow.TCP:
-			return flow.DialTCP(ctx, addr, *h, opts)
-		case h == nil:
-			return flow.DialWebSocketRaw(ctx, addr, opts, nil)
-		}
-		return flow.DialWebSocket(ctx, addr, *h, opts, nil)
+		return flow.Dial(ctx, target, h, opts)
 	}
 }
 
@@ -159,7 +145,7 @@ func (c relayConfig) downstreamOptions() flow.SocketOptions {
 // bufferSize is the per-connection buffer in force.
 func (c relayConfig) bufferSize() int {
 	if c.Buffer == 0 {
-		return flow.StreamBufferSize
+		return relay.StreamBufferSize
 	}
 	return int(c.Buffer)
 }

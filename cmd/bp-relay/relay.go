@@ -16,6 +16,7 @@ import (
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
+	"github.com/go-backpressure/go-backpressure/pkg/relay"
 )
 
 // relayServer holds what the listeners share.
@@ -39,7 +40,7 @@ func run(ctx context.Context, cfg relayConfig, log *slog.Logger, ready func(http
 	if err := metrics.RegisterNetstat(reg); err != nil {
 		return fmt.Errorf("host metrics: %w", err)
 	}
-	budget := flow.NewRelayBudget(int64(cfg.BufferMax))
+	budget := relay.NewBudget(int64(cfg.BufferMax))
 	s := &relayServer{cfg: cfg, log: log}
 	// guard: limits, origin check, refusals counted (docs/SAFETY.md).
 	h := &hop.Hop{Name: "bp-relay", Log: log, Guard: guard.New(cfg.Limits, m, log),
@@ -50,8 +51,8 @@ func run(ctx context.Context, cfg relayConfig, log *slog.Logger, ready func(http
 	// The /ws handler checks the origin (the guard) before upgrading, so it
 	// can count the refusal.
 	h.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
-	newRelay := func(name string) *flow.Relay {
-		return flow.NewRelay(flow.RelayConfig{
+	newRelay := func(name string) *relay.Relay {
+		return relay.New(relay.Config{
 			Name: name, Buffer: int(cfg.Buffer), Budget: budget,
 			StallThreshold: cfg.StallThreshold, LingerTimeout: cfg.LingerTimeout, DialTimeout: cfg.DialTimeout,
 			Observer: flow.Multi(m, sampler), Buffers: rm,
@@ -139,14 +140,14 @@ func viaName(name string, ln net.Listener) string {
 
 // relayWith returns the handler that forwards each downstream connection
 // through relay.
-func (s *relayServer) relayWith(relay *flow.Relay) hop.Handler {
+func (s *relayServer) relayWith(relay *relay.Relay) hop.Handler {
 	return func(ctx context.Context, hello *flow.Hello, c flow.Conn, peer string) {
 		s.relay(ctx, relay, hello, c, peer)
 	}
 }
 
 // relay forwards one downstream connection and logs how it went.
-func (s *relayServer) relay(ctx context.Context, relay *flow.Relay, hello *flow.Hello, c flow.Conn, peer string) {
+func (s *relayServer) relay(ctx context.Context, relay *relay.Relay, hello *flow.Hello, c flow.Conn, peer string) {
 	attrs := []any{"peer", peer, "protocol", c.Protocol()}
 	kind := "none"
 	if hello != nil {

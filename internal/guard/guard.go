@@ -1,6 +1,7 @@
 // Package guard is what bp-server and bp-relay put in front of their
-// listeners: a connection limit per listener, the WebSocket origin check,
-// and counting and rate-limited logging of everything refused.
+// listeners: a connection limit per listener and the WebSocket origin check
+// (the rules are pkg/admission's), and counting and rate-limited logging of
+// everything refused.
 //
 //	TCP accept   -> AdmitTCP (limit)                  -> AcceptTCP (hello)  -> Refused on error
 //	GET /ws      -> AdmitWebSocket (origin, limit)    -> Upgrader.Accept    -> Refused on error
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/go-backpressure/go-backpressure/internal/ratelog"
+	"github.com/go-backpressure/go-backpressure/pkg/admission"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
@@ -30,19 +32,19 @@ import (
 type Guard struct {
 	m       *metrics.Metrics
 	warn    *ratelog.Logger
-	tcp     *flow.ConnLimit
-	ws      *flow.ConnLimit
-	origins *flow.OriginPolicy
+	tcp     *admission.ConnLimit
+	ws      *admission.ConnLimit
+	origins *admission.OriginPolicy
 }
 
 // New returns the guard for the limits (already validated).
 func New(l config.Limits, m *metrics.Metrics, log *slog.Logger) *Guard {
 	return &Guard{m: m, warn: ratelog.New(log), origins: l.Origins(),
-		tcp: flow.NewConnLimit(l.MaxConnections), ws: flow.NewConnLimit(l.MaxConnections)}
+		tcp: admission.NewConnLimit(l.MaxConnections), ws: admission.NewConnLimit(l.MaxConnections)}
 }
 
 // Origins is the origin policy, for the start-up log.
-func (g *Guard) Origins() *flow.OriginPolicy { return g.origins }
+func (g *Guard) Origins() *admission.OriginPolicy { return g.origins }
 
 // AdmitTCP takes a place on the TCP listener for nc, or closes nc at once
 // (listener full), counts and logs it, and returns false. Admitted, the

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-backpressure/go-backpressure/pkg/admission"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 )
 
@@ -30,17 +31,17 @@ func (l Limits) Validate() error {
 	case l.WSMaxMessage < flow.MaxControlSize || l.WSMaxMessage > 1<<30:
 		return Invalid("ws-max-message", l.WSMaxMessage, "must be between 4KiB and 1GiB")
 	}
-	if _, err := flow.ParseOriginPolicy(l.AllowedOrigins); err != nil {
+	if _, err := admission.ParseOriginPolicy(l.AllowedOrigins); err != nil {
 		return Invalid("allowed-origins", l.AllowedOrigins, err.Error())
 	}
 	return nil
 }
 
 // Origins is the origin policy (Validate has checked it parses).
-func (l Limits) Origins() *flow.OriginPolicy {
-	p, err := flow.ParseOriginPolicy(l.AllowedOrigins)
+func (l Limits) Origins() *admission.OriginPolicy {
+	p, err := admission.ParseOriginPolicy(l.AllowedOrigins)
 	if err != nil {
-		p, _ = flow.ParseOriginPolicy("")
+		p, _ = admission.ParseOriginPolicy("")
 	}
 	return p
 }

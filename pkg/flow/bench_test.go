@@ -22,19 +22,12 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/go-backpressure/go-backpressure/internal/flowtest"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 )
 
 // benchPayload is bp-client's default payload size.
 const benchPayload = 64 << 10
-
-func payloadOf(size int) []byte {
-	p := make([]byte, size)
-	for i := range p {
-		p[i] = byte('a' + i%26)
-	}
-	return p
-}
 
 // discardListener accepts TCP connections on loopback and reads everything
 // they send into io.Discard: the fastest possible reader, so a benchmark
@@ -115,7 +108,7 @@ func dialFramed(tb testing.TB, proto flow.Protocol) flow.Conn {
 // both into a reader that discards at full speed. The ratio of their MB/s is
 // what the write loop costs on top of the system call.
 func BenchmarkWriteLoop(b *testing.B) {
-	payload := payloadOf(benchPayload)
+	payload := flowtest.Payload(benchPayload)
 	b.Run("bare", func(b *testing.B) {
 		c, err := net.Dial("tcp", discardListener(b))
 		if err != nil {
@@ -152,7 +145,7 @@ func BenchmarkWriteLoop(b *testing.B) {
 // discards raw bytes.
 func BenchmarkFraming(b *testing.B) {
 	for _, size := range []int{4 << 10, 64 << 10, 1 << 20} {
-		payload := payloadOf(size)
+		payload := flowtest.Payload(size)
 		for _, proto := range []flow.Protocol{flow.TCP, flow.WebSocket} {
 			b.Run(string(proto)+"/"+sizeName(size), func(b *testing.B) {
 				c := dialFramed(b, proto)
@@ -180,7 +173,7 @@ func sizeName(n int) string {
 // flow connection as fast as it can) with Conn.Read, which for WebSocket
 // includes unmasking. Reads are DefaultReadSize (64 KiB).
 func BenchmarkReader(b *testing.B) {
-	payload := payloadOf(benchPayload)
+	payload := flowtest.Payload(benchPayload)
 	b.Run("bare", func(b *testing.B) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -298,64 +291,4 @@ func acceptedPair(tb testing.TB, proto flow.Protocol, write func(flow.Conn)) flo
 	go func() { defer wg.Done(); write(w) }()
 	tb.Cleanup(func() { r.Close(); w.Close(); wg.Wait() })
 	return r
-}
-
-// BenchmarkRelay: a whole up run (client session, server session reading
-// and acking) direct, and through one stream-mode relay; both TCP. The
-// ratio of their MB/s is what the hop costs.
-func BenchmarkRelay(b *testing.B) {
-	payload := payloadOf(benchPayload)
-	run := func(b *testing.B, addr string) {
-		ctx := context.Background()
-		total := int64(b.N) * int64(len(payload))
-		c, err := flow.DialTCP(ctx, addr, flow.Hello{RunID: "bench", PayloadSize: len(payload), TotalBytes: total}, flow.SocketOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		plan := flow.Plan{Initiator: true, Write: &flow.WritePlan{Payload: payload, TotalBytes: total}}
-		snap, err := flow.NewSession(c, plan, nil).Run(ctx)
-		if err != nil || snap.Acked != total {
-			b.Fatalf("acked %d of %d: %v", snap.Acked, total, err)
-		}
-	}
-	for _, via := range []string{"direct", "relay-stream"} {
-		b.Run(via, func(b *testing.B) {
-			addr := sinkServer(b)
-			if via != "direct" {
-				addr = streamRelay(b, addr)
-			}
-			b.SetBytes(int64(len(payload)))
-			b.ReportAllocs()
-			b.ResetTimer()
-			run(b, addr)
-		})
-	}
-}
-
-// sinkServer is bp-server's TCP sink in miniature: one reading session per
-// connection, acks and all.
-func sinkServer(tb testing.TB) string {
-	tb.Helper()
-	return serveTCP(tb, flow.SocketOptions{}, time.Second, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {
-		if err == nil {
-			flow.NewSession(c, flow.Plan{PeerWrites: h == nil || h.Direction.ClientWrites()}, nil).Run(ctx)
-		}
-	})
-}
-
-// streamRelay is bp-relay's TCP listener in stream mode, forwarding to
-// upstream.
-func streamRelay(tb testing.TB, upstream string) string {
-	tb.Helper()
-	relay := flow.NewRelay(flow.RelayConfig{Name: "bench"}, func(ctx context.Context, h *flow.Hello) (flow.Conn, error) {
-		if h == nil {
-			return flow.DialTCPRaw(ctx, upstream, flow.SocketOptions{})
-		}
-		return flow.DialTCP(ctx, upstream, *h, flow.SocketOptions{})
-	})
-	return serveTCP(tb, flow.SocketOptions{}, time.Second, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {
-		if err == nil {
-			relay.Serve(ctx, c, h)
-		}
-	})
 }

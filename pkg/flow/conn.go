@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"io"
 	"net"
 )
 
@@ -41,4 +42,61 @@ type Conn interface {
 	// Close ends the connection. A clean Close tells the peer (WebSocket
 	// close frame); it is safe to call more than once.
 	Close() error
+}
+
+// Optional abilities of a Conn, for code that forwards one connection onto
+// another (a relay). Each transport implements those it can; callers test
+// for them with a type assertion on the interface, never on a transport's
+// concrete type, so a new transport is a file that implements Conn and the
+// abilities that fit it.
+
+// HalfCloser is a Conn that can end its sending half and keep reading: TCP
+// shutdown(SHUT_WR), or a WebSocket close frame without closing the socket.
+// A raw relay passes an end of stream on this way, like socat does.
+type HalfCloser interface {
+	CloseWrite() error
+}
+
+// Aborter is a Conn that can close so that its peer sees an error, not a
+// clean end: a TCP reset, or a WebSocket close with code 1011 (internal
+// error) and reason.
+type Aborter interface {
+	Abort(reason string)
+}
+
+// RawStream is a Conn whose payload and control messages travel as one
+// byte stream that may be forwarded as it is (framed TCP): a relay between
+// two such connections copies the bytes and follows the frames in them
+// with a FrameScanner, instead of decoding and encoding every frame.
+type RawStream interface {
+	// Framed reports whether the stream carries frames (a hello was
+	// exchanged); a hello-less stream is payload only.
+	Framed() bool
+	// AtFrameBoundary reports whether no Read has stopped inside a frame,
+	// so RawReader's next byte starts a frame header.
+	AtFrameBoundary() bool
+	// RawReader is the stream underneath the framing, after the hello.
+	RawReader() io.Reader
+	// WriteRaw writes b, whole frames, as they are, under the connection's
+	// write lock so they never interleave with another write's frames.
+	WriteRaw(b []byte) (int, error)
+}
+
+// Abort closes c so that its peer sees an error (Aborter), or closes it
+// plainly when its transport cannot.
+func Abort(c Conn, reason string) {
+	if a, ok := c.(Aborter); ok {
+		a.Abort(reason)
+		return
+	}
+	c.Close()
+}
+
+// CloseWrite ends c's sending half (HalfCloser); on a transport that
+// cannot, it does nothing.
+func CloseWrite(c Conn) error {
+	if h, ok := c.(HalfCloser); ok {
+		return h.CloseWrite()
+	}
+	return nil
 }

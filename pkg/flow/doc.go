@@ -1,6 +1,8 @@
-// Package flow is the transport-neutral core of go-backpressure: connections,
-// the instrumented writer, the slow reader, their pacing, and the hello, ack
-// and fin messages that let each side know how many bytes sit in between.
+// Package flow is the transport-neutral core of go-backpressure: the
+// transports (TCP, WebSocket) and the session that runs one connection
+// (the instrumented writer, the slow reader, their pacing, and the hello,
+// ack and fin messages that let each side know how many bytes sit in
+// between).
 //
 // One connection, seen from either end:
 //
@@ -11,7 +13,21 @@
 // A TCP connection and a WebSocket connection are both a Conn: payload and
 // control messages in each direction. Session runs one connection for either
 // side (client or server, upload, download or both), so the writer and the
-// slow reader are the same code in every binary.
+// slow reader are the same code in every binary. ParseTarget and Dial turn
+// a tcp://, tls://, ws:// or wss:// URL into a connection, with a hello or
+// raw.
+//
+// Files: conn.go (Conn and its optional abilities), tcp.go, frame.go (TCP
+// framing), websocket.go, wsclose.go (close codes and the close frame),
+// target.go, session.go, observedwrite.go and acktracker.go (how writes and
+// acks are reported), pacer.go, protocol.go, errors.go.
+//
+// Code that forwards one connection onto another (pkg/relay) uses only what
+// is exported here: the optional abilities HalfCloser, Aborter and
+// RawStream, FrameScanner, WriteObserver and AckTracker. Only a transport's
+// own file names its concrete type, so a new transport is a file.
+// Admission of connections before any byte is read (limits, origins) is
+// pkg/admission.
 //
 // The package imports no Prometheus code: it reports every write, read, ack
 // and pause through the Observer interface, which pkg/metrics implements.

@@ -78,8 +78,8 @@ func tooLargef(format string, args ...any) error {
 	return ProtocolError{fmt.Errorf("%w: "+format, append([]any{ErrTooLarge}, args...)...)}
 }
 
-// isReset reports whether err is the peer resetting the connection (or the
+// IsReset reports whether err is the peer resetting the connection (or the
 // write side's echo of it).
-func isReset(err error) bool {
+func IsReset(err error) bool {
 	return errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }

@@ -86,12 +86,12 @@ type Session struct {
 	// ack a message before the write call that sent it has returned.
 	attempted atomic.Int64
 	read      atomic.Int64
-	acked     atomic.Int64
-	peerFin   atomic.Int64 // the peer's announced total, -1 before its fin
+	acks      *AckTracker
+	writes    WriteObserver // nil observer unless the plan writes
+	peerFin   atomic.Int64  // the peer's announced total, -1 before its fin
 	paused    atomic.Bool
 
 	finSent   atomic.Bool
-	ackPoke   chan struct{} // the reader got an ack
 	peerDone  chan struct{} // the peer finished writing and all of it was read
 	closing   atomic.Bool   // this side closes the connection on purpose
 	peerOnce  sync.Once
@@ -135,8 +135,11 @@ func NewSession(conn Conn, plan Plan, obs Observer) *Session {
 		plan:     plan,
 		obs:      obs.Open(ConnInfo{Protocol: conn.Protocol(), Conn: conn.NetConn(), Writes: plan.Write != nil, Reads: plan.PeerWrites}),
 		start:    time.Now(),
-		ackPoke:  make(chan struct{}, 1),
 		peerDone: make(chan struct{}),
+	}
+	s.acks = NewAckTracker(s.obs, s.tracksPipe())
+	if plan.Write != nil {
+		s.writes = NewWriteObserver(s.obs, plan.Write.StallThreshold, s.tracksPipe())
 	}
 	s.peerFin.Store(-1)
 	s.touch()
@@ -166,7 +169,7 @@ func (s *Session) Snapshot() Snapshot {
 		Start:     s.start,
 		Written:   s.written.Load(),
 		Read:      s.read.Load(),
-		Acked:     s.acked.Load(),
+		Acked:     s.acks.Acked(),
 		Paused:    s.paused.Load(),
 		PeerTotal: s.peerFin.Load(),
 	}
@@ -199,49 +202,64 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 	defer stopClose()
 
 	var wg sync.WaitGroup
-	writerDone := make(chan struct{})
-	if s.plan.Write != nil {
+	writerDone, readerDone, bothDone := s.startLoops(ctx, &wg)
+	done := s.waitDone(ctx, writerDone, readerDone, bothDone)
+	s.closing.Store(true)
+	s.beforeClose()
+	s.closeConn(ctx)
+	cancel()
+	wg.Wait()
+
+	s.acks.Drain(s.written.Load())
+	err := s.result(ctx, done)
+	s.obs.Closed(err)
+	return s.Snapshot(), err
+}
+
+// startLoops starts the run's goroutines: the writer (when this side writes),
+// the reader, the acker (when the peer writes and speaks acks) and the idle
+// watch (when there is an idle timeout, until bothDone is closed).
+func (s *Session) startLoops(ctx context.Context, wg *sync.WaitGroup) (writerDone, readerDone <-chan struct{}, bothDone chan struct{}) {
+	goFunc := func(f func()) {
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer close(writerDone)
+		go func() { defer wg.Done(); f() }()
+	}
+	wDone := make(chan struct{})
+	if s.plan.Write != nil {
+		goFunc(func() {
+			defer close(wDone)
 			if err := s.writeLoop(ctx); err != nil {
 				s.fail(err)
 			}
-		}()
+		})
 	} else {
-		close(writerDone)
+		close(wDone)
 	}
 	if !s.plan.PeerWrites {
 		s.peerOnce.Do(func() { close(s.peerDone) })
 	}
-	readerDone := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(readerDone)
+	rDone := make(chan struct{})
+	goFunc(func() {
+		defer close(rDone)
 		if err := s.readLoop(ctx); err != nil {
 			s.fail(err)
 		}
-	}()
+	})
 	if s.plan.PeerWrites && s.conn.SpeaksControl() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.ackLoop(ctx)
-		}()
+		goFunc(func() { s.ackLoop(ctx) })
 	}
-	bothDone := make(chan struct{})
+	bothDone = make(chan struct{})
 	if s.plan.IdleTimeout > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.idleLoop(ctx, bothDone)
-		}()
+		goFunc(func() { s.idleLoop(ctx, bothDone) })
 	}
+	return wDone, rDone, bothDone
+}
 
-	// Both directions done?
-	done := false
+// waitDone waits until both directions are done or ctx ends, and closes
+// bothDone. Done, a side that does not initiate the close waits (bounded by
+// the linger timeout) for the initiator to close, so it has read our last
+// acks. It reports whether both directions were done.
+func (s *Session) waitDone(ctx context.Context, writerDone, readerDone <-chan struct{}, bothDone chan struct{}) bool {
 	for _, ch := range []<-chan struct{}{writerDone, s.peerDone} {
 		select {
 		case <-ch:
@@ -249,30 +267,25 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 		}
 	}
 	close(bothDone)
-	if ctx.Err() == nil {
-		done = true
-		if !s.plan.Initiator {
-			// Let the initiator close, so it has read our last acks.
-			t := time.NewTimer(s.plan.LingerTimeout)
-			select {
-			case <-readerDone:
-			case <-ctx.Done():
-			case <-t.C:
-			}
-			t.Stop()
-		}
+	if ctx.Err() != nil {
+		return false
 	}
-	s.closing.Store(true)
-	s.beforeClose()
-	s.closeConn(ctx)
-	cancel()
-	wg.Wait()
+	if !s.plan.Initiator {
+		t := time.NewTimer(s.plan.LingerTimeout)
+		select {
+		case <-readerDone:
+		case <-ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	return true
+}
 
-	if s.tracksPipe() {
-		if rest := s.written.Load() - s.acked.Load(); rest != 0 {
-			s.obs.InPipe(-rest)
-		}
-	}
+// result is the run's error once it ended: none when both directions were
+// done (but for a failure that was no cancellation), else the first
+// failure, or ctx's error (its cause when it has one).
+func (s *Session) result(ctx context.Context, done bool) error {
 	err := s.err
 	if done {
 		err = nil
@@ -288,8 +301,7 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 			err = pErr
 		}
 	}
-	s.obs.Closed(err)
-	return s.Snapshot(), err
+	return err
 }
 
 // writeLoop writes payload as the plan says, then sends a fin and waits
@@ -309,8 +321,6 @@ func (s *Session) writeLoop(ctx context.Context) error {
 	if wp.Rate > 0 {
 		limiter = rate.NewLimiter(rate.Limit(wp.Rate), 1)
 	}
-	track := s.tracksPipe()
-	startObs, _ := s.obs.(WriteStartObserver)
 	var written int64
 	for wctx.Err() == nil {
 		p := wp.Payload
@@ -332,23 +342,16 @@ func (s *Session) writeLoop(ctx context.Context) error {
 			}
 		}
 		s.attempted.Store(written + int64(len(p)))
-		began := time.Now()
-		if startObs != nil {
-			startObs.WriteStarting(began)
-		}
+		began := s.writes.Begin()
 		s.writing.Store(true)
 		n, err := s.conn.WritePayload(p)
 		s.writing.Store(false)
+		s.writes.End(began, n)
 		s.touch()
-		blocked := time.Since(began)
 		if n > 0 {
 			written += int64(n)
 			s.written.Store(written)
-			if track {
-				s.obs.InPipe(int64(n))
-			}
 		}
-		s.obs.Wrote(n, blocked, blocked >= wp.StallThreshold)
 		if err != nil {
 			if s.closing.Load() {
 				return nil
@@ -359,6 +362,13 @@ func (s *Session) writeLoop(ctx context.Context) error {
 	if ctx.Err() != nil {
 		return nil
 	}
+	return s.finish(ctx, written)
+}
+
+// finish sends the fin for written bytes and waits (bounded by the linger
+// timeout) until the peer has acknowledged them all; a hello-less peer
+// gets neither.
+func (s *Session) finish(ctx context.Context, written int64) error {
 	if !s.conn.SpeaksControl() {
 		return nil
 	}
@@ -368,13 +378,13 @@ func (s *Session) writeLoop(ctx context.Context) error {
 	}
 	t := time.NewTimer(s.plan.LingerTimeout)
 	defer t.Stop()
-	for s.acked.Load() < written {
+	for s.acks.Acked() < written {
 		select {
-		case <-s.ackPoke:
+		case <-s.acks.Changed():
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			return fmt.Errorf("%w: %d of %d bytes acknowledged after %s", ErrDrainTimeout, s.acked.Load(), written, s.plan.LingerTimeout)
+			return fmt.Errorf("%w: %d of %d bytes acknowledged after %s", ErrDrainTimeout, s.acks.Acked(), written, s.plan.LingerTimeout)
 		}
 	}
 	return nil
@@ -430,15 +440,15 @@ func (s *Session) readLoop(ctx context.Context) error {
 			}
 			select {
 			case <-s.peerDone:
-				if s.plan.Write == nil || (s.finSent.Load() && s.acked.Load() >= s.written.Load()) {
+				if s.plan.Write == nil || (s.finSent.Load() && s.acks.Acked() >= s.written.Load()) {
 					return nil // everything said and acknowledged: a clean end
 				}
 			default:
 			}
 			return ErrPeerClosed
 		}
-		if isReset(err) && s.conn.SpeaksControl() && isClosed(s.peerDone) &&
-			(s.plan.Write == nil || (s.finSent.Load() && s.acked.Load() >= s.written.Load())) {
+		if IsReset(err) && s.conn.SpeaksControl() && isClosed(s.peerDone) &&
+			(s.plan.Write == nil || (s.finSent.Load() && s.acks.Acked() >= s.written.Load())) {
 			// Everything said and acknowledged: a peer that closes with
 			// bytes of ours unread (an ack it no longer needed) resets
 			// the connection, which ends it as cleanly as a close.
@@ -451,21 +461,10 @@ func (s *Session) readLoop(ctx context.Context) error {
 func (s *Session) handleControl(ctl Control) error {
 	switch ctl.Type {
 	case Ack:
-		prev := s.acked.Load()
 		if ctl.Bytes > s.attempted.Load() {
 			return protocolErrorf("peer acknowledged %d bytes, only %d written", ctl.Bytes, s.attempted.Load())
 		}
-		if delta := ctl.Bytes - prev; delta > 0 {
-			s.acked.Store(ctl.Bytes)
-			s.obs.Acked(delta)
-			if s.tracksPipe() {
-				s.obs.InPipe(-delta)
-			}
-			select {
-			case s.ackPoke <- struct{}{}:
-			default:
-			}
-		}
+		s.acks.Ack(ctl.Bytes)
 	case Fin:
 		if !s.plan.PeerWrites {
 			return protocolErrorf("peer sent a fin, but it was not to write")

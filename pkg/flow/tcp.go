@@ -14,14 +14,6 @@ import (
 	"time"
 )
 
-// TCP framing after a hello (see docs/PROTOCOL.md): every frame is a type
-// byte, a 4-byte big-endian length, and the body.
-const (
-	frameData    = 'D'
-	frameControl = 'C'
-	frameHeader  = 5
-)
-
 // tcpConn is a TCP connection after a hello: framed in both directions, so
 // payload and control messages can share each direction ("both" runs).
 type tcpConn struct {
@@ -40,7 +32,12 @@ type tcpConn struct {
 	cerr    error
 }
 
-var _ Conn = (*tcpConn)(nil)
+var (
+	_ Conn       = (*tcpConn)(nil)
+	_ HalfCloser = (*tcpConn)(nil)
+	_ Aborter    = (*tcpConn)(nil)
+	_ RawStream  = (*tcpConn)(nil)
+)
 
 func newTCPConn(c net.Conn, r io.Reader, framed bool) *tcpConn {
 	return &tcpConn{conn: c, r: r, framed: framed, ctlBuf: make([]byte, MaxControlSize), ctlOut: make([]byte, 0, 64)}
@@ -62,30 +59,15 @@ func (c *tcpConn) Read(p []byte) (int, Control, error) {
 			}
 			return 0, Control{}, err
 		}
-		size := int(binary.BigEndian.Uint32(c.hdr[1:]))
-		switch c.hdr[0] {
-		case frameData:
-			if size > MaxPayloadSize {
-				return 0, Control{}, tooLargef("data frame of %d bytes exceeds %d", size, MaxPayloadSize)
-			}
-			c.remain = size
-		case frameControl:
-			if size > MaxControlSize {
-				return 0, Control{}, tooLargef("control frame of %d bytes exceeds %d", size, MaxControlSize)
-			}
-			if _, err := io.ReadFull(c.r, c.ctlBuf[:size]); err != nil {
-				if err == io.EOF && size > 0 {
-					// A header without its body is a truncated frame, not a
-					// clean end of the stream.
-					err = io.ErrUnexpectedEOF
-				}
-				return 0, Control{}, fmt.Errorf("read control frame: %w", err)
-			}
-			ctl, err := ParseControl(c.ctlBuf[:size])
-			return 0, ctl, err
-		default:
-			return 0, Control{}, protocolErrorf("unknown frame type 0x%02x", c.hdr[0])
+		h, err := parseFrameHeader(&c.hdr)
+		if err != nil {
+			return 0, Control{}, err
 		}
+		if h.control {
+			ctl, err := c.readControl(h.size)
+			return 0, ctl, err
+		}
+		c.remain = h.size
 	}
 	if len(p) > c.remain {
 		p = p[:c.remain]
@@ -96,6 +78,19 @@ func (c *tcpConn) Read(p []byte) (int, Control, error) {
 		err = fmt.Errorf("read data frame: %w", io.ErrUnexpectedEOF)
 	}
 	return n, Control{}, err
+}
+
+// readControl reads a control frame's body of size bytes and parses it.
+func (c *tcpConn) readControl(size int) (Control, error) {
+	if _, err := io.ReadFull(c.r, c.ctlBuf[:size]); err != nil {
+		if err == io.EOF && size > 0 {
+			// A header without its body is a truncated frame, not a
+			// clean end of the stream.
+			err = io.ErrUnexpectedEOF
+		}
+		return Control{}, fmt.Errorf("read control frame: %w", err)
+	}
+	return ParseControl(c.ctlBuf[:size])
 }
 
 func (c *tcpConn) WritePayload(p []byte) (int, error) {
@@ -134,19 +129,45 @@ func (c *tcpConn) Close() error {
 	return c.cerr
 }
 
+// CloseWrite implements HalfCloser: shutdown(SHUT_WR), after any write in
+// progress.
+func (c *tcpConn) CloseWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if cw, ok := c.conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// Abort implements Aborter: the close resets the connection (SO_LINGER 0).
+// TCP has no room for the reason.
+func (c *tcpConn) Abort(string) {
+	if tc := tcpSocket(c.conn); tc != nil {
+		_ = tc.SetLinger(0)
+	}
+	c.Close()
+}
+
+// RawStream: framed TCP is forwarded as it is.
+func (c *tcpConn) Framed() bool          { return c.framed }
+func (c *tcpConn) AtFrameBoundary() bool { return c.remain == 0 }
+func (c *tcpConn) RawReader() io.Reader  { return c.r }
+
+// WriteRaw implements RawStream.
+func (c *tcpConn) WriteRaw(b []byte) (int, error) {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return c.conn.Write(b)
+}
+
 // DialTCP connects to addr, sets the socket buffers (0 keeps the kernel's
 // default) and sends the hello. Buffers are set before connect, so the
 // window scale the kernel negotiates fits them.
 func DialTCP(ctx context.Context, addr string, hello Hello, opts SocketOptions) (Conn, error) {
-	d := net.Dialer{Control: opts.control}
-	nc, err := d.DialContext(ctx, "tcp", addr)
+	nc, err := dialTCPSocket(ctx, addr, opts)
 	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", addr, err)
-	}
-	if opts.TLS != nil {
-		if nc, err = clientTLS(ctx, nc, addr, opts.TLS); err != nil {
-			return nil, err
-		}
+		return nil, err
 	}
 	b, err := EncodeHello(hello)
 	if err != nil {
@@ -160,6 +181,33 @@ func DialTCP(ctx context.Context, addr string, hello Hello, opts SocketOptions) 
 		return nil, fmt.Errorf("send hello: %w", err)
 	}
 	return newTCPConn(nc, nc, true), nil
+}
+
+// DialTCPRaw connects to addr without sending a hello: every byte is
+// payload, and neither side speaks acks or fins. A relay uses it for
+// hello-less downstream peers (nc, socat), so the path stays raw end to end.
+func DialTCPRaw(ctx context.Context, addr string, opts SocketOptions) (Conn, error) {
+	nc, err := dialTCPSocket(ctx, addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	return newTCPConn(nc, nc, false), nil
+}
+
+// dialTCPSocket connects to addr with the socket options, inside TLS when
+// they ask for it.
+func dialTCPSocket(ctx context.Context, addr string, opts SocketOptions) (net.Conn, error) {
+	d := net.Dialer{Control: opts.control}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
+	}
+	if opts.TLS != nil {
+		if nc, err = clientTLS(ctx, nc, addr, opts.TLS); err != nil {
+			return nil, err
+		}
+	}
+	return nc, nil
 }
 
 // AcceptTCP reads the optional hello from a freshly accepted connection. It

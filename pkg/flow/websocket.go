@@ -28,7 +28,12 @@ type wsConn struct {
 	cerr    error
 }
 
-var _ Conn = (*wsConn)(nil)
+var (
+	_ Conn        = (*wsConn)(nil)
+	_ HalfCloser  = (*wsConn)(nil)
+	_ Aborter     = (*wsConn)(nil)
+	_ errorCloser = (*wsConn)(nil)
+)
 
 func newWSConn(ws *websocket.Conn, control, legacy bool) *wsConn {
 	return &wsConn{ws: ws, control: control, legacy: legacy, ctlBuf: make([]byte, MaxControlSize), ctlOut: make([]byte, 0, 64)}
@@ -124,13 +129,30 @@ func (c *wsConn) WriteControl(ctl Control) error {
 
 // Close sends a normal close frame (bounded by a short deadline, since the
 // peer may not be reading) and closes the socket.
-func (c *wsConn) Close() error {
+func (c *wsConn) Close() error { return c.closeWithError(nil) }
+
+// closeWithError implements errorCloser: once, the close frame that fits
+// err, then the socket.
+func (c *wsConn) closeWithError(err error) error {
+	c.once.Do(func() { c.cerr = closeWS(c.ws, err) })
+	return c.cerr
+}
+
+// CloseWrite implements HalfCloser: a normal close frame, the socket left
+// open for what the peer still sends.
+func (c *wsConn) CloseWrite() error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	return sendClose(c.ws, websocket.CloseNormalClosure, "")
+}
+
+// Abort implements Aborter: once, a close frame with code 1011 and reason,
+// then the socket.
+func (c *wsConn) Abort(reason string) {
 	c.once.Do(func() {
-		msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
-		_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+		_ = sendClose(c.ws, closeAborted, reason)
 		c.cerr = c.ws.Close()
 	})
-	return c.cerr
 }
 
 // WebSocket buffer sizes: large enough that a 64 KiB payload is one frame
@@ -157,6 +179,17 @@ func DialWebSocket(ctx context.Context, url string, hello Hello, opts SocketOpti
 		return nil, fmt.Errorf("send hello: %w", err)
 	}
 	return newWSConn(ws, true, false), nil
+}
+
+// DialWebSocketRaw connects to a ws:// or wss:// URL without sending a
+// hello: the first message is binary payload, so the peer treats the
+// connection as hello-less.
+func DialWebSocketRaw(ctx context.Context, url string, opts SocketOptions, header http.Header) (Conn, error) {
+	ws, err := dialWS(ctx, url, opts, header)
+	if err != nil {
+		return nil, err
+	}
+	return newWSConn(ws, false, false), nil
 }
 
 // dialWS opens the WebSocket connection to url with the socket options and
@@ -265,11 +298,4 @@ func (u *Upgrader) readHello(ws *websocket.Conn) (*Hello, Conn, error) {
 		return nil, nil, err
 	}
 	return &h, newWSConn(ws, !h.Legacy, h.Legacy), nil
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
 }

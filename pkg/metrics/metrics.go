@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/go-backpressure/go-backpressure/pkg/admission"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 )
 
@@ -136,7 +137,7 @@ func New(reg prometheus.Registerer, version string) *Metrics {
 		for _, r := range flow.ErrorReasons {
 			m.Errors.WithLabelValues(l, r)
 		}
-		for _, r := range flow.RejectReasons {
+		for _, r := range admission.RejectReasons {
 			m.Rejected.WithLabelValues(l, r)
 		}
 	}
@@ -150,7 +151,7 @@ func (m *Metrics) Refused(p flow.Protocol, err error) {
 }
 
 // Reject counts a connection a listener refused before serving it; reason
-// is one of flow.RejectReasons.
+// is one of admission.RejectReasons.
 func (m *Metrics) Reject(p flow.Protocol, reason string) {
 	m.Rejected.WithLabelValues(string(p), reason).Inc()
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
+	"github.com/go-backpressure/go-backpressure/pkg/relay"
 )
 
 // RelayDirections are the values of the relay metrics' direction label:
@@ -14,10 +15,10 @@ import (
 var RelayDirections = []flow.Direction{flow.Up, flow.Down}
 
 // RelaySides are the values of the side label.
-var RelaySides = []flow.Side{flow.Downstream, flow.Upstream}
+var RelaySides = []relay.Side{relay.Downstream, relay.Upstream}
 
 // Relay holds bp-relay's own metrics (its buffers) and implements
-// flow.RelayObserver. Its two connections per relayed stream are counted
+// relay.Observer. Its two connections per relayed stream are counted
 // by the core Metrics like any other connection.
 type Relay struct {
 	BufferedBytes *prometheus.GaugeVec
@@ -31,7 +32,7 @@ type Relay struct {
 	FailuresTotal *prometheus.CounterVec
 }
 
-var _ flow.RelayObserver = (*Relay)(nil)
+var _ relay.Observer = (*Relay)(nil)
 
 // NewRelay registers the relay metrics on reg. bufferSize is the
 // per-connection, per-direction buffer and bufferMax the process-wide cap.
@@ -93,17 +94,17 @@ func NewRelay(reg prometheus.Registerer, bufferSize, bufferMax int64) *Relay {
 	return r
 }
 
-// Buffered implements flow.RelayObserver.
+// Buffered implements relay.Observer.
 func (r *Relay) Buffered(d flow.Direction, delta int64) {
 	r.BufferedBytes.WithLabelValues(string(d)).Add(float64(delta))
 }
 
-// Capacity implements flow.RelayObserver.
+// Capacity implements relay.Observer.
 func (r *Relay) Capacity(d flow.Direction, delta int64) {
 	r.CapacityBytes.WithLabelValues(string(d)).Add(float64(delta))
 }
 
-// ReadingPaused implements flow.RelayObserver.
+// ReadingPaused implements relay.Observer.
 func (r *Relay) ReadingPaused(d flow.Direction, paused bool, stopped time.Duration) {
 	l := string(d)
 	if paused {
@@ -116,7 +117,7 @@ func (r *Relay) ReadingPaused(d flow.Direction, paused bool, stopped time.Durati
 	r.PausedSeconds.WithLabelValues(l).Add(stopped.Seconds())
 }
 
-// Failed implements flow.RelayObserver.
-func (r *Relay) Failed(s flow.Side, _ error) {
+// Failed implements relay.Observer.
+func (r *Relay) Failed(s relay.Side, _ error) {
 	r.FailuresTotal.WithLabelValues(string(s)).Inc()
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
+	"github.com/go-backpressure/go-backpressure/pkg/relay"
 )
 
 // TestRelayMetricsValues drives the relay observer as a relay does and
@@ -21,7 +22,7 @@ import (
 func TestRelayMetricsValues(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	r := metrics.NewRelay(reg, 8<<20, 1<<30)
-	var obs flow.RelayObserver = r
+	var obs relay.Observer = r
 
 	obs.Capacity(flow.Up, 8<<20)
 	obs.Capacity(flow.Down, 8<<20)
@@ -32,7 +33,7 @@ func TestRelayMetricsValues(t *testing.T) {
 	}
 	obs.ReadingPaused(flow.Up, false, 1500*time.Millisecond)
 	obs.Buffered(flow.Up, -1<<20)
-	obs.Failed(flow.Upstream, errors.New("reset"))
+	obs.Failed(relay.Upstream, errors.New("reset"))
 
 	for _, c := range []struct {
 		name string

@@ -1,4 +1,4 @@
-package flow_test
+package relay_test
 
 import (
 	"context"
@@ -13,12 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-backpressure/go-backpressure/internal/flowtest"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
+	"github.com/go-backpressure/go-backpressure/pkg/relay"
 )
 
 // relayResult is what one relayed connection ended with.
 type relayResult struct {
-	stats flow.RelayStats
+	stats relay.Stats
 	err   error
 }
 
@@ -32,38 +34,33 @@ type testRelay struct {
 
 // dialerFor dials target (tcp://host:port or ws://...), with the hello or
 // raw, as cmd/bp-relay does.
-func dialerFor(target string, opts flow.SocketOptions) flow.UpstreamDialer {
+func dialerFor(target string, opts flow.SocketOptions) relay.Dialer {
+	t, err := flow.ParseTarget(target)
 	return func(ctx context.Context, h *flow.Hello) (flow.Conn, error) {
-		if addr, ok := strings.CutPrefix(target, "tcp://"); ok {
-			if h == nil {
-				return flow.DialTCPRaw(ctx, addr, opts)
-			}
-			return flow.DialTCP(ctx, addr, *h, opts)
+		if err != nil {
+			return nil, err
 		}
-		if h == nil {
-			return flow.DialWebSocketRaw(ctx, target, opts, nil)
-		}
-		return flow.DialWebSocket(ctx, target, *h, opts, nil)
+		return flow.Dial(ctx, t, h, opts)
 	}
 }
 
 // startRelay serves both listeners with one relay to target.
-func startRelay(t *testing.T, cfg flow.RelayConfig, target string, opts flow.SocketOptions) *testRelay {
+func startRelay(t *testing.T, cfg relay.Config, target string, opts flow.SocketOptions) *testRelay {
 	t.Helper()
 	tr := &testRelay{results: make(chan relayResult, 16), buffers: &bufferCounter{}}
 	if cfg.Buffers == nil {
 		cfg.Buffers = tr.buffers
 	}
-	relay := flow.NewRelay(cfg, dialerFor(target, opts))
+	rl := relay.New(cfg, dialerFor(target, opts))
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	tr.tcpAddr = serveTCP(t, opts, 200*time.Millisecond, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {
+	tr.tcpAddr = flowtest.ServeTCP(t, opts, 200*time.Millisecond, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {
 		if err != nil {
-			send(ctx, tr.results, relayResult{err: err})
+			flowtest.Send(ctx, tr.results, relayResult{err: err})
 			return
 		}
-		st, err := relay.Serve(ctx, c, h)
-		send(ctx, tr.results, relayResult{st, err})
+		st, err := rl.Serve(ctx, c, h)
+		flowtest.Send(ctx, tr.results, relayResult{st, err})
 	})
 	up := flow.NewUpgrader()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -72,7 +69,7 @@ func startRelay(t *testing.T, cfg flow.RelayConfig, target string, opts flow.Soc
 			tr.results <- relayResult{err: err}
 			return
 		}
-		st, err := relay.Serve(ctx, c, h)
+		st, err := rl.Serve(ctx, c, h)
 		tr.results <- relayResult{st, err}
 	}))
 	t.Cleanup(srv.Close)
@@ -97,7 +94,7 @@ type bufferCounter struct {
 	buffered, peak         map[flow.Direction]int64
 	capacity               map[flow.Direction]int64
 	pauses                 map[flow.Direction]int
-	failures               map[flow.Side]int
+	failures               map[relay.Side]int
 	pausedFor              time.Duration
 	pausedNow              int
 	initOnce               sync.Once
@@ -108,7 +105,7 @@ type bufferCounter struct {
 func (b *bufferCounter) init() {
 	b.initOnce.Do(func() {
 		b.buffered, b.peak, b.capacity = map[flow.Direction]int64{}, map[flow.Direction]int64{}, map[flow.Direction]int64{}
-		b.pauses, b.failures = map[flow.Direction]int{}, map[flow.Side]int{}
+		b.pauses, b.failures = map[flow.Direction]int{}, map[relay.Side]int{}
 	})
 }
 
@@ -140,7 +137,7 @@ func (b *bufferCounter) ReadingPaused(d flow.Direction, paused bool, stopped tim
 	b.pausedNow--
 	b.pausedFor += stopped
 }
-func (b *bufferCounter) Failed(s flow.Side, err error) {
+func (b *bufferCounter) Failed(s relay.Side, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.init()
@@ -148,7 +145,7 @@ func (b *bufferCounter) Failed(s flow.Side, err error) {
 	b.lastFailure = err
 }
 
-func (b *bufferCounter) snapshot() (buffered, peak, capacity map[flow.Direction]int64, pauses map[flow.Direction]int, failures map[flow.Side]int) {
+func (b *bufferCounter) snapshot() (buffered, peak, capacity map[flow.Direction]int64, pauses map[flow.Direction]int, failures map[relay.Side]int) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.init()
@@ -169,8 +166,8 @@ func mapsInt(m map[flow.Direction]int) map[flow.Direction]int {
 	}
 	return out
 }
-func mapsSide(m map[flow.Side]int) map[flow.Side]int {
-	out := map[flow.Side]int{}
+func mapsSide(m map[relay.Side]int) map[relay.Side]int {
+	out := map[relay.Side]int{}
 	for k, v := range m {
 		out[k] = v
 	}
@@ -191,48 +188,48 @@ func TestRelayExactBytes(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 					defer cancel()
 					var serverTarget string
-					var results <-chan serverResult
+					var results <-chan flowtest.ServerResult
 					if upProto == flow.TCP {
 						var addr string
-						addr, results = startTCPServer(t, flow.ReadSettings{})
+						addr, results = flowtest.StartTCPServer(t, flow.ReadSettings{}, flow.SocketOptions{})
 						serverTarget = "tcp://" + addr
 					} else {
-						serverTarget, results = startWSServer(t, flow.ReadSettings{})
+						serverTarget, results = flowtest.StartWSServer(t, flow.ReadSettings{})
 					}
-					relay := startRelay(t, flow.RelayConfig{Name: "r1", Buffer: 1 << 20}, serverTarget, flow.SocketOptions{})
+					rl := startRelay(t, relay.Config{Name: "r1", Buffer: 1 << 20}, serverTarget, flow.SocketOptions{})
 					hello := flow.Hello{RunID: "t", Direction: dir, PayloadSize: 40 << 10, TotalBytes: total}
-					c, err := dialTarget(ctx, relay.target(downProto), hello, flow.SocketOptions{})
+					c, err := dialTarget(ctx, rl.target(downProto), hello, flow.SocketOptions{})
 					if err != nil {
 						t.Fatal(err)
 					}
-					snap, err := flow.NewSession(c, clientPlan(dir, total), nil).Run(ctx)
+					snap, err := flow.NewSession(c, flowtest.ClientPlan(dir, total), nil).Run(ctx)
 					if err != nil {
 						t.Fatalf("client: %v", err)
 					}
 					res := <-results
-					if res.err != nil {
-						t.Fatalf("server: %v", res.err)
+					if res.Err != nil {
+						t.Fatalf("server: %v", res.Err)
 					}
-					rr := <-relay.results
+					rr := <-rl.results
 					if rr.err != nil {
 						t.Fatalf("relay: %v", rr.err)
 					}
-					if !slices.Equal(res.hello.Via, []string{"r1"}) {
-						t.Errorf("server saw via %q, want [r1]", res.hello.Via)
+					if !slices.Equal(res.Hello.Via, []string{"r1"}) {
+						t.Errorf("server saw via %q, want [r1]", res.Hello.Via)
 					}
 					if dir.ClientWrites() {
-						if snap.Written != total || snap.Acked != total || rr.stats.Up.Read != total || rr.stats.Up.Written != total || res.snap.Read != total {
+						if snap.Written != total || snap.Acked != total || rr.stats.Up.Read != total || rr.stats.Up.Written != total || res.Snap.Read != total {
 							t.Errorf("up: client wrote %d acked %d; relay read %d wrote %d; server read %d; want %d",
-								snap.Written, snap.Acked, rr.stats.Up.Read, rr.stats.Up.Written, res.snap.Read, total)
+								snap.Written, snap.Acked, rr.stats.Up.Read, rr.stats.Up.Written, res.Snap.Read, total)
 						}
 					}
 					if dir.ServerWrites() {
-						if res.snap.Written != total || res.snap.Acked != total || rr.stats.Down.Read != total || rr.stats.Down.Written != total || snap.Read != total {
+						if res.Snap.Written != total || res.Snap.Acked != total || rr.stats.Down.Read != total || rr.stats.Down.Written != total || snap.Read != total {
 							t.Errorf("down: server wrote %d acked %d; relay read %d wrote %d; client read %d; want %d",
-								res.snap.Written, res.snap.Acked, rr.stats.Down.Read, rr.stats.Down.Written, snap.Read, total)
+								res.Snap.Written, res.Snap.Acked, rr.stats.Down.Read, rr.stats.Down.Written, snap.Read, total)
 						}
 					}
-					buffered, _, capacity, _, failures := relay.buffers.snapshot()
+					buffered, _, capacity, _, failures := rl.buffers.snapshot()
 					if buffered[flow.Up] != 0 || buffered[flow.Down] != 0 || capacity[flow.Up] != 0 || len(failures) != 0 {
 						t.Errorf("after the run: buffered %v, capacity %v, failures %v; want all zero", buffered, capacity, failures)
 					}
@@ -247,24 +244,24 @@ func TestRelayExactBytes(t *testing.T) {
 func TestRelayChain(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	addr, results := startTCPServer(t, flow.ReadSettings{})
-	r2 := startRelay(t, flow.RelayConfig{Name: "second"}, "tcp://"+addr, flow.SocketOptions{})
-	r1 := startRelay(t, flow.RelayConfig{Name: "first", Buffer: 4 << 20}, r2.wsURL, flow.SocketOptions{})
+	addr, results := flowtest.StartTCPServer(t, flow.ReadSettings{}, flow.SocketOptions{})
+	r2 := startRelay(t, relay.Config{Name: "second"}, "tcp://"+addr, flow.SocketOptions{})
+	r1 := startRelay(t, relay.Config{Name: "first", Buffer: 4 << 20}, r2.wsURL, flow.SocketOptions{})
 	const total = 3 << 20
 	c, err := dialTarget(ctx, r1.target(flow.TCP), flow.Hello{Direction: flow.Both, PayloadSize: 64 << 10, TotalBytes: total}, flow.SocketOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	snap, err := flow.NewSession(c, clientPlan(flow.Both, total), nil).Run(ctx)
+	snap, err := flow.NewSession(c, flowtest.ClientPlan(flow.Both, total), nil).Run(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	res := <-results
-	if res.err != nil || !slices.Equal(res.hello.Via, []string{"first", "second"}) {
-		t.Fatalf("server: err %v, via %q; want no error, [first second]", res.err, res.hello.Via)
+	if res.Err != nil || !slices.Equal(res.Hello.Via, []string{"first", "second"}) {
+		t.Fatalf("server: err %v, via %q; want no error, [first second]", res.Err, res.Hello.Via)
 	}
-	if snap.Written != total || snap.Acked != total || snap.Read != total || res.snap.Read != total || res.snap.Written != total {
-		t.Errorf("client wrote %d acked %d read %d; server read %d wrote %d; want %d", snap.Written, snap.Acked, snap.Read, res.snap.Read, res.snap.Written, total)
+	if snap.Written != total || snap.Acked != total || snap.Read != total || res.Snap.Read != total || res.Snap.Written != total {
+		t.Errorf("client wrote %d acked %d read %d; server read %d wrote %d; want %d", snap.Written, snap.Acked, snap.Read, res.Snap.Read, res.Snap.Written, total)
 	}
 }
 
@@ -274,16 +271,16 @@ func TestRelayRaw(t *testing.T) {
 	for _, upProto := range []flow.Protocol{flow.TCP, flow.WebSocket} {
 		t.Run(string(upProto), func(t *testing.T) {
 			var target string
-			var results <-chan serverResult
+			var results <-chan flowtest.ServerResult
 			if upProto == flow.TCP {
 				var addr string
-				addr, results = startTCPServer(t, flow.ReadSettings{})
+				addr, results = flowtest.StartTCPServer(t, flow.ReadSettings{}, flow.SocketOptions{})
 				target = "tcp://" + addr
 			} else {
-				target, results = startWSServer(t, flow.ReadSettings{})
+				target, results = flowtest.StartWSServer(t, flow.ReadSettings{})
 			}
-			relay := startRelay(t, flow.RelayConfig{Name: "raw"}, target, flow.SocketOptions{})
-			nc, err := net.Dial("tcp", relay.tcpAddr)
+			rl := startRelay(t, relay.Config{Name: "raw"}, target, flow.SocketOptions{})
+			nc, err := net.Dial("tcp", rl.tcpAddr)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -299,9 +296,9 @@ func TestRelayRaw(t *testing.T) {
 			}
 			nc.Close()
 			res := <-results
-			rr := <-relay.results
-			if res.err != nil || res.hello != nil || res.snap.Read != int64(len(payload)) {
-				t.Errorf("server: hello %v, read %d, err %v; want none, %d, nil", res.hello, res.snap.Read, res.err, len(payload))
+			rr := <-rl.results
+			if res.Err != nil || res.Hello != nil || res.Snap.Read != int64(len(payload)) {
+				t.Errorf("server: hello %v, read %d, err %v; want none, %d, nil", res.Hello, res.Snap.Read, res.Err, len(payload))
 			}
 			if rr.err != nil || rr.stats.Up.Read != int64(len(payload)) || rr.stats.Up.Written != int64(len(payload)) {
 				t.Errorf("relay: %+v, %v", rr.stats, rr.err)
@@ -320,7 +317,7 @@ func pushUntilBlocked(t *testing.T, target string, opts flow.SocketOptions) int6
 	if err != nil {
 		t.Fatal(err)
 	}
-	plan := clientPlan(flow.Up, 0)
+	plan := flowtest.ClientPlan(flow.Up, 0)
 	plan.Write.Payload = plan.Write.Payload[:16<<10]
 	sess := flow.NewSession(c, plan, nil)
 	done := make(chan struct{})
@@ -351,20 +348,20 @@ func pushUntilBlocked(t *testing.T, target string, opts flow.SocketOptions) int6
 func TestRelayBackpressure(t *testing.T) {
 	small := flow.SocketOptions{SendBuffer: 32 << 10, ReceiveBuffer: 32 << 10}
 	stall := flow.ReadSettings{Pause: flow.PauseSchedule{After: 0, For: time.Hour}}
-	addr, _ := startTCPServerOpts(t, stall, small)
+	addr, _ := flowtest.StartTCPServer(t, stall, small)
 
-	stream := startRelay(t, flow.RelayConfig{Name: "stream"}, "tcp://"+addr, small)
+	stream := startRelay(t, relay.Config{Name: "stream"}, "tcp://"+addr, small)
 	streamWritten := pushUntilBlocked(t, stream.target(flow.TCP), small)
 	_, streamPeak, _, streamPauses, _ := stream.buffers.snapshot()
-	if streamPeak[flow.Up] > flow.StreamBufferSize || streamPauses[flow.Up] < 1 {
+	if streamPeak[flow.Up] > relay.StreamBufferSize || streamPauses[flow.Up] < 1 {
 		// The stream relay writes from its reader: a write blocked by the
 		// stalled server is a pause in reading, and it holds one read.
 		t.Errorf("stream relay: peak buffered %d (want <= %d), paused reading %d times (want >= 1)",
-			streamPeak[flow.Up], flow.StreamBufferSize, streamPauses[flow.Up])
+			streamPeak[flow.Up], relay.StreamBufferSize, streamPauses[flow.Up])
 	}
 
 	const buffer = 8 << 20
-	bounded := startRelay(t, flow.RelayConfig{Name: "bounded", Buffer: buffer}, "tcp://"+addr, small)
+	bounded := startRelay(t, relay.Config{Name: "bounded", Buffer: buffer}, "tcp://"+addr, small)
 	boundedWritten := pushUntilBlocked(t, bounded.target(flow.TCP), small)
 	_, peak, _, pauses, _ := bounded.buffers.snapshot()
 
@@ -440,18 +437,18 @@ func TestRelayUpstreamFailure(t *testing.T) {
 		{"dies/websocket", "tcp://" + ln.Addr().String(), flow.WebSocket},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			relay := startRelay(t, flow.RelayConfig{Name: "r"}, tc.target, flow.SocketOptions{})
-			c, err := dialTarget(ctx, relay.target(tc.proto), flow.Hello{PayloadSize: 64 << 10, TotalBytes: 8 << 20}, flow.SocketOptions{})
+			rl := startRelay(t, relay.Config{Name: "r"}, tc.target, flow.SocketOptions{})
+			c, err := dialTarget(ctx, rl.target(tc.proto), flow.Hello{PayloadSize: 64 << 10, TotalBytes: 8 << 20}, flow.SocketOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, cerr := flow.NewSession(c, clientPlan(flow.Up, 8<<20), nil).Run(ctx)
+			_, cerr := flow.NewSession(c, flowtest.ClientPlan(flow.Up, 8<<20), nil).Run(ctx)
 			if cerr == nil {
 				t.Fatal("client: no error, want the relay to close with an error")
 			}
-			rr := <-relay.results
-			_, _, _, _, failures := relay.buffers.snapshot()
-			if rr.err == nil || failures[flow.Upstream] != 1 || failures[flow.Downstream] != 0 {
+			rr := <-rl.results
+			_, _, _, _, failures := rl.buffers.snapshot()
+			if rr.err == nil || failures[relay.Upstream] != 1 || failures[relay.Downstream] != 0 {
 				t.Errorf("relay: err %v, failures %v; want an error counted once on the upstream side", rr.err, failures)
 			}
 			if rr.stats.Up.Written > rr.stats.Up.Read {
@@ -462,18 +459,18 @@ func TestRelayUpstreamFailure(t *testing.T) {
 	}
 
 	// The relay keeps serving: same relay, new connection, healthy upstream.
-	addr, results := startTCPServer(t, flow.ReadSettings{})
-	healthy := startRelay(t, flow.RelayConfig{Name: "r"}, "tcp://"+addr, flow.SocketOptions{})
+	addr, results := flowtest.StartTCPServer(t, flow.ReadSettings{}, flow.SocketOptions{})
+	healthy := startRelay(t, relay.Config{Name: "r"}, "tcp://"+addr, flow.SocketOptions{})
 	for i := range 2 {
 		c, err := dialTarget(ctx, healthy.target(flow.TCP), flow.Hello{PayloadSize: 1 << 10, TotalBytes: 1 << 20}, flow.SocketOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := flow.NewSession(c, clientPlan(flow.Up, 1<<20), nil).Run(ctx); err != nil {
+		if _, err := flow.NewSession(c, flowtest.ClientPlan(flow.Up, 1<<20), nil).Run(ctx); err != nil {
 			t.Fatalf("connection %d: %v", i, err)
 		}
-		if res := <-results; res.err != nil || res.snap.Read != 1<<20 {
-			t.Fatalf("server: %v, read %d", res.err, res.snap.Read)
+		if res := <-results; res.Err != nil || res.Snap.Read != 1<<20 {
+			t.Fatalf("server: %v, read %d", res.Err, res.Snap.Read)
 		}
 		if rr := <-healthy.results; rr.err != nil {
 			t.Fatalf("relay: %v", rr.err)
