@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -207,11 +208,25 @@ func dialWS(ctx context.Context, url string, opts SocketOptions, header http.Hea
 	ws, resp, err := d.DialContext(ctx, url, header)
 	if err != nil {
 		if resp != nil {
-			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", url, err, resp.Status)
+			return nil, fmt.Errorf("dial %s: %w (HTTP %s)%s", url, err, resp.Status, plainToTLSHint(resp))
 		}
 		return nil, fmt.Errorf("dial %s: %w", url, err)
 	}
 	return ws, nil
+}
+
+// plainToTLSHint explains a refused handshake that came from a TLS port: Go's
+// TLS servers (bp-server, bp-relay with --tls-cert) answer plain HTTP with a
+// 400 that says so in its body, which gorilla keeps (up to 1 KiB).
+func plainToTLSHint(resp *http.Response) string {
+	if resp.Body == nil {
+		return ""
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	if bytes.Contains(b, []byte("HTTP request to an HTTPS server")) {
+		return ": the server speaks TLS on this port, use wss://"
+	}
+	return ""
 }
 
 // Upgrader turns HTTP requests into WebSocket connections and reads the
