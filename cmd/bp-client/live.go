@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/report"
+	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 )
 
 // kernelLive describes the kernel's view over the last refresh: the share
@@ -17,7 +18,7 @@ import (
 // kernel was held back by it, and the bytes in the send queues now. connTime
 // is the refresh interval times the open connections, in seconds. Nothing is
 // shown for what the kernel does not report.
-func kernelLive(cur, last *report.Kernel, connTime float64) string {
+func kernelLive(cur, last *sockstat.Totals, connTime float64) string {
 	if cur == nil || last == nil || connTime <= 0 {
 		return ""
 	}
@@ -25,13 +26,13 @@ func kernelLive(cur, last *report.Kernel, connTime float64) string {
 		return 100 * min(max((now-before).Seconds()/connTime, 0), 1)
 	}
 	var b strings.Builder
-	if cur.HasPeerWindow {
+	if cur.Has&sockstat.FieldPeerWindow != 0 {
 		fmt.Fprintf(&b, "  win0 %3.0f%%", share(cur.PeerWindowZero, last.PeerWindowZero))
 	}
-	if cur.HasLimited {
+	if cur.Has&sockstat.FieldLimited != 0 {
 		fmt.Fprintf(&b, "  rwnd-limited %3.0f%%", share(cur.RwndLimited, last.RwndLimited))
 	}
-	if cur.HasSendQueue {
+	if cur.Has&sockstat.FieldSendQueue != 0 {
 		fmt.Fprintf(&b, "  sndq %s", config.HumanBytes(float64(cur.SendQueue)))
 	}
 	return b.String()
