@@ -128,17 +128,8 @@ func (c *SampledConn) addWriter(now time.Time, dt time.Duration, g *Gauges, d *C
 		g.Probes += int(smp.Probes)
 	}
 	if smp.Has&FieldPeerWindow != 0 {
-		if !g.HasPeerWindowMin || smp.PeerWindow < g.PeerWindowMin {
-			g.PeerWindowMin, g.HasPeerWindowMin = smp.PeerWindow, true
-		}
-		zero, closed := c.windowClock(PeerWindow, &c.peerZeroSince, smp.PeerWindow == 0, now)
-		if zero {
-			g.PeerWindowZeroConns++
-			d.PeerWindowZero += dt
-		}
-		if closed {
-			d.PeerWindowCloses++
-		}
+		c.tallyWindow(PeerWindow, smp.PeerWindow, &c.peerZeroSince, now, dt, windowTally{
+			&g.PeerWindowMin, &g.HasPeerWindowMin, &g.PeerWindowZeroConns, &d.PeerWindowZero, &d.PeerWindowCloses})
 	}
 	if smp.Has&FieldLimited != 0 {
 		// The kernel's counters are cumulative since the connection
@@ -158,33 +149,41 @@ func (c *SampledConn) addReader(now time.Time, dt time.Duration, g *Gauges, d *C
 		g.RecvQueue += smp.RecvQueue
 	}
 	if smp.Has&FieldOwnWindow != 0 {
-		if !g.HasOwnWindowMin || smp.OwnWindow < g.OwnWindowMin {
-			g.OwnWindowMin, g.HasOwnWindowMin = smp.OwnWindow, true
-		}
-		zero, closed := c.windowClock(OwnWindow, &c.ownZeroSince, smp.OwnWindow == 0, now)
-		if zero {
-			g.OwnWindowZeroConns++
-			d.OwnWindowZero += dt
-		}
-		if closed {
-			d.OwnWindowCloses++
-		}
+		c.tallyWindow(OwnWindow, smp.OwnWindow, &c.ownZeroSince, now, dt, windowTally{
+			&g.OwnWindowMin, &g.HasOwnWindowMin, &g.OwnWindowZeroConns, &d.OwnWindowZero, &d.OwnWindowCloses})
 	}
 }
 
-// windowClock moves one window's zero-window clock on (closedSince: when
-// it closed, zero while open) and sends the event when the window closed or
-// reopened at this sample. It returns whether the window is zero now, and
-// whether it closed at this sample.
-func (c *SampledConn) windowClock(w WindowSide, closedSince *time.Time, zero bool, now time.Time) (isZero, closed bool) {
+// windowTally points at one window's figures in a pass's Gauges and
+// Counters: the peer window's or the own window's.
+type windowTally struct {
+	min       *uint32
+	hasMin    *bool
+	zeroConns *int
+	zeroTime  *time.Duration
+	closes    *int
+}
+
+// tallyWindow adds one window of the sample to the pass: the minimum, the
+// zero-window clock (closedSince: when it closed, zero while open; the
+// event when it closes or reopens) and the time it spent at zero.
+func (c *SampledConn) tallyWindow(w WindowSide, window uint32, closedSince *time.Time, now time.Time, dt time.Duration, t windowTally) {
+	if !*t.hasMin || window < *t.min {
+		*t.min, *t.hasMin = window, true
+	}
+	zero := window == 0
+	if zero {
+		*t.zeroConns++
+		*t.zeroTime += dt
+	}
 	if zero == !closedSince.IsZero() {
-		return zero, false
+		return
 	}
 	if zero {
 		*closedSince = now
+		*t.closes++
 	} else {
 		*closedSince = time.Time{}
 	}
 	c.s.notify(c, w, zero, now)
-	return zero, zero
 }
