@@ -97,9 +97,14 @@ func (s *Sampler) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-t.C:
+			// The pass's own duration: the time the goroutine waited to
+			// run after the timer fired is not sampling, and on a loaded
+			// machine counting it nine times over would leave seconds
+			// between passes.
+			began := time.Now()
 			s.Sample(now)
-			took := time.Since(now)
-			t.Reset(max(s.interval-took, 9*took))
+			took := time.Since(began)
+			t.Reset(max(s.interval-time.Since(now), 9*took))
 		}
 	}
 }
