@@ -2,21 +2,20 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/term"
 
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
-	"github.com/go-backpressure/go-backpressure/pkg/report"
 	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 )
 
@@ -28,51 +27,119 @@ const exitInterrupted = 130
 // interrupted, and the report printed in every case.
 func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 	log := cfg.Logger(stderr)
-	target, _ := cfg.target()
-	proto := target.Protocol
-	dir := cfg.direction()
-
 	reg := metrics.NewRegistry()
-	m := metrics.New(reg, config.Version)
-	cm := metrics.NewClient(reg)
-	m.SetStallThreshold(cfg.StallThreshold)
-	rec := report.NewRecorder()
-	sampler, err := metrics.NewSocketSampler(reg, metrics.SamplerOptions{Interval: cfg.SampleInterval})
-	if err == nil {
-		err = metrics.RegisterNetstat(reg)
-	}
+	c, err := newClient(cfg, reg, log, stdout, stderr)
 	if err != nil {
 		log.Error("cannot register socket metrics", "err", err)
 		return config.ExitFailed
 	}
-	if sampler.Enabled() {
-		rec.SetKernel(kernelView(sampler))
-	}
-	if missing := sockstat.MissingDescription(); missing != "" {
-		log.Info("kernel socket statistics incomplete: their metrics and report lines are left out", "missing", missing)
-	}
-	samplerCtx, stopSampler := context.WithCancel(context.WithoutCancel(ctx))
-	samplerDone := make(chan struct{})
-	go func() { defer close(samplerDone); sampler.Run(samplerCtx) }()
-	defer func() { stopSampler(); <-samplerDone }()
-	obs := flow.Multi(m, sampler, rec)
-
-	var metricsSrv *http.Server
+	defer c.startSampler(ctx)()
 	if cfg.MetricsAddr != "" {
-		ln, err := net.Listen("tcp", cfg.MetricsAddr)
+		srv, err := serveMetrics(cfg.MetricsAddr, reg, log)
 		if err != nil {
 			log.Error("cannot serve metrics", "metrics_addr", cfg.MetricsAddr, "err", err)
 			return config.ExitFailed
 		}
-		mux := http.NewServeMux()
-		mux.Handle("/metrics", metrics.Handler(reg))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-		metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		go metricsSrv.Serve(ln)
-		defer metricsSrv.Close()
-		log.Info("serving metrics", "addr", ln.Addr().String())
+		defer srv.Close()
 	}
+	log.Info("bp-client starting", "run", cfg.RunID, "target", cfg.Target, "direction", cfg.direction(),
+		"connections", cfg.Connections, "payload_size", cfg.PayloadSize, "rate", cfg.Rate,
+		"count", cfg.Count, "duration", cfg.Duration)
+	runErr, interrupted := c.rounds(ctx)
+	if cfg.MetricsAddr != "" && cfg.Linger > 0 && !interrupted {
+		log.Info("lingering so scrapers see the final values", "linger", cfg.Linger)
+		sleep(ctx, cfg.Linger)
+	}
+	switch {
+	case interrupted:
+		return exitInterrupted
+	case runErr != nil:
+		return config.ExitFailed
+	}
+	return config.ExitOK
+}
 
+// client is what every round of a run shares: the metrics served
+// throughout, the socket sampler, and what each connection dials and does.
+type client struct {
+	cfg            clientConfig
+	log            *slog.Logger
+	stdout, stderr io.Writer
+	core           *metrics.Metrics
+	own            *metrics.Client
+	sampler        *sockstat.Sampler
+	proto          flow.Protocol
+	dial           func(context.Context, flow.Hello) (flow.Conn, error)
+	hello          flow.Hello
+	plan           flow.Plan
+}
+
+// newClient registers the metrics and the socket sampler on reg and
+// prepares the connections' dial and plan.
+func newClient(cfg clientConfig, reg *prometheus.Registry, log *slog.Logger, stdout, stderr io.Writer) (*client, error) {
+	c := &client{cfg: cfg, log: log, stdout: stdout, stderr: stderr,
+		core: metrics.New(reg, config.Version), own: metrics.NewClient(reg)}
+	c.core.SetStallThreshold(cfg.StallThreshold)
+	var err error
+	c.sampler, err = metrics.NewSocketSampler(reg, metrics.SamplerOptions{Interval: cfg.SampleInterval})
+	if err == nil {
+		err = metrics.RegisterNetstat(reg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if missing := sockstat.MissingDescription(); missing != "" {
+		log.Info("kernel socket statistics incomplete: their metrics and report lines are left out", "missing", missing)
+	}
+	target, _ := cfg.target() // checked by Validate
+	c.proto = target.Protocol
+	c.dial = dialer(cfg, log)
+	c.hello, c.plan = connPlan(cfg)
+	return c, nil
+}
+
+// startSampler runs the socket sampler until the returned function stops
+// it. It outlives ctx, so the last report and the lingering metrics still
+// see it.
+func (c *client) startSampler(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); c.sampler.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+// serveMetrics serves /metrics and /healthz on addr until closed.
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*http.Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", metrics.Handler(reg))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	log.Info("serving metrics", "addr", ln.Addr().String())
+	return srv, nil
+}
+
+// dialer returns how each connection reaches the target: the transport,
+// its socket options and the hello.
+func dialer(cfg clientConfig, log *slog.Logger) func(context.Context, flow.Hello) (flow.Conn, error) {
+	target, _ := cfg.target() // checked by Validate
+	opts := flow.SocketOptions{SendBuffer: int(cfg.SndBuf), ReceiveBuffer: int(cfg.RcvBuf), TLS: cfg.tls()}
+	if opts.TLS != nil && opts.TLS.InsecureSkipVerify {
+		log.Warn("not verifying the server's TLS certificate (--insecure-skip-verify): anyone in the path can read and change the stream")
+	}
+	return func(ctx context.Context, hello flow.Hello) (flow.Conn, error) {
+		return flow.Dial(ctx, target, &hello, opts)
+	}
+}
+
+// connPlan is what each connection asks of the server (the hello) and does
+// itself (the plan).
+func connPlan(cfg clientConfig) (flow.Hello, flow.Plan) {
+	dir := cfg.direction()
 	hello := flow.Hello{
 		RunID: cfg.RunID, Direction: dir, PayloadSize: int(cfg.PayloadSize),
 		TotalBytes: cfg.totalBytes(), Rate: cfg.Rate, DurationMS: cfg.Duration.Milliseconds(),
@@ -95,135 +162,16 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 			Duration: cfg.Duration, StallThreshold: cfg.StallThreshold,
 		}
 	}
-	opts := flow.SocketOptions{SendBuffer: int(cfg.SndBuf), ReceiveBuffer: int(cfg.RcvBuf), TLS: cfg.tls()}
-	if opts.TLS != nil && opts.TLS.InsecureSkipVerify {
-		log.Warn("not verifying the server's TLS certificate (--insecure-skip-verify): anyone in the path can read and change the stream")
-	}
-	dial := func(ctx context.Context, hello flow.Hello) (flow.Conn, error) {
-		return flow.Dial(ctx, target, &hello, opts)
-	}
-
-	log.Info("bp-client starting", "run", cfg.RunID, "target", cfg.Target, "direction", dir,
-		"connections", cfg.Connections, "payload_size", cfg.PayloadSize, "rate", cfg.Rate,
-		"count", cfg.Count, "duration", cfg.Duration)
-
-	// One run, or with --loop one run after another (each with its own
-	// report and run id, the metrics served throughout) until interrupted.
-	var (
-		runErr      error
-		interrupted bool
-	)
-	for round := 1; ; round++ {
-		if cfg.Loop {
-			hello.RunID = fmt.Sprintf("%s-%d", cfg.RunID, round)
-			rec = report.NewRecorder()
-			if sampler.Enabled() {
-				rec.SetKernel(kernelView(sampler))
-			}
-			obs = flow.Multi(m, sampler, rec)
-			log.Info("run starting", "run", hello.RunID, "round", round)
-		}
-		start := time.Now()
-		// This round's verdict; its observer joins the others (obs is
-		// shadowed for the round).
-		judge, stopJudge := startVerdict(ctx, cfg, rec)
-		obs := flow.Multi(obs, judge)
-		stopLive := startLive(cfg, rec, stderr, start)
-		var (
-			wg       sync.WaitGroup
-			mu       sync.Mutex
-			firstErr error
-		)
-		cr := connRun{dial: dial, hello: hello, plan: plan, obs: obs, log: log, onReconnect: func() {
-			rec.Reconnected()
-			cm.Reconnected(proto)
-		}}
-		if cfg.Reconnect {
-			cr.retry = reconnectPolicy{max: cfg.ReconnectMax, wait: cfg.ReconnectWait, cap: cfg.ReconnectCap}
-		}
-		for i := 0; i < cfg.Connections; i++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				err := runConn(ctx, cr)
-				if err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-				}
-			}()
-		}
-		wg.Wait()
-		elapsed := time.Since(start)
-		stopLive()
-		stopJudge()
-
-		runErr = firstErr
-		interrupted = ctx.Err() != nil
-		if interrupted {
-			runErr = errors.New("interrupted")
-		}
-		sum := rec.Summarize(report.Run{
-			RunID: hello.RunID, Target: cfg.Target, Direction: dir, Connections: cfg.Connections,
-			PayloadSize: int(cfg.PayloadSize), Rate: cfg.Rate, StallThreshold: cfg.StallThreshold,
-		}, elapsed, runErr)
-		if cfg.Output == "json" {
-			sum.WriteJSON(stdout)
-		} else {
-			sum.WriteText(stdout)
-		}
-		if runErr != nil && !interrupted {
-			log.Error("run failed", "reason", flow.ErrorReason(runErr), "err", runErr,
-				"bytes_acked", sum.BytesAcked, "bytes_written", sum.BytesWritten)
-		}
-		if !cfg.Loop || interrupted {
-			break
-		}
-		select {
-		case <-time.After(cfg.LoopPause):
-		case <-ctx.Done():
-			interrupted = true
-		}
-		if interrupted {
-			break
-		}
-	}
-	if metricsSrv != nil && cfg.Linger > 0 && !interrupted {
-		log.Info("lingering so scrapers see the final values", "linger", cfg.Linger)
-		select {
-		case <-time.After(cfg.Linger):
-		case <-ctx.Done():
-		}
-	}
-	switch {
-	case interrupted:
-		return exitInterrupted
-	case runErr != nil:
-		return config.ExitFailed
-	}
-	return config.ExitOK
+	return hello, plan
 }
 
-// kernelView adapts the socket sampler's totals to the report's view of one
-// run: it starts a new send-queue peak (the recorder counts the times from
-// its SetKernel).
-func kernelView(s *metrics.SocketSampler) func() report.Kernel {
-	s.ResetPeak()
-	return func() report.Kernel {
-		t := s.Totals()
-		return report.Kernel{
-			HasPeerWindow:  t.Has&sockstat.FieldPeerWindow != 0,
-			PeerWindowZero: t.PeerWindowZero,
-			HasLimited:     t.Has&sockstat.FieldLimited != 0,
-			RwndLimited:    t.RwndLimited,
-			SndbufLimited:  t.SndbufLimited,
-			Busy:           t.Busy,
-			HasSendQueue:   t.Has&sockstat.FieldSendQueue != 0,
-			SendQueue:      int64(t.SendQueue),
-			PeakSendQueue:  int64(t.PeakConnSendQueue),
-		}
+// sleep waits for d or until ctx ends, and reports whether ctx ended.
+func sleep(ctx context.Context, d time.Duration) (interrupted bool) {
+	select {
+	case <-time.After(d):
+		return false
+	case <-ctx.Done():
+		return true
 	}
 }
 
@@ -237,4 +185,13 @@ func useLive(cfg clientConfig, w io.Writer) bool {
 	}
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// roundID is the run id of round n: the configured one, or with --loop
+// one per round.
+func (c *client) roundID(n int) string {
+	if !c.cfg.Loop {
+		return c.cfg.RunID
+	}
+	return fmt.Sprintf("%s-%d", c.cfg.RunID, n)
 }

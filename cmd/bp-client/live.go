@@ -9,7 +9,9 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/go-backpressure/go-backpressure/pkg/config"
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/report"
+	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 )
 
 // kernelLive describes the kernel's view over the last refresh: the share
@@ -17,7 +19,7 @@ import (
 // kernel was held back by it, and the bytes in the send queues now. connTime
 // is the refresh interval times the open connections, in seconds. Nothing is
 // shown for what the kernel does not report.
-func kernelLive(cur, last *report.Kernel, connTime float64) string {
+func kernelLive(cur, last *sockstat.Totals, connTime float64) string {
 	if cur == nil || last == nil || connTime <= 0 {
 		return ""
 	}
@@ -25,13 +27,13 @@ func kernelLive(cur, last *report.Kernel, connTime float64) string {
 		return 100 * min(max((now-before).Seconds()/connTime, 0), 1)
 	}
 	var b strings.Builder
-	if cur.HasPeerWindow {
+	if cur.Has&sockstat.FieldPeerWindow != 0 {
 		fmt.Fprintf(&b, "  win0 %3.0f%%", share(cur.PeerWindowZero, last.PeerWindowZero))
 	}
-	if cur.HasLimited {
+	if cur.Has&sockstat.FieldLimited != 0 {
 		fmt.Fprintf(&b, "  rwnd-limited %3.0f%%", share(cur.RwndLimited, last.RwndLimited))
 	}
-	if cur.HasSendQueue {
+	if cur.Has&sockstat.FieldSendQueue != 0 {
 		fmt.Fprintf(&b, "  sndq %s", config.HumanBytes(float64(cur.SendQueue)))
 	}
 	return b.String()
@@ -81,25 +83,7 @@ func startLive(cfg clientConfig, rec *report.Recorder, w io.Writer, start time.T
 				return
 			case now := <-t.C:
 				cur := rec.Totals()
-				dt := now.Sub(lastAt).Seconds()
-				desc := ""
-				if dir.ClientWrites() {
-					blocked := max(cur.Blocked-last.Blocked, 0).Seconds() / (dt * float64(max(cur.Open, 1)))
-					desc = fmt.Sprintf("up %s/s  blocked %3.0f%%  in pipe %s  stalls %d",
-						config.HumanBytes(float64(cur.Written-last.Written)/dt), 100*min(blocked, 1),
-						config.HumanBytes(float64(cur.InPipe)), cur.Stalls)
-					desc += kernelLive(cur.Kernel, last.Kernel, dt*float64(max(cur.Open, 1)))
-					if cur.Verdict != "" {
-						desc += "  | " + cur.Verdict
-					}
-				}
-				if dir.ServerWrites() {
-					if desc != "" {
-						desc += "  "
-					}
-					desc += fmt.Sprintf("down %s/s", config.HumanBytes(float64(cur.Read-last.Read)/dt))
-				}
-				bar.Describe(desc)
+				bar.Describe(liveLine(dir, &cur, &last, now.Sub(lastAt).Seconds()))
 				if byBytes {
 					bar.Set64(cur.Written + cur.Read)
 				} else {
@@ -115,4 +99,27 @@ func startLive(cfg clientConfig, rec *report.Recorder, w io.Writer, start time.T
 		bar.Finish()
 		fmt.Fprintln(w)
 	}
+}
+
+// liveLine is the live display's words for one refresh: cur now, last at
+// the refresh before, dt seconds ago.
+func liveLine(dir flow.Direction, cur, last *report.Totals, dt float64) string {
+	desc := ""
+	if dir.ClientWrites() {
+		blocked := max(cur.Blocked-last.Blocked, 0).Seconds() / (dt * float64(max(cur.Open, 1)))
+		desc = fmt.Sprintf("up %s/s  blocked %3.0f%%  in pipe %s  stalls %d",
+			config.HumanBytes(float64(cur.Written-last.Written)/dt), 100*min(blocked, 1),
+			config.HumanBytes(float64(cur.InPipe)), cur.Stalls)
+		desc += kernelLive(cur.Kernel, last.Kernel, dt*float64(max(cur.Open, 1)))
+		if cur.Verdict != "" {
+			desc += "  | " + cur.Verdict
+		}
+	}
+	if dir.ServerWrites() {
+		if desc != "" {
+			desc += "  "
+		}
+		desc += fmt.Sprintf("down %s/s", config.HumanBytes(float64(cur.Read-last.Read)/dt))
+	}
+	return desc
 }

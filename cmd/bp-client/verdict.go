@@ -12,13 +12,16 @@ import (
 // startVerdict starts judging one run (pkg/verdict): it returns the
 // observer to add to the run's observers, and the function that stops its
 // passes once the run is over. The recorder reports the verdict, at the
-// end and live. A client that only reads has no verdict.
-func startVerdict(ctx context.Context, cfg clientConfig, rec *report.Recorder) (flow.Observer, func()) {
+// end and live; the verdict reads the kernel's view of each connection
+// from the sampler. A client that only reads has no verdict.
+func startVerdict(ctx context.Context, cfg clientConfig, rec *report.Recorder, sampler *sockstat.Sampler) (flow.Observer, func()) {
 	if !cfg.direction().ClientWrites() {
 		return flow.Nop{}, func() {}
 	}
-	opts := verdict.Options{StallThreshold: cfg.StallThreshold, Interval: cfg.SampleInterval, Kernel: cfg.SampleInterval > 0}
+	opts := verdict.Options{StallThreshold: cfg.StallThreshold, Interval: cfg.SampleInterval}
 	switch {
+	case sampler.Enabled():
+		opts.Kernel = sampler
 	case cfg.SampleInterval == 0:
 		opts.KernelReason = "socket sampling is off (--sample-interval 0)"
 	case !sockstat.Supported():

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-backpressure/go-backpressure/pkg/metrics"
+	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 )
 
 // windowLogInterval is the least time between two "receive window closed"
@@ -56,9 +56,9 @@ func (w *windowLogs) remove(nc net.Conn) (closes int) {
 	return closes
 }
 
-// event handles one sampler event (metrics.SamplerOptions.OnWindow).
-func (w *windowLogs) event(ev metrics.WindowEvent) {
-	if ev.Window != metrics.OwnWindow {
+// event handles one sampler event (sockstat.SamplerOptions.OnWindow).
+func (w *windowLogs) event(ev sockstat.WindowEvent) {
+	if ev.Window != sockstat.OwnWindow {
 		return
 	}
 	w.mu.Lock()

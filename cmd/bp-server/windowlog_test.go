@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
-	"github.com/go-backpressure/go-backpressure/pkg/metrics"
+	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 )
 
 // TestWindowLogsBounded: a window that flaps is logged at most once per
@@ -26,8 +26,8 @@ func TestWindowLogsBounded(t *testing.T) {
 	var w windowLogs
 	w.add(a, log)
 	t0 := time.Now()
-	ev := func(at time.Duration, closed bool) metrics.WindowEvent {
-		return metrics.WindowEvent{Conn: a, Protocol: flow.TCP, Window: metrics.OwnWindow, Closed: closed, At: t0.Add(at)}
+	ev := func(at time.Duration, closed bool) sockstat.WindowEvent {
+		return sockstat.WindowEvent{Conn: a, Protocol: flow.TCP, Window: sockstat.OwnWindow, Closed: closed, At: t0.Add(at)}
 	}
 	w.event(ev(0, true))                     // logged
 	w.event(ev(200*time.Millisecond, false)) // its reopen: logged
@@ -36,8 +36,8 @@ func TestWindowLogsBounded(t *testing.T) {
 		w.event(ev(at, true))
 		w.event(ev(at+50*time.Millisecond, false))
 	}
-	w.event(metrics.WindowEvent{Conn: a, Window: metrics.PeerWindow, Closed: true, At: t0.Add(3 * time.Second)})
-	w.event(metrics.WindowEvent{Conn: b, Window: metrics.OwnWindow, Closed: true, At: t0.Add(3 * time.Second)})
+	w.event(sockstat.WindowEvent{Conn: a, Window: sockstat.PeerWindow, Closed: true, At: t0.Add(3 * time.Second)})
+	w.event(sockstat.WindowEvent{Conn: b, Window: sockstat.OwnWindow, Closed: true, At: t0.Add(3 * time.Second)})
 	w.event(ev(6*time.Second, true)) // past the interval: logged with the count
 	w.event(ev(7*time.Second, false))
 	if closes := w.remove(a); closes != 12 {

@@ -23,6 +23,7 @@ import (
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
 	"github.com/go-backpressure/go-backpressure/pkg/report"
+	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 )
 
 // clientObservers builds what bp-client observes every connection with:
@@ -126,7 +127,7 @@ func BenchmarkInstrumentedWriteLoop(b *testing.B) {
 		obs  func(testing.TB) flow.Observer
 	}{
 		{"off", func(testing.TB) flow.Observer { return flow.Nop{} }},
-		{"on", func(tb testing.TB) flow.Observer { return clientObservers(tb, metrics.DefaultSampleInterval) }},
+		{"on", func(tb testing.TB) flow.Observer { return clientObservers(tb, sockstat.DefaultSampleInterval) }},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			addr := discardAddr(b)

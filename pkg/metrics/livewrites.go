@@ -31,12 +31,6 @@ type protoWrites struct {
 	reported float64 // last value exported, so the counter never dips
 }
 
-// writeClock is one connection's write in progress, if any.
-type writeClock struct {
-	mu    sync.Mutex
-	began time.Time // zero when no write is in progress
-}
-
 func newLiveWrites() *liveWrites {
 	lw := &liveWrites{
 		byProto: map[string]*protoWrites{},
@@ -76,12 +70,10 @@ func (lw *liveWrites) remove(c *connMetrics) {
 	delete(lw.byProto[c.protocol].conns, c)
 	lw.mu.Unlock()
 	// A write cut off by the close never reported: keep its time.
-	c.clock.mu.Lock()
-	if !c.clock.began.IsZero() {
-		c.live.doneNs.Add(int64(time.Since(c.clock.began)))
-		c.clock.began = time.Time{}
+	if d, ok := c.clock.Elapsed(time.Now()); ok {
+		c.live.doneNs.Add(int64(d))
+		c.clock.Stop()
 	}
-	c.clock.mu.Unlock()
 }
 
 func (lw *liveWrites) Describe(ch chan<- *prometheus.Desc) {
@@ -91,19 +83,17 @@ func (lw *liveWrites) Describe(ch chan<- *prometheus.Desc) {
 
 func (lw *liveWrites) Collect(ch chan<- prometheus.Metric) {
 	threshold := time.Duration(lw.threshold.Load())
+	now := time.Now()
 	lw.mu.Lock()
 	defer lw.mu.Unlock()
 	for proto, pw := range lw.byProto {
 		total := time.Duration(pw.doneNs.Load())
 		stalled := 0
 		for c := range pw.conns {
-			c.clock.mu.Lock()
-			began := c.clock.began
-			c.clock.mu.Unlock()
-			if began.IsZero() {
+			d, ok := c.clock.Elapsed(now)
+			if !ok {
 				continue
 			}
-			d := time.Since(began)
 			total += d
 			if d >= threshold {
 				stalled++
@@ -126,18 +116,12 @@ func (m *Metrics) SetStallThreshold(d time.Duration) {
 }
 
 // WriteStarting implements flow.WriteStartObserver.
-func (c *connMetrics) WriteStarting(began time.Time) {
-	c.clock.mu.Lock()
-	c.clock.began = began
-	c.clock.mu.Unlock()
-}
+func (c *connMetrics) WriteStarting(began time.Time) { c.clock.Start(began) }
 
 // writeDone ends the write in progress and books its blocked time.
 func (c *connMetrics) writeDone(blocked time.Duration) {
-	c.clock.mu.Lock()
-	c.clock.began = time.Time{}
+	c.clock.Stop()
 	c.live.doneNs.Add(int64(blocked))
-	c.clock.mu.Unlock()
 }
 
 var _ flow.WriteStartObserver = (*connMetrics)(nil)

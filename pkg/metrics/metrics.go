@@ -22,7 +22,7 @@ var WriteBlockedBuckets = []float64{
 }
 
 // Protocols are the values of the protocol label.
-var Protocols = []flow.Protocol{flow.TCP, flow.WebSocket}
+var Protocols = flow.Protocols[:]
 
 // Metrics holds the core metrics of a binary and implements flow.Observer.
 type Metrics struct {
@@ -203,7 +203,7 @@ type connMetrics struct {
 	conns, inPipe, paused                   prometheus.Gauge
 	isPaused                                bool // only touched by the reader goroutine
 	live                                    *protoWrites
-	clock                                   writeClock
+	clock                                   flow.WriteClock // the write in progress, for liveWrites
 }
 
 func (c *connMetrics) Wrote(n int, blocked time.Duration, stalled bool) {

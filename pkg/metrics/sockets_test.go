@@ -33,18 +33,18 @@ func requireSockstat(t testing.TB, need sockstat.Fields) {
 type side struct {
 	reg     *prometheus.Registry
 	core    *metrics.Metrics
-	sampler *metrics.SocketSampler
-	events  chan metrics.WindowEvent
+	sampler *sockstat.Sampler
+	events  chan sockstat.WindowEvent
 }
 
 func newSide(t *testing.T, interval time.Duration) *side {
 	t.Helper()
-	s := &side{reg: prometheus.NewRegistry(), events: make(chan metrics.WindowEvent, 1024)}
+	s := &side{reg: prometheus.NewRegistry(), events: make(chan sockstat.WindowEvent, 1024)}
 	s.core = metrics.New(s.reg, "test")
 	var err error
 	s.sampler, err = metrics.NewSocketSampler(s.reg, metrics.SamplerOptions{
 		Interval: interval,
-		OnWindow: func(ev metrics.WindowEvent) {
+		OnWindow: func(ev sockstat.WindowEvent) {
 			select {
 			case s.events <- ev:
 			default:
@@ -283,7 +283,7 @@ func TestSocketMetricsPausedReader(t *testing.T) {
 			var closed, reopened int
 			for len(server.events) > 0 {
 				ev := <-server.events
-				if ev.Window != metrics.OwnWindow || ev.Protocol != proto {
+				if ev.Window != sockstat.OwnWindow || ev.Protocol != proto {
 					t.Errorf("server event %+v: want own window, %s", ev, proto)
 				}
 				if ev.Closed {
@@ -392,7 +392,7 @@ func TestSocketSamplerStartsAtZero(t *testing.T) {
 // closed at once, so n connections hold n descriptors rather than 2n: the
 // dialled sockets stay open (in CLOSE_WAIT) and cost a sample the same
 // system calls.
-func openPairs(tb testing.TB, s *metrics.SocketSampler, n int, keepPeers bool) {
+func openPairs(tb testing.TB, s *sockstat.Sampler, n int, keepPeers bool) {
 	tb.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

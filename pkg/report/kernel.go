@@ -5,57 +5,48 @@ import (
 	"time"
 
 	"github.com/go-backpressure/go-backpressure/pkg/config"
+	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 )
 
-// Kernel is the kernel's view of this side's writing sockets, summed over
-// connections: what the client's write calls only see as blocking. It comes
-// from a socket sampler (pkg/metrics) through Recorder.SetKernel; the report
-// itself reads no sockets. A Has flag is false when the kernel does not
-// provide that statistic: its values are then unknown, not zero.
-type Kernel struct {
-	// HasPeerWindow: PeerWindowZero is known (Linux >= 5.4).
-	HasPeerWindow bool
-	// PeerWindowZero is the time the server (or the next hop) advertised a
-	// zero receive window, summed over connections.
-	PeerWindowZero time.Duration
-	// HasLimited: RwndLimited, SndbufLimited and Busy are known (Linux >= 4.10).
-	HasLimited bool
-	// RwndLimited is the time the kernel could not send because of the
-	// peer's receive window; SndbufLimited because this side's send buffer
-	// was full; Busy, the time it had data to send. Summed over connections.
-	RwndLimited, SndbufLimited, Busy time.Duration
-	// HasSendQueue: SendQueue and PeakSendQueue are known.
-	HasSendQueue bool
-	// SendQueue is the bytes in the send queues now, summed; PeakSendQueue
-	// the largest send queue any one connection had.
-	SendQueue, PeakSendQueue int64
+// KernelSource is where a Recorder reads the kernel's view of this
+// side's sockets, summed over connections: what the client's write calls
+// only see as blocking. It is the socket sampler (a *sockstat.Sampler
+// among the run's observers); the report itself reads no sockets. A field
+// missing from Totals.Has is unknown, not zero, and the report leaves it
+// out.
+type KernelSource interface {
+	Totals() sockstat.Totals
+	// ResetPeak starts a new largest send queue, for this run.
+	ResetPeak()
 }
 
 // SetKernel tells the recorder where to read the kernel's view of the run
-// (nil: nowhere, and the report leaves it out). Call it before the run: the
-// times kernel returns are cumulative (a sampler counts from its start, over
-// every run of the process), so the recorder reads them once here and
-// reports only what they grew by since. PeakSendQueue is taken as is: the
-// source starts a new peak for each run.
-func (r *Recorder) SetKernel(kernel func() Kernel) {
-	if kernel == nil {
-		r.kernel = nil
+// (nil: nowhere, and the report leaves it out). Call it before the run:
+// the source's counters are cumulative (a sampler counts from its start,
+// over every run of the process), so the recorder reads them once here and
+// reports only what they grew by since; and it starts the source's new
+// send-queue peak.
+func (r *Recorder) SetKernel(src KernelSource) {
+	r.kernel = src
+	if src == nil {
 		return
 	}
-	base := kernel()
-	r.kernel = func() Kernel {
-		k := kernel()
-		k.PeerWindowZero -= base.PeerWindowZero
-		k.RwndLimited -= base.RwndLimited
-		k.SndbufLimited -= base.SndbufLimited
-		k.Busy -= base.Busy
-		return k
+	src.ResetPeak()
+	r.kernelBase = src.Totals()
+}
+
+// kernelNow is the kernel's view of the run so far, nil when not known.
+func (r *Recorder) kernelNow() *sockstat.Totals {
+	if r.kernel == nil {
+		return nil
 	}
+	t := r.kernel.Totals().Since(r.kernelBase)
+	return &t
 }
 
 // fillKernel fills the kernel part of a summary: shares are of the
 // connections' combined time, like BlockedShare.
-func (s *Summary) fillKernel(k *Kernel, secs float64, conns int) {
+func (s *Summary) fillKernel(k *sockstat.Totals, secs float64, conns int) {
 	if k == nil {
 		return
 	}
@@ -66,17 +57,17 @@ func (s *Summary) fillKernel(k *Kernel, secs float64, conns int) {
 		v := d.Seconds() / (secs * float64(conns))
 		return &v
 	}
-	if k.HasPeerWindow {
+	if k.Has&sockstat.FieldPeerWindow != 0 {
 		s.PeerWindowZeroSeconds = ptr(k.PeerWindowZero.Seconds())
 		s.PeerWindowZeroShare = share(k.PeerWindowZero)
 	}
-	if k.HasLimited {
+	if k.Has&sockstat.FieldLimited != 0 {
 		s.RwndLimitedSeconds = ptr(k.RwndLimited.Seconds())
 		s.RwndLimitedShare = share(k.RwndLimited)
 		s.SndbufLimitedSeconds = ptr(k.SndbufLimited.Seconds())
 	}
-	if k.HasSendQueue {
-		s.PeakSendQueueBytes = ptr(k.PeakSendQueue)
+	if k.Has&sockstat.FieldSendQueue != 0 {
+		s.PeakSendQueueBytes = ptr(int64(k.PeakConnSendQueue))
 	}
 }
 

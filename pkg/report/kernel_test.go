@@ -9,7 +9,26 @@ import (
 
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/report"
+	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 )
+
+// fakeKernel is a KernelSource that returns what the test sets.
+type fakeKernel struct {
+	totals sockstat.Totals
+	resets int
+	// then, if set, replaces totals after the first read (the baseline).
+	then *sockstat.Totals
+}
+
+func (k *fakeKernel) Totals() sockstat.Totals {
+	t := k.totals
+	if k.then != nil {
+		k.totals = *k.then
+	}
+	return t
+}
+
+func (k *fakeKernel) ResetPeak() { k.resets++ }
 
 // TestReportKernelView: the kernel's view appears in the summary, text and
 // JSON, as shares of the connections' time; what the kernel does not
@@ -18,7 +37,7 @@ func TestReportKernelView(t *testing.T) {
 	run := report.Run{RunID: "k", Target: "tcp://x:1", Direction: flow.Up, Connections: 2, PayloadSize: 1024, StallThreshold: 100 * time.Millisecond}
 	for _, tc := range []struct {
 		name       string
-		kernel     *report.Kernel // nil: no sampler
+		kernel     *sockstat.Totals // nil: no sampler
 		wantJSON   map[string]float64
 		absentJSON []string
 		wantText   []string
@@ -27,10 +46,10 @@ func TestReportKernelView(t *testing.T) {
 		{
 			// Two connections for 10 s: 20 connection-seconds.
 			name: "full kernel",
-			kernel: &report.Kernel{
-				HasPeerWindow: true, PeerWindowZero: 4 * time.Second,
-				HasLimited: true, RwndLimited: 5 * time.Second, SndbufLimited: time.Second, Busy: 18 * time.Second,
-				HasSendQueue: true, PeakSendQueue: 190000,
+			kernel: &sockstat.Totals{
+				Has:               sockstat.FieldPeerWindow | sockstat.FieldLimited | sockstat.FieldSendQueue,
+				Counters:          sockstat.Counters{PeerWindowZero: 4 * time.Second, RwndLimited: 5 * time.Second, SndbufLimited: time.Second, Busy: 18 * time.Second},
+				PeakConnSendQueue: 190000,
 			},
 			wantJSON: map[string]float64{
 				"peer_window_zero_seconds": 4, "peer_window_zero_share": 0.2,
@@ -42,7 +61,7 @@ func TestReportKernelView(t *testing.T) {
 		{
 			// A 5.0 kernel: no peer window; the rest is there.
 			name:       "no peer window",
-			kernel:     &report.Kernel{HasLimited: true, RwndLimited: 5 * time.Second, HasSendQueue: true, PeakSendQueue: 1},
+			kernel:     &sockstat.Totals{Has: sockstat.FieldLimited | sockstat.FieldSendQueue, Counters: sockstat.Counters{RwndLimited: 5 * time.Second}, PeakConnSendQueue: 1},
 			wantJSON:   map[string]float64{"rwnd_limited_seconds": 5},
 			absentJSON: []string{"peer_window_zero_seconds", "peer_window_zero_share"},
 			absentText: []string{"server window"},
@@ -57,14 +76,7 @@ func TestReportKernelView(t *testing.T) {
 			rec := report.NewRecorder()
 			if tc.kernel != nil {
 				// A source whose times start at zero when the run starts.
-				k, started := *tc.kernel, false
-				rec.SetKernel(func() report.Kernel {
-					if !started {
-						started = true
-						return report.Kernel{HasPeerWindow: k.HasPeerWindow, HasLimited: k.HasLimited, HasSendQueue: k.HasSendQueue}
-					}
-					return k
-				})
+				rec.SetKernel(&fakeKernel{totals: sockstat.Totals{Has: tc.kernel.Has}, then: tc.kernel})
 			}
 			sum := rec.Summarize(run, 10*time.Second, nil)
 			var js bytes.Buffer
@@ -106,11 +118,16 @@ func TestReportKernelView(t *testing.T) {
 // TestReportKernelBaseline: a recorder counts only the kernel time that
 // grew after SetKernel, so each run of a process reports its own.
 func TestReportKernelBaseline(t *testing.T) {
-	k := report.Kernel{HasPeerWindow: true, PeerWindowZero: 7 * time.Second, HasLimited: true, RwndLimited: 9 * time.Second}
+	has := sockstat.FieldPeerWindow | sockstat.FieldLimited
+	k := &fakeKernel{
+		totals: sockstat.Totals{Has: has, Counters: sockstat.Counters{PeerWindowZero: 7 * time.Second, RwndLimited: 9 * time.Second}},
+		then:   &sockstat.Totals{Has: has, Counters: sockstat.Counters{PeerWindowZero: 9 * time.Second, RwndLimited: 12 * time.Second}},
+	}
 	rec := report.NewRecorder()
-	rec.SetKernel(func() report.Kernel { return k })
-	k.PeerWindowZero += 2 * time.Second
-	k.RwndLimited += 3 * time.Second
+	rec.SetKernel(k)
+	if k.resets != 1 {
+		t.Errorf("SetKernel reset the source's peak %d times, want once", k.resets)
+	}
 	sum := rec.Summarize(report.Run{Direction: flow.Up, Connections: 1}, 10*time.Second, nil)
 	if sum.PeerWindowZeroSeconds == nil || *sum.PeerWindowZeroSeconds != 2 || sum.RwndLimitedSeconds == nil || *sum.RwndLimitedSeconds != 3 {
 		t.Errorf("peer window zero %v, rwnd-limited %v; want 2 and 3 (grown since SetKernel)", sum.PeerWindowZeroSeconds, sum.RwndLimitedSeconds)

@@ -8,6 +8,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
+	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 	"github.com/go-backpressure/go-backpressure/pkg/verdict"
 )
 
@@ -23,9 +24,9 @@ type Recorder struct {
 	reconnects           atomic.Int64
 	mu                   sync.Mutex
 	hist                 *hdrhistogram.Histogram
-	kernel               func() Kernel     // the kernel's view, if known (SetKernel)
-	verdict              *verdict.Observer // the verdict's timelines, if kept (SetVerdict)
-	epoch                time.Time
+	kernel               KernelSource          // the kernel's view, if known (SetKernel)
+	kernelBase           sockstat.Totals       // the kernel's counters at SetKernel
+	verdict              *verdict.Observer     // the verdict's timelines, if kept (SetVerdict)
 	live                 map[*recConn]struct{} // open connections, under mu
 }
 
@@ -34,7 +35,7 @@ var _ flow.Observer = (*Recorder)(nil)
 // NewRecorder returns an empty recorder.
 func NewRecorder() *Recorder {
 	// 1 µs .. 1 h at 3 significant digits.
-	return &Recorder{hist: hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 3), epoch: time.Now()}
+	return &Recorder{hist: hdrhistogram.New(1, int64(time.Hour/time.Microsecond), 3)}
 }
 
 // Open implements flow.Observer.
@@ -54,19 +55,18 @@ func (r *Recorder) Open(flow.ConnInfo) flow.ConnObserver {
 // recConn is one connection's share of the recorder.
 type recConn struct {
 	r *Recorder
-	// began is when the write in progress began, in ns since the recorder's
-	// epoch plus one; 0 when no write is in progress. It lets the live
-	// display count a write while it is blocked, not only once it returns.
-	began atomic.Int64
+	// clock is the write in progress, if any: it lets the live display
+	// count a write while it is blocked, not only once it returns.
+	clock flow.WriteClock
 }
 
 var _ flow.WriteStartObserver = (*recConn)(nil)
 
 // WriteStarting implements flow.WriteStartObserver.
-func (c *recConn) WriteStarting(t time.Time) { c.began.Store(int64(t.Sub(c.r.epoch)) + 1) }
+func (c *recConn) WriteStarting(t time.Time) { c.clock.Start(t) }
 
 func (c *recConn) Wrote(n int, blocked time.Duration, stalled bool) {
-	c.began.Store(0)
+	c.clock.Stop()
 	r := c.r
 	r.written.Add(int64(n))
 	r.writes.Add(1)
@@ -129,8 +129,9 @@ type Totals struct {
 	Blocked              time.Duration
 	InPipe, PeakInPipe   int64
 	Open                 int64
-	// Kernel is the kernel's view of the sockets, nil when not known.
-	Kernel *Kernel
+	// Kernel is the kernel's view of the sockets during the run (see
+	// SetKernel), nil when not known.
+	Kernel *sockstat.Totals
 	// Verdict says in a few words whether the server stopped and what the
 	// path absorbed ("" when no verdict is kept).
 	Verdict string
@@ -138,13 +139,8 @@ type Totals struct {
 
 // Totals reads the counters now.
 func (r *Recorder) Totals() Totals {
-	var k *Kernel
-	if r.kernel != nil {
-		v := r.kernel()
-		k = &v
-	}
 	return Totals{
-		Kernel:  k,
+		Kernel:  r.kernelNow(),
 		Written: r.written.Load(), Read: r.read.Load(), Acked: r.acked.Load(),
 		Writes: r.writes.Load(), Stalls: r.stalls.Load(),
 		Blocked: time.Duration(r.blockedNs.Load()) + r.blockedNow(),
@@ -155,13 +151,13 @@ func (r *Recorder) Totals() Totals {
 
 // blockedNow is the time the writes in progress have been blocked so far.
 func (r *Recorder) blockedNow() time.Duration {
-	now := time.Since(r.epoch)
+	now := time.Now()
 	var d time.Duration
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for c := range r.live {
-		if b := c.began.Load(); b != 0 {
-			d += max(now-time.Duration(b-1), 0)
+		if elapsed, ok := c.clock.Elapsed(now); ok {
+			d += elapsed
 		}
 	}
 	return d

@@ -6,7 +6,8 @@
 //	                                 (written: one atomic add per write;
 //	                                  acks, blocked writes: rare, under a lock)
 //	                   Run: a pass every interval: ack stall? writes stuck?
-//	                        kernel send queue and peer window, only then
+//	                        only then the sampler's latest sample:
+//	sockstat.Sampler --Conn(nc).Latest--> send queue, peer window closed since
 //	                                 |
 //	                   Timelines --> Compute --> Verdict --> report (text, JSON)
 //	                   Live -------------------> the live display's words

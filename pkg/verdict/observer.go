@@ -3,6 +3,7 @@ package verdict
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -20,10 +21,12 @@ type Options struct {
 	StallThreshold time.Duration
 	// Interval between passes (100 ms when 0).
 	Interval time.Duration
-	// Kernel: read the kernel's socket statistics (send queue, peer
-	// window) of connections whose server seems stopped. Ignored where the
-	// system cannot.
-	Kernel bool
+	// Kernel is the socket sampler among the run's observers, whose
+	// samples (send queue, peer window) of connections whose server seems
+	// stopped the verdict reads; nil: the kernel is not read. The verdict
+	// reads no socket itself: each connection is sampled once per pass,
+	// by the sampler.
+	Kernel *sockstat.Sampler
 	// KernelReason says why Kernel is off, for the verdict's reasons
 	// ("sampling is off (--sample-interval 0)").
 	KernelReason string
@@ -47,9 +50,8 @@ type Observer struct {
 	opts  Options
 	start time.Time
 
-	mu         sync.Mutex
-	conns      []*conn
-	kernelSeen atomic.Bool
+	mu    sync.Mutex
+	conns []*conn
 }
 
 var _ flow.Observer = (*Observer)(nil)
@@ -62,8 +64,8 @@ func New(opts Options) *Observer {
 	if opts.Interval <= 0 {
 		opts.Interval = 100 * time.Millisecond
 	}
-	if opts.Kernel && !sockstat.Supported() {
-		opts.Kernel = false
+	if opts.Kernel != nil && !sockstat.Supported() {
+		opts.Kernel = nil
 		opts.KernelReason = "not supported on this system"
 	}
 	return &Observer{opts: opts, start: time.Now()}
@@ -80,17 +82,17 @@ type kSample struct {
 // conn is one writing connection's timeline.
 type conn struct {
 	flow.Nop
-	o      *Observer
-	reader *sockstat.Reader // nil: the kernel is not read
+	o *Observer
+	// socket is the connection's socket, by which the sampler knows it;
+	// kernel the sampler's handle on it (nil: the kernel is not read).
+	socket net.Conn
+	kernel *sockstat.SampledConn
 
 	written   atomic.Int64
 	pipeEmpty atomic.Bool // every written byte was acknowledged (or none written)
-	// writeBegan is when the write call in progress began (offset from the
-	// run's start, +1 so that 0 means no write in progress).
-	writeBegan atomic.Int64
-	// startsSeen: the writer reports write starts, so a pass can trust
-	// that no write in progress means not blocked.
-	startsSeen atomic.Bool
+	// clock is the write call in progress; once it has seen a start, a
+	// pass can trust that no write in progress means not blocked.
+	clock flow.WriteClock
 
 	mu          sync.Mutex
 	closed      bool
@@ -126,7 +128,7 @@ type conn struct {
 	stuckSince      time.Duration
 	ring            [ringSize]kSample
 	nRing           int
-	sample          sockstat.Sample
+	lastSampleAt    time.Time // the sampler's last sample put in ring
 }
 
 // Open implements flow.Observer. Connections on which this side does not
@@ -135,13 +137,9 @@ func (o *Observer) Open(info flow.ConnInfo) flow.ConnObserver {
 	if !info.Writes {
 		return flow.Nop{}
 	}
-	c := &conn{o: o, peerZeroAt: -1, prevAck: -1}
+	c := &conn{o: o, socket: info.Conn, peerZeroAt: -1, prevAck: -1}
 	c.pipeEmpty.Store(true)
-	if o.opts.Kernel && info.Conn != nil {
-		if r, err := sockstat.NewReader(info.Conn); err == nil {
-			c.reader = r
-		}
-	}
+	c.findKernel()
 	o.mu.Lock()
 	o.conns = append(o.conns, c)
 	o.mu.Unlock()
@@ -161,18 +159,13 @@ func (c *conn) stallGap() time.Duration {
 // WriteStarting implements flow.WriteStartObserver: a blocked write is seen
 // while it is blocked, not guessed from writes standing still (a writer that
 // has simply finished writing is not blocked).
-func (c *conn) WriteStarting(began time.Time) {
-	c.writeBegan.Store(int64(c.o.since(began)) + 1)
-	if !c.startsSeen.Load() {
-		c.startsSeen.Store(true)
-	}
-}
+func (c *conn) WriteStarting(began time.Time) { c.clock.Start(began) }
 
 var _ flow.WriteStartObserver = (*conn)(nil)
 
 // Wrote implements flow.ConnObserver: the hot path.
 func (c *conn) Wrote(n int, blocked time.Duration, stalled bool) {
-	c.writeBegan.Store(0)
+	c.clock.Stop()
 	w := c.written.Add(int64(n))
 	if c.pipeEmpty.Load() && n > 0 {
 		c.firstPending(w, int64(n), blocked)
@@ -373,10 +366,11 @@ func (c *conn) pass(at time.Duration) {
 		st.Until = at
 		st.PeakInPipe = max(st.PeakInPipe, w-st.AckedBytes)
 	}
-	switch began := c.writeBegan.Load(); {
-	case began != 0 && c.pending:
-		c.stuck, c.stuckSince = true, time.Duration(began-1)
-	case began == 0 && c.startsSeen.Load():
+	began, writing := c.clock.Began()
+	switch {
+	case writing && c.pending:
+		c.stuck, c.stuckSince = true, c.o.since(began)
+	case !writing && c.clock.StartsSeen():
 		c.stuck = false // no write in progress: not blocked, whatever stands still
 	case w == c.lastPassWritten && c.pending:
 		if !c.stuck {
@@ -391,26 +385,8 @@ func (c *conn) pass(at time.Duration) {
 	if iv <= 0 {
 		iv = flow.DefaultAckInterval
 	}
-	if c.reader == nil || !(c.stuck || (c.pending && at-c.pendingSince >= 2*iv)) {
-		return
-	}
-	if c.reader.Read(&c.sample) != nil {
-		return
-	}
-	c.o.kernelSeen.Store(true)
-	sq := int64(-1)
-	if c.sample.Has&sockstat.FieldSendQueue != 0 {
-		sq = int64(c.sample.SendQueue)
-	}
-	c.ring[c.nRing%ringSize] = kSample{at: at, sendQueue: sq}
-	c.nRing++
-	if c.sample.Has&sockstat.FieldPeerWindow != 0 && c.sample.PeerWindow == 0 && c.pending {
-		if c.peerZeroAt < 0 {
-			c.peerZeroAt = at
-		}
-		if st != nil && st.PeerWindowZeroAt < 0 {
-			st.PeerWindowZeroAt = at
-		}
+	if c.stuck || (c.pending && at-c.pendingSince >= 2*iv) {
+		c.readKernel(st)
 	}
 }
 
@@ -423,7 +399,7 @@ func (c *conn) timeline(at, threshold time.Duration) Timeline {
 		Written: c.written.Load(), Acked: c.acked, Acks: c.acks, AckInterval: c.ackInterval,
 		Stalls: slices.Clone(c.stalls), StallsDropped: c.stallsDropped,
 		Blocks: slices.Clone(c.blocks), BlocksDropped: c.blocksDropped,
-		Kernel: c.reader != nil,
+		Kernel: c.kernel != nil,
 	}
 	if c.stuck && !c.closed && at-c.stuckSince >= threshold && len(tl.Blocks) < maxBlocks {
 		tl.Blocks = append(tl.Blocks, Block{Began: c.stuckSince, Ended: at, Ongoing: true,

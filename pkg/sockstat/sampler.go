@@ -1,0 +1,231 @@
+package sockstat
+
+import (
+	"context"
+	"net"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+)
+
+// DefaultSampleInterval is how often the kernel's view of every connection
+// is sampled unless configured otherwise: often enough to see a window
+// close and reopen within a pause, cheap enough for thousands of
+// connections.
+const DefaultSampleInterval = 100 * time.Millisecond
+
+// numProtocols is the number of per-protocol slots (flow.Protocols).
+const numProtocols = len(flow.Protocols)
+
+// Sampler reads the kernel's statistics of every open connection at a
+// fixed interval, from one goroutine for the whole process, and keeps them
+// per protocol with no per-connection detail. It is a flow.Observer:
+// connections register in Open and leave in Closing/Closed.
+//
+//	Open -> register a Reader --+
+//	                            v
+//	Run: every interval, one pass: Reader.Read each -> per-protocol gauges,
+//	     counters, window events -> Stats / Totals / OnWindow / Latest
+//	                            ^
+//	Closing: last sample, unregister
+//
+// It is the only place that reads sockets of our own connections:
+// pkg/metrics exports Stats, the report reads Totals, the verdict reads a
+// connection's Latest sample. Fields the running kernel lacks are left out
+// of Has, never shown as zero.
+type Sampler struct {
+	interval time.Duration
+	onWindow func(WindowEvent)
+
+	mu      sync.Mutex
+	conns   []*SampledConn // registered connections
+	byConn  map[net.Conn]*SampledConn
+	scratch []*SampledConn // the pass's copy of conns, reused between passes
+
+	statsMu sync.Mutex
+	stats   [numProtocols]ProtocolStats
+	fields  Fields // kernel fields, plus any a sample turned up
+}
+
+var _ flow.Observer = (*Sampler)(nil)
+
+// SamplerOptions configure a Sampler.
+type SamplerOptions struct {
+	// Interval between passes; 0 (or a system without socket statistics)
+	// disables sampling: Open then registers nothing and Stats is empty.
+	Interval time.Duration
+	// OnWindow, if set, is called from the sampling goroutine when a
+	// connection's window closes or reopens (own window on reading
+	// connections, peer window on writing ones). It must return quickly.
+	OnWindow func(WindowEvent)
+}
+
+// NewSampler returns a sampler; call Run to start sampling.
+func NewSampler(opts SamplerOptions) *Sampler {
+	s := &Sampler{interval: opts.Interval, onWindow: opts.OnWindow, byConn: map[net.Conn]*SampledConn{}}
+	if !Supported() {
+		s.interval = 0
+	}
+	if s.interval > 0 {
+		s.fields = KernelFields()
+	}
+	return s
+}
+
+// Enabled reports whether the sampler samples at all.
+func (s *Sampler) Enabled() bool { return s.interval > 0 }
+
+// Interval is the time between passes (0: disabled).
+func (s *Sampler) Interval() time.Duration { return s.interval }
+
+// Run samples every interval until ctx ends. It returns at once when
+// sampling is off. A pass over many connections takes time (about 4 µs a
+// socket: 40 ms at 10,000), so the next pass starts no sooner than ten
+// times the last pass's duration after it: sampling never takes more than
+// a tenth of a core, and the counters stay exact because each sample adds
+// the time since the previous one.
+func (s *Sampler) Run(ctx context.Context) error {
+	if s.interval <= 0 {
+		return nil
+	}
+	t := time.NewTimer(s.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-t.C:
+			// The pass's own duration: the time the goroutine waited to
+			// run after the timer fired is not sampling, and on a loaded
+			// machine counting it nine times over would leave seconds
+			// between passes.
+			began := time.Now()
+			s.Sample(now)
+			took := time.Since(began)
+			t.Reset(max(s.interval-time.Since(now), 9*took))
+		}
+	}
+}
+
+// Open implements flow.Observer: it registers the connection for sampling.
+// A connection whose socket cannot be read (no socket, not TCP) is skipped.
+func (s *Sampler) Open(info flow.ConnInfo) flow.ConnObserver {
+	proto := flow.ProtocolIndex(info.Protocol)
+	if s.interval <= 0 || info.Conn == nil || proto < 0 {
+		return flow.Nop{}
+	}
+	r, err := NewReader(info.Conn)
+	if err != nil {
+		return flow.Nop{}
+	}
+	c := &SampledConn{s: s, info: info, proto: proto, reader: r, lastAt: time.Now()}
+	s.mu.Lock()
+	c.index = len(s.conns)
+	s.conns = append(s.conns, c)
+	if reflect.TypeOf(info.Conn).Comparable() { // a map key; sockets are pointers
+		s.byConn[info.Conn] = c
+	}
+	s.mu.Unlock()
+	return c
+}
+
+// Conn returns the sampler's handle on the open connection whose socket is
+// nc, or nil when it does not sample it (sampling off, not TCP, closed, or
+// not opened yet). Through it the verdict reads what the passes saw,
+// instead of reading the socket a second time.
+func (s *Sampler) Conn(nc net.Conn) *SampledConn {
+	if nc == nil || !reflect.TypeOf(nc).Comparable() {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.byConn[nc]
+}
+
+func (s *Sampler) unregister(c *SampledConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := c.index
+	if i < 0 {
+		return
+	}
+	last := len(s.conns) - 1
+	s.conns[i] = s.conns[last]
+	s.conns[i].index = i
+	s.conns[last] = nil
+	s.conns = s.conns[:last]
+	c.index = -1
+	if s.byConn[c.info.Conn] == c {
+		delete(s.byConn, c.info.Conn)
+	}
+}
+
+// Sample runs one pass over every registered connection, as Run does every
+// interval; now is the time of the pass. It does not allocate once its
+// scratch space has grown to the number of connections.
+func (s *Sampler) Sample(now time.Time) {
+	s.mu.Lock()
+	s.scratch = append(s.scratch[:0], s.conns...)
+	s.mu.Unlock()
+
+	var gauges [numProtocols]Gauges
+	var deltas [numProtocols]Counters
+	var seen Fields
+	for i, c := range s.scratch {
+		seen |= c.samplePass(now, &gauges[c.proto], &deltas[c.proto])
+		s.scratch[i] = nil // do not keep closed connections alive
+	}
+
+	s.statsMu.Lock()
+	s.fields |= seen
+	for p := range s.stats {
+		st := &s.stats[p]
+		st.Gauges = gauges[p]
+		st.Counters.add(deltas[p])
+		st.PeakSendQueue = max(st.PeakSendQueue, gauges[p].LargestSendQueue)
+	}
+	s.statsMu.Unlock()
+}
+
+// publishFinal adds a closing connection's last deltas; its gauges leave
+// with it at the next pass.
+func (s *Sampler) publishFinal(proto int, g Gauges, d Counters) {
+	s.statsMu.Lock()
+	st := &s.stats[proto]
+	st.Counters.add(d)
+	st.PeakSendQueue = max(st.PeakSendQueue, g.LargestSendQueue)
+	s.statsMu.Unlock()
+}
+
+// Stats returns, in the order of flow.Protocols, each protocol's gauges of
+// the last pass and counters so far, and the fields the kernel provides
+// (a value whose field is missing is unknown, not zero).
+func (s *Sampler) Stats() ([numProtocols]ProtocolStats, Fields) {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	return s.stats, s.fields
+}
+
+// Totals returns the sampler's account summed over protocols now.
+func (s *Sampler) Totals() Totals {
+	stats, fields := s.Stats()
+	return sumTotals(stats[:], fields)
+}
+
+// ResetPeak starts a new PeakSendQueue (and Totals.PeakConnSendQueue), for
+// a report that covers one run of several in the same process.
+func (s *Sampler) ResetPeak() {
+	s.statsMu.Lock()
+	defer s.statsMu.Unlock()
+	for p := range s.stats {
+		s.stats[p].PeakSendQueue = 0
+	}
+}
+
+func (s *Sampler) notify(c *SampledConn, w WindowSide, closed bool, now time.Time) {
+	if s.onWindow != nil {
+		s.onWindow(WindowEvent{Conn: c.info.Conn, Protocol: c.info.Protocol, Window: w, Closed: closed, At: now})
+	}
+}

@@ -1,0 +1,59 @@
+package verdict
+
+import (
+	"net"
+	"testing"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
+)
+
+// TestObserverReadsSampler: the verdict reads a connection's send queue
+// from the socket sampler's passes, not from the socket. A write blocks on
+// a loopback connection whose peer does not read; the ongoing block the
+// verdict sees carries the send queue the sampler read.
+func TestObserverReadsSampler(t *testing.T) {
+	if !sockstat.Supported() || sockstat.KernelFields()&sockstat.FieldSendQueue == 0 {
+		t.Skip("kernel socket statistics not available here")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close() // never read: the writer's send queue fills
+
+	sampler := sockstat.NewSampler(sockstat.SamplerOptions{Interval: time.Hour}) // passes by hand
+	o := New(Options{Kernel: sampler, StallThreshold: 50 * time.Millisecond, Interval: 10 * time.Millisecond})
+	info := flow.ConnInfo{Protocol: flow.TCP, Conn: nc, Writes: true}
+	// The verdict opens first: it finds the sampler's handle at its pass.
+	c, sc := o.Open(info), sampler.Open(info)
+	defer sc.Closed(nil)
+	defer c.Closed(nil)
+
+	c.Wrote(16<<10, 0, false) // unacknowledged: pending
+	c.(flow.WriteStartObserver).WriteStarting(time.Now())
+	go nc.Write(make([]byte, 16<<20)) // blocks once the buffers are full
+	for deadline := time.Now().Add(300 * time.Millisecond); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		sampler.Sample(time.Now())
+		o.Pass(time.Now())
+	}
+	tls := o.Timelines(time.Now())
+	if len(tls) != 1 || !tls[0].Kernel {
+		t.Fatalf("timelines %+v: want one, with the kernel read", tls)
+	}
+	blocks := tls[0].Blocks
+	if len(blocks) != 1 || !blocks[0].Ongoing || blocks[0].SendQueue <= 0 {
+		t.Errorf("blocks %+v: want one ongoing block with the sampled send queue", blocks)
+	}
+}
