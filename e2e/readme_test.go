@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
 )
 
 // docCommand finds the one line of doc (a path from the repository's root)
@@ -90,5 +92,36 @@ func TestDocCapturePorts(t *testing.T) {
 		if f != want {
 			t.Errorf("README.md's capture filter %q, want make demo's %q", f, want)
 		}
+	}
+}
+
+// TestDocRelayUpstreamSchemes: every scheme bp-relay accepts upstream is
+// named in README.md, docs/RELAY.md and bp-relay --help, and an unknown one
+// is refused.
+func TestDocRelayUpstreamSchemes(t *testing.T) {
+	t.Parallel()
+	help, _ := exec.Command(binary("bp-relay"), "--help").CombinedOutput()
+	readme, _ := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	_, relayPara, _ := strings.Cut(string(readme), "connects to `--upstream`")
+	relayPara, _, _ = strings.Cut(relayPara, "\n\n")
+	relayDoc, _ := os.ReadFile(filepath.Join(repoRoot, "docs/RELAY.md"))
+	intro, _, _ := strings.Cut(string(relayDoc), "\n\n## ")
+	for _, scheme := range []string{"tcp", "tls", "ws", "wss"} {
+		u := scheme + "://127.0.0.1:1"
+		if _, err := flow.ParseTarget(u); err != nil {
+			t.Errorf("%s: refused: %v", u, err)
+		}
+		if !strings.Contains(string(help), scheme+"://host:port") {
+			t.Errorf("bp-relay --help does not name %s:// upstreams", scheme)
+		}
+		if !strings.Contains(relayPara, "`"+scheme+"://`") {
+			t.Errorf("README.md's bp-relay paragraph does not name %s://", scheme)
+		}
+		if !strings.Contains(intro, "`"+scheme+"://`") {
+			t.Errorf("docs/RELAY.md's introduction does not name %s://", scheme)
+		}
+	}
+	if _, err := flow.ParseTarget("udp://127.0.0.1:1"); err == nil {
+		t.Error("udp:// accepted")
 	}
 }

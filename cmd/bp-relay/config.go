@@ -18,7 +18,7 @@ type relayConfig struct {
 	config.Limits
 	HTTPAddr       string        `envconfig:"HTTP_ADDR" flag:"http-addr" default:":8090" desc:"downstream HTTP listener for /ws, /metrics, /healthz; PORT, when set, wins over BP_HTTP_ADDR and the default"`
 	TCPAddr        string        `envconfig:"TCP_ADDR" flag:"tcp-addr" default:":8091" desc:"downstream raw TCP listener (empty: off)"`
-	Upstream       string        `envconfig:"UPSTREAM" flag:"upstream" default:"" desc:"where to forward: tcp://host:port, ws://host:port/ws or wss://host:port/ws (required)"`
+	Upstream       string        `envconfig:"UPSTREAM" flag:"upstream" default:"" desc:"where to forward: tcp://host:port, tls://host:port, ws://host:port/ws or wss://host:port/ws (required)"`
 	Buffer         config.Size   `envconfig:"BUFFER" flag:"buffer" default:"0" desc:"bytes each connection may hold per direction (0: stream, a fixed 64KiB that stops reading as soon as upstream blocks)"`
 	BufferMax      config.Size   `envconfig:"BUFFER_MAX" flag:"buffer-max" default:"1GiB" desc:"hard cap on the bytes all connections' buffers hold together"`
 	Name           string        `envconfig:"NAME" flag:"name" default:"" desc:"this hop's name in the hello's via list (default: hostname:port of the listener that accepted)"`
