@@ -1,6 +1,7 @@
-// Package verdict answers, from the client's side alone, the question the
-// lab exists for: when the server stopped reading, did this client notice,
-// how soon, and how many bytes did the path absorb on the way?
+// Package verdict judges, from the client's side alone, where backpressure
+// stopped: the question the lab exists for. When the server stopped
+// reading, did this client notice, how soon, and how many bytes did the
+// path absorb on the way?
 //
 //	flow.Session --Wrote/Acked--> Observer: per-connection timeline
 //	                                 (written: one atomic add per write;
@@ -11,6 +12,11 @@
 //	                                 |
 //	                   Timelines --> Compute --> Verdict --> report (text, JSON)
 //	                   Live -------------------> the live display's words
+//
+//	Compute: pick (pick.go: each connection's stall, block, stop position)
+//	     --> aggregate (aggregate.go: medians, counts, sums)
+//	     --> classify (classify.go: blocked or absorbed, and its figures)
+//	     --> describe (describe.go: the summary, the reasons, the confidence)
 //
 // What the client can measure, and what it means:
 //
@@ -26,5 +32,7 @@
 //     part of it in the client's own socket; the rest sat further along.
 //
 // Compute is a pure function of Timelines, so the reasoning is tested on
-// constructed timelines; Observer only records.
+// constructed timelines; Observer only records. Where the server stopped,
+// in time and in bytes, is computed in one place (stopOf in pick.go), so a
+// better estimate of it changes one function.
 package verdict

@@ -262,3 +262,60 @@ func contains(t *testing.T, s string, parts ...string) {
 		}
 	}
 }
+
+// TestComputeWords pins the whole summary and every reason, word for word,
+// of the lab's two typical runs and of two connections that disagree: the
+// text is part of the report's contract.
+func TestComputeWords(t *testing.T) {
+	params := Params{End: 10 * time.Second, StallThreshold: ms(100)}
+	direct := Timeline{Written: 100 * mb, Acked: 100 * mb, Acks: 80, AckInterval: ms(100), Kernel: true,
+		Stalls: []Stall{stall(ms(2050), ms(6050), 20*mb, 20*mb+50*kb, 1*mb)},
+		Blocks: []Block{block(ms(2150), ms(6000), 21*mb, 500*kb)}}
+	buffered := Timeline{Written: 100 * mb, Acked: 100 * mb, Acks: 80, AckInterval: ms(100), Kernel: true,
+		Stalls: []Stall{stall(ms(2050), ms(6050), 20*mb, 20*mb+50*kb, 41_500*kb)}}
+	const (
+		acksEvery  = "acks moved every 0.10 s while the server read: the stop is known to within that, seen one path latency late"
+		sendQueue  = "the kernel's send queue was read while the write was blocked"
+		oneWrite   = "bytes at the moment of blocking are known to within one write (65.5 kB)"
+		blockedSum = "this client's writes first blocked 0.10 s later, after 950.0 kB more had been accepted; 1.0 MB were then written but not read by the server: about 500.0 kB in this client's own socket buffer, the rest (500.0 kB) further along the path; the server resumed at 6.0 s"
+	)
+	tests := []struct {
+		name    string
+		tls     []Timeline
+		summary string
+		reasons []string
+	}{
+		{
+			// Blocked 0.1 s after the stop, half in the client's socket.
+			name: "direct", tls: []Timeline{direct},
+			summary: "the server stopped reading at 2.0 s; " + blockedSum,
+			reasons: []string{acksEvery, sendQueue, oneWrite},
+		},
+		{
+			// Never blocked: a lower bound.
+			name: "never blocked", tls: []Timeline{buffered},
+			summary: "the server stopped reading at 2.0 s; this client never blocked: at least 41.5 MB were absorbed between it and the server; the server resumed at 6.0 s",
+			reasons: []string{acksEvery, "writes never blocked for 0.10 s or more during the stall, so the path's capacity is at least what it took"},
+		},
+		{
+			// One blocked, one did not: the outcome of the half that
+			// blocked, with the disagreement among the reasons.
+			name: "disagree", tls: []Timeline{direct, buffered},
+			summary: "the server stopped reading at 2.0 s (2 of 2 connections; figures per connection, the median); " + blockedSum,
+			reasons: []string{acksEvery, sendQueue, oneWrite,
+				"connections disagree: 1 of the 2 whose server stopped blocked, the others did not",
+				"connections disagree: absorbed bytes range from 1.0 MB to 41.5 MB"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Compute(tt.tls, params)
+			if v.Summary != tt.summary {
+				t.Errorf("summary\n got %q\nwant %q", v.Summary, tt.summary)
+			}
+			if strings.Join(v.Reasons, "\n") != strings.Join(tt.reasons, "\n") {
+				t.Errorf("reasons\n got %q\nwant %q", v.Reasons, tt.reasons)
+			}
+		})
+	}
+}

@@ -1,0 +1,125 @@
+package verdict
+
+import "time"
+
+// runTally is what every connection of the run adds up to, stalled or not.
+type runTally struct {
+	written     int64
+	acks        int64
+	ackInterval time.Duration // the median of the connections' (0: none measured)
+	stalls      int
+}
+
+// tally adds up the run's connections.
+func tally(tls []Timeline) runTally {
+	var t runTally
+	var gaps []time.Duration
+	for _, tl := range tls {
+		t.written += tl.Written
+		t.acks += int64(tl.Acks)
+		if tl.AckInterval > 0 {
+			gaps = append(gaps, tl.AckInterval)
+		}
+		t.stalls += len(tl.Stalls) + tl.StallsDropped
+	}
+	t.ackInterval = median(gaps)
+	return t
+}
+
+// resolutionOf is how precisely the stop is known: the ack interval, or
+// an assumed 100 ms when too few acks came to measure it.
+func resolutionOf(ackInterval time.Duration) time.Duration {
+	if ackInterval == 0 {
+		return 100 * time.Millisecond
+	}
+	return ackInterval
+}
+
+// aggregated is the stalled connections taken together: each figure of
+// each connection, for the typical one (the median), and counts and sums.
+type aggregated struct {
+	views int // the stalled connections
+
+	stopped, resumed, peerZero []time.Duration
+	absorbed, accepted         []int64
+	totalAbsorbed              int64
+	noAck, notResumed          int
+	kernelMissing              int
+	blockedBefore              int // write calls blocked before their server stopped
+
+	// Of the connections whose writes blocked during the stall:
+	blocked         int
+	blockedAt       []time.Duration
+	delays          []time.Duration
+	sendQueues      []int64 // each at most its connection's absorbed bytes
+	payload         int64   // the largest blocked write
+	ongoing         int     // still blocked at the end
+	blockedNoSample int     // kernel read, but no sample inside the block
+	blockedNoKernel int     // kernel not read at all
+}
+
+// aggregate collects the stalled connections' views.
+func aggregate(views []connView) aggregated {
+	a := aggregated{views: len(views)}
+	for _, cv := range views {
+		st := cv.stall
+		a.stopped = append(a.stopped, cv.stop.at)
+		if st.Resumed {
+			a.resumed = append(a.resumed, st.Until)
+		} else {
+			a.notResumed++
+		}
+		if st.NoAckYet {
+			a.noAck++
+		}
+		if st.PeerWindowZeroAt >= 0 {
+			a.peerZero = append(a.peerZero, st.PeerWindowZeroAt)
+		}
+		a.absorbed = append(a.absorbed, cv.absorbed)
+		a.accepted = append(a.accepted, cv.accepted)
+		a.totalAbsorbed += cv.absorbed
+		if !cv.kernel {
+			a.kernelMissing++
+		}
+		a.blockedBefore += cv.blockedBefore
+		if cv.block != nil {
+			a.addBlocked(cv)
+		}
+	}
+	return a
+}
+
+// addBlocked adds a connection whose writes blocked during its stall.
+func (a *aggregated) addBlocked(cv connView) {
+	a.blocked++
+	a.blockedAt = append(a.blockedAt, cv.block.Began)
+	a.delays = append(a.delays, cv.delay)
+	a.payload = max(a.payload, cv.block.Size)
+	if cv.block.Ongoing {
+		a.ongoing++
+	}
+	switch {
+	case cv.sendQueue >= 0:
+		a.sendQueues = append(a.sendQueues, min(cv.sendQueue, cv.absorbed))
+	case cv.kernel:
+		a.blockedNoSample++
+	default:
+		a.blockedNoKernel++
+	}
+}
+
+// figures sets the verdict's figures every stalled run has: the typical
+// connection's stop, resumption, zero window and bytes, and the sums.
+func (a aggregated) figures(v *Verdict) {
+	v.BlockedConnections = a.blocked
+	v.ServerStoppedAtSeconds = ptr(median(a.stopped).Seconds())
+	if len(a.resumed) > 0 {
+		v.ServerResumedAtSeconds = ptr(median(a.resumed).Seconds())
+	}
+	if len(a.peerZero) > 0 {
+		v.PeerWindowClosedAtSeconds = ptr(median(a.peerZero).Seconds())
+	}
+	v.AbsorbedBytes = ptr(median(a.absorbed))
+	v.AcceptedAfterStopBytes = ptr(median(a.accepted))
+	v.TotalAbsorbedBytes = ptr(a.totalAbsorbed)
+}

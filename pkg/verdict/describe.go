@@ -1,0 +1,194 @@
+package verdict
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/pkg/config"
+)
+
+// notes collects a verdict's reasons, in order, and the doubts they
+// carry: each doubt lowers the confidence one step.
+type notes struct {
+	reasons []string
+	doubts  int
+}
+
+// add notes a reason that carries doubt doubts.
+func (n *notes) add(doubt int, format string, a ...any) {
+	n.doubts += doubt
+	n.reasons = append(n.reasons, fmt.Sprintf(format, a...))
+}
+
+// finish puts the reasons and the confidence into v.
+func (n *notes) finish(v Verdict) Verdict {
+	v.Reasons = append(v.Reasons, n.reasons...)
+	v.Confidence = confidence(n.doubts)
+	return v
+}
+
+// resolution notes how precisely the acks tell when the server stopped.
+func (n *notes) resolution(ackInterval, resolution time.Duration) {
+	switch {
+	case ackInterval == 0:
+		n.add(1, "too few acks to measure how often they come; assumed every %s", seconds(resolution.Seconds()))
+	case ackInterval > 250*time.Millisecond:
+		n.add(1, "acks moved only every %s, so when the server stopped is known only to within that", seconds(ackInterval.Seconds()))
+	default:
+		n.add(0, "acks moved every %s while the server read: the stop is known to within that, seen one path latency late", seconds(ackInterval.Seconds()))
+	}
+}
+
+// describeNothing is the summary of a run that wrote nothing.
+func describeNothing(n *notes) string {
+	n.add(2, "no payload written")
+	return "the client wrote nothing, so there is nothing to judge"
+}
+
+// describeNotStalled is the summary of a run whose server never stopped.
+func describeNotStalled(n *notes, p Params, resolution time.Duration, blocksWithoutStall int, acks int64) string {
+	s := fmt.Sprintf("the server kept reading: its acks never stopped moving for long while bytes were waiting (acks every %s)", seconds(resolution.Seconds()))
+	if blocksWithoutStall > 0 {
+		s += fmt.Sprintf("; yet %d write call(s) blocked for %s or more: the server, or the path, reads slower than this client writes", blocksWithoutStall, seconds(p.StallThreshold.Seconds()))
+		n.add(0, "writes blocked while acks kept moving: a slow reader or a slow path, not a stopped one")
+	}
+	n.add(0, "no stall: acks kept moving whenever bytes were unacknowledged")
+	if acks == 0 {
+		n.add(2, "no ack arrived at all")
+	}
+	return s
+}
+
+// describeStalled is the summary of a run whose server stopped, and its
+// reasons: the outcome's, then the doubts any stalled run may have.
+func describeStalled(n *notes, v Verdict, a aggregated, p Params, resolution time.Duration) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "the server stopped reading at %s", seconds(*v.ServerStoppedAtSeconds))
+	if v.Connections > 1 {
+		fmt.Fprintf(&b, " (%d of %d connections; figures per connection, the median)", a.views, v.Connections)
+	}
+	if v.Outcome == OutcomeBlocked {
+		describeBlocked(&b, n, v, a, p)
+	} else {
+		describeAbsorbed(&b, n, v, a, p)
+	}
+	if v.ServerResumedAtSeconds != nil {
+		fmt.Fprintf(&b, "; the server resumed at %s", seconds(*v.ServerResumedAtSeconds))
+	}
+	if a.notResumed > 0 {
+		fmt.Fprintf(&b, "; it had not resumed reading when the run ended")
+	}
+	stalledDoubts(n, v, a, resolution)
+	return b.String()
+}
+
+// describeBlocked writes how the client's writes blocked, and notes why
+// the figures are as precise as they are.
+func describeBlocked(b *strings.Builder, n *notes, v Verdict, a aggregated, p Params) {
+	absorbed := config.HumanBytes(float64(*v.AbsorbedBytes))
+	if delay := *v.BlockDelaySeconds; delay == 0 {
+		fmt.Fprintf(b, "; this client's writes were already blocked then, with %s written but not yet read by the server", absorbed)
+		n.add(0, "writes were blocked before the server stopped: the path was already full")
+	} else {
+		fmt.Fprintf(b, "; this client's writes first blocked %s later, after %s more had been accepted; %s were then written but not read by the server",
+			seconds(delay), config.HumanBytes(float64(*v.AcceptedAfterStopBytes)), absorbed)
+	}
+	switch {
+	case v.OwnSendQueueBytes != nil:
+		fmt.Fprintf(b, ": about %s in this client's own socket buffer, the rest (%s) further along the path",
+			config.HumanBytes(float64(*v.OwnSendQueueBytes)), config.HumanBytes(float64(*v.BeyondClientBytes)))
+		n.add(0, "the kernel's send queue was read while the write was blocked")
+	case a.blockedNoKernel > 0:
+		n.add(1, "kernel socket statistics not read (%s): how much of it sat in this client's own socket is unknown", orDefault(p.KernelReason, "not available"))
+	case a.blockedNoSample > 0:
+		n.add(1, "no kernel sample fell inside the blocked write: how much sat in this client's own socket is unknown")
+	}
+	if a.payload > 0 {
+		n.add(0, "bytes at the moment of blocking are known to within one write (%s)", config.HumanBytes(float64(a.payload)))
+	}
+	if a.blocked < a.views {
+		n.add(1, "connections disagree: %d of the %d whose server stopped blocked, the others did not", a.blocked, a.views)
+	}
+}
+
+// describeAbsorbed writes that the client never blocked, and notes what
+// that tells about the path.
+func describeAbsorbed(b *strings.Builder, n *notes, v Verdict, a aggregated, p Params) {
+	fmt.Fprintf(b, "; this client never blocked: at least %s were absorbed between it and the server", config.HumanBytes(float64(*v.AbsorbedBytes)))
+	n.add(0, "writes never blocked for %s or more during the stall, so the path's capacity is at least what it took", seconds(p.StallThreshold.Seconds()))
+	if a.blocked > 0 {
+		n.add(1, "connections disagree: %d of the %d whose server stopped blocked", a.blocked, a.views)
+	}
+	if a.kernelMissing > 0 && p.KernelReason != "" {
+		n.add(0, "kernel socket statistics not read (%s)", p.KernelReason)
+	}
+}
+
+// stalledDoubts notes what any stalled run may leave open: a server that
+// never resumed, writes still blocked, no ack at all, connections that
+// disagree, more stalls than the verdict describes.
+func stalledDoubts(n *notes, v Verdict, a aggregated, resolution time.Duration) {
+	if a.notResumed > 0 {
+		n.add(1, "the server had not resumed when the run ended (%d connection(s)), so nothing confirms a stop rather than acks held back", a.notResumed)
+	}
+	if a.ongoing > 0 {
+		n.add(0, "%d write call(s) still blocked when the run ended", a.ongoing)
+	}
+	if a.noAck > 0 {
+		n.add(1, "no ack arrived before the stall on %d connection(s): the server may never have read, or acks do not come back", a.noAck)
+	}
+	if spread(a.absorbed) > 2 {
+		n.add(1, "connections disagree: absorbed bytes range from %s to %s", config.HumanBytes(float64(slices.Min(a.absorbed))), config.HumanBytes(float64(slices.Max(a.absorbed))))
+	}
+	if len(a.stopped) > 1 && slices.Max(a.stopped)-slices.Min(a.stopped) > 2*resolution+time.Second {
+		n.add(0, "connections saw the server stop at different times, from %s to %s", seconds(slices.Min(a.stopped).Seconds()), seconds(slices.Max(a.stopped).Seconds()))
+	}
+	if v.Stalls > a.views {
+		n.add(0, "%d stalls in all; this verdict describes, per connection, the first that made a write block, else the longest", v.Stalls)
+	}
+	if a.blockedBefore > 0 {
+		n.add(0, "%d write call(s) had blocked before the server stopped", a.blockedBefore)
+	}
+}
+
+func orDefault(s, d string) string {
+	if s == "" {
+		return d
+	}
+	return s
+}
+
+// seconds prints seconds for people: "3.0 s", "0.40 s", "80 ms".
+func seconds(s float64) string {
+	switch {
+	case s >= 10:
+		return fmt.Sprintf("%.0f s", s)
+	case s >= 1:
+		return fmt.Sprintf("%.1f s", s)
+	case s >= 0.1:
+		return fmt.Sprintf("%.2f s", s)
+	}
+	return fmt.Sprintf("%.0f ms", s*1000)
+}
+
+// Short is the verdict in a few words, for a table column.
+func (v Verdict) Short() string {
+	switch v.Outcome {
+	case OutcomeBlocked:
+		s := "blocked"
+		if v.BlockDelaySeconds != nil {
+			s += " +" + seconds(*v.BlockDelaySeconds)
+		}
+		if v.AbsorbedBytes != nil {
+			s += ", " + config.HumanBytes(float64(*v.AbsorbedBytes)) + " absorbed"
+		}
+		return s + " (" + v.Confidence + ")"
+	case OutcomeAbsorbed:
+		return "never blocked, >= " + config.HumanBytes(float64(*v.AbsorbedBytes)) + " absorbed (" + v.Confidence + ")"
+	case OutcomeNotStalled:
+		return "server never stalled (" + v.Confidence + ")"
+	}
+	return v.Outcome
+}

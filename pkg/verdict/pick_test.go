@@ -1,0 +1,63 @@
+package verdict
+
+import "testing"
+
+// TestPick checks which stall and block a connection's view is made of,
+// and the bytes measured from the stop position.
+func TestPick(t *testing.T) {
+	resolution := ms(100)
+	short := stall(ms(1000), ms(1500), 10*mb, 10*mb+20*kb, 300*kb)
+	long := stall(ms(3000), ms(7000), 30*mb, 30*mb+20*kb, 2*mb)
+	later := stall(ms(8000), ms(9000), 40*mb, 40*mb, 1*mb)
+	tests := []struct {
+		name      string
+		tl        Timeline
+		since     int   // the picked stall's start, ms
+		blockAt   int   // the picked block's start, ms (-1: none)
+		absorbed  int64 // bytes
+		accepted  int64
+		before    int
+		delayMsec int
+	}{
+		{
+			// No write blocked: the longest stall, the peak in the
+			// pipe as a lower bound.
+			name: "longest without a block", tl: Timeline{Stalls: []Stall{short, long}},
+			since: 3000, blockAt: -1, absorbed: 2 * mb, accepted: 2*mb - 20*kb,
+		},
+		{
+			// The first stall that made a write block wins over a
+			// longer, later one.
+			name: "first that blocked", tl: Timeline{Stalls: []Stall{short, long},
+				Blocks: []Block{block(ms(1200), ms(1400), 10*mb+200*kb, -1)}},
+			since: 1000, blockAt: 1200, absorbed: 200 * kb, accepted: 180 * kb, delayMsec: 200,
+		},
+		{
+			// A block long before the picked stall counts as blocked
+			// before the server stopped.
+			name: "blocked before", tl: Timeline{Stalls: []Stall{long, later},
+				Blocks: []Block{block(ms(500), ms(700), 5*mb, -1), block(ms(8100), ms(8900), 41*mb, 100*kb)}},
+			since: 8000, blockAt: 8100, absorbed: 1 * mb, accepted: 1 * mb, before: 1, delayMsec: 100,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cv := pick(tt.tl, resolution)
+			if cv.stop.at != ms(tt.since) || cv.stall.Since != ms(tt.since) {
+				t.Errorf("stall at %v (stop %v), want %d ms", cv.stall.Since, cv.stop.at, tt.since)
+			}
+			switch {
+			case tt.blockAt < 0 && cv.block != nil:
+				t.Errorf("block at %v, want none", cv.block.Began)
+			case tt.blockAt >= 0 && (cv.block == nil || cv.block.Began != ms(tt.blockAt)):
+				t.Errorf("block %+v, want one at %d ms", cv.block, tt.blockAt)
+			}
+			eqInt(t, "absorbed", cv.absorbed, tt.absorbed)
+			eqInt(t, "accepted", cv.accepted, tt.accepted)
+			eqInt(t, "blocked before", int64(cv.blockedBefore), int64(tt.before))
+			if cv.delay != ms(tt.delayMsec) {
+				t.Errorf("delay %v, want %d ms", cv.delay, tt.delayMsec)
+			}
+		})
+	}
+}
