@@ -116,29 +116,12 @@ func Run(ctx context.Context, p Profile, o Options) (res *Result, err error) {
 	}
 	r := &run{opts: o, dir: dir}
 	res = &Result{Profile: p, Dir: dir}
-	defer func() {
-		r.stopAll()
-		if o.Keep {
-			r.progress("logs and configs kept in %s", dir)
-		} else {
-			os.RemoveAll(dir)
-		}
-	}()
+	defer r.finish()
 
-	// The server, on ports it picks; its log says which.
-	srvProc, err := r.start("bp-server", filepath.Join(o.Bin, "bp-server"), append([]string{
-		"--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--log-format", "json",
-	}, o.Server...), nil, nil)
+	srv, err := r.startServer(ctx)
 	if err != nil {
 		return nil, err
 	}
-	srv, err := waitServer(ctx, srvProc)
-	if err != nil {
-		return nil, err
-	}
-	r.progress("bp-server listening: http %s, tcp %s", srv.http, srv.tcp)
-
-	// The hop, if any.
 	res.Target = target(p.Scheme, srv.tcp)
 	if p.Scheme == "ws" {
 		res.Target = target("ws", srv.http)
@@ -150,57 +133,100 @@ func Run(ctx context.Context, p Profile, o Options) (res *Result, err error) {
 			return nil, err
 		}
 	}
-
-	// The client, with its report on a pipe and its metrics kept up
-	// (--linger) until they are scraped.
-	clientMetrics, err := freeAddr()
+	clientMetrics, reports, err := r.runClient(ctx, res.Target, &res.Client)
+	if reports != nil {
+		defer reports.Close()
+	}
 	if err != nil {
 		return nil, err
+	}
+	return res, r.scrape(ctx, res, clientMetrics, h, srv)
+}
+
+// finish stops every process and keeps or removes the run's directory.
+func (r *run) finish() {
+	r.stopAll()
+	if r.opts.Keep {
+		r.progress("logs and configs kept in %s", r.dir)
+	} else {
+		os.RemoveAll(r.dir)
+	}
+}
+
+// startServer starts bp-server on ports it picks; its log says which.
+func (r *run) startServer(ctx context.Context) (serverAddrs, error) {
+	proc, err := r.start("bp-server", filepath.Join(r.opts.Bin, "bp-server"), append([]string{
+		"--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--log-format", "json",
+	}, r.opts.Server...), nil, nil)
+	if err != nil {
+		return serverAddrs{}, err
+	}
+	srv, err := waitServer(ctx, proc)
+	if err != nil {
+		return serverAddrs{}, err
+	}
+	r.progress("bp-server listening: http %s, tcp %s", srv.http, srv.tcp)
+	return srv, nil
+}
+
+// runClient starts bp-client against target, with its report on a pipe
+// and its metrics kept up (--linger) until they are scraped, and waits
+// for the report, decoded into summary. It returns the client's metrics
+// address and the pipe's read end, which the caller closes only when done
+// with the client (a closed pipe could fail the client's last writes).
+func (r *run) runClient(ctx context.Context, target string, summary *report.Summary) (string, *os.File, error) {
+	clientMetrics, err := freeAddr()
+	if err != nil {
+		return "", nil, err
 	}
 	rd, wr, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
-	defer rd.Close()
-	cli, err := r.start("bp-client", filepath.Join(o.Bin, "bp-client"), append([]string{
-		"--target", res.Target, "--output", "json", "--progress", "off", "--log-format", "json",
+	cli, err := r.start("bp-client", filepath.Join(r.opts.Bin, "bp-client"), append([]string{
+		"--target", target, "--output", "json", "--progress", "off", "--log-format", "json",
 		"--metrics-addr", clientMetrics, "--linger", "1m",
-	}, o.Client...), nil, wr)
+	}, r.opts.Client...), nil, wr)
 	wr.Close()
 	if err != nil {
-		return nil, err
+		return "", rd, err
 	}
 	reported := make(chan error, 1)
-	go func() { reported <- json.NewDecoder(rd).Decode(&res.Client) }()
+	go func() { reported <- json.NewDecoder(rd).Decode(summary) }()
 	select {
 	case err = <-reported:
 		if err != nil {
 			<-cli.done
-			return nil, cli.failed(fmt.Errorf("no report (%v, exit: %v)", err, cli.err))
+			return "", rd, cli.failed(fmt.Errorf("no report (%v, exit: %v)", err, cli.err))
 		}
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return "", rd, ctx.Err()
 	}
+	return clientMetrics, rd, nil
+}
 
-	// Every hop's numbers, once its connections have closed.
+// scrape adds every hop's numbers to res, from the client to the server,
+// once its connections have closed; on error res holds the hops scraped
+// so far.
+func (r *run) scrape(ctx context.Context, res *Result, clientMetrics string, h *hop, srv serverAddrs) error {
 	cliHop, err := bpNumbers(ctx, "bp-client", "http://"+clientMetrics+"/metrics")
 	if err != nil {
-		return res, err
+		return err
 	}
 	res.Hops = append(res.Hops, cliHop)
 	if h != nil {
 		hn, err := h.numbers(ctx)
 		if err != nil {
-			return res, err
+			return err
 		}
 		res.Hops = append(res.Hops, hn)
 	}
 	srvHop, err := bpNumbers(ctx, "bp-server", "http://"+srv.http+"/metrics")
 	if err != nil {
-		return res, err
+		return err
 	}
 	res.Hops = append(res.Hops, srvHop)
-	return res, nil
+	return nil
 }
 
 // waitServer reads the server's log until it says where it listens.

@@ -85,22 +85,11 @@ func (o ObserveOptions) withDefaults() ObserveOptions {
 // stopped, by pid; otherwise Stop does that.
 func Observe(ctx context.Context, o ObserveOptions) (ob *Observatory, err error) {
 	o = o.withDefaults()
-	for _, bin := range []string{"bp-server", "bp-relay", "bp-client"} {
-		if _, err := os.Stat(filepath.Join(o.Bin, bin)); err != nil {
-			return nil, fmt.Errorf("%w: %s is not built in %s (make build)", ErrMissing, bin, o.Bin)
-		}
+	if err := o.missing(); err != nil {
+		return nil, err
 	}
-	for _, tool := range []struct{ name, hint string }{{"haproxy", InstallHint}, {"prometheus", PrometheusHint}} {
-		if _, err := exec.LookPath(tool.name); err != nil {
-			return nil, fmt.Errorf("%w: %s is not installed; %s", ErrMissing, tool.name, tool.hint)
-		}
-	}
-	dir := o.Dir
-	if dir == "" {
-		if dir, err = os.MkdirTemp("", "bp-observe-"); err != nil {
-			return nil, err
-		}
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := makeDir(o.Dir, "bp-observe-")
+	if err != nil {
 		return nil, err
 	}
 	r := &run{opts: Options{Bin: o.Bin, Deploy: o.Deploy, Progress: o.Progress}, dir: dir}
@@ -111,97 +100,147 @@ func Observe(ctx context.Context, o ObserveOptions) (ob *Observatory, err error)
 			ob = nil
 		}
 	}()
+	// From the server to the client, each in front of the one before.
+	srvHTTP, err := ob.startServer(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	hapListen, err := ob.startHAProxy(ctx, o, srvHTTP)
+	if err != nil {
+		return nil, err
+	}
+	relayHTTP, err := ob.startRelay(ctx, o, hapListen)
+	if err != nil {
+		return nil, err
+	}
+	if err := ob.startClient(ctx, o, relayHTTP); err != nil {
+		return nil, err
+	}
+	if err := ob.startPrometheus(ctx, o); err != nil {
+		return nil, err
+	}
+	return ob, nil
+}
 
-	// bp-server, on ports it picks.
-	srvProc, err := r.start("bp-server", filepath.Join(o.Bin, "bp-server"), append([]string{
+// missing says which program or tool the observed lab lacks, if any.
+func (o ObserveOptions) missing() error {
+	for _, bin := range []string{"bp-server", "bp-relay", "bp-client"} {
+		if _, err := os.Stat(filepath.Join(o.Bin, bin)); err != nil {
+			return fmt.Errorf("%w: %s is not built in %s (make build)", ErrMissing, bin, o.Bin)
+		}
+	}
+	for _, tool := range []struct{ name, hint string }{{"haproxy", InstallHint}, {"prometheus", PrometheusHint}} {
+		if _, err := exec.LookPath(tool.name); err != nil {
+			return fmt.Errorf("%w: %s is not installed; %s", ErrMissing, tool.name, tool.hint)
+		}
+	}
+	return nil
+}
+
+// makeDir makes dir, or, when dir is "", a new temporary directory named
+// after pattern.
+func makeDir(dir, pattern string) (string, error) {
+	if dir == "" {
+		return os.MkdirTemp("", pattern)
+	}
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+// startServer starts bp-server, on ports it picks, and returns its HTTP
+// address.
+func (ob *Observatory) startServer(ctx context.Context, o ObserveOptions) (string, error) {
+	proc, err := ob.run.start("bp-server", filepath.Join(o.Bin, "bp-server"), append([]string{
 		"--http-addr", "127.0.0.1:0", "--tcp-addr", "", "--log-format", "json",
 	}, o.Server...), nil, nil)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	srv, err := waitServer(ctx, srvProc)
+	srv, err := waitServer(ctx, proc)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	ob.Targets["server"] = "http://" + srv.http + "/metrics"
+	return srv.http, nil
+}
 
-	// HAProxy in front of it, WebSocket mode, as in docker-compose.yml.
-	hapListen, hapStats, err := twoAddrs()
+// startHAProxy starts HAProxy in front of the server at srvHTTP, in
+// WebSocket mode as in docker-compose.yml, and returns its listener.
+func (ob *Observatory) startHAProxy(ctx context.Context, o ObserveOptions, srvHTTP string) (string, error) {
+	listen, stats, err := twoAddrs()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	hap, err := r.start("haproxy", "haproxy",
+	hap, err := ob.run.start("haproxy", "haproxy",
 		[]string{"-f", filepath.Join(o.Deploy, "haproxy", "haproxy-ws.cfg"), "-db"},
-		HAProxyEnv(hapListen, srv.http, hapStats), nil)
+		HAProxyEnv(listen, srvHTTP, stats), nil)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	ob.Targets["haproxy"] = "http://" + hapStats + "/metrics"
-	if err := waitHTTP(ctx, hap, ob.Targets["haproxy"], 10*time.Second); err != nil {
-		return nil, err
-	}
+	ob.Targets["haproxy"] = "http://" + stats + "/metrics"
+	return listen, waitHTTP(ctx, hap, ob.Targets["haproxy"], 10*time.Second)
+}
 
-	// bp-relay in front of HAProxy; its metrics on its HTTP listener.
+// startRelay starts bp-relay in front of HAProxy at hapListen, its metrics
+// on its HTTP listener, and returns that listener.
+func (ob *Observatory) startRelay(ctx context.Context, o ObserveOptions, hapListen string) (string, error) {
 	relayHTTP, err := freeAddr()
 	if err != nil {
-		return nil, err
+		return "", err
 	}
-	relay, err := r.start("bp-relay", filepath.Join(o.Bin, "bp-relay"), append([]string{
+	relay, err := ob.run.start("bp-relay", filepath.Join(o.Bin, "bp-relay"), append([]string{
 		"--http-addr", relayHTTP, "--tcp-addr", "", "--upstream", "ws://" + hapListen + "/ws", "--log-format", "json",
 	}, o.Relay...), nil, nil)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	ob.Targets["relay"] = "http://" + relayHTTP + "/metrics"
-	if err := waitHTTP(ctx, relay, "http://"+relayHTTP+"/healthz", 10*time.Second); err != nil {
-		return nil, err
-	}
+	return relayHTTP, waitHTTP(ctx, relay, "http://"+relayHTTP+"/healthz", 10*time.Second)
+}
 
-	// bp-client, in a loop, through the relay.
+// startClient starts bp-client, in a loop, through the relay at relayHTTP.
+func (ob *Observatory) startClient(ctx context.Context, o ObserveOptions, relayHTTP string) error {
 	clientMetrics, err := freeAddr()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	cli, err := r.start("bp-client", filepath.Join(o.Bin, "bp-client"), append([]string{
+	cli, err := ob.run.start("bp-client", filepath.Join(o.Bin, "bp-client"), append([]string{
 		"--target", "ws://" + relayHTTP + "/ws", "--metrics-addr", clientMetrics,
 		"--progress", "off", "--log-format", "json",
 	}, o.Client...), nil, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ob.Targets["client"] = "http://" + clientMetrics + "/metrics"
-	if err := waitHTTP(ctx, cli, "http://"+clientMetrics+"/healthz", 10*time.Second); err != nil {
-		return nil, err
-	}
+	return waitHTTP(ctx, cli, "http://"+clientMetrics+"/healthz", 10*time.Second)
+}
 
-	// Prometheus, from deploy/prometheus/prometheus.yml with these
-	// addresses, as a foreground process with its own data directory.
+// startPrometheus starts Prometheus, from deploy/prometheus/prometheus.yml
+// with the targets' addresses, as a foreground process with its own data
+// directory, and waits until it is ready.
+func (ob *Observatory) startPrometheus(ctx context.Context, o ObserveOptions) error {
 	addrs := map[string]string{}
 	for hop, u := range ob.Targets {
 		addrs[hop] = strings.TrimSuffix(strings.TrimPrefix(u, "http://"), "/metrics")
 	}
 	conf, err := RenderPrometheus(filepath.Join(o.Deploy, "prometheus", "prometheus.yml"), addrs, o.ScrapeInterval)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	confPath := filepath.Join(dir, "prometheus.yml")
+	confPath := filepath.Join(ob.Dir, "prometheus.yml")
 	if err := os.WriteFile(confPath, conf, 0o644); err != nil {
-		return nil, err
+		return err
 	}
-	prom, err := r.start("prometheus", "prometheus", []string{
+	prom, err := ob.run.start("prometheus", "prometheus", []string{
 		"--config.file", confPath,
-		"--storage.tsdb.path", filepath.Join(dir, "prometheus-data"),
+		"--storage.tsdb.path", filepath.Join(ob.Dir, "prometheus-data"),
 		"--web.listen-address", o.PrometheusAddr,
 		"--log.level", "warn",
 	}, nil, nil)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	ob.PrometheusURL = "http://" + o.PrometheusAddr
-	if err := waitHTTP(ctx, prom, ob.PrometheusURL+"/-/ready", 30*time.Second); err != nil {
-		return nil, err
-	}
-	return ob, nil
+	return waitHTTP(ctx, prom, ob.PrometheusURL+"/-/ready", 30*time.Second)
 }
 
 // Stop stops every process the lab started, by pid: the client first,
