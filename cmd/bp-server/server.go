@@ -3,19 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"sync"
 	"time"
 
-	"github.com/go-backpressure/go-backpressure/internal/guard"
 	"github.com/go-backpressure/go-backpressure/internal/hop"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
-	"github.com/go-backpressure/go-backpressure/pkg/metrics"
 	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 	"github.com/go-backpressure/go-backpressure/web"
 )
@@ -23,7 +18,7 @@ import (
 // server holds what the listeners share.
 type server struct {
 	cfg     serverConfig
-	log     *slog.Logger
+	conns   hop.ConnLogger
 	obs     flow.Observer
 	payload payloadCache
 	windows windowLogs // logs each connection's advertised window closing and reopening
@@ -33,69 +28,36 @@ type server struct {
 // (hijacked WebSocket ones included) and returns. ready, if set, gets the
 // bound addresses once listening.
 func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(httpAddr, tcpAddr string)) error {
-	reg := metrics.NewRegistry()
-	m := metrics.New(reg, config.Version)
-	m.SetStallThreshold(cfg.StallThreshold)
-	s := &server{cfg: cfg, log: log}
-	sampler, err := metrics.NewSocketSampler(reg, metrics.SamplerOptions{Interval: cfg.SampleInterval, OnWindow: s.windows.event})
-	if err != nil {
-		return fmt.Errorf("socket metrics: %w", err)
-	}
-	if err := metrics.RegisterNetstat(reg); err != nil {
-		return fmt.Errorf("host metrics: %w", err)
-	}
-	s.obs = flow.Multi(m, sampler)
+	s := &server{cfg: cfg, conns: hop.ConnLogger{Log: log}}
 	if missing := sockstat.MissingDescription(); missing != "" {
 		log.Info("kernel socket statistics incomplete: their metrics are left out", "missing", missing)
 	}
-	// guard: limits, origin check, refusals counted (docs/SAFETY.md).
-	h := &hop.Hop{Name: "bp-server", Log: log, Guard: guard.New(cfg.Limits, m, log),
-		Upgrader: flow.NewUpgrader(), HelloTimeout: cfg.HelloTimeout}
-	defer h.Close()
-	h.Upgrader.HelloTimeout = cfg.HelloTimeout
-	h.Upgrader.MaxMessageSize = int64(cfg.WSMaxMessage)
-	// The /ws handler checks the origin (the guard) before upgrading, so it
-	// can count the refusal.
-	h.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
-
-	connCtx := h.ConnContext(ctx)
-	samplerDone := make(chan struct{})
-	go func() { defer close(samplerDone); sampler.Run(connCtx) }()
-	defer func() { h.Close(); <-samplerDone }()
-
-	tlsCfg, err := cfg.TLSServe.ServerConfig()
+	st, err := hop.Start(ctx, hop.Options{Name: "bp-server", Log: log, Limits: cfg.Limits, TLS: cfg.TLSServe,
+		HTTPAddr: cfg.HTTPAddr, TCPAddr: cfg.TCPAddr, Socket: cfg.socketOptions(),
+		StallThreshold: cfg.StallThreshold, HelloTimeout: cfg.HelloTimeout, SampleInterval: cfg.SampleInterval,
+		OnWindow: s.windows.event})
 	if err != nil {
 		return err
 	}
-	httpLn, tcpLn, err := hop.Listen(ctx, cfg.HTTPAddr, cfg.TCPAddr, cfg.socketOptions(), tlsCfg)
-	if err != nil {
-		return err
-	}
+	defer st.Close()
+	s.obs = st.Observer()
 
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", metrics.Handler(reg))
+	mux := st.Mux(true)
 	mux.Handle("/client", web.Handler())
 	mux.Handle("/client/", web.Handler())
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "ok\n")
-	})
-	mux.HandleFunc("/ws", h.WebSocket(ctx, s.serve))
-	srv := h.HTTPServer(ctx, mux)
-	cfg.Limits.HTTPServer(srv)
+	mux.HandleFunc("/ws", st.Hop.WebSocket(ctx, s.serve))
+	servers := []hop.Served{st.Served(ctx, mux, st.HTTPLn)}
 
-	tcpAddr := ""
-	if tcpLn != nil {
-		tcpAddr = tcpLn.Addr().String()
-	}
-	log.Info("bp-server listening", "http", httpLn.Addr().String(), "tcp", tcpAddr,
+	httpAddr := st.HTTPLn.Addr().String()
+	log.Info("bp-server listening", "http", httpAddr, "tcp", st.TCPAddr(),
 		"version", config.Version, "read_size", cfg.ReadSize, "read_delay", cfg.ReadDelay,
 		"read_rate", cfg.ReadRate, "pause_after", cfg.PauseAfter, "pause_for", cfg.PauseFor,
 		"pause_every", cfg.PauseEvery, "rcvbuf", cfg.RcvBuf, "sample_interval", cfg.SampleInterval,
-		"max_connections", cfg.MaxConnections, "idle_timeout", cfg.IdleTimeout, "allowed_origins", h.Guard.Origins().String(), "tls", tlsCfg != nil)
+		"max_connections", cfg.MaxConnections, "idle_timeout", cfg.IdleTimeout, "allowed_origins", st.Hop.Guard.Origins().String(), "tls", st.TLS != nil)
 	if ready != nil {
-		ready(httpLn.Addr().String(), tcpAddr)
+		ready(httpAddr, st.TCPAddr())
 	}
-	return h.Serve(ctx, []hop.Served{{Server: srv, Listener: httpLn}}, tcpLn, s.serve)
+	return st.Serve(ctx, servers, s.serve)
 }
 
 // serve runs one connection's session and logs its progress at a
@@ -103,21 +65,9 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 func (s *server) serve(ctx context.Context, hello *flow.Hello, c flow.Conn, peer string) {
 	plan := s.plan(hello)
 	sess := flow.NewSession(c, plan, s.obs)
-	attrs := []any{"peer", peer, "protocol", c.Protocol()}
-	kind := "none"
-	if hello != nil {
-		kind = "bp"
-		if hello.Legacy {
-			kind = "legacy"
-		}
-		attrs = append(attrs, "run", hello.RunID, "direction", hello.Direction)
-		if len(hello.Via) > 0 {
-			attrs = append(attrs, "via", hello.Via)
-		}
-	}
-	log := s.log.With(attrs...)
-	s.windows.add(c.NetConn(), log)
-	log.Info("connection opened", "hello", kind, "announced_bytes", announced(hello))
+	log := s.conns.With(peer, c, hello)
+	s.windows.add(c.NetConn(), log.Logger)
+	log.Opened("announced_bytes", announced(hello))
 
 	stopLog := make(chan struct{})
 	var logDone sync.WaitGroup
@@ -125,7 +75,7 @@ func (s *server) serve(ctx context.Context, hello *flow.Hello, c flow.Conn, peer
 		logDone.Add(1)
 		go func() {
 			defer logDone.Done()
-			s.logProgress(log, sess, hello, stopLog)
+			s.logProgress(log.Logger, sess, hello, stopLog)
 		}()
 	}
 	snap, err := sess.Run(ctx)
@@ -133,18 +83,10 @@ func (s *server) serve(ctx context.Context, hello *flow.Hello, c flow.Conn, peer
 	logDone.Wait()
 	windowCloses := s.windows.remove(c.NetConn())
 	elapsed := time.Since(snap.Start)
-	fields := []any{"read_bytes", snap.Read, "written_bytes", snap.Written, "acked_bytes", snap.Acked,
+	log.Closed(err, "read_bytes", snap.Read, "written_bytes", snap.Written, "acked_bytes", snap.Acked,
 		"receive_window_closes", windowCloses,
 		"duration", elapsed.Round(time.Millisecond).String(),
-		"read_rate", config.HumanBytes(float64(snap.Read)/elapsed.Seconds()) + "/s"}
-	switch {
-	case err == nil:
-		log.Info("connection closed", fields...)
-	case errors.Is(err, context.Canceled):
-		log.Info("connection closed at shutdown", fields...)
-	default:
-		log.Warn("connection failed", append(fields, "reason", flow.ErrorReason(err), "err", err)...)
-	}
+		"read_rate", config.HumanBytes(float64(snap.Read)/elapsed.Seconds())+"/s")
 }
 
 func announced(h *flow.Hello) int64 {

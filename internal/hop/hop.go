@@ -1,11 +1,3 @@
-// Package hop is what bp-server and bp-relay share in front of their
-// per-connection work: the downstream listeners (HTTP with /ws, raw TCP),
-// admission through the guard, tracking of every connection (hijacked
-// WebSocket ones included), and the shutdown in a fixed order.
-//
-//	Listen: HTTP and TCP listeners, socket options, TLS
-//	Serve:  HTTP server | TCP accept loop -> guard -> hello -> Handler
-//	ctx ends: stop accepting -> cancel connections -> wait (bounded) -> return
 package hop
 
 import (

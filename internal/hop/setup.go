@@ -1,0 +1,149 @@
+package hop
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/go-backpressure/go-backpressure/internal/guard"
+	"github.com/go-backpressure/go-backpressure/pkg/config"
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+	"github.com/go-backpressure/go-backpressure/pkg/metrics"
+	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
+)
+
+// Options are what Start takes from a binary's configuration.
+type Options struct {
+	Name string // for log lines: "bp-server"
+	Log  *slog.Logger
+
+	Limits   config.Limits
+	TLS      config.TLSServe
+	HTTPAddr string
+	TCPAddr  string             // empty: no raw TCP listener
+	Socket   flow.SocketOptions // on the downstream listeners
+
+	StallThreshold time.Duration
+	HelloTimeout   time.Duration
+	SampleInterval time.Duration
+	// OnWindow, if set, gets the socket sampler's window events.
+	OnWindow func(sockstat.WindowEvent)
+}
+
+// Setup is a hop ready to serve: its registry and core metrics, the socket
+// sampler (running until Close), the Hop with its guard and upgrader, and
+// the downstream listeners.
+type Setup struct {
+	Hop      *Hop
+	Registry *prometheus.Registry
+	Metrics  *metrics.Metrics
+	Sampler  *sockstat.Sampler
+	TLS      *tls.Config  // nil: plain TCP
+	HTTPLn   net.Listener // /ws and the binary's HTTP endpoints
+	TCPLn    net.Listener // nil when Options.TCPAddr is empty
+
+	limits      config.Limits
+	samplerDone chan struct{}
+}
+
+// Start builds everything both binaries set up before serving, in this
+// order: metrics, the socket sampler, host metrics, the Hop, then TLS and
+// the listeners. The sampler runs under the connections' context, so it
+// samples until the last connection is cancelled. On error what was
+// started is stopped; otherwise the caller defers Close.
+func Start(ctx context.Context, o Options) (*Setup, error) {
+	reg := metrics.NewRegistry()
+	m := metrics.New(reg, config.Version)
+	m.SetStallThreshold(o.StallThreshold)
+	sampler, err := metrics.NewSocketSampler(reg, metrics.SamplerOptions{Interval: o.SampleInterval, OnWindow: o.OnWindow})
+	if err != nil {
+		return nil, fmt.Errorf("socket metrics: %w", err)
+	}
+	if err := metrics.RegisterNetstat(reg); err != nil {
+		return nil, fmt.Errorf("host metrics: %w", err)
+	}
+	s := &Setup{Hop: newHop(o, m), Registry: reg, Metrics: m, Sampler: sampler, limits: o.Limits,
+		samplerDone: make(chan struct{})}
+	connCtx := s.Hop.ConnContext(ctx)
+	go func() { defer close(s.samplerDone); sampler.Run(connCtx) }()
+
+	if s.TLS, err = o.TLS.ServerConfig(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if s.HTTPLn, s.TCPLn, err = Listen(ctx, o.HTTPAddr, o.TCPAddr, o.Socket, s.TLS); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// newHop is the Hop with its guard (limits, origin check, refusals
+// counted: docs/SAFETY.md) and its WebSocket upgrader.
+func newHop(o Options, m *metrics.Metrics) *Hop {
+	h := &Hop{Name: o.Name, Log: o.Log, Guard: guard.New(o.Limits, m, o.Log),
+		Upgrader: flow.NewUpgrader(), HelloTimeout: o.HelloTimeout}
+	h.Upgrader.HelloTimeout = o.HelloTimeout
+	h.Upgrader.MaxMessageSize = int64(o.Limits.WSMaxMessage)
+	// The /ws handler checks the origin (the guard) before upgrading, so it
+	// can count the refusal.
+	h.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
+	return h
+}
+
+// Close cancels every connection, waits for the sampler to stop and
+// closes the listeners (Serve, when it ran, has closed them already).
+// Safe to call more than once.
+func (s *Setup) Close() {
+	s.Hop.Close()
+	<-s.samplerDone
+	if s.HTTPLn != nil {
+		s.HTTPLn.Close()
+	}
+	if s.TCPLn != nil {
+		s.TCPLn.Close()
+	}
+}
+
+// Observer is what the binary's connections report to: the core metrics
+// and the socket sampler.
+func (s *Setup) Observer() flow.Observer { return flow.Multi(s.Metrics, s.Sampler) }
+
+// TCPAddr is the raw TCP listener's address, or "" without one.
+func (s *Setup) TCPAddr() string {
+	if s.TCPLn == nil {
+		return ""
+	}
+	return s.TCPLn.Addr().String()
+}
+
+// Mux returns a mux with /healthz and, when withMetrics, /metrics; the
+// binary adds its own endpoints.
+func (s *Setup) Mux(withMetrics bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	if withMetrics {
+		mux.Handle("/metrics", metrics.Handler(s.Registry))
+	}
+	return mux
+}
+
+// Served is the HTTP server for handler on ln: under the connections'
+// context, its errors logged, with the header limits.
+func (s *Setup) Served(ctx context.Context, handler http.Handler, ln net.Listener) Served {
+	srv := s.Hop.HTTPServer(ctx, handler)
+	s.limits.HTTPServer(srv)
+	return Served{Server: srv, Listener: ln}
+}
+
+// Serve is Hop.Serve with the TCP listener Start opened.
+func (s *Setup) Serve(ctx context.Context, servers []Served, handleTCP Handler) error {
+	return s.Hop.Serve(ctx, servers, s.TCPLn, handleTCP)
+}
