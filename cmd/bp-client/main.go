@@ -1,6 +1,3 @@
-// Command bp-client pushes data at a bp-server (or pulls it, or both) and
-// measures every write: how long it blocked, how often it stalled, how many
-// bytes are in the pipe. See README.md.
 package main
 
 import (

@@ -1,7 +1,3 @@
-// Command bp-relay is an instrumented hop: it accepts TCP and WebSocket
-// streams downstream, forwards them to an upstream tcp://, ws:// or wss://
-// target through a buffer whose size the user chooses, and measures both
-// sides. See docs/RELAY.md.
 package main
 
 import (

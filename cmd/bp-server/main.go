@@ -1,5 +1,3 @@
-// Command bp-server accepts TCP and WebSocket streams and reads them slowly on
-// purpose, so the path back to the client fills up. See README.md.
 package main
 
 import (
