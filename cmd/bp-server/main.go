@@ -2,28 +2,18 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 )
 
 func main() {
-	cfg, err := loadConfig(os.Args[1:])
-	if err != nil {
-		os.Exit(config.Fail("bp-server", err))
-	}
-	if cfg.Version {
-		fmt.Println("bp-server", config.Version)
-		return
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	log := cfg.Logger(os.Stderr)
-	if err := run(ctx, cfg, log, nil); err != nil {
-		log.Error("bp-server failed", "err", err)
-		os.Exit(config.ExitFailed)
-	}
+	config.Main("bp-server", loadConfig, func(ctx context.Context, cfg serverConfig) int {
+		log := cfg.Logger(os.Stderr)
+		if err := run(ctx, cfg, log, nil); err != nil {
+			log.Error("bp-server failed", "err", err)
+			return config.ExitFailed
+		}
+		return config.ExitOK
+	})
 }
