@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -110,6 +111,16 @@ func TestLabObserve(t *testing.T) {
 		sort.Strings(up)
 		if got := strings.Join(up, ","); got != "client,haproxy,relay,server" {
 			return fmt.Sprintf("targets up: %q; all: %+v", got, ans.Data.ActiveTargets)
+		}
+		return ""
+	})
+
+	// Every run's report is kept (make lab-observe prints them too): the
+	// first 8 s run ends with one, verdict included.
+	eventually(t, 40*time.Second, func() string {
+		b, _ := os.ReadFile(ob.Reports)
+		if !strings.Contains(string(b), "bp-client report:") || !strings.Contains(string(b), "verdict") {
+			return fmt.Sprintf("%s holds no report yet: %q", ob.Reports, b)
 		}
 		return ""
 	})

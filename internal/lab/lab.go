@@ -80,7 +80,12 @@ type run struct {
 
 type serverAddrs struct{ http, tcp string }
 
-func (r *run) start(name, bin string, args, env []string, stdout *os.File) (*process, error) {
+// start starts a program of the run. stdout, when not nil, takes its
+// standard output (a report); otherwise that goes to its log with stderr.
+// It is an io.Writer, not an *os.File, so that a nil one is really nil: a
+// nil *os.File in an interface is not, and the program's output would go
+// nowhere.
+func (r *run) start(name, bin string, args, env []string, stdout io.Writer) (*process, error) {
 	p, err := start(r.dir, name, bin, args, env, stdout)
 	if err != nil {
 		return nil, err

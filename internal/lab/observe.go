@@ -59,7 +59,11 @@ type Observatory struct {
 	PrometheusURL string            // http://host:port
 	Targets       map[string]string // hop -> its /metrics URL
 	Dir           string
-	run           *run
+	// Reports is the file that collects bp-client's report of every run
+	// (they are also written to Progress, when set).
+	Reports string
+	run     *run
+	reports *os.File
 }
 
 // withDefaults fills in what the options leave out.
@@ -96,7 +100,7 @@ func Observe(ctx context.Context, o ObserveOptions) (ob *Observatory, err error)
 	ob = &Observatory{Dir: dir, Targets: map[string]string{}, run: r}
 	defer func() {
 		if err != nil {
-			r.stopAll()
+			ob.Stop()
 			ob = nil
 		}
 	}()
@@ -203,10 +207,18 @@ func (ob *Observatory) startClient(ctx context.Context, o ObserveOptions, relayH
 	if err != nil {
 		return err
 	}
+	ob.Reports = filepath.Join(ob.Dir, "bp-client-reports.txt")
+	if ob.reports, err = os.Create(ob.Reports); err != nil {
+		return fmt.Errorf("reports file: %w", err)
+	}
+	var reports io.Writer = ob.reports
+	if o.Progress != nil {
+		reports = io.MultiWriter(ob.reports, o.Progress)
+	}
 	cli, err := ob.run.start("bp-client", filepath.Join(o.Bin, "bp-client"), append([]string{
 		"--target", "ws://" + relayHTTP + "/ws", "--metrics-addr", clientMetrics,
 		"--progress", "off", "--log-format", "json",
-	}, o.Client...), nil, nil)
+	}, o.Client...), nil, reports)
 	if err != nil {
 		return err
 	}
@@ -248,6 +260,9 @@ func (ob *Observatory) startPrometheus(ctx context.Context, o ObserveOptions) er
 func (ob *Observatory) Stop() {
 	if ob != nil {
 		ob.run.stopAll()
+		if ob.reports != nil {
+			ob.reports.Close()
+		}
 	}
 }
 
