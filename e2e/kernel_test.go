@@ -75,8 +75,14 @@ func TestKernelPausedServer(t *testing.T) {
 			if sendQueue < buffer/2 || sendQueue > 4*buffer {
 				t.Errorf("client bp_socket_send_queue_bytes = %v during the pause, want near SO_SNDBUF (%d asked, doubled by the kernel)", sendQueue, buffer)
 			}
-			if recvQueue < buffer/2 || recvQueue > 4*buffer {
-				t.Errorf("server bp_socket_recv_queue_bytes = %v during the pause, want near SO_RCVBUF (%d asked, doubled by the kernel)", recvQueue, buffer)
+			// How much payload fits before the window closes is the kernel's
+			// call: each segment's overhead counts against the buffer, and
+			// under TCP memory pressure (other programs' sockets on a shared
+			// machine) it clamps the buffer further. So: at least one payload
+			// message held (the window closed on payload, not on nothing), at
+			// most the doubled buffer and some.
+			if recvQueue < 16<<10 || recvQueue > 4*buffer {
+				t.Errorf("server bp_socket_recv_queue_bytes = %v during the pause, want at least one 16 KiB message and at most about SO_RCVBUF (%d asked, doubled by the kernel)", recvQueue, buffer)
 			}
 
 			c.WaitLinger(t, 30*time.Second)
