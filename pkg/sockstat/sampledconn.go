@@ -23,7 +23,7 @@ type SampledConn struct {
 	done    bool
 	sampled bool // sample is a real reading, taken at lastAt
 	lastAt  time.Time
-	tally       // the last sample, the kernel's counters at it, the zero-window clock
+	tally   // the last sample, the kernel's counters at it, the zero-window clock
 }
 
 var _ flow.ClosingObserver = (*SampledConn)(nil)
