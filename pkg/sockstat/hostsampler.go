@@ -131,10 +131,7 @@ func (h *HostSampler) Sample(now time.Time) error {
 	h.err = nil
 	h.fields |= seen
 	for i := range h.stats {
-		st := &h.stats[i]
-		st.Gauges = gauges[i]
-		st.Counters.add(deltas[i])
-		st.PeakSendQueue = max(st.PeakSendQueue, gauges[i].LargestSendQueue)
+		h.stats[i].addPass(gauges[i], deltas[i])
 	}
 	fields := h.fields
 	h.mu.Unlock()

@@ -192,10 +192,7 @@ func (s *Sampler) Sample(now time.Time) {
 	s.statsMu.Lock()
 	s.fields |= seen
 	for p := range s.stats {
-		st := &s.stats[p]
-		st.Gauges = gauges[p]
-		st.Counters.add(deltas[p])
-		st.PeakSendQueue = max(st.PeakSendQueue, gauges[p].LargestSendQueue)
+		s.stats[p].addPass(gauges[p], deltas[p])
 	}
 	s.statsMu.Unlock()
 }

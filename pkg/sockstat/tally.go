@@ -94,3 +94,11 @@ func (c *tally) tallyWindow(w WindowSide, window uint32, closedSince *time.Time,
 		c.onWindow(w, zero, now)
 	}
 }
+
+// addPass takes a pass's gauges and adds its counters' growth: how both
+// samplers publish a pass.
+func (st *ProtocolStats) addPass(g Gauges, d Counters) {
+	st.Gauges = g
+	st.Counters.add(d)
+	st.PeakSendQueue = max(st.PeakSendQueue, g.LargestSendQueue)
+}
