@@ -1,4 +1,4 @@
-# go-backpressure: bp-server, bp-client and bp-relay in one small image.
+# go-backpressure: bp-server, bp-client, bp-relay and bp-sockets in one small image.
 #
 #   docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t go-backpressure .
 #   docker run --rm -p 8080:8080 -p 8081:8081 go-backpressure            # bp-server
@@ -20,7 +20,7 @@ COPY . .
 ARG VERSION=dev
 RUN CGO_ENABLED=0 go build -trimpath \
       -ldflags "-s -w -X github.com/go-backpressure/go-backpressure/pkg/config.Version=${VERSION}" \
-      -o /out/ ./cmd/bp-server ./cmd/bp-client ./cmd/bp-relay
+      -o /out/ ./cmd/bp-server ./cmd/bp-client ./cmd/bp-relay ./cmd/bp-sockets
 
 # Runtime stage: nothing but the binaries and CA certificates (for wss://
 # targets); no shell, no package manager; a numeric non-root user, since
@@ -32,6 +32,6 @@ ENV PATH=/usr/local/bin
 USER 65532:65532
 # bp-server: 8080 HTTP (/ws, /client, /metrics, /healthz), 8081 raw TCP.
 # bp-relay: 8090 HTTP (/ws, /metrics, /healthz), 8091 raw TCP.
-# bp-client: 9101 /metrics and /healthz.
-EXPOSE 8080 8081 8090 8091 9101
+# bp-client: 9101 /metrics and /healthz; bp-sockets: 9102 /metrics and /healthz.
+EXPOSE 8080 8081 8090 8091 9101 9102
 CMD ["bp-server"]

@@ -2,7 +2,7 @@
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/go-backpressure/go-backpressure/pkg/config.Version=$(VERSION)
-BINS    := bp-server bp-client $(if $(wildcard cmd/bp-relay),bp-relay)
+BINS    := bp-server bp-client $(if $(wildcard cmd/bp-relay),bp-relay) $(if $(wildcard cmd/bp-sockets),bp-sockets)
 
 .PHONY: all build demo lab lab-all lab-observe test lint fuzz bench bench-smoke clean
 

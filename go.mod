@@ -4,10 +4,13 @@ go 1.26.0
 
 require (
 	github.com/gorilla/websocket v1.5.3
+	github.com/vishvananda/netlink v1.3.1
 	go.uber.org/goleak v1.3.0
 	golang.org/x/sys v0.50.0
 	golang.org/x/time v0.16.0
 )
+
+require github.com/vishvananda/netns v0.0.5 // indirect
 
 require (
 	github.com/compose-spec/compose-go/v2 v2.16.2

@@ -36,7 +36,7 @@ var _ prometheus.Collector = (*SocketCollector)(nil)
 
 // NewSocketCollector returns the collector of s's figures.
 func NewSocketCollector(s *sockstat.Sampler) *SocketCollector {
-	return &SocketCollector{sampler: s, metrics: socketMetrics()}
+	return &SocketCollector{sampler: s, metrics: socketMetrics("protocol")}
 }
 
 // socketMetric is one exported metric: its description, the kernel fields
@@ -49,8 +49,11 @@ type socketMetric struct {
 	value func(st *sockstat.ProtocolStats) (v float64, ok bool)
 }
 
-func socketMetrics() []socketMetric {
-	proto := []string{"protocol"}
+// socketMetrics are the bp_socket_* metrics, one place for their names and
+// help, with label (protocol for a binary's own connections, side for a
+// hop's sockets seen by bp-sockets).
+func socketMetrics(label string) []socketMetric {
+	proto := []string{label}
 	gauge := func(name, help string, needs sockstat.Fields, v func(*sockstat.ProtocolStats) (float64, bool)) socketMetric {
 		return socketMetric{prometheus.NewDesc(name, help, proto, nil), prometheus.GaugeValue, needs, v}
 	}
@@ -126,13 +129,20 @@ func (c *SocketCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	stats, fields := c.sampler.Stats()
-	for _, m := range c.metrics {
+	collectSocketMetrics(ch, c.metrics, stats[:], fields, func(p int) string { return string(flow.Protocols[p]) })
+}
+
+// collectSocketMetrics sends each metric's value for every stats entry,
+// labelled label(i), leaving out what the kernel lacks (fields) and
+// values that do not exist now.
+func collectSocketMetrics(ch chan<- prometheus.Metric, metrics []socketMetric, stats []sockstat.ProtocolStats, fields sockstat.Fields, label func(i int) string) {
+	for _, m := range metrics {
 		if fields&m.needs != m.needs {
 			continue
 		}
-		for p := range stats {
-			if v, ok := m.value(&stats[p]); ok {
-				ch <- prometheus.MustNewConstMetric(m.desc, m.typ, v, string(flow.Protocols[p]))
+		for i := range stats {
+			if v, ok := m.value(&stats[i]); ok {
+				ch <- prometheus.MustNewConstMetric(m.desc, m.typ, v, label(i))
 			}
 		}
 	}

@@ -19,15 +19,11 @@ type SampledConn struct {
 	reader   *Reader
 	index    int // position in s.conns, under s.mu; -1 once unregistered
 
-	mu                             sync.Mutex // guards the fields below
-	done                           bool
-	sample                         Sample
-	sampled                        bool // sample is a real reading, taken at lastAt
-	lastAt                         time.Time
-	lastRwnd, lastSndbuf, lastBusy time.Duration
-	// The zero-window clock: when each window was first seen closed in
-	// its current closure (zero while open).
-	peerZeroSince, ownZeroSince time.Time
+	mu      sync.Mutex // guards the fields below
+	done    bool
+	sampled bool // sample is a real reading, taken at lastAt
+	lastAt  time.Time
+	tally   // the last sample, the kernel's counters at it, the zero-window clock
 }
 
 var _ flow.ClosingObserver = (*SampledConn)(nil)
@@ -111,79 +107,4 @@ func (c *SampledConn) sampleLocked(now time.Time, g *Gauges, d *Counters) {
 	if c.info.Reads {
 		c.addReader(now, dt, g, d)
 	}
-}
-
-// addWriter adds the writer's side of the sample: send queue, probes, the
-// peer's window and the kernel's limited times.
-func (c *SampledConn) addWriter(now time.Time, dt time.Duration, g *Gauges, d *Counters) {
-	smp := &c.sample
-	if smp.Has&FieldSendQueue != 0 {
-		g.SendQueue += smp.SendQueue
-		g.LargestSendQueue = max(g.LargestSendQueue, smp.SendQueue)
-	}
-	if smp.Has&FieldSendQueueNotSent != 0 {
-		g.Unsent += smp.SendQueueNotSent
-	}
-	if smp.Has&FieldBasic != 0 {
-		g.Probes += int(smp.Probes)
-	}
-	if smp.Has&FieldPeerWindow != 0 {
-		c.tallyWindow(PeerWindow, smp.PeerWindow, &c.peerZeroSince, now, dt, windowTally{
-			&g.PeerWindowMin, &g.HasPeerWindowMin, &g.PeerWindowZeroConns, &d.PeerWindowZero, &d.PeerWindowCloses})
-	}
-	if smp.Has&FieldLimited != 0 {
-		// The kernel's counters are cumulative since the connection
-		// started: add what grew since the last sample.
-		d.RwndLimited += max(smp.RwndLimited-c.lastRwnd, 0)
-		d.SndbufLimited += max(smp.SndbufLimited-c.lastSndbuf, 0)
-		d.Busy += max(smp.BusyTime-c.lastBusy, 0)
-		c.lastRwnd, c.lastSndbuf, c.lastBusy = smp.RwndLimited, smp.SndbufLimited, smp.BusyTime
-	}
-}
-
-// addReader adds the reader's side of the sample: receive queue and the
-// window this side advertises.
-func (c *SampledConn) addReader(now time.Time, dt time.Duration, g *Gauges, d *Counters) {
-	smp := &c.sample
-	if smp.Has&FieldRecvQueue != 0 {
-		g.RecvQueue += smp.RecvQueue
-	}
-	if smp.Has&FieldOwnWindow != 0 {
-		c.tallyWindow(OwnWindow, smp.OwnWindow, &c.ownZeroSince, now, dt, windowTally{
-			&g.OwnWindowMin, &g.HasOwnWindowMin, &g.OwnWindowZeroConns, &d.OwnWindowZero, &d.OwnWindowCloses})
-	}
-}
-
-// windowTally points at one window's figures in a pass's Gauges and
-// Counters: the peer window's or the own window's.
-type windowTally struct {
-	min       *uint32
-	hasMin    *bool
-	zeroConns *int
-	zeroTime  *time.Duration
-	closes    *int
-}
-
-// tallyWindow adds one window of the sample to the pass: the minimum, the
-// zero-window clock (closedSince: when it closed, zero while open; the
-// event when it closes or reopens) and the time it spent at zero.
-func (c *SampledConn) tallyWindow(w WindowSide, window uint32, closedSince *time.Time, now time.Time, dt time.Duration, t windowTally) {
-	if !*t.hasMin || window < *t.min {
-		*t.min, *t.hasMin = window, true
-	}
-	zero := window == 0
-	if zero {
-		*t.zeroConns++
-		*t.zeroTime += dt
-	}
-	if zero == !closedSince.IsZero() {
-		return
-	}
-	if zero {
-		*closedSince = now
-		*t.closes++
-	} else {
-		*closedSince = time.Time{}
-	}
-	c.s.notify(c, w, zero, now)
 }

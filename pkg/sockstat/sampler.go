@@ -90,21 +90,29 @@ func (s *Sampler) Run(ctx context.Context) error {
 	if s.interval <= 0 {
 		return nil
 	}
-	t := time.NewTimer(s.interval)
+	runPaced(ctx, s.interval, s.Sample)
+	return nil
+}
+
+// runPaced calls pass every interval until ctx ends, the next call no
+// sooner than ten times the last pass's duration after its start: the cost
+// cap every sampler of this package shares (a tenth of a core at most).
+func runPaced(ctx context.Context, interval time.Duration, pass func(now time.Time)) {
+	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case now := <-t.C:
 			// The pass's own duration: the time the goroutine waited to
 			// run after the timer fired is not sampling, and on a loaded
 			// machine counting it nine times over would leave seconds
 			// between passes.
 			began := time.Now()
-			s.Sample(now)
+			pass(now)
 			took := time.Since(began)
-			t.Reset(max(s.interval-time.Since(now), 9*took))
+			t.Reset(max(interval-time.Since(now), 9*took))
 		}
 	}
 }
@@ -121,6 +129,9 @@ func (s *Sampler) Open(info flow.ConnInfo) flow.ConnObserver {
 		return flow.Nop{}
 	}
 	c := &SampledConn{s: s, info: info, proto: proto, reader: r, lastAt: time.Now()}
+	if s.onWindow != nil {
+		c.onWindow = func(w WindowSide, closed bool, now time.Time) { s.notify(c, w, closed, now) }
+	}
 	s.mu.Lock()
 	c.index = len(s.conns)
 	s.conns = append(s.conns, c)
@@ -181,10 +192,7 @@ func (s *Sampler) Sample(now time.Time) {
 	s.statsMu.Lock()
 	s.fields |= seen
 	for p := range s.stats {
-		st := &s.stats[p]
-		st.Gauges = gauges[p]
-		st.Counters.add(deltas[p])
-		st.PeakSendQueue = max(st.PeakSendQueue, gauges[p].LargestSendQueue)
+		s.stats[p].addPass(gauges[p], deltas[p])
 	}
 	s.statsMu.Unlock()
 }

@@ -186,30 +186,7 @@ func (r *Reader) readFD(fd uintptr) {
 		r.err = fmt.Errorf("getsockopt TCP_INFO: %w", errno)
 		return
 	}
-	info := &r.info
-	s.Has = fieldsForInfoLen(r.infoLen)
-	// Copy only what the kernel wrote, so that an absent field stays zero
-	// and Has is the only thing a caller needs to check.
-	if s.Has&FieldBasic != 0 {
-		s.Unacked = info.Unacked
-		s.SndCwnd = info.Snd_cwnd
-		s.RTT = time.Duration(info.Rtt) * time.Microsecond
-		s.Probes = info.Probes
-	}
-	if s.Has&FieldNotSentBytes != 0 {
-		s.NotSentBytes = info.Notsent_bytes
-	}
-	if s.Has&FieldLimited != 0 {
-		s.BusyTime = time.Duration(info.Busy_time) * time.Microsecond
-		s.RwndLimited = time.Duration(info.Rwnd_limited) * time.Microsecond
-		s.SndbufLimited = time.Duration(info.Sndbuf_limited) * time.Microsecond
-	}
-	if s.Has&FieldPeerWindow != 0 {
-		s.PeerWindow = info.Snd_wnd
-	}
-	if s.Has&FieldOwnWindow != 0 {
-		s.OwnWindow = info.Rcv_wnd
-	}
+	fromTCPInfo(&r.info, r.infoLen, s)
 
 	n, err := unix.IoctlGetInt(int(fd), unix.SIOCOUTQ)
 	if err != nil {
@@ -231,5 +208,34 @@ func (r *Reader) readFD(fd uintptr) {
 	n, err = unix.IoctlGetInt(int(fd), unix.SIOCOUTQNSD)
 	if err == nil {
 		s.SendQueueNotSent, s.Has = n, s.Has|FieldSendQueueNotSent
+	}
+}
+
+// fromTCPInfo sets s's TCP_INFO fields and Has from the first length bytes
+// of info, as the kernel returned them (getsockopt or sock_diag's
+// INET_DIAG_INFO). It does not allocate.
+func fromTCPInfo(info *unix.TCPInfo, length uint32, s *Sample) {
+	s.Has = fieldsForInfoLen(length)
+	// Copy only what the kernel wrote, so that an absent field stays zero
+	// and Has is the only thing a caller needs to check.
+	if s.Has&FieldBasic != 0 {
+		s.Unacked = info.Unacked
+		s.SndCwnd = info.Snd_cwnd
+		s.RTT = time.Duration(info.Rtt) * time.Microsecond
+		s.Probes = info.Probes
+	}
+	if s.Has&FieldNotSentBytes != 0 {
+		s.NotSentBytes = info.Notsent_bytes
+	}
+	if s.Has&FieldLimited != 0 {
+		s.BusyTime = time.Duration(info.Busy_time) * time.Microsecond
+		s.RwndLimited = time.Duration(info.Rwnd_limited) * time.Microsecond
+		s.SndbufLimited = time.Duration(info.Sndbuf_limited) * time.Microsecond
+	}
+	if s.Has&FieldPeerWindow != 0 {
+		s.PeerWindow = info.Snd_wnd
+	}
+	if s.Has&FieldOwnWindow != 0 {
+		s.OwnWindow = info.Rcv_wnd
 	}
 }
