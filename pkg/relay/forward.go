@@ -24,14 +24,19 @@ func (s *session) readLoop(ctx context.Context, src, dst *side, p *pipe) {
 	}
 	buf := make([]byte, p.chunk)
 	for {
-		if err := p.waitRoom(ctx); err != nil {
-			return
+		// A direct pipe holds nothing between reads: always room.
+		if !p.direct {
+			if err := p.waitRoom(ctx); err != nil {
+				return
+			}
 		}
 		n, ctl, err := src.conn.Read(buf)
-		p.reserved(n)
 		if n > 0 {
 			p.read.Add(int64(n))
 			src.obs.Read(n)
+			if p.hold(ctx, n) != nil {
+				return // the connection ends: the bytes go with it
+			}
 			if p.direct {
 				if !s.writeDirect(p, dst, buf[:n]) {
 					return
