@@ -209,6 +209,8 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 	s.closeConn(ctx)
 	cancel()
 	wg.Wait()
+	// Only now, with the reader gone, may a lingering close read on.
+	_ = endClose(s.conn)
 
 	s.acks.Drain(s.written.Load())
 	err := s.result(ctx, done)
@@ -423,6 +425,9 @@ func (s *Session) readLoop(ctx context.Context) error {
 		}
 		if ctl.Type != "" {
 			if cerr := s.handleControl(ctl); cerr != nil {
+				if s.closing.Load() || ctx.Err() != nil {
+					return nil // an ack that can no longer go out
+				}
 				return cerr
 			}
 		}
@@ -569,8 +574,10 @@ func (s *Session) idleLoop(ctx context.Context, bothDone <-chan struct{}) {
 	}
 }
 
-// closeConn closes the connection as the run's end calls for: after a
-// failure with its reason (WebSocket close code), at shutdown as going away.
+// closeConn starts closing the connection as the run's end calls for:
+// after a failure with its reason (WebSocket close code), at shutdown as
+// going away. It makes a read or write blocked on the peer return; Run
+// finishes the close (endClose) once its goroutines have.
 func (s *Session) closeConn(ctx context.Context) {
 	var err error
 	if p := s.failure.Load(); p != nil {
@@ -578,7 +585,7 @@ func (s *Session) closeConn(ctx context.Context) {
 	} else if ctx.Err() != nil {
 		err = context.Canceled
 	}
-	closeWithError(s.conn, err)
+	beginClose(s.conn, err)
 }
 
 // beforeClose tells the observer, once, that the connection is about to be
