@@ -48,6 +48,10 @@ func ErrorReason(err error) string {
 		return "hello"
 	case errors.Is(err, ErrTooLarge):
 		return "too_large"
+	case errors.As(err, &pe):
+		// Before peer_closed: a protocol error may quote an end of
+		// stream, but what ended the connection is the peer's mistake.
+		return "protocol"
 	case errors.Is(err, ErrPeerClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "peer_closed"
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
@@ -56,8 +60,6 @@ func ErrorReason(err error) string {
 		return "refused"
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
-	case errors.As(err, &pe):
-		return "protocol"
 	}
 	return "other"
 }

@@ -413,6 +413,9 @@ func (s *Session) readLoop(ctx context.Context) error {
 			s.touch()
 		}
 		if n > 0 {
+			if perr := s.checkPayload(); perr != nil {
+				return perr
+			}
 			s.read.Add(int64(n))
 			s.obs.Read(n)
 			s.pacing.Store(true)
@@ -463,16 +466,41 @@ func (s *Session) readLoop(ctx context.Context) error {
 	}
 }
 
+// checkPayload refuses payload a peer that speaks the protocol may not
+// send: when it was not to write (the other direction's run), or after its
+// fin.
+func (s *Session) checkPayload() error {
+	if !s.conn.SpeaksControl() {
+		return nil // a hello-less peer's bytes are all payload
+	}
+	if !s.plan.PeerWrites {
+		return protocolErrorf("peer sent payload, but it was not to write (direction)")
+	}
+	if fin := s.peerFin.Load(); fin >= 0 {
+		return protocolErrorf("peer sent payload after its fin of %d bytes", fin)
+	}
+	return nil
+}
+
+// handleControl checks and applies one control message: an ack within
+// what was written and never below the last one, one fin from a peer
+// that writes, matching what arrived.
 func (s *Session) handleControl(ctl Control) error {
 	switch ctl.Type {
 	case Ack:
 		if ctl.Bytes > s.attempted.Load() {
 			return protocolErrorf("peer acknowledged %d bytes, only %d written", ctl.Bytes, s.attempted.Load())
 		}
+		if last := s.acks.Acked(); ctl.Bytes < last {
+			return protocolErrorf("peer acknowledged %d bytes after %d: acks go backwards", ctl.Bytes, last)
+		}
 		s.acks.Ack(ctl.Bytes)
 	case Fin:
 		if !s.plan.PeerWrites {
 			return protocolErrorf("peer sent a fin, but it was not to write")
+		}
+		if prev := s.peerFin.Load(); prev >= 0 {
+			return protocolErrorf("peer sent a second fin (%d bytes, after %d)", ctl.Bytes, prev)
 		}
 		if got := s.read.Load(); got != ctl.Bytes {
 			return protocolErrorf("peer wrote %d bytes, %d arrived", ctl.Bytes, got)

@@ -132,18 +132,30 @@ func (c *wsConn) readCur(p []byte) (int, error) {
 	c.curSize += int64(n)
 	if err != nil && err != io.EOF {
 		c.readErr = err
+		if websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
+			// Closed inside a message, as TCP inside a frame.
+			err = fmt.Errorf("read message: %w", io.ErrUnexpectedEOF)
+		}
 	}
 	return n, err
 }
 
-// wsReadError turns a normal close into io.EOF, so both transports end the
-// same way.
+// wsReadError turns the ends of a peer's stream into what TCP says for
+// them, so both transports end, and count, the same way: a normal close,
+// and the socket closed at a message boundary without a close frame (what
+// gorilla calls 1006), are io.EOF; a close with any other code is the peer
+// closing the connection (ErrPeerClosed), not an error of this side's.
 func wsReadError(err error) error {
 	if err == nil {
 		return nil
 	}
-	if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+	if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway,
+		websocket.CloseNoStatusReceived, websocket.CloseAbnormalClosure) {
 		return io.EOF
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w (close %d %q)", ErrPeerClosed, ce.Code, closeReason(ce.Text))
 	}
 	if errors.Is(err, websocket.ErrReadLimit) {
 		return fmt.Errorf("%w: %w", ErrTooLarge, err)

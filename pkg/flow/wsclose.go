@@ -150,10 +150,12 @@ type errorCloser interface {
 	endClose() error
 }
 
-// closeWithError closes c the way err calls for: a WebSocket close frame
+// CloseWithError closes c the way err calls for: a WebSocket close frame
 // with the code that fits (1009 too large, 1003 unsupported data, 1002
-// protocol error, 1008 refused or idle, 1001 shutdown), or a plain close.
-func closeWithError(c Conn, err error) error {
+// protocol error, 1008 refused or idle, 1013 no payload memory, 1001
+// shutdown), or a plain close. A relay refusing a connection before it
+// dialled upstream closes it so, with the reason that is the peer's.
+func CloseWithError(c Conn, err error) error {
 	if ec, ok := c.(errorCloser); ok {
 		return ec.closeWithError(err)
 	}
