@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -25,8 +24,8 @@ type server struct {
 	cfg     serverConfig
 	log     *slog.Logger
 	obs     flow.Observer
-	payload payloadCache
-	windows windowLogs // logs each connection's advertised window closing and reopening
+	payload *flow.PayloadPool // download payloads, within --payload-memory
+	windows windowLogs        // logs each connection's advertised window closing and reopening
 }
 
 // run serves until ctx ends, then stops accepting, closes every connection
@@ -36,7 +35,7 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 	reg := metrics.NewRegistry()
 	m := metrics.New(reg, config.Version)
 	m.SetStallThreshold(cfg.StallThreshold)
-	s := &server{cfg: cfg, log: log}
+	s := &server{cfg: cfg, log: log, payload: flow.NewPayloadPool(int64(cfg.PayloadMemory))}
 	sampler, err := metrics.NewSocketSampler(reg, metrics.SamplerOptions{Interval: cfg.SampleInterval, OnWindow: s.windows.event})
 	if err != nil {
 		return fmt.Errorf("socket metrics: %w", err)
@@ -199,7 +198,8 @@ func (s *server) plan(h *flow.Hello) flow.Plan {
 			size = flow.DefaultReadSize
 		}
 		p.Write = &flow.WritePlan{
-			Payload:        s.payload.get(size),
+			Payloads:       s.payload,
+			PayloadSize:    size,
 			Rate:           h.Rate,
 			TotalBytes:     h.TotalBytes,
 			Duration:       h.Duration(),
@@ -207,27 +207,4 @@ func (s *server) plan(h *flow.Hello) flow.Plan {
 		}
 	}
 	return p
-}
-
-// payloadCache hands out one read-only payload buffer per size, so download
-// connections share their payload instead of allocating one each.
-type payloadCache struct {
-	mu    sync.Mutex
-	bySiz map[int][]byte
-}
-
-func (c *payloadCache) get(size int) []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.bySiz == nil {
-		c.bySiz = map[int][]byte{}
-	}
-	if b, ok := c.bySiz[size]; ok {
-		return b
-	}
-	b := bytes.Repeat([]byte("backpressure "), size/13+1)[:size]
-	if len(c.bySiz) < 64 { // bounded: sizes come from clients
-		c.bySiz[size] = b
-	}
-	return b
 }

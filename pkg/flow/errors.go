@@ -12,7 +12,7 @@ import (
 
 // ErrorReasons are the values ErrorReason returns: a small fixed set, so a
 // metric can count errors by reason without unbounded labels.
-var ErrorReasons = []string{"peer_closed", "reset", "timeout", "drain_timeout", "protocol", "hello", "too_large", "idle", "refused", "other"}
+var ErrorReasons = []string{"peer_closed", "reset", "timeout", "drain_timeout", "protocol", "hello", "too_large", "idle", "refused", "payload_memory", "other"}
 
 // ErrTooLarge marks a message, frame or hello larger than its limit
 // (reason too_large).
@@ -44,6 +44,8 @@ func ErrorReason(err error) string {
 		return "drain_timeout"
 	case errors.Is(err, ErrIdle):
 		return "idle"
+	case errors.Is(err, ErrPayloadMemory):
+		return "payload_memory"
 	case errors.As(err, &he):
 		return "hello"
 	case errors.Is(err, ErrTooLarge):

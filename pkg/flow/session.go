@@ -47,6 +47,11 @@ type Plan struct {
 type WritePlan struct {
 	// Payload is written as is by every write call; it is generated once.
 	Payload []byte
+	// Payloads, when Payload is nil, lends the payload of PayloadSize bytes
+	// for the run (and takes it back at its end); a pool without room
+	// refuses the run with ErrPayloadMemory.
+	Payloads    *PayloadPool
+	PayloadSize int
 	// Rate in messages per second; 0 writes as fast as the path allows.
 	Rate float64
 	// TotalBytes ends the run after this many payload bytes; 0: no bound.
@@ -196,6 +201,11 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	s.cancelRun = cancel
 	defer cancel()
+	if release, err := s.lendPayload(); err != nil {
+		s.fail(err) // refused: the close tells the peer why
+	} else if release != nil {
+		defer release()
+	}
 	// Closing the connection is what unblocks a read or write stuck in the
 	// kernel when the run is cancelled.
 	stopClose := context.AfterFunc(ctx, func() { s.closing.Store(true); s.beforeClose(); s.closeConn(ctx) })
@@ -216,6 +226,23 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 	err := s.result(ctx, done)
 	s.obs.Closed(err)
 	return s.Snapshot(), err
+}
+
+// lendPayload takes the writer's payload from the plan's pool, when it
+// has one, and returns the function that gives it back.
+func (s *Session) lendPayload() (func(), error) {
+	wp := s.plan.Write
+	if wp == nil || wp.Payload != nil || wp.Payloads == nil {
+		return nil, nil
+	}
+	p, release, err := wp.Payloads.Get(wp.PayloadSize)
+	if err != nil {
+		return nil, err
+	}
+	w := *wp // the plan is the caller's: the lent payload is this run's
+	w.Payload = p
+	s.plan.Write = &w
+	return release, nil
 }
 
 // startLoops starts the run's goroutines: the writer (when this side writes),

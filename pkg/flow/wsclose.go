@@ -39,6 +39,8 @@ func wsCloseFor(err error) (int, string) {
 		return websocket.CloseNormalClosure, ""
 	case errors.Is(err, context.Canceled):
 		return websocket.CloseGoingAway, "shutting down"
+	case errors.Is(err, ErrPayloadMemory):
+		return websocket.CloseTryAgainLater, err.Error()
 	case errors.Is(err, ErrTooLarge):
 		return websocket.CloseMessageTooBig, err.Error()
 	case errors.Is(err, errUnsupportedData):
