@@ -21,6 +21,7 @@ type serverConfig struct {
 	LogInterval    time.Duration `envconfig:"LOG_INTERVAL" flag:"log-interval" default:"5s" desc:"how often to log each connection's progress (0: only open and close)"`
 	HelloTimeout   time.Duration `envconfig:"HELLO_TIMEOUT" flag:"hello-timeout" default:"5s" desc:"how long to wait for a client's first bytes before treating it as hello-less"`
 	IdleTimeout    time.Duration `envconfig:"IDLE_TIMEOUT" flag:"idle-timeout" default:"5m" desc:"end a connection on which no byte moved either way this long while this side waited for the peer; scheduled pauses, read delays and rates, and writes blocked by backpressure never count (0: off)"`
+	PayloadMemory  config.Size   `envconfig:"PAYLOAD_MEMORY" flag:"payload-memory" default:"32MiB" desc:"bound on the memory of download payload buffers together; runs share one buffer per size class (a power of two from 64KiB), and a download whose buffer would not fit is refused (reason payload_memory, WebSocket close 1013); the default holds every class at once"`
 	SampleInterval time.Duration `envconfig:"SAMPLE_INTERVAL" flag:"sample-interval" default:"100ms" desc:"how often to read the kernel's socket statistics (windows, queues) of every connection (0: off)"`
 }
 
@@ -67,6 +68,8 @@ func (c serverConfig) Validate() error {
 		return config.Invalid("hello-timeout", c.HelloTimeout, "must be positive")
 	case c.IdleTimeout < 0:
 		return config.Invalid("idle-timeout", c.IdleTimeout, "must not be negative (0: off)")
+	case c.PayloadMemory < 64<<10:
+		return config.Invalid("payload-memory", c.PayloadMemory, "must be at least 64KiB (one payload buffer of the smallest class)")
 	case c.SampleInterval < 0 || (c.SampleInterval > 0 && c.SampleInterval < time.Millisecond):
 		return config.Invalid("sample-interval", c.SampleInterval, "must be 0 (off) or at least 1ms")
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -20,15 +19,15 @@ type server struct {
 	cfg     serverConfig
 	conns   hop.ConnLogger
 	obs     flow.Observer
-	payload payloadCache
-	windows windowLogs // logs each connection's advertised window closing and reopening
+	payload *flow.PayloadPool // download payloads, within --payload-memory
+	windows windowLogs        // logs each connection's advertised window closing and reopening
 }
 
 // run serves until ctx ends, then stops accepting, closes every connection
 // (hijacked WebSocket ones included) and returns. ready, if set, gets the
 // bound addresses once listening.
 func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(httpAddr, tcpAddr string)) error {
-	s := &server{cfg: cfg, conns: hop.ConnLogger{Log: log}}
+	s := &server{cfg: cfg, conns: hop.ConnLogger{Log: log}, payload: flow.NewPayloadPool(int64(cfg.PayloadMemory))}
 	if missing := sockstat.MissingDescription(); missing != "" {
 		log.Info("kernel socket statistics incomplete: their metrics are left out", "missing", missing)
 	}
@@ -141,7 +140,8 @@ func (s *server) plan(h *flow.Hello) flow.Plan {
 			size = flow.DefaultReadSize
 		}
 		p.Write = &flow.WritePlan{
-			Payload:        s.payload.get(size),
+			Payloads:       s.payload,
+			PayloadSize:    size,
 			Rate:           h.Rate,
 			TotalBytes:     h.TotalBytes,
 			Duration:       h.Duration(),
@@ -149,27 +149,4 @@ func (s *server) plan(h *flow.Hello) flow.Plan {
 		}
 	}
 	return p
-}
-
-// payloadCache hands out one read-only payload buffer per size, so download
-// connections share their payload instead of allocating one each.
-type payloadCache struct {
-	mu    sync.Mutex
-	bySiz map[int][]byte
-}
-
-func (c *payloadCache) get(size int) []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.bySiz == nil {
-		c.bySiz = map[int][]byte{}
-	}
-	if b, ok := c.bySiz[size]; ok {
-		return b
-	}
-	b := bytes.Repeat([]byte("backpressure "), size/13+1)[:size]
-	if len(c.bySiz) < 64 { // bounded: sizes come from clients
-		c.bySiz[size] = b
-	}
-	return b
 }

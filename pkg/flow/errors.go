@@ -12,7 +12,7 @@ import (
 
 // ErrorReasons are the values ErrorReason returns: a small fixed set, so a
 // metric can count errors by reason without unbounded labels.
-var ErrorReasons = []string{"peer_closed", "reset", "timeout", "drain_timeout", "protocol", "hello", "too_large", "idle", "refused", "other"}
+var ErrorReasons = []string{"peer_closed", "reset", "timeout", "drain_timeout", "protocol", "hello", "too_large", "idle", "refused", "payload_memory", "other"}
 
 // ErrTooLarge marks a message, frame or hello larger than its limit
 // (reason too_large).
@@ -44,10 +44,16 @@ func ErrorReason(err error) string {
 		return "drain_timeout"
 	case errors.Is(err, ErrIdle):
 		return "idle"
+	case errors.Is(err, ErrPayloadMemory):
+		return "payload_memory"
 	case errors.As(err, &he):
 		return "hello"
 	case errors.Is(err, ErrTooLarge):
 		return "too_large"
+	case errors.As(err, &pe):
+		// Before peer_closed: a protocol error may quote an end of
+		// stream, but what ended the connection is the peer's mistake.
+		return "protocol"
 	case errors.Is(err, ErrPeerClosed), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return "peer_closed"
 	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
@@ -56,8 +62,6 @@ func ErrorReason(err error) string {
 		return "refused"
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		return "timeout"
-	case errors.As(err, &pe):
-		return "protocol"
 	}
 	return "other"
 }

@@ -1,10 +1,10 @@
 package flow
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 )
@@ -126,7 +126,7 @@ func parseHello(b []byte) (Hello, error) {
 	}
 	var h Hello
 	if err := json.Unmarshal(b, &h); err != nil {
-		return Hello{}, fmt.Errorf("bad hello: %w", err)
+		return Hello{}, fmt.Errorf("bad hello: %v", err)
 	}
 	if h.Type == "" {
 		var l legacyHello
@@ -136,7 +136,11 @@ func parseHello(b []byte) (Hello, error) {
 				lh.PayloadSize = *l.PayloadSize
 			}
 			if l.RequestsTotal != nil && l.PayloadSize != nil {
-				lh.TotalBytes = int64(*l.PayloadSize) * *l.RequestsTotal
+				size, n := int64(*l.PayloadSize), *l.RequestsTotal
+				if size > 0 && n > math.MaxInt64/size {
+					return Hello{}, fmt.Errorf("legacy hello: payloadSize %d times requestsTotal %d overflows", size, n)
+				}
+				lh.TotalBytes = size * n
 			}
 			return lh, lh.Validate()
 		}
@@ -161,7 +165,8 @@ func EncodeHello(h Hello) ([]byte, error) {
 		return nil, err
 	}
 	if len(b)+len(TCPHelloPrefix)+1 > MaxHelloSize {
-		return nil, fmt.Errorf("hello of %d bytes exceeds %d", len(b), MaxHelloSize)
+		// A relay that appended itself to Via may reach this: too_large.
+		return nil, tooLargef("hello of %d bytes exceeds %d", len(b)+len(TCPHelloPrefix)+1, MaxHelloSize)
 	}
 	return b, nil
 }
@@ -196,10 +201,15 @@ func parseControl(b []byte) (Control, error) {
 	if len(b) > MaxControlSize {
 		return Control{}, fmt.Errorf("control message longer than %d bytes", MaxControlSize)
 	}
+	if len(b) == 0 {
+		return Control{}, errors.New("empty control message")
+	}
+	// Unmarshal, not a Decoder: bytes after the JSON value are refused.
+	// The JSON error is quoted, not wrapped: a cut-off message is the
+	// peer breaking the protocol, not the end of its stream (io.EOF).
 	var c Control
-	dec := json.NewDecoder(bytes.NewReader(b))
-	if err := dec.Decode(&c); err != nil {
-		return Control{}, fmt.Errorf("bad control message: %w", err)
+	if err := json.Unmarshal(b, &c); err != nil {
+		return Control{}, fmt.Errorf("bad control message: %v", err)
 	}
 	switch c.Type {
 	case Ack, Fin:

@@ -40,6 +40,10 @@ func TestParseHello(t *testing.T) {
 		{"current with legacy fields", `{"type":"hello","version":1,"payloadSize":5}`, flow.Hello{Type: "hello", Version: 1, Direction: flow.Up}, true, ""},
 		// A legacy hello with a negative size is refused by Validate.
 		{"legacy negative size", `{"payloadSize":-1,"requestsTotal":1}`, flow.Hello{}, false, "payload_size"},
+		// A legacy hello whose size times count overflows int64 (issue 13).
+		{"legacy overflow", `{"payloadSize":16777216,"requestsTotal":9223372036854775807}`, flow.Hello{}, false, "overflows"},
+		// A legacy hello with a negative count: a negative total.
+		{"legacy negative count", `{"payloadSize":1024,"requestsTotal":-1}`, flow.Hello{}, false, "negative"},
 		// A legacy hello whose size does not fit.
 		{"legacy huge size", `{"payloadSize":17000000,"requestsTotal":1}`, flow.Hello{}, false, "payload_size"},
 		// Another protocol version.
@@ -123,8 +127,12 @@ func TestParseControl(t *testing.T) {
 		{"reordered", ` { "bytes" : 5 , "type" : "ack" } `, flow.Control{Type: flow.Ack, Bytes: 5}, true},
 		// Missing bytes means 0.
 		{"no bytes", `{"type":"fin"}`, flow.Control{Type: flow.Fin}, true},
-		// The decoder reads one JSON value; what follows it is ignored.
-		{"trailing bytes", `{"type":"ack","bytes":1} junk`, flow.Control{Type: flow.Ack, Bytes: 1}, true},
+		// One JSON value and nothing after it but spacing (issue 13).
+		{"trailing bytes", `{"type":"ack","bytes":1} junk`, flow.Control{}, false},
+		{"two values", `{"type":"ack","bytes":1}{"type":"ack","bytes":2}`, flow.Control{}, false},
+		{"trailing space", "{\"type\":\"ack\",\"bytes\":1} \n", flow.Control{Type: flow.Ack, Bytes: 1}, true},
+		// Cut off: the peer's mistake, not the end of its stream.
+		{"truncated", `{"type":"ack","by`, flow.Control{}, false},
 		// A count never goes below zero.
 		{"negative", `{"type":"ack","bytes":-1}`, flow.Control{}, false},
 		// Only ack and fin exist.
@@ -152,6 +160,9 @@ func TestParseControl(t *testing.T) {
 				var pe flow.ProtocolError
 				if err == nil || !errors.As(err, &pe) {
 					t.Fatalf("ParseControl(%s) = %+v, %v; want a ProtocolError", tc.in, got, err)
+				}
+				if r := flow.ErrorReason(err); r != "protocol" {
+					t.Fatalf("ParseControl(%s): reason %s, want protocol (%v)", tc.in, r, err)
 				}
 				return
 			}

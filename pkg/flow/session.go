@@ -47,6 +47,11 @@ type Plan struct {
 type WritePlan struct {
 	// Payload is written as is by every write call; it is generated once.
 	Payload []byte
+	// Payloads, when Payload is nil, lends the payload of PayloadSize bytes
+	// for the run (and takes it back at its end); a pool without room
+	// refuses the run with ErrPayloadMemory.
+	Payloads    *PayloadPool
+	PayloadSize int
 	// Rate in messages per second; 0 writes as fast as the path allows.
 	Rate float64
 	// TotalBytes ends the run after this many payload bytes; 0: no bound.
@@ -196,6 +201,11 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	s.cancelRun = cancel
 	defer cancel()
+	if release, err := s.lendPayload(); err != nil {
+		s.fail(err) // refused: the close tells the peer why
+	} else if release != nil {
+		defer release()
+	}
 	// Closing the connection is what unblocks a read or write stuck in the
 	// kernel when the run is cancelled.
 	stopClose := context.AfterFunc(ctx, func() { s.closing.Store(true); s.beforeClose(); s.closeConn(ctx) })
@@ -209,11 +219,30 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 	s.closeConn(ctx)
 	cancel()
 	wg.Wait()
+	// Only now, with the reader gone, may a lingering close read on.
+	_ = endClose(s.conn)
 
 	s.acks.Drain(s.written.Load())
 	err := s.result(ctx, done)
 	s.obs.Closed(err)
 	return s.Snapshot(), err
+}
+
+// lendPayload takes the writer's payload from the plan's pool, when it
+// has one, and returns the function that gives it back.
+func (s *Session) lendPayload() (func(), error) {
+	wp := s.plan.Write
+	if wp == nil || wp.Payload != nil || wp.Payloads == nil {
+		return nil, nil
+	}
+	p, release, err := wp.Payloads.Get(wp.PayloadSize)
+	if err != nil {
+		return nil, err
+	}
+	w := *wp // the plan is the caller's: the lent payload is this run's
+	w.Payload = p
+	s.plan.Write = &w
+	return release, nil
 }
 
 // startLoops starts the run's goroutines: the writer (when this side writes),
@@ -411,6 +440,9 @@ func (s *Session) readLoop(ctx context.Context) error {
 			s.touch()
 		}
 		if n > 0 {
+			if perr := s.checkPayload(); perr != nil {
+				return perr
+			}
 			s.read.Add(int64(n))
 			s.obs.Read(n)
 			s.pacing.Store(true)
@@ -423,6 +455,9 @@ func (s *Session) readLoop(ctx context.Context) error {
 		}
 		if ctl.Type != "" {
 			if cerr := s.handleControl(ctl); cerr != nil {
+				if s.closing.Load() || ctx.Err() != nil {
+					return nil // an ack that can no longer go out
+				}
 				return cerr
 			}
 		}
@@ -458,16 +493,41 @@ func (s *Session) readLoop(ctx context.Context) error {
 	}
 }
 
+// checkPayload refuses payload a peer that speaks the protocol may not
+// send: when it was not to write (the other direction's run), or after its
+// fin.
+func (s *Session) checkPayload() error {
+	if !s.conn.SpeaksControl() {
+		return nil // a hello-less peer's bytes are all payload
+	}
+	if !s.plan.PeerWrites {
+		return protocolErrorf("peer sent payload, but it was not to write (direction)")
+	}
+	if fin := s.peerFin.Load(); fin >= 0 {
+		return protocolErrorf("peer sent payload after its fin of %d bytes", fin)
+	}
+	return nil
+}
+
+// handleControl checks and applies one control message: an ack within
+// what was written and never below the last one, one fin from a peer
+// that writes, matching what arrived.
 func (s *Session) handleControl(ctl Control) error {
 	switch ctl.Type {
 	case Ack:
 		if ctl.Bytes > s.attempted.Load() {
 			return protocolErrorf("peer acknowledged %d bytes, only %d written", ctl.Bytes, s.attempted.Load())
 		}
+		if last := s.acks.Acked(); ctl.Bytes < last {
+			return protocolErrorf("peer acknowledged %d bytes after %d: acks go backwards", ctl.Bytes, last)
+		}
 		s.acks.Ack(ctl.Bytes)
 	case Fin:
 		if !s.plan.PeerWrites {
 			return protocolErrorf("peer sent a fin, but it was not to write")
+		}
+		if prev := s.peerFin.Load(); prev >= 0 {
+			return protocolErrorf("peer sent a second fin (%d bytes, after %d)", ctl.Bytes, prev)
 		}
 		if got := s.read.Load(); got != ctl.Bytes {
 			return protocolErrorf("peer wrote %d bytes, %d arrived", ctl.Bytes, got)
@@ -569,8 +629,10 @@ func (s *Session) idleLoop(ctx context.Context, bothDone <-chan struct{}) {
 	}
 }
 
-// closeConn closes the connection as the run's end calls for: after a
-// failure with its reason (WebSocket close code), at shutdown as going away.
+// closeConn starts closing the connection as the run's end calls for:
+// after a failure with its reason (WebSocket close code), at shutdown as
+// going away. It makes a read or write blocked on the peer return; Run
+// finishes the close (endClose) once its goroutines have.
 func (s *Session) closeConn(ctx context.Context) {
 	var err error
 	if p := s.failure.Load(); p != nil {
@@ -578,7 +640,7 @@ func (s *Session) closeConn(ctx context.Context) {
 	} else if ctx.Err() != nil {
 		err = context.Canceled
 	}
-	closeWithError(s.conn, err)
+	beginClose(s.conn, err)
 }
 
 // beforeClose tells the observer, once, that the connection is about to be

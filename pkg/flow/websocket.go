@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -20,14 +21,30 @@ import (
 type wsConn struct {
 	ws      *websocket.Conn
 	cur     io.Reader // the binary (or legacy text) message being read
+	curSize int64     // bytes read of it so far
+	maxMsg  int64     // the largest message the peer may send (0: no limit)
+	one     [1]byte   // reads past maxMsg
 	control bool      // the peer speaks acks and fins
 	legacy  bool      // 2018 peer: text messages are payload too
 	ctlBuf  []byte
+	// readErr is the last error a read of gorilla's returned: after one,
+	// gorilla's reader keeps failing, so a lingering close reads the raw
+	// socket. Only the reader touches it, and endClose after the reader.
+	readErr error
 	wmu     sync.Mutex
 	ctlOut  []byte
-	once    sync.Once
-	cerr    error
+	stopped atomic.Bool // closing: no more payload or control writes
+	// beginOnce: the close frame is sent once; closeSent: it went out, so
+	// the close lingers.
+	beginOnce sync.Once
+	closeSent bool
+	once      sync.Once
+	cerr      error
 }
+
+// errWriteAfterClose is a write after the close frame went out: nothing may
+// follow it (RFC 6455 5.5.1).
+var errWriteAfterClose = fmt.Errorf("websocket: write after close: %w", net.ErrClosed)
 
 var (
 	_ Conn        = (*wsConn)(nil)
@@ -36,8 +53,10 @@ var (
 	_ errorCloser = (*wsConn)(nil)
 )
 
-func newWSConn(ws *websocket.Conn, control, legacy bool) *wsConn {
-	return &wsConn{ws: ws, control: control, legacy: legacy, ctlBuf: make([]byte, MaxControlSize), ctlOut: make([]byte, 0, 64)}
+// newWSConn wraps ws; maxMsg is the largest message the peer may send (0:
+// no limit).
+func newWSConn(ws *websocket.Conn, control, legacy bool, maxMsg int64) *wsConn {
+	return &wsConn{ws: ws, control: control, legacy: legacy, maxMsg: maxMsg, ctlBuf: make([]byte, MaxControlSize), ctlOut: make([]byte, 0, 64)}
 }
 
 func (c *wsConn) Protocol() Protocol  { return WebSocket }
@@ -49,26 +68,16 @@ func (c *wsConn) Read(p []byte) (int, Control, error) {
 		if c.cur == nil {
 			mt, r, err := c.ws.NextReader()
 			if err != nil {
+				c.readErr = err
 				return 0, Control{}, wsReadError(err)
 			}
 			if mt == websocket.TextMessage && !c.legacy {
-				n, err := io.ReadFull(r, c.ctlBuf)
-				if err == nil {
-					return 0, Control{}, tooLargef("control message longer than %d bytes", MaxControlSize)
-				}
-				if err != io.ErrUnexpectedEOF && err != io.EOF {
-					return 0, Control{}, wsReadError(err)
-				}
-				ctl, err := ParseControl(c.ctlBuf[:n])
-				if err != nil {
-					// Text that is no control message: close code 1003.
-					err = ProtocolError{fmt.Errorf("%w: text message is no control message: %w", errUnsupportedData, err)}
-				}
+				ctl, err := c.readControl(r)
 				return 0, ctl, err
 			}
-			c.cur = r
+			c.cur, c.curSize = r, 0
 		}
-		n, err := c.cur.Read(p)
+		n, err := c.readCur(p)
 		if err == io.EOF {
 			c.cur = nil
 			err = nil
@@ -80,14 +89,74 @@ func (c *wsConn) Read(p []byte) (int, Control, error) {
 	}
 }
 
-// wsReadError turns a normal close into io.EOF, so both transports end the
-// same way.
+// readControl reads a text message that must be one control message.
+func (c *wsConn) readControl(r io.Reader) (Control, error) {
+	n, err := io.ReadFull(r, c.ctlBuf)
+	if err == nil {
+		return Control{}, tooLargef("control message longer than %d bytes", MaxControlSize)
+	}
+	if err != io.ErrUnexpectedEOF && err != io.EOF {
+		c.readErr = err
+		return Control{}, wsReadError(err)
+	}
+	ctl, err := ParseControl(c.ctlBuf[:n])
+	if err != nil {
+		// Text that is no control message: close code 1003.
+		err = ProtocolError{fmt.Errorf("%w: text message is no control message: %w", errUnsupportedData, err)}
+	}
+	return ctl, err
+}
+
+// readCur reads from the current message and refuses one longer than
+// maxMsg with ErrTooLarge (close code 1009). The limit is enforced here
+// rather than by gorilla's read limit, whose refusal sends a close frame of
+// its own, without a reason, ahead of ours.
+func (c *wsConn) readCur(p []byte) (int, error) {
+	if c.maxMsg > 0 {
+		room := c.maxMsg - c.curSize
+		if room <= 0 {
+			// At the limit: one more byte makes the message too large.
+			n, err := c.cur.Read(c.one[:])
+			if n > 0 {
+				return 0, tooLargef("websocket message longer than %d bytes", c.maxMsg)
+			}
+			if err != nil && err != io.EOF {
+				c.readErr = err
+			}
+			return 0, err
+		}
+		if int64(len(p)) > room {
+			p = p[:room]
+		}
+	}
+	n, err := c.cur.Read(p)
+	c.curSize += int64(n)
+	if err != nil && err != io.EOF {
+		c.readErr = err
+		if websocket.IsCloseError(err, websocket.CloseAbnormalClosure) {
+			// Closed inside a message, as TCP inside a frame.
+			err = fmt.Errorf("read message: %w", io.ErrUnexpectedEOF)
+		}
+	}
+	return n, err
+}
+
+// wsReadError turns the ends of a peer's stream into what TCP says for
+// them, so both transports end, and count, the same way: a normal close,
+// and the socket closed at a message boundary without a close frame (what
+// gorilla calls 1006), are io.EOF; a close with any other code is the peer
+// closing the connection (ErrPeerClosed), not an error of this side's.
 func wsReadError(err error) error {
 	if err == nil {
 		return nil
 	}
-	if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway, websocket.CloseNoStatusReceived) {
+	if websocket.IsCloseError(err, websocket.CloseNormalClosure, websocket.CloseGoingAway,
+		websocket.CloseNoStatusReceived, websocket.CloseAbnormalClosure) {
 		return io.EOF
+	}
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return fmt.Errorf("%w (close %d %q)", ErrPeerClosed, ce.Code, closeReason(ce.Text))
 	}
 	if errors.Is(err, websocket.ErrReadLimit) {
 		return fmt.Errorf("%w: %w", ErrTooLarge, err)
@@ -104,6 +173,9 @@ func wsReadError(err error) error {
 func (c *wsConn) WritePayload(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.stopped.Load() {
+		return 0, errWriteAfterClose
+	}
 	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
 		return 0, err
 	}
@@ -124,6 +196,9 @@ func (c *wsConn) WriteControl(ctl Control) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.stopped.Load() {
+		return errWriteAfterClose
+	}
 	c.ctlOut = AppendControl(c.ctlOut[:0], ctl)
 	return c.ws.WriteMessage(websocket.TextMessage, c.ctlOut)
 }
@@ -133,9 +208,39 @@ func (c *wsConn) WriteControl(ctl Control) error {
 func (c *wsConn) Close() error { return c.closeWithError(nil) }
 
 // closeWithError implements errorCloser: once, the close frame that fits
-// err, then the socket.
+// err, then the socket, without lingering: another goroutine may still be
+// reading.
 func (c *wsConn) closeWithError(err error) error {
-	c.once.Do(func() { c.cerr = closeWS(c.ws, err) })
+	c.beginClose(err)
+	c.once.Do(func() { c.cerr = c.ws.Close() })
+	return c.cerr
+}
+
+// beginClose implements errorCloser: once, the close frame that fits err;
+// then no more writes (a write blocked on the peer returns), and reads end
+// within wsLingerTimeout.
+func (c *wsConn) beginClose(err error) {
+	c.beginOnce.Do(func() {
+		c.stopped.Store(true)
+		code, reason := wsCloseFor(err)
+		c.closeSent = sendClose(c.ws, code, reason) == nil
+		nc := c.ws.NetConn()
+		_ = nc.SetWriteDeadline(time.Now())
+		_ = nc.SetReadDeadline(time.Now().Add(wsLingerTimeout))
+	})
+}
+
+// endClose implements errorCloser, once the reader has returned: unless
+// the peer has stopped sending already, read and discard what it sends
+// until its close frame, its end of stream or the linger deadline, so the
+// close frame reaches it; then close the socket.
+func (c *wsConn) endClose() error {
+	c.once.Do(func() {
+		if c.closeSent && (c.readErr == nil || !peerStopped(c.readErr)) {
+			lingerRead(c.ws, c.readErr != nil)
+		}
+		c.cerr = c.ws.Close()
+	})
 	return c.cerr
 }
 
@@ -150,10 +255,11 @@ func (c *wsConn) CloseWrite() error {
 // Abort implements Aborter: once, a close frame with code 1011 and reason,
 // then the socket.
 func (c *wsConn) Abort(reason string) {
-	c.once.Do(func() {
+	c.beginOnce.Do(func() {
+		c.stopped.Store(true)
 		_ = sendClose(c.ws, closeAborted, reason)
-		c.cerr = c.ws.Close()
 	})
+	c.once.Do(func() { c.cerr = c.ws.Close() })
 }
 
 // WebSocket buffer sizes: large enough that a 64 KiB payload is one frame
@@ -179,7 +285,7 @@ func DialWebSocket(ctx context.Context, url string, hello Hello, opts SocketOpti
 		ws.Close()
 		return nil, fmt.Errorf("send hello: %w", err)
 	}
-	return newWSConn(ws, true, false), nil
+	return newWSConn(ws, true, false, 0), nil
 }
 
 // DialWebSocketRaw connects to a ws:// or wss:// URL without sending a
@@ -190,7 +296,7 @@ func DialWebSocketRaw(ctx context.Context, url string, opts SocketOptions, heade
 	if err != nil {
 		return nil, err
 	}
-	return newWSConn(ws, false, false), nil
+	return newWSConn(ws, false, false, 0), nil
 }
 
 // dialWS opens the WebSocket connection to url with the socket options and
@@ -268,49 +374,49 @@ func (u *Upgrader) Accept(w http.ResponseWriter, r *http.Request) (*Hello, Conn,
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
-	if u.MaxMessageSize > 0 {
-		ws.SetReadLimit(u.MaxMessageSize)
-	}
 	// A shutdown (the request's context ends) stops the wait for the hello.
 	stop := context.AfterFunc(r.Context(), func() { ws.NetConn().SetReadDeadline(time.Now()) })
-	h, c, err := u.readHello(ws)
+	h, c, readBroken, err := u.readHello(ws)
 	stop()
 	if err != nil && r.Context().Err() != nil {
 		err = fmt.Errorf("%w: %w", context.Canceled, err)
-		closeWS(ws, err)
+		closeWS(ws, err, readBroken)
 		return nil, nil, err
 	}
 	if err != nil {
 		// Refused before it opened: counted by reason hello, closed with
 		// the code that fits (1008, or 1009 for a hello too large).
 		err = HelloError{err}
-		closeWS(ws, err)
+		closeWS(ws, err, readBroken)
 		return nil, nil, err
 	}
 	return h, c, nil
 }
 
-func (u *Upgrader) readHello(ws *websocket.Conn) (*Hello, Conn, error) {
+// readHello reads the first message: a hello, or binary payload of a
+// hello-less peer. readBroken says a read of gorilla's failed (see
+// wsConn.readErr).
+func (u *Upgrader) readHello(ws *websocket.Conn) (h *Hello, c Conn, readBroken bool, err error) {
 	if u.HelloTimeout > 0 {
 		ws.SetReadDeadline(time.Now().Add(u.HelloTimeout))
 	}
 	mt, rd, err := ws.NextReader()
 	if err != nil {
-		return nil, nil, fmt.Errorf("read hello: %w", wsReadError(err))
+		return nil, nil, true, fmt.Errorf("read hello: %w", wsReadError(err))
 	}
 	ws.SetReadDeadline(time.Time{})
 	if mt == websocket.BinaryMessage {
-		c := newWSConn(ws, false, false)
-		c.cur = rd
-		return nil, c, nil
+		wc := newWSConn(ws, false, false, u.MaxMessageSize)
+		wc.cur = rd
+		return nil, wc, false, nil
 	}
 	b, err := io.ReadAll(io.LimitReader(rd, MaxHelloSize+1))
 	if err != nil {
-		return nil, nil, fmt.Errorf("read hello: %w", wsReadError(err))
+		return nil, nil, true, fmt.Errorf("read hello: %w", wsReadError(err))
 	}
-	h, err := ParseHello(b)
+	hello, err := ParseHello(b)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, false, err
 	}
-	return &h, newWSConn(ws, !h.Legacy, h.Legacy), nil
+	return &hello, newWSConn(ws, !hello.Legacy, hello.Legacy, u.MaxMessageSize), false, nil
 }

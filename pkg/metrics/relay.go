@@ -29,7 +29,13 @@ type Relay struct {
 	PausedTotal   *prometheus.CounterVec
 	ResumedTotal  *prometheus.CounterVec
 	PausedSeconds *prometheus.CounterVec
-	FailuresTotal *prometheus.CounterVec
+	// The budget (--buffer-max): readers waiting for room in it for bytes
+	// they have read, so a cap too small for the traffic shows apart from
+	// per-connection buffers that are full.
+	BudgetWaitingNow  *prometheus.GaugeVec
+	BudgetWaitsTotal  *prometheus.CounterVec
+	BudgetWaitSeconds *prometheus.CounterVec
+	FailuresTotal     *prometheus.CounterVec
 }
 
 var _ relay.Observer = (*Relay)(nil)
@@ -72,6 +78,18 @@ func NewRelay(reg prometheus.Registerer, bufferSize, bufferMax int64) *Relay {
 			Name: "bp_relay_read_paused_seconds_total",
 			Help: "Time relay readers spent stopped because their buffer was full, summed over connections; added when each pause ends.",
 		}, dir),
+		BudgetWaitingNow: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bp_relay_budget_waiting",
+			Help: "Relay readers waiting right now for room in the shared cap (--buffer-max) for bytes they have read.",
+		}, dir),
+		BudgetWaitsTotal: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "bp_relay_budget_waits_total",
+			Help: "Times a relay reader had to wait for room in the shared cap (--buffer-max) before it could pass on bytes it had read.",
+		}, dir),
+		BudgetWaitSeconds: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "bp_relay_budget_wait_seconds_total",
+			Help: "Time relay readers spent waiting for room in the shared cap (--buffer-max), summed over connections; added when each wait ends.",
+		}, dir),
 		FailuresTotal: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "bp_relay_failures_total",
 			Help: "Relayed connections that ended with an error, once each, by the side whose connection failed.",
@@ -87,6 +105,9 @@ func NewRelay(reg prometheus.Registerer, bufferSize, bufferMax int64) *Relay {
 		r.PausedTotal.WithLabelValues(l)
 		r.ResumedTotal.WithLabelValues(l)
 		r.PausedSeconds.WithLabelValues(l)
+		r.BudgetWaitingNow.WithLabelValues(l)
+		r.BudgetWaitsTotal.WithLabelValues(l)
+		r.BudgetWaitSeconds.WithLabelValues(l)
 	}
 	for _, s := range RelaySides {
 		r.FailuresTotal.WithLabelValues(string(s))
@@ -115,6 +136,18 @@ func (r *Relay) ReadingPaused(d flow.Direction, paused bool, stopped time.Durati
 	r.ResumedTotal.WithLabelValues(l).Inc()
 	r.ReadersPaused.WithLabelValues(l).Dec()
 	r.PausedSeconds.WithLabelValues(l).Add(stopped.Seconds())
+}
+
+// BudgetWaiting implements relay.Observer.
+func (r *Relay) BudgetWaiting(d flow.Direction, waiting bool, waited time.Duration) {
+	l := string(d)
+	if waiting {
+		r.BudgetWaitsTotal.WithLabelValues(l).Inc()
+		r.BudgetWaitingNow.WithLabelValues(l).Inc()
+		return
+	}
+	r.BudgetWaitingNow.WithLabelValues(l).Dec()
+	r.BudgetWaitSeconds.WithLabelValues(l).Add(waited.Seconds())
 }
 
 // Failed implements relay.Observer.

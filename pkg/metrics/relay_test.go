@@ -32,6 +32,11 @@ func TestRelayMetricsValues(t *testing.T) {
 		t.Errorf("reading paused during the pause = %v, want 1", got)
 	}
 	obs.ReadingPaused(flow.Up, false, 1500*time.Millisecond)
+	obs.BudgetWaiting(flow.Down, true, 0)
+	if got := testutil.ToFloat64(r.BudgetWaitingNow.WithLabelValues("down")); got != 1 {
+		t.Errorf("budget waiting during the wait = %v, want 1", got)
+	}
+	obs.BudgetWaiting(flow.Down, false, 250*time.Millisecond)
 	obs.Buffered(flow.Up, -1<<20)
 	obs.Failed(relay.Upstream, errors.New("reset"))
 
@@ -49,6 +54,9 @@ func TestRelayMetricsValues(t *testing.T) {
 		{"paused total", r.PausedTotal.WithLabelValues("up"), 1},
 		{"resumed total", r.ResumedTotal.WithLabelValues("up"), 1},
 		{"paused seconds", r.PausedSeconds.WithLabelValues("up"), 1.5},
+		{"budget waiting", r.BudgetWaitingNow.WithLabelValues("down"), 0},
+		{"budget waits", r.BudgetWaitsTotal.WithLabelValues("down"), 1},
+		{"budget wait seconds", r.BudgetWaitSeconds.WithLabelValues("down"), 0.25},
 		{"failures upstream", r.FailuresTotal.WithLabelValues("upstream"), 1},
 		{"failures downstream", r.FailuresTotal.WithLabelValues("downstream"), 0},
 	} {

@@ -21,7 +21,8 @@ const benchPayload = 64 << 10
 
 // BenchmarkRelay: a whole up run (client session, server session reading
 // and acking) direct, and through one stream-mode relay; both TCP. The
-// ratio of their MB/s is what the hop costs.
+// ratio of their MB/s is what the hop costs. relay-stream-budget is the
+// stream relay with a shared budget, as bp-relay runs it (--buffer-max).
 func BenchmarkRelay(b *testing.B) {
 	payload := flowtest.Payload(benchPayload)
 	run := func(b *testing.B, addr string) {
@@ -37,11 +38,14 @@ func BenchmarkRelay(b *testing.B) {
 			b.Fatalf("acked %d of %d: %v", snap.Acked, total, err)
 		}
 	}
-	for _, via := range []string{"direct", "relay-stream"} {
+	for _, via := range []string{"direct", "relay-stream", "relay-stream-budget"} {
 		b.Run(via, func(b *testing.B) {
 			addr := sinkServer(b)
-			if via != "direct" {
-				addr = streamRelay(b, addr)
+			switch via {
+			case "relay-stream":
+				addr = streamRelay(b, addr, nil)
+			case "relay-stream-budget":
+				addr = streamRelay(b, addr, relay.NewBudget(1<<30))
 			}
 			b.SetBytes(int64(len(payload)))
 			b.ReportAllocs()
@@ -63,11 +67,11 @@ func sinkServer(tb testing.TB) string {
 }
 
 // streamRelay is bp-relay's TCP listener in stream mode, forwarding to
-// upstream.
-func streamRelay(tb testing.TB, upstream string) string {
+// upstream, with budget as its cap (nil: none).
+func streamRelay(tb testing.TB, upstream string, budget *relay.Budget) string {
 	tb.Helper()
 	target := flow.Target{Protocol: flow.TCP, Addr: upstream}
-	rl := relay.New(relay.Config{Name: "bench"}, func(ctx context.Context, h *flow.Hello) (flow.Conn, error) {
+	rl := relay.New(relay.Config{Name: "bench", Budget: budget}, func(ctx context.Context, h *flow.Hello) (flow.Conn, error) {
 		return flow.Dial(ctx, target, h, flow.SocketOptions{})
 	})
 	return flowtest.ServeTCP(tb, flow.SocketOptions{}, time.Second, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {

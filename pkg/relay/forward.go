@@ -24,14 +24,19 @@ func (s *session) readLoop(ctx context.Context, src, dst *side, p *pipe) {
 	}
 	buf := make([]byte, p.chunk)
 	for {
-		if err := p.waitRoom(ctx); err != nil {
-			return
+		// A direct pipe holds nothing between reads: always room.
+		if !p.direct {
+			if err := p.waitRoom(ctx); err != nil {
+				return
+			}
 		}
 		n, ctl, err := src.conn.Read(buf)
-		p.reserved(n)
 		if n > 0 {
 			p.read.Add(int64(n))
 			src.obs.Read(n)
+			if p.hold(ctx, n) != nil {
+				return // the connection ends: the bytes go with it
+			}
 			if p.direct {
 				if !s.writeDirect(p, dst, buf[:n]) {
 					return
@@ -86,6 +91,9 @@ func (s *session) readEnded(ctx context.Context, src, dst *side, p *pipe, err er
 func (s *session) handleControl(src, dst *side, p *pipe, ctl flow.Control, forward bool) error {
 	switch ctl.Type {
 	case flow.Ack:
+		if last := src.acks.Acked(); ctl.Bytes < last {
+			return flow.ProtocolError{Err: fmt.Errorf("%s peer acknowledged %d bytes after %d: acks go backwards", src.side, ctl.Bytes, last)}
+		}
 		// The ack moves src's in-pipe figure, and goes on to dst, whose
 		// writer it is really for.
 		src.acks.Ack(ctl.Bytes)
@@ -98,6 +106,9 @@ func (s *session) handleControl(src, dst *side, p *pipe, ctl flow.Control, forwa
 			s.fail(dst.side, fmt.Errorf("forward ack %s: %w", dst.side, err))
 		}
 	case flow.Fin:
+		if p.hasEnded() {
+			return flow.ProtocolError{Err: fmt.Errorf("%s peer sent a second fin", src.side)}
+		}
 		if got := p.read.Load(); got != ctl.Bytes {
 			return flow.ProtocolError{Err: fmt.Errorf("%s peer wrote %d bytes, %d arrived", src.side, ctl.Bytes, got)}
 		}

@@ -29,6 +29,11 @@ type Observer interface {
 	// the shared budget) is full, paused = true, and when it resumes, with
 	// the time it was stopped.
 	ReadingPaused(dir flow.Direction, paused bool, stopped time.Duration)
+	// BudgetWaiting is called when a reader starts waiting for room in the
+	// shared budget (Config.Budget) for bytes it has read, waiting = true,
+	// and when it got the room or its connection ended, with the time it
+	// waited. Such a wait is also a pause in reading (ReadingPaused).
+	BudgetWaiting(dir flow.Direction, waiting bool, waited time.Duration)
 	// Failed is called once for every relayed connection that ended with an
 	// error, with the side whose connection failed.
 	Failed(side Side, err error)
@@ -42,6 +47,7 @@ var _ Observer = Nop{}
 func (Nop) Buffered(flow.Direction, int64)                    {}
 func (Nop) Capacity(flow.Direction, int64)                    {}
 func (Nop) ReadingPaused(flow.Direction, bool, time.Duration) {}
+func (Nop) BudgetWaiting(flow.Direction, bool, time.Duration) {}
 func (Nop) Failed(Side, error)                                {}
 
 // PipeStats counts one direction of a relayed connection.

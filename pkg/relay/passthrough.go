@@ -60,19 +60,17 @@ func (s *session) passthroughLoop(ctx context.Context, src, dst *side, p *pipe, 
 		return nil
 	}
 	for {
-		if err := p.waitRoom(ctx); err != nil {
-			return
-		}
 		n, err := r.Read(buf)
 		before := p.read.Load()
 		finInChunk = false
 		if perr := pt.scan.Scan(buf[:n], onPayload, onControl); perr != nil {
-			p.reserved(0)
 			s.fail(src.side, perr)
 			return
 		}
 		payload := int(p.read.Load() - before)
-		p.reserved(payload)
+		if p.hold(ctx, payload) != nil {
+			return // the connection ends: the bytes go with it
+		}
 		if n > 0 && !s.forwardRaw(p, dst, pt, buf[:n], payload, finInChunk) {
 			return
 		}

@@ -32,7 +32,6 @@ type pipe struct {
 	ended    bool
 	isFin    bool
 	finBytes int64
-	pending  int64 // budget reserved for the read in progress
 
 	dataReady  chan struct{} // poked by the reader
 	spaceFreed chan struct{} // poked by the writer
@@ -51,9 +50,10 @@ func newPipe(dir flow.Direction, cfg *Config) *pipe {
 
 var blockPool = sync.Pool{New: func() any { b := make([]byte, 0, blockSize); return &b }}
 
-// waitRoom blocks until the buffer has room for one read and the budget
-// granted it. Waiting is the relay pausing its reading: that is how
-// backpressure passes on.
+// waitRoom blocks until the buffer has room for one read. Waiting is the
+// relay pausing its reading: that is how backpressure passes on. The shared
+// budget is not asked here but after the read (hold), for the bytes the read
+// returned: a reader blocked in a read holds none of it.
 func (p *pipe) waitRoom(ctx context.Context) error {
 	var since time.Time
 	paused := false
@@ -66,15 +66,8 @@ func (p *pipe) waitRoom(ctx context.Context) error {
 		p.mu.Lock()
 		room := p.capacity-p.buffered >= p.chunk
 		p.mu.Unlock()
-		var budgetWait <-chan struct{}
 		if room {
-			var ok bool
-			if ok, budgetWait = p.budget.reserve(int64(p.chunk)); ok {
-				p.mu.Lock()
-				p.pending = int64(p.chunk)
-				p.mu.Unlock()
-				return nil
-			}
+			return nil
 		}
 		if !paused {
 			paused, since = true, time.Now()
@@ -82,20 +75,30 @@ func (p *pipe) waitRoom(ctx context.Context) error {
 		}
 		select {
 		case <-p.spaceFreed:
-		case <-budgetWait: // nil unless the budget was the limit
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
 }
 
-// reserved gives back the part of the read's budget the read did not use.
-func (p *pipe) reserved(n int) {
-	p.mu.Lock()
-	rest := p.pending - int64(n)
-	p.pending = 0
-	p.mu.Unlock()
-	p.budget.release(rest)
+// hold takes room in the shared budget for n bytes just read, before they
+// are queued or written. When the budget is full the reader waits for its
+// turn, a pause in reading that is counted twice over: as any pause
+// (ReadingPaused) and as a budget wait (BudgetWaiting), so a cap that is too
+// small for the traffic shows. It returns ctx's error when the connection
+// ends first; nothing is held then.
+func (p *pipe) hold(ctx context.Context, n int) error {
+	if p.budget.tryAcquire(int64(n)) {
+		return nil
+	}
+	since := time.Now()
+	p.obs.ReadingPaused(p.dir, true, 0)
+	p.obs.BudgetWaiting(p.dir, true, 0)
+	err := p.budget.acquire(ctx, int64(n))
+	waited := time.Since(since)
+	p.obs.BudgetWaiting(p.dir, false, waited)
+	p.obs.ReadingPaused(p.dir, false, waited)
+	return err
 }
 
 // push queues a copy of b.
@@ -198,10 +201,7 @@ func (p *pipe) drop() {
 	p.mu.Lock()
 	blocks := p.blocks
 	p.blocks, p.tailOpen = nil, false
-	rest := p.pending
-	p.pending = 0
 	p.mu.Unlock()
-	p.budget.release(rest)
 	for _, b := range blocks {
 		p.release(b)
 	}

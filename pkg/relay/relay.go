@@ -115,6 +115,16 @@ func (r *Relay) Serve(ctx context.Context, down flow.Conn, hello *flow.Hello) (S
 	var fwd *flow.Hello
 	if !raw {
 		h := Forward(*hello, r.cfg.Name)
+		if _, err := flow.EncodeHello(h); err != nil {
+			// With this relay in Via the hello no longer fits: the
+			// downstream peer's hello is too large to forward, and
+			// upstream was never dialled (too_large, close 1009).
+			err = fmt.Errorf("forward hello: %w", err)
+			flow.CloseWithError(down, err)
+			downObs.Closed(err)
+			r.cfg.Buffers.Failed(Downstream, err)
+			return stats, err
+		}
 		fwd = &h
 		stats.Hello = fwd
 	}

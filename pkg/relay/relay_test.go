@@ -100,6 +100,8 @@ type bufferCounter struct {
 	initOnce               sync.Once
 	lastFailure            error
 	resumedWithoutStarting int
+	budgetWaits            int
+	budgetWaitingNow       int
 }
 
 func (b *bufferCounter) init() {
@@ -137,6 +139,24 @@ func (b *bufferCounter) ReadingPaused(d flow.Direction, paused bool, stopped tim
 	b.pausedNow--
 	b.pausedFor += stopped
 }
+func (b *bufferCounter) BudgetWaiting(d flow.Direction, waiting bool, waited time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if waiting {
+		b.budgetWaits++
+		b.budgetWaitingNow++
+		return
+	}
+	b.budgetWaitingNow--
+}
+
+// budget is the budget waits so far and the readers waiting now.
+func (b *bufferCounter) budget() (waits, waitingNow int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.budgetWaits, b.budgetWaitingNow
+}
+
 func (b *bufferCounter) Failed(s relay.Side, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
