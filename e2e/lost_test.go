@@ -64,6 +64,16 @@ func TestNothingLost1000(t *testing.T) {
 	sum, code := c.Finish(t, 10*time.Second)
 	t.Logf("%d connections, %d bytes, in %s; at most %.0f open at the server at once", conns, total, time.Since(began).Round(time.Millisecond), peak)
 	if code != 0 || !sum.Completed || sum.FailedConns != 0 {
+		// Say which hop gave up and why, from their own counters and logs.
+		for _, p := range []struct {
+			name string
+			url  string
+			proc *Proc
+		}{{"relay r1", relay1.MetricsURL(), relay1.Proc}, {"relay r2", relay2.MetricsURL(), relay2.Proc}, {"server", srv.MetricsURL(), srv.Proc}} {
+			m := scrape(t, p.url)
+			t.Logf("%s: errors %v, relay failures %v, last log lines:\n%s", p.name, m.Labelled("bp_connection_errors_total", "reason"),
+				m.Labelled("bp_relay_failures_total", "side"), lastLines(p.proc.Stderr(), 5))
+		}
 		t.Fatalf("client exit %d, completed %v, %d failed: %s", code, sum.Completed, sum.FailedConns, sum.Error)
 	}
 	// The report and the acks.

@@ -455,6 +455,30 @@ func (s Scrape) Sum(name string) float64 {
 	return total
 }
 
+// Labelled lists a family's non-zero series by one label's value
+// (reason=3), for messages that say what a run counted.
+func (s Scrape) Labelled(name, label string) map[string]float64 {
+	out := map[string]float64{}
+	for _, m := range s[name].GetMetric() {
+		v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		if v == 0 {
+			continue
+		}
+		for _, l := range m.GetLabel() {
+			if l.GetName() == label {
+				out[l.GetValue()] += v
+			}
+		}
+	}
+	return out
+}
+
+// lastLines is the end of a log, for failure messages.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
 func labelsMatch(have []*dto.LabelPair, want []string) bool {
 	if len(have) != len(want)/2 {
 		return false

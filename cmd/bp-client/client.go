@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,11 +21,17 @@ import (
 )
 
 // Exit statuses beyond config's.
-const exitInterrupted = 130
+const (
+	// exitNotDrained: the run's time was up but the path never took (or
+	// acknowledged) what was written, within --drain-timeout.
+	exitNotDrained  = 3
+	exitInterrupted = 130
+)
 
 // run drives the whole run and returns the exit status: 0 when every
-// connection completed, 1 when one could not connect or broke, 130 when
-// interrupted, and the report printed in every case.
+// connection completed, 1 when one could not connect or broke, 3 when the
+// path never drained within --drain-timeout, 130 when interrupted, and the
+// report printed in every case.
 func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 	log := cfg.Logger(stderr)
 	reg := metrics.NewRegistry()
@@ -53,6 +60,8 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 	switch {
 	case interrupted:
 		return exitInterrupted
+	case errors.Is(runErr, flow.ErrDrainTimeout):
+		return exitNotDrained
 	case runErr != nil:
 		return config.ExitFailed
 	}

@@ -26,7 +26,7 @@ type clientConfig struct {
 	StallThreshold time.Duration `envconfig:"STALL_THRESHOLD" flag:"stall-threshold" default:"100ms" desc:"a write call blocked this long counts as a stall"`
 	config.Reading
 	AckInterval    time.Duration `envconfig:"ACK_INTERVAL" flag:"ack-interval" default:"100ms" desc:"how often to ack bytes read (down and both)"`
-	DrainTimeout   time.Duration `envconfig:"DRAIN_TIMEOUT" flag:"drain-timeout" default:"30s" desc:"after writing, how long to wait for the server to read everything"`
+	DrainTimeout   time.Duration `envconfig:"DRAIN_TIMEOUT" flag:"drain-timeout" default:"30s" desc:"after writing (or when --duration is up with a write still blocked), how long the path may take to take and acknowledge everything; then the run ends with exit status 3, the report saying how many bytes were stuck"`
 	RunID          string        `envconfig:"RUN_ID" flag:"run-id" default:"" desc:"run id sent in the hello (default: random)"`
 	Output         string        `envconfig:"OUTPUT" flag:"output" default:"text" desc:"report format: text or json"`
 	Progress       string        `envconfig:"PROGRESS" flag:"progress" default:"auto" desc:"live display: auto (when stderr is a terminal), on or off"`

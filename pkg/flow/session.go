@@ -346,6 +346,7 @@ func (s *Session) writeLoop(ctx context.Context) error {
 		wctx, cancel = context.WithDeadline(ctx, s.start.Add(wp.Duration))
 		defer cancel()
 	}
+	defer s.boundWritesAfter(ctx, wctx)()
 	var limiter *rate.Limiter
 	if wp.Rate > 0 {
 		limiter = rate.NewLimiter(rate.Limit(wp.Rate), 1)
@@ -385,6 +386,9 @@ func (s *Session) writeLoop(ctx context.Context) error {
 			if s.closing.Load() {
 				return nil
 			}
+			if nd := s.notDrained(err, written); nd != nil {
+				return nd
+			}
 			return fmt.Errorf("write: %w", err)
 		}
 	}
@@ -403,9 +407,16 @@ func (s *Session) finish(ctx context.Context, written int64) error {
 	}
 	s.finSent.Store(true)
 	if err := s.writeControl(Control{Type: Fin, Bytes: written}); err != nil {
+		if nd := s.notDrained(err, written); nd != nil {
+			return nd
+		}
 		return fmt.Errorf("send fin: %w", err)
 	}
-	t := time.NewTimer(s.plan.LingerTimeout)
+	wait := s.plan.LingerTimeout
+	if d := s.drainDeadline(); !d.IsZero() {
+		wait = min(wait, max(time.Until(d), 0)) // one budget from the end of the run
+	}
+	t := time.NewTimer(wait)
 	defer t.Stop()
 	for s.acks.Acked() < written {
 		select {
@@ -413,7 +424,7 @@ func (s *Session) finish(ctx context.Context, written int64) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			return fmt.Errorf("%w: %d of %d bytes acknowledged after %s", ErrDrainTimeout, s.acks.Acked(), written, s.plan.LingerTimeout)
+			return fmt.Errorf("%w: %d of %d bytes acknowledged after %s", ErrDrainTimeout, s.acks.Acked(), written, wait)
 		}
 	}
 	return nil

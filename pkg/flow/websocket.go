@@ -33,6 +33,11 @@ type wsConn struct {
 	readErr error
 	wmu     sync.Mutex
 	ctlOut  []byte
+	// deadline is the write deadline asked for (unix nanoseconds, 0: none).
+	// setWriteDeadline cannot take wmu: a blocked write holds it. So it sets
+	// the socket's deadline at once and leaves this for every later write to
+	// give gorilla, whose own deadline field is read under wmu.
+	deadline atomic.Int64
 	stopped atomic.Bool // closing: no more payload or control writes
 	// beginOnce: the close frame is sent once; closeSent: it went out, so
 	// the close lingers.
@@ -176,18 +181,32 @@ func (c *wsConn) WritePayload(p []byte) (int, error) {
 	if c.stopped.Load() {
 		return 0, errWriteAfterClose
 	}
+	c.applyDeadline()
 	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
 		return 0, err
 	}
 	return len(p), nil
 }
 
-// setWriteDeadline holds the write lock: gorilla's deadline is a plain field
-// that its writes read, and the acker and the reader both send controls.
+// setWriteDeadline bounds the writes in progress and every later one: the
+// socket's deadline now (a write blocked in the kernel returns at it), and
+// gorilla's, which each write sets on the socket again, through applyDeadline.
 func (c *wsConn) setWriteDeadline(t time.Time) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return c.ws.SetWriteDeadline(t)
+	var ns int64
+	if !t.IsZero() {
+		ns = t.UnixNano()
+	}
+	c.deadline.Store(ns)
+	return c.ws.NetConn().SetWriteDeadline(t)
+}
+
+// applyDeadline gives gorilla the deadline asked for; wmu is held.
+func (c *wsConn) applyDeadline() {
+	var t time.Time
+	if ns := c.deadline.Load(); ns != 0 {
+		t = time.Unix(0, ns)
+	}
+	_ = c.ws.SetWriteDeadline(t)
 }
 
 func (c *wsConn) WriteControl(ctl Control) error {
@@ -200,6 +219,7 @@ func (c *wsConn) WriteControl(ctl Control) error {
 		return errWriteAfterClose
 	}
 	c.ctlOut = AppendControl(c.ctlOut[:0], ctl)
+	c.applyDeadline()
 	return c.ws.WriteMessage(websocket.TextMessage, c.ctlOut)
 }
 
