@@ -38,7 +38,7 @@ type wsConn struct {
 	// the socket's deadline at once and leaves this for every later write to
 	// give gorilla, whose own deadline field is read under wmu.
 	deadline atomic.Int64
-	stopped atomic.Bool // closing: no more payload or control writes
+	stopped  atomic.Bool // closing: no more payload or control writes
 	// beginOnce: the close frame is sent once; closeSent: it went out, so
 	// the close lingers.
 	beginOnce sync.Once
