@@ -87,6 +87,7 @@ type Session struct {
 	attempted atomic.Int64
 	read      atomic.Int64
 	acks      *AckTracker
+	ackp      *ackPolicy    // when to ack (ackpolicy.go)
 	writes    WriteObserver // nil observer unless the plan writes
 	peerFin   atomic.Int64  // the peer's announced total, -1 before its fin
 	paused    atomic.Bool
@@ -136,6 +137,7 @@ func NewSession(conn Conn, plan Plan, obs Observer) *Session {
 		obs:      obs.Open(ConnInfo{Protocol: conn.Protocol(), Conn: conn.NetConn(), Writes: plan.Write != nil, Reads: plan.PeerWrites}),
 		start:    time.Now(),
 		peerDone: make(chan struct{}),
+		ackp:     newAckPolicy(),
 	}
 	s.acks = NewAckTracker(s.obs, s.tracksPipe())
 	if plan.Write != nil {
@@ -411,7 +413,7 @@ func (s *Session) readLoop(ctx context.Context) error {
 			s.touch()
 		}
 		if n > 0 {
-			s.read.Add(int64(n))
+			s.ackp.read(s.read.Add(int64(n)))
 			s.obs.Read(n)
 			s.pacing.Store(true)
 			perr := pace.afterRead(ctx, n)
@@ -465,6 +467,7 @@ func (s *Session) handleControl(ctl Control) error {
 			return protocolErrorf("peer acknowledged %d bytes, only %d written", ctl.Bytes, s.attempted.Load())
 		}
 		s.acks.Ack(ctl.Bytes)
+		notePath(s.obs, ctl)
 	case Fin:
 		if !s.plan.PeerWrites {
 			return protocolErrorf("peer sent a fin, but it was not to write")
@@ -476,7 +479,7 @@ func (s *Session) handleControl(ctl Control) error {
 		// The final ack goes out before the peer counts as done, so the
 		// initiator never closes ahead of it, and is the last ack.
 		s.ackMu.Lock()
-		err := s.writeControl(Control{Type: Ack, Bytes: ctl.Bytes})
+		err := s.writeControl(s.ack(ctl.Bytes))
 		if err == nil {
 			s.peerOnce.Do(func() { close(s.peerDone) })
 		}
@@ -489,7 +492,9 @@ func (s *Session) handleControl(ctl Control) error {
 }
 
 // ackLoop sends the bytes read so far every AckInterval while they change,
-// (the final ack, after the peer's fin, is sent by the reader).
+// and sooner when the ack policy says so (ackpolicy.go: every AckBytes, at
+// most one per MinAckGap); the final ack, after the peer's fin, is sent by
+// the reader.
 func (s *Session) ackLoop(ctx context.Context) {
 	t := time.NewTicker(s.plan.AckInterval)
 	defer t.Stop()
@@ -501,6 +506,8 @@ func (s *Session) ackLoop(ctx context.Context) {
 		case <-s.peerDone:
 			return // the reader sent the final ack
 		case <-t.C:
+		case <-s.ackp.due:
+			s.ackp.wait(s.peerDone)
 		}
 		n := s.read.Load()
 		if n == sent {
@@ -511,7 +518,7 @@ func (s *Session) ackLoop(ctx context.Context) {
 			s.ackMu.Unlock()
 			return // the final ack is out: no ack may follow it
 		}
-		err := s.writeControl(Control{Type: Ack, Bytes: n})
+		err := s.writeControl(s.ack(n))
 		s.ackMu.Unlock()
 		if err != nil {
 			if !s.closing.Load() && ctx.Err() == nil && !isClosed(s.peerDone) {
@@ -520,6 +527,7 @@ func (s *Session) ackLoop(ctx context.Context) {
 			return
 		}
 		sent = n
+		s.ackp.sentAck(n)
 	}
 }
 
