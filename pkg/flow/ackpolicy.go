@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"runtime"
 	"sync/atomic"
 	"time"
 )
@@ -41,6 +42,11 @@ func (p *ackPolicy) read(total int64) {
 	}
 	select {
 	case p.due <- struct{}{}:
+		// The acker now waits in this goroutine's run slot, where it
+		// would stay while reads never block (a full-speed reader always
+		// finds bytes): yield, so the ack goes out now, not at the next
+		// preemption (10 ms, 20 MB at 2 GB/s) or tick.
+		runtime.Gosched()
 	default:
 	}
 }
