@@ -43,11 +43,18 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 	defer c.startSampler(ctx)()
 	if cfg.MetricsAddr != "" {
 		srv, err := serveMetrics(cfg.MetricsAddr, reg, log)
-		if err != nil {
+		switch {
+		case err != nil && cfg.metricsDefault:
+			// A default the user did not ask for must not end the run
+			// (a second client on the same machine): go on without.
+			log.Warn("default metrics address taken: going on without /metrics (set --metrics-addr to choose one)", "metrics_addr", cfg.MetricsAddr, "err", err)
+			cfg.MetricsAddr = ""
+		case err != nil:
 			log.Error("cannot serve metrics", "metrics_addr", cfg.MetricsAddr, "err", err)
 			return config.ExitFailed
+		default:
+			defer srv.Close()
 		}
-		defer srv.Close()
 	}
 	log.Info("bp-client starting", "run", cfg.RunID, "target", cfg.Target, "direction", cfg.direction(),
 		"connections", cfg.Connections, "payload_size", cfg.PayloadSize, "rate", cfg.Rate,

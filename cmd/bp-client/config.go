@@ -30,7 +30,7 @@ type clientConfig struct {
 	RunID          string        `envconfig:"RUN_ID" flag:"run-id" default:"" desc:"run id sent in the hello (default: random)"`
 	Output         string        `envconfig:"OUTPUT" flag:"output" default:"text" desc:"report format: text or json"`
 	Progress       string        `envconfig:"PROGRESS" flag:"progress" default:"auto" desc:"live display: auto (when stderr is a terminal), on or off"`
-	MetricsAddr    string        `envconfig:"METRICS_ADDR" flag:"metrics-addr" default:":9101" desc:"listener for /metrics and /healthz (empty: off); PORT, when set, wins over BP_METRICS_ADDR and the default"`
+	MetricsAddr    string        `envconfig:"METRICS_ADDR" flag:"metrics-addr" default:"127.0.0.1:9101" desc:"listener for /metrics and /healthz (empty: off); PORT, when set, wins over BP_METRICS_ADDR and the default (then on all interfaces); the default, when taken (a second client), is skipped with a warning"`
 	Linger         time.Duration `envconfig:"LINGER" flag:"linger" default:"0s" desc:"keep serving /metrics this long after the run, so a scraper sees the final values"`
 	SampleInterval time.Duration `envconfig:"SAMPLE_INTERVAL" flag:"sample-interval" default:"100ms" desc:"how often to read the kernel's socket statistics (windows, queues) of every connection (0: off)"`
 	Loop           bool          `envconfig:"LOOP" flag:"loop" default:"false" desc:"repeat the run until interrupted, --loop-pause apart, a report per run and the metrics served throughout (for dashboards)"`
@@ -39,6 +39,11 @@ type clientConfig struct {
 	ReconnectMax   int           `envconfig:"RECONNECT_MAX" flag:"reconnect-max" default:"10" desc:"with --reconnect, attempts per connection before the run fails"`
 	ReconnectWait  time.Duration `envconfig:"RECONNECT_BACKOFF" flag:"reconnect-backoff" default:"200ms" desc:"with --reconnect, the wait before the first attempt; it doubles with each attempt, with jitter, up to --reconnect-backoff-max"`
 	ReconnectCap   time.Duration `envconfig:"RECONNECT_BACKOFF_MAX" flag:"reconnect-backoff-max" default:"5s" desc:"with --reconnect, the longest wait between two attempts"`
+
+	// metricsDefault: MetricsAddr is the default, which the user did not
+	// ask for: when it is taken, the run goes on without metrics rather
+	// than end without a report.
+	metricsDefault bool
 }
 
 const summary = "bp-client: pushes data through a path to bp-server and measures how long its writes are held back."
@@ -49,9 +54,13 @@ func loadConfig(args []string) (clientConfig, error) {
 	if err != nil {
 		return cfg, err
 	}
+	chosen := loaded.Set("metrics-addr") || os.Getenv(config.EnvName("metrics-addr")) != ""
 	if port := os.Getenv("PORT"); port != "" && !loaded.Set("metrics-addr") {
-		cfg.MetricsAddr = ":" + port
+		// A platform's port (Cloud Foundry, containers): on every
+		// interface, and the platform expects it served.
+		cfg.MetricsAddr, chosen = ":"+port, true
 	}
+	cfg.metricsDefault = !chosen
 	if cfg.RunID == "" {
 		var b [6]byte
 		rand.Read(b[:])

@@ -107,8 +107,8 @@ func liveLine(dir flow.Direction, cur, last *report.Totals, dt float64) string {
 	desc := ""
 	if dir.ClientWrites() {
 		blocked := max(cur.Blocked-last.Blocked, 0).Seconds() / (dt * float64(max(cur.Open, 1)))
-		desc = fmt.Sprintf("up %s/s  blocked %3.0f%%  in pipe %s  stalls %d",
-			config.HumanBytes(float64(cur.Written-last.Written)/dt), 100*min(blocked, 1),
+		desc = fmt.Sprintf("up %s/s  blocked %3.0f%%%s  in pipe %s  stalls %d",
+			config.HumanBytes(float64(cur.Written-last.Written)/dt), 100*min(blocked, 1), waitedOn(blocked, cur.Stalled),
 			config.HumanBytes(float64(cur.InPipe)), cur.Stalls)
 		desc += kernelLive(cur.Kernel, last.Kernel, dt*float64(max(cur.Open, 1)))
 		if cur.Verdict != "" {
@@ -122,4 +122,18 @@ func liveLine(dir flow.Direction, cur, last *report.Totals, dt float64) string {
 		desc += fmt.Sprintf("down %s/s", config.HumanBytes(float64(cur.Read-last.Read)/dt))
 	}
 	return desc
+}
+
+// waitedOn says what blocked writes wait for, when they wait at all (1% of
+// the time or more): " (stalled)" while a connection's server seems
+// stopped, " (flowing)" while acks keep moving (the writer is faster than
+// the path: throughput, not a stall); nothing without a verdict.
+func waitedOn(blocked float64, stalled int) string {
+	switch {
+	case blocked < 0.01 || stalled < 0:
+		return ""
+	case stalled > 0:
+		return " (stalled)"
+	}
+	return " (flowing)"
 }

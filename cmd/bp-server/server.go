@@ -64,6 +64,11 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 func (s *server) serve(ctx context.Context, hello *flow.Hello, c flow.Conn, peer string) {
 	plan := s.plan(hello)
 	sess := flow.NewSession(c, plan, s.obs)
+	if hello != nil && !hello.Legacy {
+		// The first ack tells the client which bp-relays its stream
+		// passed, so its report can name the kernel that pushed back.
+		sess.EchoVia(hello.Via)
+	}
 	log := s.conns.With(peer, c, hello)
 	s.windows.add(c.NetConn(), log.Logger)
 	log.Opened("announced_bytes", announced(hello))

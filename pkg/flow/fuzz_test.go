@@ -67,7 +67,7 @@ func FuzzParseHello(f *testing.F) {
 func FuzzParseControl(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"ack","bytes":0}`, `{"type":"fin","bytes":52428800}`,
-		`{"type":"ack","bytes":-1}`, `{"type":"ack","bytes":1e3}`, `{"type":"nack"}`, ``,
+		`{"type":"ack","bytes":-1}`, `{"type":"ack","bytes":0,"via":[]}`, `{"type":"ack","bytes":3,"via":["r1","r\"2"]}`, `{"type":"ack","bytes":1e3}`, `{"type":"nack"}`, ``,
 	} {
 		f.Add([]byte(s))
 	}
@@ -80,7 +80,7 @@ func FuzzParseControl(f *testing.F) {
 			t.Fatalf("accepted %q as %+v", b, c)
 		}
 		back, err := flow.ParseControl(flow.AppendControl(nil, c))
-		if err != nil || back != c {
+		if err != nil || !reflect.DeepEqual(back, c) {
 			t.Fatalf("AppendControl round trip: %+v, %v; want %+v", back, err, c)
 		}
 	})

@@ -144,6 +144,14 @@ func (m multiConn) WriteStarting(began time.Time) {
 	}
 }
 
+func (m multiConn) Path(via []string) {
+	for _, o := range m {
+		if p, ok := o.(PathObserver); ok {
+			p.Path(via)
+		}
+	}
+}
+
 func (m multiConn) Closing() {
 	for _, o := range m {
 		if c, ok := o.(ClosingObserver); ok {

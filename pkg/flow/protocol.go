@@ -186,6 +186,10 @@ const (
 type Control struct {
 	Type  ControlType `json:"type"`
 	Bytes int64       `json:"bytes"`
+	// Via, on the server's first ack, echoes the hello's via list (empty:
+	// no relay named itself), so the client learns the path; nil: not
+	// said. See docs/PROTOCOL.md.
+	Via []string `json:"via,omitempty"`
 }
 
 // ParseControl decodes a control message. Its errors are ProtocolErrors.
@@ -229,5 +233,11 @@ func AppendControl(dst []byte, c Control) []byte {
 	dst = append(dst, c.Type...)
 	dst = append(dst, `","bytes":`...)
 	dst = strconv.AppendInt(dst, c.Bytes, 10)
+	if c.Via != nil {
+		// Rare (one ack per connection): json.Marshal quotes the names.
+		via, _ := json.Marshal(c.Via)
+		dst = append(dst, `,"via":`...)
+		dst = append(dst, via...)
+	}
 	return append(dst, '}')
 }

@@ -133,6 +133,12 @@ func TestParseControl(t *testing.T) {
 		{"trailing space", "{\"type\":\"ack\",\"bytes\":1} \n", flow.Control{Type: flow.Ack, Bytes: 1}, true},
 		// Cut off: the peer's mistake, not the end of its stream.
 		{"truncated", `{"type":"ack","by`, flow.Control{}, false},
+		// The server's first ack echoes the hello's via: no relay named itself.
+		{"via empty", `{"type":"ack","bytes":0,"via":[]}`, flow.Control{Type: flow.Ack, Via: []string{}}, true},
+		// Behind two bp-relays, in the order the stream passed them.
+		{"via relays", `{"type":"ack","bytes":0,"via":["r1","r2:8091"]}`, flow.Control{Type: flow.Ack, Via: []string{"r1", "r2:8091"}}, true},
+		// Fields this side does not know are ignored, as older peers ignore via.
+		{"unknown field", `{"type":"ack","bytes":2,"later":{"x":1}}`, flow.Control{Type: flow.Ack, Bytes: 2}, true},
 		// A count never goes below zero.
 		{"negative", `{"type":"ack","bytes":-1}`, flow.Control{}, false},
 		// Only ack and fin exist.
@@ -166,12 +172,12 @@ func TestParseControl(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || got != tc.want {
+			if err != nil || !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("ParseControl(%s) = %+v, %v; want %+v", tc.in, got, err, tc.want)
 			}
 			// What AppendControl writes parses back to the same message.
 			back, err := flow.ParseControl(flow.AppendControl(nil, got))
-			if err != nil || back != got {
+			if err != nil || !reflect.DeepEqual(back, got) {
 				t.Fatalf("AppendControl round trip: %+v, %v; want %+v", back, err, got)
 			}
 		})

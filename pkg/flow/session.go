@@ -92,6 +92,7 @@ type Session struct {
 	attempted atomic.Int64
 	read      atomic.Int64
 	acks      *AckTracker
+	ackp      *ackPolicy    // when to ack (ackpolicy.go)
 	writes    WriteObserver // nil observer unless the plan writes
 	peerFin   atomic.Int64  // the peer's announced total, -1 before its fin
 	paused    atomic.Bool
@@ -141,6 +142,7 @@ func NewSession(conn Conn, plan Plan, obs Observer) *Session {
 		obs:      obs.Open(ConnInfo{Protocol: conn.Protocol(), Conn: conn.NetConn(), Writes: plan.Write != nil, Reads: plan.PeerWrites}),
 		start:    time.Now(),
 		peerDone: make(chan struct{}),
+		ackp:     newAckPolicy(),
 	}
 	s.acks = NewAckTracker(s.obs, s.tracksPipe())
 	if plan.Write != nil {
@@ -454,7 +456,7 @@ func (s *Session) readLoop(ctx context.Context) error {
 			if perr := s.checkPayload(); perr != nil {
 				return perr
 			}
-			s.read.Add(int64(n))
+			s.ackp.read(s.read.Add(int64(n)))
 			s.obs.Read(n)
 			s.pacing.Store(true)
 			perr := pace.afterRead(ctx, n)
@@ -533,6 +535,7 @@ func (s *Session) handleControl(ctl Control) error {
 			return protocolErrorf("peer acknowledged %d bytes after %d: acks go backwards", ctl.Bytes, last)
 		}
 		s.acks.Ack(ctl.Bytes)
+		notePath(s.obs, ctl)
 	case Fin:
 		if !s.plan.PeerWrites {
 			return protocolErrorf("peer sent a fin, but it was not to write")
@@ -547,7 +550,7 @@ func (s *Session) handleControl(ctl Control) error {
 		// The final ack goes out before the peer counts as done, so the
 		// initiator never closes ahead of it, and is the last ack.
 		s.ackMu.Lock()
-		err := s.writeControl(Control{Type: Ack, Bytes: ctl.Bytes})
+		err := s.writeControl(s.ack(ctl.Bytes))
 		if err == nil {
 			s.peerOnce.Do(func() { close(s.peerDone) })
 		}
@@ -560,7 +563,9 @@ func (s *Session) handleControl(ctl Control) error {
 }
 
 // ackLoop sends the bytes read so far every AckInterval while they change,
-// (the final ack, after the peer's fin, is sent by the reader).
+// and sooner when the ack policy says so (ackpolicy.go: every AckBytes, at
+// most one per MinAckGap); the final ack, after the peer's fin, is sent by
+// the reader.
 func (s *Session) ackLoop(ctx context.Context) {
 	t := time.NewTicker(s.plan.AckInterval)
 	defer t.Stop()
@@ -572,6 +577,8 @@ func (s *Session) ackLoop(ctx context.Context) {
 		case <-s.peerDone:
 			return // the reader sent the final ack
 		case <-t.C:
+		case <-s.ackp.due:
+			s.ackp.wait(s.peerDone)
 		}
 		n := s.read.Load()
 		if n == sent {
@@ -582,7 +589,7 @@ func (s *Session) ackLoop(ctx context.Context) {
 			s.ackMu.Unlock()
 			return // the final ack is out: no ack may follow it
 		}
-		err := s.writeControl(Control{Type: Ack, Bytes: n})
+		err := s.writeControl(s.ack(n))
 		s.ackMu.Unlock()
 		if err != nil {
 			if !s.closing.Load() && ctx.Err() == nil && !isClosed(s.peerDone) {
@@ -591,6 +598,7 @@ func (s *Session) ackLoop(ctx context.Context) {
 			return
 		}
 		sent = n
+		s.ackp.sentAck(n)
 	}
 }
 

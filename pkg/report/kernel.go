@@ -73,15 +73,28 @@ func (s *Summary) fillKernel(k *sockstat.Totals, secs float64, conns int) {
 
 func ptr[T any](v T) *T { return &v }
 
-// writeKernelText prints the kernel rows of the text report.
+// writeKernelText prints the kernel rows of the text report. The window
+// the kernel sees is the client's peer's: the server's only when nothing
+// sits between them, so the rows say "the peer", and which peer as far as
+// the verdict knows the path (Verdict.PeerWords). Times are summed over
+// the connections, and say so when there are several.
 func (s Summary) writeKernelText(row func(k, format string, a ...any)) {
+	peer := "the peer"
+	if s.Verdict != nil {
+		peer = s.Verdict.PeerWords()
+	}
+	conns := max(s.Connections, 1)
 	if s.PeerWindowZeroSeconds != nil {
-		row("server window", "zero for %s%s (the server's kernel told this client to stop)",
-			seconds(*s.PeerWindowZeroSeconds), percent(s.PeerWindowZeroShare))
+		zero := "zero for "
+		if conns > 1 {
+			zero = "zero "
+		}
+		row("peer window", "%s%s%s: the kernel of %s told this client to stop",
+			zero, summed(*s.PeerWindowZeroSeconds, conns), percentEach(s.PeerWindowZeroShare, conns), peer)
 	}
 	if s.RwndLimitedSeconds != nil {
-		row("rwnd-limited", "%s%s held back by the server's receive window; %s by the own send buffer",
-			seconds(*s.RwndLimitedSeconds), percent(s.RwndLimitedShare), seconds(*s.SndbufLimitedSeconds))
+		row("rwnd-limited", "%s%s, held back by the peer's receive window; %s by the own send buffer",
+			summed(*s.RwndLimitedSeconds, conns), percentEach(s.RwndLimitedShare, conns), seconds(*s.SndbufLimitedSeconds))
 	}
 	if s.PeakSendQueueBytes != nil {
 		row("send queue", "peak %s in one connection's socket (%d bytes)",
@@ -89,10 +102,23 @@ func (s Summary) writeKernelText(row func(k, format string, a ...any)) {
 	}
 }
 
-// percent prints ", N% of the run" for a known share.
-func percent(share *float64) string {
-	if share == nil {
+// percentEach prints ", N% of the run" for a known share, with "each"
+// when it is the share of each of several connections.
+func percentEach(share *float64, conns int) string {
+	switch {
+	case share == nil:
 		return ""
+	case conns > 1:
+		return fmt.Sprintf(", %.0f%% of the run each", 100**share)
 	}
 	return fmt.Sprintf(", %.0f%% of the run", 100**share)
+}
+
+// summed prints a time summed over conns connections: "2.8s", or "in all
+// 9.96s over 4 connections, 2.49s per connection".
+func summed(secs float64, conns int) string {
+	if conns <= 1 {
+		return seconds(secs)
+	}
+	return fmt.Sprintf("in all %s over %d connections, %s per connection", seconds(secs), conns, seconds(secs/float64(conns)))
 }

@@ -56,7 +56,9 @@ func TestReportKernelView(t *testing.T) {
 				"rwnd_limited_seconds": 5, "rwnd_limited_share": 0.25, "sndbuf_limited_seconds": 1,
 				"peak_send_queue_bytes": 190000,
 			},
-			wantText: []string{"server window    zero for 4s, 20% of the run", "rwnd-limited     5s, 25% of the run", "send queue       peak 190.0 kB"},
+			wantText: []string{"peer window      zero in all 4s over 2 connections, 2s per connection, 20% of the run each: the kernel of the peer", "rwnd-limited     in all 5s over 2 connections, 2.5s per connection, 25% of the run each, held back by the peer's", "send queue       peak 190.0 kB"},
+			// Behind a hop the kernel is not the server's: never said so.
+			absentText: []string{"server's kernel", "server's receive window"},
 		},
 		{
 			// A 5.0 kernel: no peer window; the rest is there.
@@ -64,12 +66,12 @@ func TestReportKernelView(t *testing.T) {
 			kernel:     &sockstat.Totals{Has: sockstat.FieldLimited | sockstat.FieldSendQueue, Counters: sockstat.Counters{RwndLimited: 5 * time.Second}, PeakConnSendQueue: 1},
 			wantJSON:   map[string]float64{"rwnd_limited_seconds": 5},
 			absentJSON: []string{"peer_window_zero_seconds", "peer_window_zero_share"},
-			absentText: []string{"server window"},
+			absentText: []string{"peer window"},
 		},
 		{
 			name:       "sampling off",
 			absentJSON: []string{"peer_window_zero_seconds", "rwnd_limited_seconds", "rwnd_limited_share", "sndbuf_limited_seconds", "peak_send_queue_bytes"},
-			absentText: []string{"server window", "rwnd-limited", "send queue"},
+			absentText: []string{"peer window", "rwnd-limited", "send queue"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

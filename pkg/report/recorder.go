@@ -135,6 +135,10 @@ type Totals struct {
 	// Verdict says in a few words whether the server stopped and what the
 	// path absorbed ("" when no verdict is kept).
 	Verdict string
+	// Stalled is the connections whose server seems stopped now (acks
+	// stood still with bytes waiting); -1 when no verdict is kept. Writes
+	// blocked while it is 0 wait on a path that keeps flowing.
+	Stalled int
 }
 
 // Totals reads the counters now.
@@ -145,7 +149,7 @@ func (r *Recorder) Totals() Totals {
 		Writes: r.writes.Load(), Stalls: r.stalls.Load(),
 		Blocked: time.Duration(r.blockedNs.Load()) + r.blockedNow(),
 		InPipe:  r.inPipe.Load(), PeakInPipe: r.peakInPipe.Load(),
-		Open: r.open.Load(), Verdict: r.liveVerdict(),
+		Open: r.open.Load(), Verdict: r.liveVerdict(), Stalled: r.stalledNow(),
 	}
 }
 

@@ -139,7 +139,7 @@ func (s Summary) WriteText(w io.Writer) error {
 			ack = fmt.Sprintf("%s NOT acknowledged", config.HumanBytes(float64(s.BytesWritten-s.BytesAcked)))
 		}
 		row("acknowledged", "%d bytes (%s)", s.BytesAcked, ack)
-		row("blocked", "%.2f s in write calls, %.0f%% of the run", s.BlockedSeconds, 100*s.BlockedShare)
+		s.writeBlockedText(row)
 		row("stalls", "%d (write calls blocked >= %s), longest %s", s.Stalls, seconds(s.StallThresholdSeconds), seconds(s.LongestStallSeconds))
 		row("write blocked", "p50 %s, p99 %s", seconds(s.WriteBlockedP50), seconds(s.WriteBlockedP99))
 		row("peak in pipe", "%s written but not yet read by the server", config.HumanBytes(float64(s.PeakBytesInPipe)))

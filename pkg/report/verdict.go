@@ -1,6 +1,7 @@
 package report
 
 import (
+	"fmt"
 	"strings"
 	"time"
 
@@ -75,4 +76,31 @@ func wrap(text string, width int) []string {
 		lines = append(lines, b.String())
 	}
 	return lines
+}
+
+// writeBlockedText prints the blocked row: the time in write calls (summed
+// over the connections, and said so), and what it waited for: a path that
+// kept flowing (the writer is faster than the path: throughput, not
+// backpressure from a stop), or a stopped server (a stall, no progress).
+func (s Summary) writeBlockedText(row func(k, format string, a ...any)) {
+	conns := max(s.Connections, 1)
+	text := fmt.Sprintf("%.2f s in write calls, %.0f%% of the run", s.BlockedSeconds, 100*s.BlockedShare)
+	if conns > 1 {
+		text = fmt.Sprintf("in all %.2f s in write calls over %d connections, %.2f s per connection, %.0f%% of the run each",
+			s.BlockedSeconds, conns, s.BlockedSeconds/float64(conns), 100*s.BlockedShare)
+	}
+	if v := s.Verdict; v != nil && s.BlockedSeconds >= 0.01 {
+		stalled := min(v.WaitedStalledSeconds, s.BlockedSeconds)
+		text += fmt.Sprintf(": %.2f s waiting on a flowing path (throughput), %.2f s stalled (no progress)", s.BlockedSeconds-stalled, stalled)
+	}
+	row("blocked", "%s", text)
+}
+
+// stalledNow is the verdict's count of stalled connections, -1 without a
+// verdict.
+func (r *Recorder) stalledNow() int {
+	if r.verdict == nil {
+		return -1
+	}
+	return r.verdict.StalledNow()
 }

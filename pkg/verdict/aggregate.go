@@ -1,6 +1,9 @@
 package verdict
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // runTally is what every connection of the run adds up to, stalled or not.
 type runTally struct {
@@ -41,7 +44,9 @@ type aggregated struct {
 	views int // the stalled connections
 
 	stopped, resumed, peerZero []time.Duration
+	within                     []time.Duration // how precisely each stop is known
 	absorbed, accepted         []int64
+	readAtStop                 []int64
 	totalAbsorbed              int64
 	noAck, notResumed          int
 	kernelMissing              int
@@ -64,6 +69,8 @@ func aggregate(views []connView) aggregated {
 	for _, cv := range views {
 		st := cv.stall
 		a.stopped = append(a.stopped, cv.stop.at)
+		a.within = append(a.within, cv.stop.within)
+		a.readAtStop = append(a.readAtStop, cv.stop.read)
 		if st.Resumed {
 			a.resumed = append(a.resumed, st.Until)
 		} else {
@@ -122,4 +129,29 @@ func (a aggregated) figures(v *Verdict) {
 	v.AbsorbedBytes = ptr(median(a.absorbed))
 	v.AcceptedAfterStopBytes = ptr(median(a.accepted))
 	v.TotalAbsorbedBytes = ptr(a.totalAbsorbed)
+	v.ServerReadAtStopBytes = ptr(median(a.readAtStop))
+	v.ServerStoppedWithinSeconds = ptr(median(a.within).Seconds())
+}
+
+// runWide sets the figures of the whole run, stalled or not: the write
+// calls' waits, on a flowing path and in stalls, and the path the servers
+// echoed (when every connection's server said, and they agree).
+func runWide(v *Verdict, tls []Timeline) {
+	var path []string
+	known := len(tls) > 0
+	for i, tl := range tls {
+		v.WaitedStalledSeconds += tl.BlockedInStalls.Seconds()
+		v.WaitedFlowingSeconds += max(tl.Blocked-tl.BlockedInStalls, 0).Seconds()
+		switch {
+		case !tl.PathKnown:
+			known = false
+		case i == 0:
+			path = tl.Path
+		case !slices.Equal(path, tl.Path):
+			known = false
+		}
+	}
+	if known {
+		v.Via = ptr(append([]string{}, path...))
+	}
 }

@@ -37,7 +37,62 @@ func (n *notes) resolution(ackInterval, resolution time.Duration) {
 	case ackInterval > 250*time.Millisecond:
 		n.add(1, "acks moved only every %s, so when the server stopped is known only to within that", seconds(ackInterval.Seconds()))
 	default:
-		n.add(0, "acks moved every %s while the server read: the stop is known to within that, seen one path latency late", seconds(ackInterval.Seconds()))
+		n.add(0, "acks moved every %s while the server read", seconds(ackInterval.Seconds()))
+	}
+}
+
+// stop notes how precisely the stop is known: exactly in bytes (the
+// server's last ack), in time only to within the gap around it.
+func (n *notes) stop(v Verdict, resolution time.Duration) {
+	within := time.Duration(*v.ServerStoppedWithinSeconds * float64(time.Second))
+	if within <= 0 {
+		within = resolution
+	}
+	n.add(0, "the server stopped after reading exactly %s (%d bytes, its last ack); when, is known to within %s (between the acks around it), seen one path latency late",
+		config.HumanBytes(float64(*v.ServerReadAtStopBytes)), *v.ServerReadAtStopBytes, seconds(within.Seconds()))
+}
+
+// waits notes what the write calls waited for, when they waited long: a
+// path that kept flowing (throughput), or a stopped server (a stall). The
+// times are summed over the connections, and said so.
+func (n *notes) waits(v Verdict, p Params) {
+	conns := max(v.Connections, 1)
+	runTime := p.End.Seconds() * float64(conns)
+	if runTime <= 0 || v.WaitedFlowingSeconds < 0.1*runTime {
+		return
+	}
+	n.add(0, "write calls waited while acks kept moving, %s, %s: the path's throughput set the pace, not a stall",
+		inAll(v.WaitedFlowingSeconds, conns), shareOf(v.WaitedFlowingSeconds/runTime, conns))
+}
+
+// inAll is a time summed over conns connections, in words: "2.5 s", or
+// "in all 9.96 s over 4 connections, 2.49 s per connection".
+func inAll(secs float64, conns int) string {
+	if conns <= 1 {
+		return seconds(secs)
+	}
+	return fmt.Sprintf("in all %s over %d connections, %s per connection", seconds(secs), conns, seconds(secs/float64(conns)))
+}
+
+// shareOf is a share of the run, "20% of the run", or "20% of the run
+// each" for several connections.
+func shareOf(share float64, conns int) string {
+	if conns <= 1 {
+		return fmt.Sprintf("%.0f%% of the run", 100*share)
+	}
+	return fmt.Sprintf("%.0f%% of the run each", 100*share)
+}
+
+// path notes what the client knows of the path, and so whose kernel its
+// zero windows are.
+func (n *notes) path(v Verdict) {
+	switch {
+	case v.Via == nil:
+		n.add(0, "the server did not echo the path (an older server, or no ack): this client's peer, whose window it sees, may be a hop rather than the server")
+	case len(*v.Via) == 0:
+		n.add(0, "no bp-relay on the path (the server's first ack said so): this client's peer is the server, unless a proxy that does not name itself (HAProxy, nginx) sits in between")
+	default:
+		n.add(0, "the path, as the server echoed it: this client -> %s -> server; the window this client sees is its peer's, %s's, not the server's", strings.Join(*v.Via, " -> "), (*v.Via)[0])
 	}
 }
 
@@ -49,15 +104,16 @@ func describeNothing(n *notes) string {
 
 // describeNotStalled is the summary of a run whose server never stopped.
 func describeNotStalled(n *notes, p Params, resolution time.Duration, blocksWithoutStall int, acks int64) string {
+	if acks == 0 {
+		n.add(2, "no ack arrived at all")
+		return "no ack came from the server, so whether it read is unknown (a peer that does not send acks, or a run shorter than the first ack)"
+	}
 	s := fmt.Sprintf("the server kept reading: its acks never stopped moving for long while bytes were waiting (acks every %s)", seconds(resolution.Seconds()))
 	if blocksWithoutStall > 0 {
 		s += fmt.Sprintf("; yet %d write call(s) blocked for %s or more: the server, or the path, reads slower than this client writes", blocksWithoutStall, seconds(p.StallThreshold.Seconds()))
 		n.add(0, "writes blocked while acks kept moving: a slow reader or a slow path, not a stopped one")
 	}
 	n.add(0, "no stall: acks kept moving whenever bytes were unacknowledged")
-	if acks == 0 {
-		n.add(2, "no ack arrived at all")
-	}
 	return s
 }
 
@@ -80,6 +136,7 @@ func describeStalled(n *notes, v Verdict, a aggregated, p Params, resolution tim
 	if a.notResumed > 0 {
 		fmt.Fprintf(&b, "; it had not resumed reading when the run ended")
 	}
+	n.stop(v, resolution)
 	stalledDoubts(n, v, a, resolution)
 	return b.String()
 }

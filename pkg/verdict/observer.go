@@ -89,7 +89,8 @@ type conn struct {
 	kernel *sockstat.SampledConn
 
 	written   atomic.Int64
-	pipeEmpty atomic.Bool // every written byte was acknowledged (or none written)
+	blockedNs atomic.Int64 // time in write calls, in all
+	pipeEmpty atomic.Bool  // every written byte was acknowledged (or none written)
 	// clock is the write call in progress; once it has seen a start, a
 	// pass can trust that no write in progress means not blocked.
 	clock flow.WriteClock
@@ -100,9 +101,17 @@ type conn struct {
 	acks        int
 	hasProgress bool
 	lastAck     time.Duration // when the last ack that moved arrived
-	prevAck     time.Duration // and the one before it (-1: none)
-	// written when those acks arrived
-	writtenAtLastAck, writtenAtPrevAck int64
+	// written when it arrived
+	writtenAtLastAck int64
+	// hist: the last acks that moved, the latest first (nHist of them),
+	// from which a stall's stop is placed (stop.go).
+	hist  [3]ackPoint
+	nHist int
+	// path: the relays the server echoed in its first ack (pathKnown).
+	path      []string
+	pathKnown bool
+	// blockedInStalls: time blocked writes spent inside stalls.
+	blockedInStalls time.Duration
 	// pending: bytes unacknowledged since pendingSince (the last ack that
 	// moved, or the first write after an empty pipe).
 	pending          bool
@@ -137,7 +146,7 @@ func (o *Observer) Open(info flow.ConnInfo) flow.ConnObserver {
 	if !info.Writes {
 		return flow.Nop{}
 	}
-	c := &conn{o: o, socket: info.Conn, peerZeroAt: -1, prevAck: -1}
+	c := &conn{o: o, socket: info.Conn, peerZeroAt: -1}
 	c.pipeEmpty.Store(true)
 	c.findKernel()
 	o.mu.Lock()
@@ -167,6 +176,7 @@ var _ flow.WriteStartObserver = (*conn)(nil)
 func (c *conn) Wrote(n int, blocked time.Duration, stalled bool) {
 	c.clock.Stop()
 	w := c.written.Add(int64(n))
+	c.blockedNs.Add(int64(blocked))
 	if c.pipeEmpty.Load() && n > 0 {
 		c.firstPending(w, int64(n), blocked)
 	}
@@ -195,6 +205,7 @@ func (c *conn) blocked(w, n int64, d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.stuck = false
+	c.blockedInStalls += c.stalledPart(began, end)
 	if len(c.blocks) >= maxBlocks {
 		c.blocksDropped++
 		return
@@ -242,10 +253,7 @@ func (c *conn) Acked(delta int64) {
 	}
 	c.acked += delta
 	c.acks++
-	c.prevAck, c.writtenAtPrevAck = c.lastAck, c.writtenAtLastAck
-	if !c.hasProgress {
-		c.prevAck = -1
-	}
+	c.pushAck(ackPoint{at: now, acked: c.acked, written: w})
 	c.hasProgress, c.lastAck, c.writtenAtLastAck = true, now, w
 	if w > c.acked {
 		c.pending, c.pendingFromAck = true, true
@@ -258,29 +266,20 @@ func (c *conn) Acked(delta int64) {
 }
 
 // newStall describes the stall under way since pendingSince, at offset at
-// with w bytes written. When it began at an ack, the server stopped
-// between the ack before and that one: one ack interval before the last
-// ack that moved, but not before the one before it, with the bytes
-// written then interpolated. c.mu must be held.
+// with w bytes written. When it began at an ack, the stop is placed from
+// the acks around it (placeStop, stop.go): exact in bytes, estimated in
+// time. c.mu must be held.
 func (c *conn) newStall(at time.Duration, w int64) Stall {
 	st := Stall{Since: c.pendingSince, LastAckAt: -1, Until: at, AckedBytes: c.acked,
 		WrittenAtSince: c.writtenAtPending, PeakInPipe: w - c.acked, NoAckYet: !c.hasProgress,
 		PeerWindowZeroAt: c.peerZeroAt}
 	if c.pendingFromAck && c.hasProgress {
-		st.LastAckAt = c.lastAck
 		iv := c.ackInterval
 		if iv <= 0 {
 			iv = flow.DefaultAckInterval
 		}
-		since := c.lastAck - iv
-		if c.prevAck >= 0 && since < c.prevAck {
-			since = c.prevAck
-		}
-		st.Since = max(since, 0)
-		if span := c.lastAck - c.prevAck; c.prevAck >= 0 && span > 0 {
-			part := float64(st.Since-c.prevAck) / float64(span)
-			st.WrittenAtSince = c.writtenAtPrevAck + int64(part*float64(c.writtenAtLastAck-c.writtenAtPrevAck))
-		}
+		st.LastAckAt = c.lastAck
+		st.Since, st.WrittenAtSince, st.StopWithin = placeStop(c.hist[:c.nHist], iv)
 	}
 	return st
 }
@@ -399,11 +398,16 @@ func (c *conn) timeline(at, threshold time.Duration) Timeline {
 		Written: c.written.Load(), Acked: c.acked, Acks: c.acks, AckInterval: c.ackInterval,
 		Stalls: slices.Clone(c.stalls), StallsDropped: c.stallsDropped,
 		Blocks: slices.Clone(c.blocks), BlocksDropped: c.blocksDropped,
-		Kernel: c.kernel != nil,
+		Kernel: c.kernel != nil, Blocked: time.Duration(c.blockedNs.Load()),
+		BlockedInStalls: c.blockedInStalls, Path: slices.Clone(c.path), PathKnown: c.pathKnown,
 	}
-	if c.stuck && !c.closed && at-c.stuckSince >= threshold && len(tl.Blocks) < maxBlocks {
-		tl.Blocks = append(tl.Blocks, Block{Began: c.stuckSince, Ended: at, Ongoing: true,
-			WrittenBefore: c.lastPassWritten, SendQueue: c.sendQueueIn(c.stuckSince, at)})
+	if c.stuck && !c.closed && at-c.stuckSince >= threshold {
+		tl.Blocked += at - c.stuckSince
+		tl.BlockedInStalls += c.stalledPart(c.stuckSince, at)
+		if len(tl.Blocks) < maxBlocks {
+			tl.Blocks = append(tl.Blocks, Block{Began: c.stuckSince, Ended: at, Ongoing: true,
+				WrittenBefore: c.lastPassWritten, SendQueue: c.sendQueueIn(c.stuckSince, at)})
+		}
 	}
 	return tl
 }

@@ -26,15 +26,18 @@ type connView struct {
 // (stopOf).
 type stopPosition struct {
 	at      time.Duration // when the server stopped
-	read    int64         // what it had read by then
+	within  time.Duration // how precisely that is known (0: the ack interval)
+	read    int64         // what it had read by then: exact, its last ack
 	written int64         // what the client had written by then
 }
 
 // stopOf is the stall's stop position: its start, the bytes acknowledged
 // when it began, and the bytes written by then (interpolated between the
-// two acks around it).
+// two acks around it). Nothing is read before it is written, so the bytes
+// written are never below the bytes read: bytes accepted after the stop
+// are never more than what the path held when the writes blocked.
 func stopOf(st Stall) stopPosition {
-	return stopPosition{at: st.Since, read: st.AckedBytes, written: st.WrittenAtSince}
+	return stopPosition{at: st.Since, within: st.StopWithin, read: st.AckedBytes, written: max(st.WrittenAtSince, st.AckedBytes)}
 }
 
 // slack is how far before the stall's start a block may begin and still

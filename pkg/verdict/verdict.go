@@ -21,16 +21,28 @@ type Timeline struct {
 	BlocksDropped int
 	// Kernel: this connection's socket statistics could be read.
 	Kernel bool
+	// Blocked is the time the connection's write calls took in all;
+	// BlockedInStalls the part of it inside its stalls (waiting for a
+	// stopped server). The rest waited on a path that kept flowing: the
+	// path's throughput, not backpressure from a stop.
+	Blocked, BlockedInStalls time.Duration
+	// Path is the relays the server echoed in its first ack (PathKnown:
+	// it did; an older server, or no ack, leaves the path unknown).
+	Path      []string
+	PathKnown bool
 }
 
 // Stall is one period without ack progress while bytes were unacknowledged:
 // as the client sees it, the server had stopped reading.
 type Stall struct {
 	// Since is when the server stopped, as well as the client can tell:
-	// one ack interval before the last ack that moved (LastAckAt), but not
-	// before the one before it; or, when every byte had been acknowledged,
-	// when the next one was written.
-	Since time.Duration
+	// between the ack before the last one that moved (LastAckAt) and that
+	// one, placed by the rate the server read at (placeStop in stop.go);
+	// or, when every byte had been acknowledged, when the next one was
+	// written. StopWithin is how precisely (the gap between those two
+	// acks; 0: not known, the ack interval then).
+	Since      time.Duration
+	StopWithin time.Duration
 	// LastAckAt is when the last ack that moved arrived (-1: the stall
 	// began with a write into an empty pipe).
 	LastAckAt time.Duration
@@ -38,9 +50,10 @@ type Stall struct {
 	// client looked (the end of the run).
 	Until   time.Duration
 	Resumed bool
-	// AckedBytes is what the server had read when it stopped;
-	// WrittenAtSince what the client had written by Since (interpolated
-	// between the two acks around it).
+	// AckedBytes is what the server had read when it stopped: exact, the
+	// last ack's count. WrittenAtSince is what the client had written by
+	// Since (interpolated between the two acks around it, and at least
+	// AckedBytes).
 	AckedBytes, WrittenAtSince int64
 	// PeakInPipe is the most bytes written and not acknowledged during the
 	// stall: what the path held at least.
@@ -145,6 +158,41 @@ type Verdict struct {
 	// PeerWindowClosedAtSeconds: when the next hop (the server on a direct
 	// path) first advertised a zero window during the stall.
 	PeerWindowClosedAtSeconds *float64 `json:"peer_window_closed_at_seconds,omitempty"`
+
+	// ServerReadAtStopBytes: what the server had read when it stopped,
+	// exactly (its last ack's count); ServerStoppedWithinSeconds: how
+	// precisely the stop is known in time (the gap between the acks
+	// around it).
+	ServerReadAtStopBytes      *int64   `json:"server_read_at_stop_bytes,omitempty"`
+	ServerStoppedWithinSeconds *float64 `json:"server_stopped_within_seconds,omitempty"`
+
+	// WaitedFlowingSeconds: time the write calls waited while acks kept
+	// moving (throughput-bound: the path, not a stop, set the pace);
+	// WaitedStalledSeconds: time they were blocked during stalls (no
+	// progress). Both in all, summed over the connections.
+	WaitedFlowingSeconds float64 `json:"waited_flowing_seconds"`
+	WaitedStalledSeconds float64 `json:"waited_stalled_seconds"`
+
+	// Via is the path as the server echoed it in its first ack: the
+	// bp-relays between this client and the server, in order ([] for
+	// none). Absent when no server said (an older server, no ack, or
+	// connections that disagree). A third-party proxy (HAProxy, nginx)
+	// never names itself, so [] is "no bp-relay", not "no hop".
+	Via *[]string `json:"via,omitempty"`
+}
+
+// PeerWords names the client's peer, the next hop whose kernel's window the
+// client sees, as far as the client knows it: the server only when the
+// server echoed an empty path, and even then a proxy that does not name
+// itself could sit in between.
+func (v Verdict) PeerWords() string {
+	switch {
+	case v.Via == nil:
+		return "the peer (the next hop: the server on a direct path; the server did not say which)"
+	case len(*v.Via) == 0:
+		return "the peer (the server, as no bp-relay named itself; a proxy that does not, such as HAProxy or nginx, would hide)"
+	}
+	return "the peer (bp-relay " + (*v.Via)[0] + ", the first hop)"
 }
 
 // Compute judges a run from its connections' timelines. It is a pure
@@ -158,6 +206,7 @@ func Compute(tls []Timeline, p Params) Verdict {
 	run := tally(tls)
 	v.AckIntervalSeconds = run.ackInterval.Seconds()
 	v.Stalls = run.stalls
+	runWide(&v, tls)
 	if run.written == 0 {
 		v.Outcome = OutcomeUnknown
 		v.Summary = describeNothing(n)
@@ -171,11 +220,15 @@ func Compute(tls []Timeline, p Params) Verdict {
 	if len(views) == 0 {
 		v.Outcome = OutcomeNotStalled
 		v.Summary = describeNotStalled(n, p, resolution, blocksWithoutStall, run.acks)
+		n.waits(v, p)
+		n.path(v)
 		return n.finish(v)
 	}
 	a := aggregate(views)
 	a.figures(&v)
 	classify(&v, a)
 	v.Summary = describeStalled(n, v, a, p, resolution)
+	n.waits(v, p)
+	n.path(v)
 	return n.finish(v)
 }

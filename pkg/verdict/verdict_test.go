@@ -273,8 +273,14 @@ func TestComputeWords(t *testing.T) {
 		Blocks: []Block{block(ms(2150), ms(6000), 21*mb, 500*kb)}}
 	buffered := Timeline{Written: 100 * mb, Acked: 100 * mb, Acks: 80, AckInterval: ms(100), Kernel: true,
 		Stalls: []Stall{stall(ms(2050), ms(6050), 20*mb, 20*mb+50*kb, 41_500*kb)}}
+	flowing := Timeline{Written: 100 * mb, Acked: 100 * mb, Acks: 80, AckInterval: ms(100), Blocked: 2490 * time.Millisecond}
 	const (
-		acksEvery  = "acks moved every 0.10 s while the server read: the stop is known to within that, seen one path latency late"
+		// The ack interval and the stop's precision are two reasons now:
+		// the stop is exact in bytes, known in time to within the acks'
+		// gap around it (the constructed stalls leave it 0: the interval).
+		acksEvery  = "acks moved every 0.10 s while the server read"
+		stopExact  = "the server stopped after reading exactly 20.0 MB (20000000 bytes, its last ack); when, is known to within 0.10 s (between the acks around it), seen one path latency late"
+		noPath     = "the server did not echo the path (an older server, or no ack): this client's peer, whose window it sees, may be a hop rather than the server"
 		sendQueue  = "the kernel's send queue was read while the write was blocked"
 		oneWrite   = "bytes at the moment of blocking are known to within one write (65.5 kB)"
 		blockedSum = "this client's writes first blocked 0.10 s later, after 950.0 kB more had been accepted; 1.0 MB were then written but not read by the server: about 500.0 kB in this client's own socket buffer, the rest (500.0 kB) further along the path; the server resumed at 6.0 s"
@@ -289,13 +295,44 @@ func TestComputeWords(t *testing.T) {
 			// Blocked 0.1 s after the stop, half in the client's socket.
 			name: "direct", tls: []Timeline{direct},
 			summary: "the server stopped reading at 2.0 s; " + blockedSum,
-			reasons: []string{acksEvery, sendQueue, oneWrite},
+			reasons: []string{acksEvery, sendQueue, oneWrite, stopExact, noPath},
+		},
+		{
+			// The same behind a bp-relay the server echoed: the window
+			// the client saw was the relay's.
+			name: "behind a relay", tls: []Timeline{withPath(direct, "r1")},
+			summary: "the server stopped reading at 2.0 s; " + blockedSum,
+			reasons: []string{acksEvery, sendQueue, oneWrite, stopExact,
+				"the path, as the server echoed it: this client -> r1 -> server; the window this client sees is its peer's, r1's, not the server's"},
+		},
+		{
+			// Direct, the server said no relay: the server, unless a
+			// proxy that does not name itself hides.
+			name: "no relay", tls: []Timeline{withPath(direct)},
+			summary: "the server stopped reading at 2.0 s; " + blockedSum,
+			reasons: []string{acksEvery, sendQueue, oneWrite, stopExact,
+				"no bp-relay on the path (the server's first ack said so): this client's peer is the server, unless a proxy that does not name itself (HAProxy, nginx) sits in between"},
+		},
+		{
+			// Full speed, no stop: four connections waited 9.96 s in
+			// all on a path that kept flowing, a sum said as one.
+			name: "throughput", tls: []Timeline{flowing, flowing, flowing, flowing},
+			summary: "the server kept reading: its acks never stopped moving for long while bytes were waiting (acks every 0.10 s)",
+			reasons: []string{acksEvery, "no stall: acks kept moving whenever bytes were unacknowledged",
+				"write calls waited while acks kept moving, in all 10.0 s over 4 connections, 2.5 s per connection, 25% of the run each: the path's throughput set the pace, not a stall",
+				noPath},
+		},
+		{
+			// No ack ever came: the client cannot say the server read.
+			name: "no ack", tls: []Timeline{{Written: 1 * mb}},
+			summary: "no ack came from the server, so whether it read is unknown (a peer that does not send acks, or a run shorter than the first ack)",
+			reasons: []string{"too few acks to measure how often they come; assumed every 0.10 s", "no ack arrived at all", noPath},
 		},
 		{
 			// Never blocked: a lower bound.
 			name: "never blocked", tls: []Timeline{buffered},
 			summary: "the server stopped reading at 2.0 s; this client never blocked: at least 41.5 MB were absorbed between it and the server; the server resumed at 6.0 s",
-			reasons: []string{acksEvery, "writes never blocked for 0.10 s or more during the stall, so the path's capacity is at least what it took"},
+			reasons: []string{acksEvery, "writes never blocked for 0.10 s or more during the stall, so the path's capacity is at least what it took", stopExact, noPath},
 		},
 		{
 			// One blocked, one did not: the outcome of the half that
@@ -304,7 +341,7 @@ func TestComputeWords(t *testing.T) {
 			summary: "the server stopped reading at 2.0 s (2 of 2 connections; figures per connection, the median); " + blockedSum,
 			reasons: []string{acksEvery, sendQueue, oneWrite,
 				"connections disagree: 1 of the 2 whose server stopped blocked, the others did not",
-				"connections disagree: absorbed bytes range from 1.0 MB to 41.5 MB"},
+				stopExact, "connections disagree: absorbed bytes range from 1.0 MB to 41.5 MB", noPath},
 		},
 	}
 	for _, tt := range tests {
@@ -318,4 +355,10 @@ func TestComputeWords(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withPath is tl as behind the relays via, which the server echoed.
+func withPath(tl Timeline, via ...string) Timeline {
+	tl.Path, tl.PathKnown = append([]string{}, via...), true
+	return tl
 }

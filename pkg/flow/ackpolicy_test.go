@@ -1,0 +1,106 @@
+package flow_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/internal/flowtest"
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+)
+
+// pathAcks is a writer's observer: the acks, the most bytes in the pipe
+// seen when one arrived, and the path the server echoed.
+type pathAcks struct {
+	flow.Nop
+	mu       sync.Mutex
+	acks     int
+	written  atomic.Int64
+	acked    int64
+	maxAge   int64 // the most written-acked when an ack arrived
+	via      []string
+	viaCalls int
+}
+
+func (p *pathAcks) Open(flow.ConnInfo) flow.ConnObserver { return p }
+func (p *pathAcks) Wrote(n int, _ time.Duration, _ bool) { p.written.Add(int64(n)) }
+func (p *pathAcks) Acked(d int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.acks++
+	p.maxAge = max(p.maxAge, p.written.Load()-p.acked)
+	p.acked += d
+}
+func (p *pathAcks) Path(via []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.via, p.viaCalls = via, p.viaCalls+1
+}
+
+// echoServer is a TCP test server whose sessions echo via in their first
+// ack, as bp-server echoes the hello's.
+func echoServer(t *testing.T, via []string) string {
+	return flowtest.ServeTCP(t, flow.SocketOptions{}, time.Second, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {
+		if err != nil {
+			return
+		}
+		s := flow.NewSession(c, flowtest.ServerPlan(h, flow.ReadSettings{}), nil)
+		if via != nil || h.Via != nil {
+			s.EchoVia(via)
+		}
+		s.Run(ctx)
+	})
+}
+
+// TestAckPolicy: at full speed the reader acks every AckBytes (at most one
+// ack per MinAckGap), so no ack is much older than that when it arrives;
+// the first ack echoes the via list, once; a server that does not echo
+// says nothing about the path.
+func TestAckPolicy(t *testing.T) {
+	cases := []struct {
+		name    string
+		echo    []string // the server echoes this (nil: no echo)
+		total   int64
+		wantVia []string // nil: no Path call
+	}{
+		// Direct to a server that echoes: an empty path, the bytes acked often.
+		{"direct", []string{}, 256 << 20, []string{}},
+		// Behind two relays, as the server saw them in the hello.
+		{"relays", []string{"r1", "r2"}, 64 << 20, []string{"r1", "r2"}},
+		// An older server: no via in its acks, the path stays unknown.
+		{"no echo", nil, 64 << 20, nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			addr := echoServer(t, tc.echo)
+			c, err := flow.DialTCP(ctx, addr, flow.Hello{RunID: "t", PayloadSize: 64 << 10, TotalBytes: tc.total}, flow.SocketOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			obs := &pathAcks{}
+			began := time.Now()
+			if _, err := flow.NewSession(c, flowtest.ClientPlan(flow.Up, tc.total), obs).Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			elapsed := time.Since(began)
+			obs.mu.Lock()
+			defer obs.mu.Unlock()
+			if !slices.Equal(obs.via, tc.wantVia) || (tc.wantVia == nil) != (obs.viaCalls == 0) || obs.viaCalls > 1 {
+				t.Errorf("path %q in %d call(s), want %q once (nil: never)", obs.via, obs.viaCalls, tc.wantVia)
+			}
+			// At least one ack per 16 MiB (time alone gives about one per
+			// 100 ms, which is a GB at loopback speed; on a loaded
+			// machine the acker is not always scheduled at once, so not
+			// one per MiB), at most one per millisecond and one per tick.
+			if lo, hi := int(tc.total/(16<<20)), int(elapsed/flow.MinAckGap+elapsed/flow.DefaultAckInterval)+3; obs.acks < lo || obs.acks > hi {
+				t.Errorf("%d acks in %s for %d bytes, want between %d and %d", obs.acks, elapsed, tc.total, lo, hi)
+			}
+			t.Logf("%d acks in %s, an ack at most %d bytes behind the writer", obs.acks, elapsed, obs.maxAge)
+		})
+	}
+}
