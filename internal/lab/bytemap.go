@@ -2,8 +2,10 @@ package lab
 
 import (
 	"fmt"
+	"io"
 	"math"
 	"sort"
+	"strings"
 
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/report"
@@ -39,9 +41,11 @@ type ByteMap struct {
 	InPipeBytes       float64 `json:"in_pipe_bytes"`
 	ClosingErrorBytes float64 `json:"closing_error_bytes"`
 	// ToleranceBytes is what the pieces may differ by: one payload write
-	// (the client's blocked write is partly in its send queue but not yet
-	// counted as written), the frame headers the kernel queues hold but
-	// payload counters leave out, and what unmeasured places may hold.
+	// per writer that counts a write when it returns (the client's blocked
+	// write is partly in its send queue but not yet counted as written; a
+	// bp-relay's blocked upstream write is partly in its send queue and
+	// still in its buffer gauge), the frame headers the kernel queues hold
+	// but payload counters leave out, and what unmeasured places may hold.
 	ToleranceBytes float64 `json:"tolerance_bytes"`
 	Closes         bool    `json:"closes"`
 	MostHop        string  `json:"most_hop"` // the hop that held the most, its pieces together
@@ -87,42 +91,66 @@ func stateOf(s snapshot, keys []string) snapshotState {
 	return st
 }
 
-// pickMoment chooses the snapshot of the byte map. The first one in which
-// the client's write is stalled while the server is paused is where the
-// client first blocked; the next one is taken when it is still stalled,
-// because then every sampler (each reads the kernel every 100 ms on a
-// clock of its own) has read its sockets after the path stood still.
-// Without a block, the paused snapshot with the most in the pipe.
-func pickMoment(snaps []snapshot, keys []string) (snapshot, string, bool) {
+// buildByteMap reads the pieces from the snapshot of the moment: the
+// client's send queue, each hop's three places, the server's receive
+// queue. The moment is the client's first block: its first snapshot in
+// which a client write is stalled while the server is paused. While the
+// client stays blocked nothing is written or read, so every later snapshot
+// of that stall with the same counters is the same moment; the map is
+// taken from the first of them whose pieces equal the previous one's,
+// because each sampler reads the kernel on a 100 ms clock of its own, and
+// bytes still crossing from one queue into the next just after the block
+// would otherwise be counted on both sides. Without a block, the paused
+// snapshot with the most in the pipe ("stall_peak").
+func buildByteMap(snaps []snapshot, keys []string, hops []*hop, scheme string, payload int) *ByteMap {
 	for i, s := range snaps {
 		st := stateOf(s, keys)
 		if !st.complete || !st.stalled || !st.paused {
 			continue
 		}
-		if i+1 < len(snaps) {
-			if next := stateOf(snaps[i+1], keys); next.complete && next.stalled && next.paused {
-				return snaps[i+1], "first_block", true
+		first := mapAt(s, keys, hops, "first_block", scheme, payload)
+		chosen, prev := first, first
+		for _, next := range snaps[i+1:] {
+			nst := stateOf(next, keys)
+			if !nst.complete || !nst.stalled || !nst.paused || nst.inPipe != st.inPipe {
+				break // the client wrote again, or the server read: the moment is over
 			}
+			m := mapAt(next, keys, hops, "first_block", scheme, payload)
+			if chosen == first {
+				chosen = m // at least one sampler pass after the block
+			}
+			if samePieces(m, prev) {
+				chosen = m
+				break
+			}
+			prev = m
 		}
-		return s, "first_block", true
+		return chosen
 	}
-	best, found := snapshot{}, false
-	most := math.Inf(-1)
+	var best *ByteMap
 	for _, s := range snaps {
-		if st := stateOf(s, keys); st.complete && st.paused && st.inPipe > most {
-			best, most, found = s, st.inPipe, true
+		if st := stateOf(s, keys); st.complete && st.paused && (best == nil || st.inPipe > best.InPipeBytes) {
+			best = mapAt(s, keys, hops, "stall_peak", scheme, payload)
 		}
 	}
-	return best, "stall_peak", found
+	return best
 }
 
-// buildByteMap reads the pieces from the chosen snapshot: the client's send
-// queue, each hop's three places, the server's receive queue.
-func buildByteMap(snaps []snapshot, keys []string, hops []*hop, scheme string, payload int) *ByteMap {
-	s, moment, ok := pickMoment(snaps, keys)
-	if !ok {
-		return nil
+// samePieces reports whether two maps hold the same bytes in every place.
+func samePieces(a, b *ByteMap) bool {
+	if len(a.Pieces) != len(b.Pieces) {
+		return false
 	}
+	for i := range a.Pieces {
+		if a.Pieces[i].Bytes != b.Pieces[i].Bytes {
+			return false
+		}
+	}
+	return true
+}
+
+// mapAt is the byte map of one snapshot.
+func mapAt(s snapshot, keys []string, hops []*hop, moment, scheme string, payload int) *ByteMap {
 	m := &ByteMap{Moment: moment, AtSeconds: s.at.Seconds(), InPipeBytes: stateOf(s, keys).inPipe}
 	send, _ := s.pages["bp-client"].sum("bp_socket_send_queue_bytes", nil)
 	m.Pieces = append(m.Pieces, Piece{Hop: "bp-client", Place: "send queue", Bytes: send, Measured: true,
@@ -133,13 +161,23 @@ func buildByteMap(snaps []snapshot, keys []string, hops []*hop, scheme string, p
 	recv, _ := s.pages["bp-server"].sum("bp_socket_recv_queue_bytes", nil)
 	m.Pieces = append(m.Pieces, Piece{Hop: "bp-server", Place: "receive queue", Bytes: recv, Measured: true,
 		Source: "bp_socket_recv_queue_bytes"})
-	m.close(scheme, payload)
+	// The client, and every bp-relay, count a write when it returns: a
+	// blocked write is partly in the next socket already but still
+	// counted before it (the relay keeps it in bp_relay_buffered_bytes
+	// until it is accepted whole).
+	writers := 1
+	for _, h := range hops {
+		if h.name == "bp-relay" {
+			writers++
+		}
+	}
+	m.close(scheme, payload, writers)
 	return m
 }
 
 // close adds the pieces up, sets the closing error and its tolerance, and
 // names the hop that held the most.
-func (m *ByteMap) close(scheme string, payload int) {
+func (m *ByteMap) close(scheme string, payload, writers int) {
 	unmeasured := 0.0
 	byHop := map[string]float64{}
 	var order []string
@@ -158,7 +196,7 @@ func (m *ByteMap) close(scheme string, payload int) {
 	if payload > 0 {
 		messages += math.Ceil(math.Max(m.InPipeBytes, 0) / float64(payload))
 	}
-	m.ToleranceBytes = float64(payload) + messages*headerBytes(scheme) + unmeasured
+	m.ToleranceBytes = float64(writers*payload) + messages*headerBytes(scheme) + unmeasured
 	m.Closes = math.Abs(m.ClosingErrorBytes) <= m.ToleranceBytes
 	sort.SliceStable(order, func(i, j int) bool { return byHop[order[i]] > byHop[order[j]] })
 	m.MostHop, m.MostHopBytes = order[0], byHop[order[0]]
@@ -193,7 +231,7 @@ func (m *ByteMap) Verdict() string {
 // they do not: never hidden.
 func (m *ByteMap) ClosingLine() string {
 	e := m.ClosingErrorBytes
-	base := fmt.Sprintf("pieces %s, in the pipe (client written - server read) %s, closing error %+.0f bytes (tolerance %s: one payload write, frame headers, unmeasured buffers)",
+	base := fmt.Sprintf("pieces %s, in the pipe (client written - server read) %s, closing error %+.0f bytes (tolerance %s: a payload write per writer, frame headers, unmeasured buffers)",
 		human(m.TotalBytes), human(m.InPipeBytes), e, human(m.ToleranceBytes))
 	switch {
 	case m.Closes:
@@ -237,4 +275,24 @@ func (row Row) JSON() ResultJSON {
 		}
 	}
 	return out
+}
+
+// writeSnapshots writes every snapshot's ends and pieces, one line each,
+// into the run's directory (kept with -keep), so that a byte map that does
+// not close can be followed through the run.
+func writeSnapshots(w io.Writer, snaps []snapshot, keys []string, hops []*hop, scheme string, payload int) {
+	for _, s := range snaps {
+		st := stateOf(s, keys)
+		if !st.complete {
+			fmt.Fprintf(w, "%7.2fs incomplete\n", s.at.Seconds())
+			continue
+		}
+		m := mapAt(s, keys, hops, "", scheme, payload)
+		var parts []string
+		for _, p := range m.Pieces {
+			parts = append(parts, fmt.Sprintf("%s %s %.0f", p.Hop, p.Place, p.Bytes))
+		}
+		fmt.Fprintf(w, "%7.2fs stalled %v paused %v in_pipe %.0f total %.0f error %+.0f | %s\n",
+			s.at.Seconds(), st.stalled, st.paused, st.inPipe, m.TotalBytes, m.ClosingErrorBytes, strings.Join(parts, ", "))
+	}
 }

@@ -188,6 +188,10 @@ func (res *Result) addPolled(snaps []snapshot, endpoints []endpoint, h *hop) {
 		hops = append(hops, h)
 	}
 	res.ByteMap = buildByteMap(snaps, keys, hops, res.Profile.Scheme, res.Client.PayloadSize)
+	if f, err := os.Create(filepath.Join(res.Dir, "bytemap-snapshots.txt")); err == nil {
+		writeSnapshots(f, snaps, keys, hops, res.Profile.Scheme, res.Client.PayloadSize)
+		f.Close()
+	}
 	if rh := res.Hop("bp-relay"); rh != nil {
 		if peak, ok := peakBuffered(snaps, "bp-relay"); ok {
 			rh.Numbers = append(rh.Numbers, Number{Key: "peak_buffered_bytes", Label: "peak fill", Unit: "bytes", Value: peak})
