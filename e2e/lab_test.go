@@ -171,10 +171,34 @@ func TestLabPausedServerBlocksClient(t *testing.T) {
 	}
 }
 
-// TestLabConfigsValid: the HAProxy configs pass "haproxy -c" and the nginx
-// templates, rendered as the lab renders them, pass "nginx -t".
+// TestLabConfigsValid: the HAProxy configs pass "haproxy -c", the nginx
+// templates, rendered as the lab renders them, pass "nginx -t", and the
+// Caddyfiles, with the lab's environment, pass "caddy validate".
 func TestLabConfigsValid(t *testing.T) {
 	t.Parallel()
+	t.Run("caddy", func(t *testing.T) {
+		caddy, err := exec.LookPath("caddy")
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("caddy not installed: %s", lab.CaddyInstallHint)
+			}
+			t.Skipf("caddy not installed: %s", lab.CaddyInstallHint)
+		}
+		files, _ := filepath.Glob(filepath.Join(labDeploy, "caddy", "*.Caddyfile"))
+		if len(files) < 1 {
+			t.Fatalf("want caddy-ws.Caddyfile in deploy/caddy, found %v", files)
+		}
+		for _, f := range files {
+			dir := t.TempDir()
+			cmd := exec.Command(caddy, "validate", "--config", f, "--adapter", "caddyfile")
+			cmd.Env = testEnv(append(lab.CaddyEnv("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", filepath.Join(dir, "access.log")),
+				"XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir))
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "Valid configuration") {
+				t.Errorf("caddy validate --config %s: %v\n%s", f, err, out)
+			}
+		}
+	})
 	t.Run("haproxy", func(t *testing.T) {
 		haproxy := needTool(t, "haproxy", "haproxy")
 		files, _ := filepath.Glob(filepath.Join(labDeploy, "haproxy", "*.cfg"))
