@@ -34,6 +34,7 @@ type compose struct {
 		Volumes     []string          `yaml:"volumes"`
 		Ports       []string          `yaml:"ports"`
 		DependsOn   []string          `yaml:"depends_on"`
+		NetworkMode string            `yaml:"network_mode"`
 	} `yaml:"services"`
 }
 
@@ -108,7 +109,7 @@ func TestCompose(t *testing.T) {
 	t.Parallel()
 	var c compose
 	readYAML(t, filepath.Join(repoRoot, "docker-compose.yml"), &c)
-	for _, name := range []string{"bp-server", "haproxy", "bp-relay", "bp-client", "prometheus", "grafana"} {
+	for _, name := range []string{"bp-server", "haproxy", "bp-sockets", "bp-relay", "bp-client", "prometheus", "grafana"} {
 		if _, ok := c.Services[name]; !ok {
 			t.Errorf("no service %s", name)
 		}
@@ -171,6 +172,7 @@ func TestCompose(t *testing.T) {
 	// Prometheus scrapes each service where it serves /metrics.
 	var prom struct {
 		ScrapeConfigs []struct {
+			JobName       string `yaml:"job_name"`
 			StaticConfigs []struct {
 				Targets []string          `yaml:"targets"`
 				Labels  map[string]string `yaml:"labels"`
@@ -184,11 +186,21 @@ func TestCompose(t *testing.T) {
 		"relay":   "bp-relay:" + port(flagPairs(c.Services["bp-relay"].Command)["http-addr"]),
 		"haproxy": "haproxy:" + port(c.Services["haproxy"].Environment["BP_HAPROXY_STATS"]),
 		"server":  "bp-server:" + port(flagPairs(c.Services["bp-server"].Command)["http-addr"]),
+		// The sidecar shares HAProxy's network namespace, so it is reached
+		// at HAProxy's name, on its own --metrics-addr port.
+		"haproxy/sockets": "haproxy:" + port(flagPairs(c.Services["bp-sockets"].Command)["metrics-addr"]),
+	}
+	if got := c.Services["bp-sockets"].NetworkMode; got != "service:haproxy" {
+		t.Errorf("bp-sockets network_mode %q, want service:haproxy (it reads HAProxy's sockets)", got)
 	}
 	haveTargets := map[string]string{}
 	for _, sc := range prom.ScrapeConfigs {
 		for _, st := range sc.StaticConfigs {
-			haveTargets[st.Labels["hop"]] = strings.Join(st.Targets, ",")
+			key := st.Labels["hop"]
+			if sc.JobName == "bp-sockets" {
+				key += "/sockets"
+			}
+			haveTargets[key] = strings.Join(st.Targets, ",")
 		}
 	}
 	for hop, want := range wantTargets {
@@ -213,7 +225,7 @@ func TestCompose(t *testing.T) {
 		if err != nil {
 			t.Fatalf("docker-compose.yml does not load as the Compose Specification: %v", err)
 		}
-		for _, name := range []string{"bp-server", "haproxy", "bp-relay", "bp-client", "prometheus", "grafana"} {
+		for _, name := range []string{"bp-server", "haproxy", "bp-sockets", "bp-relay", "bp-client", "prometheus", "grafana"} {
 			if _, err := p.GetService(name); err != nil {
 				t.Errorf("resolved project: %v", err)
 			}
@@ -242,11 +254,12 @@ func TestPrometheusConfig(t *testing.T) {
 	src := filepath.Join(repoRoot, "deploy/prometheus/prometheus.yml")
 	rendered, err := lab.RenderPrometheus(src, map[string]string{
 		"client": "127.0.0.1:1", "relay": "127.0.0.1:2", "haproxy": "127.0.0.1:3", "server": "127.0.0.1:4",
+		"haproxy/sockets": "127.0.0.1:5",
 	}, time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"127.0.0.1:1", "127.0.0.1:4", "scrape_interval: 1s", "hop: haproxy"} {
+	for _, want := range []string{"127.0.0.1:1", "127.0.0.1:4", "127.0.0.1:5", "scrape_interval: 1s", "hop: haproxy"} {
 		if !strings.Contains(string(rendered), want) {
 			t.Errorf("rendered config lacks %q:\n%s", want, rendered)
 		}

@@ -171,10 +171,34 @@ func TestLabPausedServerBlocksClient(t *testing.T) {
 	}
 }
 
-// TestLabConfigsValid: the HAProxy configs pass "haproxy -c" and the nginx
-// templates, rendered as the lab renders them, pass "nginx -t".
+// TestLabConfigsValid: the HAProxy configs pass "haproxy -c", the nginx
+// templates, rendered as the lab renders them, pass "nginx -t", and the
+// Caddyfiles, with the lab's environment, pass "caddy validate".
 func TestLabConfigsValid(t *testing.T) {
 	t.Parallel()
+	t.Run("caddy", func(t *testing.T) {
+		caddy, err := exec.LookPath("caddy")
+		if err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("caddy not installed: %s", lab.CaddyInstallHint)
+			}
+			t.Skipf("caddy not installed: %s", lab.CaddyInstallHint)
+		}
+		files, _ := filepath.Glob(filepath.Join(labDeploy, "caddy", "*.Caddyfile"))
+		if len(files) < 1 {
+			t.Fatalf("want caddy-ws.Caddyfile in deploy/caddy, found %v", files)
+		}
+		for _, f := range files {
+			dir := t.TempDir()
+			cmd := exec.Command(caddy, "validate", "--config", f, "--adapter", "caddyfile")
+			cmd.Env = testEnv(append(lab.CaddyEnv("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", filepath.Join(dir, "access.log")),
+				"XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir))
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "Valid configuration") {
+				t.Errorf("caddy validate --config %s: %v\n%s", f, err, out)
+			}
+		}
+	})
 	t.Run("haproxy", func(t *testing.T) {
 		haproxy := needTool(t, "haproxy", "haproxy")
 		files, _ := filepath.Glob(filepath.Join(labDeploy, "haproxy", "*.cfg"))
@@ -215,4 +239,86 @@ func TestLabConfigsValid(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestLabByteMap: for every profile, at the moment the client's write first
+// blocked behind a paused server, the lab's byte map puts every unread
+// byte somewhere: its pieces (each a kernel queue read by the binaries or
+// by bp-sockets beside the hop, or a hop's own buffer) add up to the
+// client's bytes written minus the server's bytes read, within one payload
+// write plus frame headers (and what unmeasured buffers may hold), and the
+// hop holding the most is the one the configuration predicts. The client
+// writes as fast as the path allows, so it blocks within the pause even
+// when Linux autotunes the hops' receive buffers to tens of MB.
+func TestLabByteMap(t *testing.T) {
+	t.Parallel()
+	server := []string{"--pause-after", "300ms", "--pause-for", "3s", "--rcvbuf", "256KiB"}
+	client := []string{"--duration", "1500ms", "--rate", "0", "--sndbuf", "256KiB"}
+	for _, p := range lab.Profiles {
+		t.Run(p.Name, func(t *testing.T) {
+			t.Parallel()
+			needLabProfile(t, p)
+			res := runLab(t, p, server, client)
+			m := res.ByteMap
+			if m == nil {
+				t.Fatalf("no byte map; client: %+v", res.Client)
+			}
+			var sum float64
+			for _, pc := range m.Pieces {
+				sum += pc.Bytes
+				if pc.Bytes < 0 {
+					t.Errorf("%s %s: %.0f bytes, a negative amount", pc.Hop, pc.Place, pc.Bytes)
+				}
+			}
+			if sum != m.TotalBytes || m.ClosingErrorBytes != m.TotalBytes-m.InPipeBytes {
+				t.Errorf("total %.0f, pieces sum %.0f, closing error %.0f: inconsistent", m.TotalBytes, sum, m.ClosingErrorBytes)
+			}
+			if m.Moment != "first_block" {
+				t.Errorf("moment %q: the client never blocked within the pause", m.Moment)
+			}
+			if !m.Closes {
+				t.Errorf("%s", m.ClosingLine())
+			}
+			// The client's own verdict measured the same moment from its
+			// acks alone: an independent count of what was in the pipe.
+			if v := res.Client.Verdict; v != nil && v.AbsorbedBytes != nil {
+				if d := m.InPipeBytes - float64(*v.AbsorbedBytes); d < -2*65536 || d > 2*65536 {
+					t.Errorf("in the pipe %.0f bytes; the client's verdict says %d absorbed", m.InPipeBytes, *v.AbsorbedBytes)
+				}
+			}
+			checkHolder(t, p, m)
+			t.Logf("%s: %s; %s", p.Name, m.ClosingLine(), m.Verdict())
+		})
+	}
+}
+
+// checkHolder: the hop the configuration says holds the most does.
+func checkHolder(t *testing.T, p lab.Profile, m *lab.ByteMap) {
+	t.Helper()
+	switch p.Needs {
+	case "":
+		// Only the two ends' socket buffers, about the same size.
+		if m.MostHop != "bp-client" && m.MostHop != "bp-server" {
+			t.Errorf("most held by %s, want one of the ends", m.MostHop)
+		}
+	case "bp-relay":
+		if m.MostHop != "bp-relay" {
+			t.Errorf("most held by %s, want bp-relay", m.MostHop)
+		}
+		// --buffer 32MiB: its own buffer; --buffer 0: its kernel queues.
+		if buffered := p.Name == "relay-buffered"; buffered != (m.MostPlace == "buffer") {
+			t.Errorf("bp-relay held the most in its %s", m.MostPlace)
+		}
+	default:
+		// HAProxy, nginx and Caddy copy through 16-32 KiB buffers; their
+		// two sockets' autotuned kernel queues hold the rest.
+		if m.MostHop != p.Needs || m.MostPlace == "buffer" {
+			t.Errorf("most held by %s in its %s, want %s's kernel queues", m.MostHop, m.MostPlace, p.Needs)
+		}
+		for _, pc := range m.Pieces {
+			if pc.Hop == p.Needs && pc.Place == "buffer" && pc.Bytes > 64<<10 {
+				t.Errorf("%s's own buffer %.0f bytes, more than its configuration allows", p.Needs, pc.Bytes)
+			}
+		}
+	}
 }

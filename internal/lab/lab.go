@@ -33,22 +33,29 @@ type Result struct {
 	Target  string
 	Client  report.Summary
 	Hops    []Hop
+	// ByteMap is where the unread bytes sat when the client first blocked,
+	// from the snapshots polled during the run; nil when the server never
+	// paused while every endpoint answered.
+	ByteMap *ByteMap
 	Dir     string // the run's directory; removed unless Options.Keep
 }
 
 // Hop is one program on the path and its key numbers.
 type Hop struct {
-	Name    string // "bp-client", "bp-relay", "haproxy", "nginx", "bp-server"
-	Source  string // where the numbers came from
-	Numbers []Number
+	Name    string   `json:"name"`   // "bp-client", "bp-relay", "haproxy", "nginx", "caddy", "bp-server"
+	Source  string   `json:"source"` // where the numbers came from
+	Numbers []Number `json:"numbers"`
+	// Notes say plainly what the hop does not count, so that a missing
+	// number is not mistaken for a zero.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Number is one key number of a hop.
 type Number struct {
-	Key   string // stable name, e.g. "bytes_read", "frontend_bytes_in"
-	Label string // for people
-	Unit  string // "bytes", "seconds" or "" (a count)
-	Value float64
+	Key   string  `json:"key"`   // stable name, e.g. "bytes_read", "frontend_bytes_in"
+	Label string  `json:"label"` // for people
+	Unit  string  `json:"unit"`  // "bytes", "seconds" or "" (a count)
+	Value float64 `json:"value"`
 }
 
 // Value returns the number with the key, and whether the hop has it.
@@ -138,14 +145,58 @@ func Run(ctx context.Context, p Profile, o Options) (res *Result, err error) {
 			return nil, err
 		}
 	}
-	clientMetrics, reports, err := r.runClient(ctx, res.Target, &res.Client)
+	clientMetrics, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	endpoints := pollEndpoints(clientMetrics, h, srv)
+	poll := startPoller(ctx, endpoints)
+	reports, err := r.runClient(ctx, res.Target, clientMetrics, &res.Client)
+	snaps := poll.finish()
 	if reports != nil {
 		defer reports.Close()
 	}
 	if err != nil {
 		return nil, err
 	}
-	return res, r.scrape(ctx, res, clientMetrics, h, srv)
+	if err := r.scrape(ctx, res, clientMetrics, h, srv); err != nil {
+		return res, err
+	}
+	res.addPolled(snaps, endpoints, h)
+	return res, nil
+}
+
+// pollEndpoints are the pages the poller scrapes during the run, from the
+// client to the server.
+func pollEndpoints(clientMetrics string, h *hop, srv serverAddrs) []endpoint {
+	out := []endpoint{{key: "bp-client", url: "http://" + clientMetrics + "/metrics"}}
+	if h != nil {
+		out = append(out, h.endpoints()...)
+	}
+	return append(out, endpoint{key: "bp-server", url: "http://" + srv.http + "/metrics"})
+}
+
+// addPolled adds what only the snapshots show: the byte map, and the
+// relay's peak fill.
+func (res *Result) addPolled(snaps []snapshot, endpoints []endpoint, h *hop) {
+	keys := make([]string, len(endpoints))
+	for i, e := range endpoints {
+		keys[i] = e.key
+	}
+	var hops []*hop
+	if h != nil {
+		hops = append(hops, h)
+	}
+	res.ByteMap = buildByteMap(snaps, keys, hops, res.Profile.Scheme, res.Client.PayloadSize)
+	if f, err := os.Create(filepath.Join(res.Dir, "bytemap-snapshots.txt")); err == nil {
+		writeSnapshots(f, snaps, keys, hops, res.Profile.Scheme, res.Client.PayloadSize)
+		f.Close()
+	}
+	if rh := res.Hop("bp-relay"); rh != nil {
+		if peak, ok := peakBuffered(snaps, "bp-relay"); ok {
+			rh.Numbers = append(rh.Numbers, Number{Key: "peak_buffered_bytes", Label: "peak fill", Unit: "bytes", Value: peak})
+		}
+	}
 }
 
 // finish stops every process and keeps or removes the run's directory.
@@ -175,18 +226,14 @@ func (r *run) startServer(ctx context.Context) (serverAddrs, error) {
 }
 
 // runClient starts bp-client against target, with its report on a pipe
-// and its metrics kept up (--linger) until they are scraped, and waits
-// for the report, decoded into summary. It returns the client's metrics
-// address and the pipe's read end, which the caller closes only when done
-// with the client (a closed pipe could fail the client's last writes).
-func (r *run) runClient(ctx context.Context, target string, summary *report.Summary) (string, *os.File, error) {
-	clientMetrics, err := freeAddr()
-	if err != nil {
-		return "", nil, err
-	}
+// and its metrics on clientMetrics kept up (--linger) until they are
+// scraped, and waits for the report, decoded into summary. It returns the
+// pipe's read end, which the caller closes only when done with the client
+// (a closed pipe could fail the client's last writes).
+func (r *run) runClient(ctx context.Context, target, clientMetrics string, summary *report.Summary) (*os.File, error) {
 	rd, wr, err := os.Pipe()
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
 	cli, err := r.start("bp-client", filepath.Join(r.opts.Bin, "bp-client"), append([]string{
 		"--target", target, "--output", "json", "--progress", "off", "--log-format", "json",
@@ -194,7 +241,7 @@ func (r *run) runClient(ctx context.Context, target string, summary *report.Summ
 	}, r.opts.Client...), nil, wr)
 	wr.Close()
 	if err != nil {
-		return "", rd, err
+		return rd, err
 	}
 	reported := make(chan error, 1)
 	go func() { reported <- json.NewDecoder(rd).Decode(summary) }()
@@ -202,12 +249,12 @@ func (r *run) runClient(ctx context.Context, target string, summary *report.Summ
 	case err = <-reported:
 		if err != nil {
 			<-cli.done
-			return "", rd, cli.failed(fmt.Errorf("no report (%v, exit: %v)", err, cli.err))
+			return rd, cli.failed(fmt.Errorf("no report (%v, exit: %v)", err, cli.err))
 		}
 	case <-ctx.Done():
-		return "", rd, ctx.Err()
+		return rd, ctx.Err()
 	}
-	return clientMetrics, rd, nil
+	return rd, nil
 }
 
 // scrape adds every hop's numbers to res, from the client to the server,
@@ -349,6 +396,8 @@ func (h *hop) numbers(ctx context.Context) (Hop, error) {
 		return out, nil
 	case "nginx":
 		return h.nginxNumbers(ctx)
+	case "caddy":
+		return h.caddyNumbers(ctx)
 	}
 	return Hop{}, fmt.Errorf("unknown hop %s", h.name)
 }
@@ -356,46 +405,10 @@ func (h *hop) numbers(ctx context.Context) (Hop, error) {
 // nginxNumbers sums nginx's access log (one JSON line per connection, when
 // it ends) once stub_status shows no connection but the status request.
 func (h *hop) nginxNumbers(ctx context.Context) (Hop, error) {
-	deadline := time.Now().Add(settle)
-	var lines []map[string]any
-	for {
-		lines = lines[:0]
-		if b, err := os.ReadFile(h.accessLog); err == nil {
-			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-				var m map[string]any
-				if json.Unmarshal([]byte(l), &m) == nil {
-					lines = append(lines, m)
-				}
-			}
-		}
-		active := nginxActive(ctx, h.metricsURL)
-		if (len(lines) > 0 && active <= 1) || time.Now().After(deadline) || ctx.Err() != nil {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	lines := settledLog(ctx, h.accessLog, func() bool { return nginxActive(ctx, h.metricsURL) <= 1 })
 	out := Hop{Name: h.name, Source: h.accessLog}
-	sum := func(field string) (float64, bool) {
-		var total float64
-		found := false
-		for _, m := range lines {
-			switch v := m[field].(type) {
-			case float64:
-				total += v
-				found = true
-			case string: // upstream counts: "123", "-", or "12, 34" after retries
-				for _, part := range strings.Split(v, ",") {
-					if n, err := strconv.ParseFloat(strings.TrimSpace(part), 64); err == nil {
-						total += n
-						found = true
-					}
-				}
-			}
-		}
-		return total, found
-	}
 	add := func(key, field, label string) {
-		if v, ok := sum(field); ok {
+		if v, ok := sumField(lines, field); ok {
 			out.Numbers = append(out.Numbers, Number{Key: key, Label: label, Unit: "bytes", Value: v})
 		}
 	}
@@ -405,7 +418,55 @@ func (h *hop) nginxNumbers(ctx context.Context) (Hop, error) {
 	add("upstream_bytes_received", "upstream_bytes_received", "in from server")
 	add("bytes_out", "bytes_sent", "out to client")
 	out.Numbers = append(out.Numbers, Number{Key: "connections", Label: "connections logged", Value: float64(len(lines))})
+	if _, ok := out.Value("bytes_in"); !ok {
+		out.Notes = append(out.Notes, "in from client: not logged: nginx's HTTP module counts no bytes a client sends "+
+			"through an upgraded connection ($request_length is the upgrade request only); "+
+			"out to server ($upstream_bytes_sent) is the best measure of that direction")
+	}
 	return out, nil
+}
+
+// settledLog reads a JSON-lines access log until it has a line and closed
+// says the hop's connections have ended, or settle passes.
+func settledLog(ctx context.Context, path string, closed func() bool) []map[string]any {
+	deadline := time.Now().Add(settle)
+	for {
+		var lines []map[string]any
+		if b, err := os.ReadFile(path); err == nil {
+			for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+				var m map[string]any
+				if json.Unmarshal([]byte(l), &m) == nil {
+					lines = append(lines, m)
+				}
+			}
+		}
+		if (len(lines) > 0 && closed()) || time.Now().After(deadline) || ctx.Err() != nil {
+			return lines
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sumField adds a field over the log's lines: a number, or nginx's
+// upstream counts as text ("123", "-", or "12, 34" after retries).
+func sumField(lines []map[string]any, field string) (float64, bool) {
+	var total float64
+	found := false
+	for _, m := range lines {
+		switch v := m[field].(type) {
+		case float64:
+			total += v
+			found = true
+		case string:
+			for _, part := range strings.Split(v, ",") {
+				if n, err := strconv.ParseFloat(strings.TrimSpace(part), 64); err == nil {
+					total += n
+					found = true
+				}
+			}
+		}
+	}
+	return total, found
 }
 
 // nginxActive reads "Active connections: N" from stub_status; -1 when it

@@ -20,6 +20,7 @@ import (
 //
 //	bp-client --loop --ws--> bp-relay --ws--> HAProxy --ws--> bp-server
 //	hop=client               hop=relay        hop=haproxy     hop=server
+//	                                          + bp-sockets (hop=haproxy)
 //	                    Prometheus (deploy/prometheus/prometheus.yml)
 //
 // These are the settings docker-compose.yml gives the same services (a test
@@ -57,7 +58,7 @@ type ObserveOptions struct {
 // Observatory is a running observed lab. Stop ends it.
 type Observatory struct {
 	PrometheusURL string            // http://host:port
-	Targets       map[string]string // hop -> its /metrics URL
+	Targets       map[string]string // hop (or "haproxy/sockets", its sidecar) -> its /metrics URL
 	Dir           string
 	// Reports is the file that collects bp-client's report of every run
 	// (they are also written to Progress, when set).
@@ -128,7 +129,7 @@ func Observe(ctx context.Context, o ObserveOptions) (ob *Observatory, err error)
 
 // missing says which program or tool the observed lab lacks, if any.
 func (o ObserveOptions) missing() error {
-	for _, bin := range []string{"bp-server", "bp-relay", "bp-client"} {
+	for _, bin := range []string{"bp-server", "bp-relay", "bp-client", "bp-sockets"} {
 		if _, err := os.Stat(filepath.Join(o.Bin, bin)); err != nil {
 			return fmt.Errorf("%w: %s is not built in %s (make build)", ErrMissing, bin, o.Bin)
 		}
@@ -181,7 +182,23 @@ func (ob *Observatory) startHAProxy(ctx context.Context, o ObserveOptions, srvHT
 		return "", err
 	}
 	ob.Targets["haproxy"] = "http://" + stats + "/metrics"
-	return listen, waitHTTP(ctx, hap, ob.Targets["haproxy"], 10*time.Second)
+	if err := waitHTTP(ctx, hap, ob.Targets["haproxy"], 10*time.Second); err != nil {
+		return "", err
+	}
+	return listen, ob.startSockets(ctx, listen, srvHTTP)
+}
+
+// startSockets starts bp-sockets beside HAProxy, as docker-compose.yml's
+// sidecar: HAProxy's listener is its downstream side, the server its
+// upstream side, so the "where the bytes are" panel has HAProxy's kernel
+// queues.
+func (ob *Observatory) startSockets(ctx context.Context, listen, srvHTTP string) error {
+	h := &hop{name: "haproxy"}
+	if err := ob.run.startSockets(ctx, h, listen, srvHTTP); err != nil {
+		return err
+	}
+	ob.Targets["haproxy"+socketsSuffix] = h.socketsURL
+	return nil
 }
 
 // startRelay starts bp-relay in front of HAProxy at hapListen, its metrics
@@ -292,7 +309,8 @@ func twoAddrs() (string, string, error) {
 
 // RenderPrometheus reads the Prometheus configuration at path and returns it
 // with every static target replaced by the address of its hop (the target
-// label "hop"), and, when interval is not 0, that scrape interval (and a
+// label "hop"; in the job bp-sockets, the key is the hop's name plus
+// "/sockets": its sidecar), and, when interval is not 0, that scrape interval (and a
 // timeout within it). A hop of the file without an address is an error,
 // and so is an address for a hop the file does not scrape.
 func RenderPrometheus(path string, addrs map[string]string, interval time.Duration) ([]byte, error) {
@@ -313,6 +331,9 @@ func RenderPrometheus(path string, addrs map[string]string, interval time.Durati
 			sc, _ := s.(map[string]any)
 			labels, _ := sc["labels"].(map[string]any)
 			hop, _ := labels["hop"].(string)
+			if name, _ := job["job_name"].(string); name == "bp-sockets" {
+				hop += socketsSuffix // the hop's sidecar, not the hop
+			}
 			addr, ok := addrs[hop]
 			if !ok {
 				return nil, fmt.Errorf("prometheus config %s: no address for hop %q", path, hop)

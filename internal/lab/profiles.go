@@ -22,7 +22,7 @@ type Profile struct {
 	Path   string // the path, for people
 	Shows  string // what it shows
 	Scheme string // how the client connects: "tcp" or "ws"
-	Needs  string // the program the hop runs: "", "bp-relay", "haproxy" or "nginx"
+	Needs  string // the program the hop runs: "", "bp-relay", "haproxy", "nginx" or "caddy"
 
 	hop func(ctx context.Context, r *run, srv serverAddrs) (target string, h *hop, err error)
 }
@@ -67,6 +67,11 @@ var Profiles = []Profile{
 		Shows: "nginx's stream module: one proxy_buffer_size buffer per direction plus autotuned socket buffers",
 		hop:   nginxHop("nginx-tcp.conf", "tcp"),
 	},
+	{
+		Name: "caddy-ws", Scheme: "ws", Needs: "caddy", Path: "bp-client -> Caddy (reverse_proxy, WebSocket) -> bp-server",
+		Shows: "Caddy, a Go reverse proxy: after the upgrade it copies each direction through a 32 KiB buffer; flush_interval and request buffering do not apply to the tunnel",
+		hop:   caddyHop("caddy-ws.Caddyfile"),
+	},
 }
 
 // Lookup finds a profile by name.
@@ -84,9 +89,19 @@ func Lookup(name string) (Profile, bool) {
 var ErrMissing = errors.New("missing")
 
 // Missing reports what this machine lacks to run the profile (wrapping
-// ErrMissing), or nil. bin is the directory with the lab's binaries.
+// ErrMissing), or nil. bin is the directory with the lab's binaries. A
+// third-party hop needs bp-sockets too, for its kernel queues.
 func (p Profile) Missing(bin string) error {
+	if p.Needs != "" && p.Needs != "bp-relay" {
+		if _, err := os.Stat(filepath.Join(bin, "bp-sockets")); err != nil {
+			return fmt.Errorf("%w: bp-sockets is not built (it watches the %s hop's sockets for the byte map)", ErrMissing, p.Needs)
+		}
+	}
 	switch p.Needs {
+	case "caddy":
+		if _, err := exec.LookPath("caddy"); err != nil {
+			return fmt.Errorf("%w: caddy is not installed; %s", ErrMissing, CaddyInstallHint)
+		}
 	case "bp-relay":
 		if _, err := os.Stat(filepath.Join(bin, "bp-relay")); err != nil {
 			return fmt.Errorf("%w: bp-relay is not built (cmd/bp-relay does not exist or does not build yet)", ErrMissing)
@@ -110,10 +125,16 @@ func (p Profile) Missing(bin string) error {
 
 // hop is a running hop between client and server.
 type hop struct {
-	name       string // "bp-relay", "haproxy", "nginx"
+	name       string // "bp-relay", "haproxy", "nginx", "caddy"
 	proc       *process
 	metricsURL string // Prometheus /metrics, or nginx's stub_status
-	accessLog  string // nginx: one JSON line per connection
+	livePage   bool   // metricsURL is a Prometheus page worth polling during the run
+	accessLog  string // nginx, Caddy: one JSON line per connection or request
+	socketsURL string // its bp-sockets sidecar's /metrics (third-party hops)
+	// bufferMax and bufferNote describe an own buffer no live counter
+	// shows (nginx, Caddy): the most it holds by configuration, and why.
+	bufferMax  float64
+	bufferNote string
 }
 
 // relayHop starts bp-relay in front of the server's TCP listener.
@@ -135,7 +156,7 @@ func relayHop(buffer string) func(context.Context, *run, serverAddrs) (string, *
 		if err != nil {
 			return "", nil, err
 		}
-		h := &hop{name: "bp-relay", proc: p, metricsURL: "http://" + metricsAddr + "/metrics"}
+		h := &hop{name: "bp-relay", proc: p, metricsURL: "http://" + metricsAddr + "/metrics", livePage: true}
 		if err := waitHTTP(ctx, p, "http://"+metricsAddr+"/healthz", 10*time.Second); err != nil {
 			return "", h, err
 		}
@@ -165,11 +186,11 @@ func haproxyHop(file, scheme string) func(context.Context, *run, serverAddrs) (s
 		if err != nil {
 			return "", nil, err
 		}
-		h := &hop{name: "haproxy", proc: p, metricsURL: "http://" + stats + "/metrics"}
+		h := &hop{name: "haproxy", proc: p, metricsURL: "http://" + stats + "/metrics", livePage: true}
 		if err := waitHTTP(ctx, p, h.metricsURL, 10*time.Second); err != nil {
 			return "", h, err
 		}
-		return target(scheme, listen), h, nil
+		return target(scheme, listen), h, r.startSockets(ctx, h, listen, upstream)
 	}
 }
 
@@ -208,11 +229,12 @@ func nginxHop(file, scheme string) func(context.Context, *run, serverAddrs) (str
 			return "", nil, err
 		}
 		h := &hop{name: "nginx", proc: p, metricsURL: "http://" + status + "/nginx_status",
-			accessLog: filepath.Join(prefix, "bp-access.log")}
+			accessLog: filepath.Join(prefix, "bp-access.log"), bufferMax: 16 << 10,
+			bufferNote: "not measured: nginx counts a connection's bytes only when it ends; at most proxy_buffer_size (16k) per direction"}
 		if err := waitHTTP(ctx, p, h.metricsURL, 10*time.Second); err != nil {
 			return "", h, err
 		}
-		return target(scheme, listen), h, nil
+		return target(scheme, listen), h, r.startSockets(ctx, h, listen, upstream)
 	}
 }
 

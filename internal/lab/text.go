@@ -13,7 +13,7 @@ import (
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 )
 
-// Build compiles bp-server and bp-client from the module at root into bin,
+// Build compiles bp-server, bp-client and bp-sockets from the module at root into bin,
 // and bp-relay when cmd/bp-relay exists. A relay that does not build yet is
 // not an error: relayErr says why, and the relay profiles report it.
 func Build(ctx context.Context, root, bin string) (relayErr, err error) {
@@ -28,7 +28,8 @@ func Build(ctx context.Context, root, bin string) (relayErr, err error) {
 		}
 		return nil
 	}
-	if err := build("./cmd/bp-server", "./cmd/bp-client"); err != nil {
+	// bp-sockets watches the third-party hops' sockets for the byte map.
+	if err := build("./cmd/bp-server", "./cmd/bp-client", "./cmd/bp-sockets"); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(filepath.Join(root, "cmd", "bp-relay")); err != nil {
@@ -55,8 +56,37 @@ func (r *Result) WriteText(w io.Writer) {
 			parts = append(parts, n.Label+" "+n.format())
 		}
 		fmt.Fprintf(tw, "  %s\t%s\n", h.Name, strings.Join(parts, ", "))
+		for _, note := range h.Notes {
+			fmt.Fprintf(tw, "  \t(%s)\n", note)
+		}
 	}
 	tw.Flush()
+	r.WriteByteMap(w)
+}
+
+// WriteByteMap prints the byte map as a small table, client to server, its
+// closing line and the lab's verdict.
+func (r *Result) WriteByteMap(w io.Writer) {
+	m := r.ByteMap
+	if m == nil {
+		fmt.Fprintf(w, "\nbyte map: none (%s)\n", strings.TrimPrefix(m.Verdict(), "no byte map: "))
+		return
+	}
+	when := "when the client's write first blocked"
+	if m.Moment == "stall_peak" {
+		when = "at the stall's peak; the client never blocked"
+	}
+	fmt.Fprintf(w, "\nbyte map, client to server (%s, %.1f s in):\n", when, m.AtSeconds)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, p := range m.Pieces {
+		val := fmt.Sprintf("%s (%.0f)", config.HumanBytes(p.Bytes), p.Bytes)
+		if !p.Measured {
+			val = "? (" + p.Source + ")"
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\n", p.Hop, p.Place, val)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "  %s\n  lab verdict: %s\n", m.ClosingLine(), m.Verdict())
 }
 
 func (n Number) format() string {
@@ -82,14 +112,14 @@ type Row struct {
 // server read.
 func WriteTable(w io.Writer, rows []Row) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "profile\tbytes written\tblocked s\tstalls\tpeak in pipe\tserver read\tresult\tverdict\t")
+	fmt.Fprintln(tw, "profile\tbytes written\tblocked s\tstalls\tpeak in pipe\tserver read\tresult\tverdict\tmost held by\tbyte map closing error\t")
 	for _, row := range rows {
 		if row.Result == nil {
 			msg := "failed"
 			if row.Err != nil {
 				msg = firstLine(row.Err.Error())
 			}
-			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\t-\t\n", row.Profile, msg)
+			fmt.Fprintf(tw, "%s\t-\t-\t-\t-\t-\t%s\t-\t-\t-\t\n", row.Profile, msg)
 			continue
 		}
 		s := row.Result.Client
@@ -106,9 +136,17 @@ func WriteTable(w io.Writer, rows []Row) {
 		case row.Err != nil:
 			status = firstLine(row.Err.Error())
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%d\t%s\t%s\t%s\t%s\t\n", row.Profile,
+		held, closing := "-", "-"
+		if m := row.Result.ByteMap; m != nil {
+			held = fmt.Sprintf("%s %s", m.MostHop, config.HumanBytes(m.MostHopBytes))
+			closing = fmt.Sprintf("%+.0f B", m.ClosingErrorBytes)
+			if !m.Closes {
+				closing += " (DOES NOT CLOSE)"
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%.2f\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t\n", row.Profile,
 			config.HumanBytes(float64(s.BytesWritten)), s.BlockedSeconds, s.Stalls,
-			config.HumanBytes(float64(s.PeakBytesInPipe)), read, status, verdictShort(s))
+			config.HumanBytes(float64(s.PeakBytesInPipe)), read, status, verdictShort(s), held, closing)
 	}
 	tw.Flush()
 }

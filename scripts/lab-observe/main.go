@@ -72,7 +72,7 @@ Try (the dashboard's own queries, deploy/grafana/dashboards/go-backpressure.json
   bytes/s into each hop:   %s
   server reading paused:   %s
 
-Metrics of each hop: client %s, relay %s, haproxy %s, server %s
+Metrics of each hop: client %s, relay %s, haproxy %s (its sockets: bp-sockets %s), server %s
 Logs and rendered configs: %s
 bp-client's report of every run: printed here as each run ends, and in %s
 
@@ -82,7 +82,7 @@ runs 30 s at a time, 5 s apart. Stop everything with Ctrl-C (or: kill %d).
 		query(`sum by (hop) (rate(bp_writes_blocked_seconds_total[20s]))`),
 		query(`sum by (hop) (rate(bp_bytes_read_total[20s]))`),
 		query(`sum(bp_reads_paused{hop="server"})`),
-		ob.Targets["client"], ob.Targets["relay"], ob.Targets["haproxy"], ob.Targets["server"], ob.Dir, ob.Reports, os.Getpid())
+		ob.Targets["client"], ob.Targets["relay"], ob.Targets["haproxy"], ob.Targets["haproxy/sockets"], ob.Targets["server"], ob.Dir, ob.Reports, os.Getpid())
 
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()

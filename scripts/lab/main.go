@@ -1,17 +1,19 @@
 // Command lab runs a path of the backpressure lab on loopback: bp-server,
-// the profile's hop (bp-relay, HAProxy or nginx) and bp-client, each with its
+// the profile's hop (bp-relay, HAProxy, nginx or Caddy) and bp-client, each with its
 // metrics, against a server that pauses its reading, then prints the
 // client's report and every hop's numbers, and stops everything it started.
 //
 //	go run ./scripts/lab                   # list the profiles
 //	go run ./scripts/lab haproxy-tcp       # run one (make lab PROFILE=haproxy-tcp)
 //	go run ./scripts/lab -all              # run every one, then a table (make lab-all)
+//	go run ./scripts/lab -json relay-buffered   # the report, hops and byte map as JSON
 //
 // See docs/LAB.md.
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -41,8 +43,9 @@ func run() int {
 	serverExtra := fs.String("server", "", "bp-server flags added after the defaults ("+defaultServerFlags+"); a flag given again wins")
 	clientExtra := fs.String("client", "", "bp-client flags added after the defaults ("+defaultClientFlags+"; 64 KiB messages); a flag given again wins")
 	keep := fs.Bool("keep", false, "keep each run's directory: logs and rendered configs")
-	deploy := fs.String("deploy", "deploy", "directory with the haproxy/ and nginx/ configs")
+	deploy := fs.String("deploy", "deploy", "directory with the haproxy/, nginx/ and caddy/ configs")
 	quiet := fs.Bool("quiet", false, "do not show which processes start")
+	asJSON := fs.Bool("json", false, "print, per profile, the client's report, each hop's numbers and the byte map as one JSON object on stdout (progress goes to stderr)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: lab [flags] [profile]   (make lab PROFILE=name, make lab-all)\n\n")
 		listProfiles()
@@ -79,6 +82,12 @@ func run() int {
 		return 2
 	}
 
+	// With -json, stdout carries only the JSON document; everything for
+	// people goes to stderr.
+	out := os.Stdout
+	if *asJSON {
+		out = os.Stderr
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
@@ -88,14 +97,14 @@ func run() int {
 		return 1
 	}
 	defer os.RemoveAll(bin)
-	fmt.Println("== building bp-server, bp-client and bp-relay")
+	fmt.Fprintln(out, "== building bp-server, bp-client, bp-sockets and bp-relay")
 	relayErr, err := lab.Build(ctx, ".", bin)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lab:", err)
 		return 1
 	}
 	if relayErr != nil {
-		fmt.Println("   note: the relay profiles cannot run:", relayErr)
+		fmt.Fprintln(out, "   note: the relay profiles cannot run:", relayErr)
 	}
 
 	opts := lab.Options{
@@ -103,20 +112,20 @@ func run() int {
 		Server: strings.Fields(serverFlags), Client: strings.Fields(clientFlags),
 	}
 	if !*quiet {
-		opts.Progress = os.Stdout
+		opts.Progress = out
 	}
 	var rows []lab.Row
 	status := 0
 	for _, p := range profiles {
-		fmt.Printf("\n== %s: %s\n   %s\n   bp-server %s; bp-client %s\n", p.Name, p.Path, p.Shows, serverFlags, clientFlags)
+		fmt.Fprintf(out, "\n== %s: %s\n   %s\n   bp-server %s; bp-client %s\n", p.Name, p.Path, p.Shows, serverFlags, clientFlags)
 		res, err := lab.Run(ctx, p, opts)
 		rows = append(rows, lab.Row{Profile: p.Name, Result: res, Err: err})
 		if res != nil && len(res.Hops) > 0 {
-			res.WriteText(os.Stdout)
+			res.WriteText(out)
 		}
 		switch {
 		case errors.Is(err, lab.ErrMissing):
-			fmt.Println("   skipped:", err)
+			fmt.Fprintln(out, "   skipped:", err)
 			if !*all {
 				status = 1
 			}
@@ -131,8 +140,22 @@ func run() int {
 		}
 	}
 	if *all {
-		fmt.Println("\n== summary (bytes written, blocked seconds and peak in pipe are the client's)")
-		lab.WriteTable(os.Stdout, rows)
+		fmt.Fprintln(out, "\n== summary (bytes written, blocked seconds and peak in pipe are the client's)")
+		lab.WriteTable(out, rows)
+	}
+	if *asJSON {
+		doc := struct {
+			Profiles []lab.ResultJSON `json:"profiles"`
+		}{}
+		for _, row := range rows {
+			doc.Profiles = append(doc.Profiles, row.JSON())
+		}
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(doc); err != nil {
+			fmt.Fprintln(os.Stderr, "lab:", err)
+			return 1
+		}
 	}
 	return status
 }

@@ -1,0 +1,78 @@
+package lab
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+)
+
+// CaddyVersion is the Caddy release scripts/install-test-deps builds from
+// the Go module proxy; the lab runs whichever caddy is on PATH.
+const CaddyVersion = "v2.11.9"
+
+// CaddyInstallHint says how to get Caddy: built from its Go module, like
+// any Go program, since Debian's package lags behind.
+const CaddyInstallHint = "install with: GOBIN=/usr/local/bin go install github.com/caddyserver/caddy/v2/cmd/caddy@" + CaddyVersion + " (or sudo scripts/install-test-deps)"
+
+// caddyHop runs Caddy in the foreground with a Caddyfile from deploy/caddy,
+// its addresses given through the environment, and its data and config
+// directories inside the run's directory so that it touches nothing of the
+// user's.
+func caddyHop(file string) func(context.Context, *run, serverAddrs) (string, *hop, error) {
+	return func(ctx context.Context, r *run, srv serverAddrs) (string, *hop, error) {
+		listen, err := freeAddr()
+		if err != nil {
+			return "", nil, err
+		}
+		admin, err := freeAddr()
+		if err != nil {
+			return "", nil, err
+		}
+		accessLog := filepath.Join(r.dir, "caddy-access.log")
+		env := append(CaddyEnv(listen, srv.http, admin, accessLog),
+			"XDG_DATA_HOME="+filepath.Join(r.dir, "caddy-data"), "XDG_CONFIG_HOME="+filepath.Join(r.dir, "caddy-config"))
+		p, err := r.start("caddy", "caddy",
+			[]string{"run", "--config", filepath.Join(r.opts.Deploy, "caddy", file), "--adapter", "caddyfile"}, env, nil)
+		if err != nil {
+			return "", nil, err
+		}
+		h := &hop{name: "caddy", proc: p, metricsURL: "http://" + admin + "/metrics", accessLog: accessLog,
+			bufferMax:  32 << 10,
+			bufferNote: "not measured: Caddy counts no bytes of an upgraded connection; at most stream_buffer_size (32 KiB) per direction"}
+		if err := waitHTTP(ctx, p, h.metricsURL, 15*time.Second); err != nil {
+			return "", h, err
+		}
+		return target("ws", listen), h, r.startSockets(ctx, h, listen, srv.http)
+	}
+}
+
+// CaddyEnv is the environment the Caddyfiles in deploy/caddy read.
+func CaddyEnv(listen, upstream, admin, accessLog string) []string {
+	return []string{"BP_CADDY_LISTEN=" + listen, "BP_CADDY_UPSTREAM=" + upstream,
+		"BP_CADDY_ADMIN=" + admin, "BP_CADDY_ACCESS_LOG=" + accessLog}
+}
+
+// caddyNumbers reads Caddy's access log, one JSON line per request when it
+// ends: for a WebSocket, when the tunnel closes. Caddy logs the request
+// body it read and the response it wrote, neither of which is the tunnel's
+// bytes, so the hop line says so.
+func (h *hop) caddyNumbers(ctx context.Context) (Hop, error) {
+	lines := settledLog(ctx, h.accessLog, func() bool { return true })
+	out := Hop{Name: h.name, Source: h.accessLog}
+	var reqs []map[string]any
+	for _, l := range lines {
+		if l["msg"] == "handled request" {
+			reqs = append(reqs, l)
+		}
+	}
+	out.Numbers = append(out.Numbers, Number{Key: "requests", Label: "requests logged", Value: float64(len(reqs))})
+	if v, ok := sumField(reqs, "bytes_read"); ok && v > 0 {
+		out.Numbers = append(out.Numbers, Number{Key: "bytes_in", Label: "in from client", Unit: "bytes", Value: v})
+	}
+	if v, ok := sumField(reqs, "size"); ok && v > 0 {
+		out.Numbers = append(out.Numbers, Number{Key: "bytes_out", Label: "out to client", Unit: "bytes", Value: v})
+	}
+	out.Notes = append(out.Notes, "Caddy counts no bytes of an upgraded connection: its access log has the "+
+		"upgrade request only; bp-sockets beside it shows its kernel queues")
+	return out, nil
+}
