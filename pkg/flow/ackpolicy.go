@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"fmt"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -23,23 +24,35 @@ const (
 )
 
 // ackPolicy is a session's ack trigger: the reader tells it the bytes read
-// (one atomic load per read call), and it wakes the acker once AckBytes
-// more were read than the last ack said. It also holds the hello's via
-// list, which the first ack echoes.
+// (one atomic load per read call), and once AckBytes more were read than
+// the last ack said, the ack is due. Where this side writes no payload (the
+// server of an upload, the client of a download) the reader sends it
+// itself, at once: handing it to the acker goroutine costs a wake-up, and on
+// a busy machine that wake-up can wait long enough for tens of MB to pass.
+// Where this side writes payload too, a control write can wait behind its
+// own backpressure, so the reader wakes the acker instead. It also holds
+// the hello's via list, which the first ack echoes.
 type ackPolicy struct {
-	sent   atomic.Int64 // bytes in the last ack sent
-	lastAt time.Time    // when it was sent; only the acker touches it
+	sent   atomic.Int64 // bytes in the last ack sent (-1: none yet)
+	lastAt atomic.Int64 // when it was sent, unix nanoseconds
 	due    chan struct{}
 	via    atomic.Pointer[[]string]
 }
 
-func newAckPolicy() *ackPolicy { return &ackPolicy{due: make(chan struct{}, 1)} }
+func newAckPolicy() *ackPolicy {
+	p := &ackPolicy{due: make(chan struct{}, 1)}
+	p.sent.Store(-1)
+	return p
+}
 
-// read is called by the reader with the bytes read so far.
-func (p *ackPolicy) read(total int64) {
-	if total-p.sent.Load() < AckBytes {
-		return
-	}
+// byBytes reports whether the reader's total calls for an ack now: AckBytes
+// past the last one, and MinAckGap since it.
+func (p *ackPolicy) byBytes(total int64) bool {
+	return total-p.sent.Load() >= AckBytes && time.Now().UnixNano()-p.lastAt.Load() >= int64(MinAckGap)
+}
+
+// poke wakes the acker for an ack due by bytes.
+func (p *ackPolicy) poke() {
 	select {
 	case p.due <- struct{}{}:
 		// The acker now waits in this goroutine's run slot, where it
@@ -54,7 +67,7 @@ func (p *ackPolicy) read(total int64) {
 // wait returns once MinAckGap has passed since the last ack, or done is
 // closed: the byte trigger's bound on the ack rate.
 func (p *ackPolicy) wait(done <-chan struct{}) {
-	d := MinAckGap - time.Since(p.lastAt)
+	d := MinAckGap - time.Duration(time.Now().UnixNano()-p.lastAt.Load())
 	if d <= 0 {
 		return
 	}
@@ -69,7 +82,42 @@ func (p *ackPolicy) wait(done <-chan struct{}) {
 // sentAck records an ack of n bytes, sent now.
 func (p *ackPolicy) sentAck(n int64) {
 	p.sent.Store(n)
-	p.lastAt = time.Now()
+	p.lastAt.Store(time.Now().UnixNano())
+}
+
+// sendAck sends the bytes read so far, unless an ack said as much already or
+// the final ack is out (done). ackMu orders every ack, and the count is read
+// under it, so acks never go backwards whichever goroutine sends them.
+func (s *Session) sendAck() (done bool, err error) {
+	s.ackMu.Lock()
+	defer s.ackMu.Unlock()
+	if isClosed(s.peerDone) {
+		return true, nil // the final ack is out: no ack may follow it
+	}
+	n := s.read.Load()
+	if n <= s.ackp.sent.Load() {
+		return false, nil
+	}
+	if err := s.writeControl(s.ack(n)); err != nil {
+		return false, err
+	}
+	s.ackp.sentAck(n)
+	return false, nil
+}
+
+// ackByBytes is the reader's part of the policy, after each read.
+func (s *Session) ackByBytes(total int64) error {
+	if !s.ackp.byBytes(total) {
+		return nil
+	}
+	if s.plan.Write != nil {
+		s.ackp.poke()
+		return nil
+	}
+	if _, err := s.sendAck(); err != nil && !s.closing.Load() && !isClosed(s.peerDone) {
+		return fmt.Errorf("send ack: %w", err)
+	}
+	return nil
 }
 
 // EchoVia has the session's first ack carry via, the hello's list of the

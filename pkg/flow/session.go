@@ -456,8 +456,11 @@ func (s *Session) readLoop(ctx context.Context) error {
 			if perr := s.checkPayload(); perr != nil {
 				return perr
 			}
-			s.ackp.read(s.read.Add(int64(n)))
+			total := s.read.Add(int64(n))
 			s.obs.Read(n)
+			if aerr := s.ackByBytes(total); aerr != nil {
+				return aerr
+			}
 			s.pacing.Store(true)
 			perr := pace.afterRead(ctx, n)
 			s.pacing.Store(false)
@@ -569,7 +572,6 @@ func (s *Session) handleControl(ctl Control) error {
 func (s *Session) ackLoop(ctx context.Context) {
 	t := time.NewTicker(s.plan.AckInterval)
 	defer t.Stop()
-	var sent int64 = -1
 	for {
 		select {
 		case <-ctx.Done():
@@ -580,25 +582,16 @@ func (s *Session) ackLoop(ctx context.Context) {
 		case <-s.ackp.due:
 			s.ackp.wait(s.peerDone)
 		}
-		n := s.read.Load()
-		if n == sent {
-			continue
+		done, err := s.sendAck()
+		if done {
+			return
 		}
-		s.ackMu.Lock()
-		if isClosed(s.peerDone) {
-			s.ackMu.Unlock()
-			return // the final ack is out: no ack may follow it
-		}
-		err := s.writeControl(s.ack(n))
-		s.ackMu.Unlock()
 		if err != nil {
 			if !s.closing.Load() && ctx.Err() == nil && !isClosed(s.peerDone) {
 				s.fail(fmt.Errorf("send ack: %w", err))
 			}
 			return
 		}
-		sent = n
-		s.ackp.sentAck(n)
 	}
 }
 

@@ -43,6 +43,7 @@ func (r *Recorder) Open(flow.ConnInfo) flow.ConnObserver {
 	r.opened.Add(1)
 	r.open.Add(1)
 	c := &recConn{r: r}
+	c.lastAck.Store(time.Now().UnixNano())
 	r.mu.Lock()
 	if r.live == nil {
 		r.live = map[*recConn]struct{}{}
@@ -58,7 +59,14 @@ type recConn struct {
 	// clock is the write in progress, if any: it lets the live display
 	// count a write while it is blocked, not only once it returns.
 	clock flow.WriteClock
+	// lastAck is when the peer's last ack arrived (unix nanoseconds): see
+	// InPipe.
+	lastAck atomic.Int64
 }
+
+// ackFresh is how long after an ack the bytes in the pipe still follow
+// the acks rather than the writes: see recConn.InPipe.
+const ackFresh = 3 * flow.DefaultAckInterval / 2
 
 var _ flow.WriteStartObserver = (*recConn)(nil)
 
@@ -73,6 +81,7 @@ func (c *recConn) Wrote(n int, blocked time.Duration, stalled bool) {
 	r.blockedNs.Add(int64(blocked))
 	if stalled {
 		r.stalls.Add(1)
+		r.raisePeak(r.inPipe.Load()) // no progress: what is in the pipe is real
 	}
 	for {
 		old := r.longestNs.Load()
@@ -89,9 +98,26 @@ func (c *recConn) Read(n int) { c.r.read.Add(int64(n)) }
 
 func (c *recConn) Acked(d int64) { c.r.acked.Add(d) }
 
+// InPipe keeps the bytes in the pipe and their peak. Between two acks the
+// figure grows with every write by what the reader has in fact read since
+// the last ack: at 1.5 GB/s, 15 MB for every 10 ms an ack is late. So the
+// peak is taken when an ack arrives (then the figure is as fresh as it
+// gets), and from writes only once acks have stopped moving for ackFresh
+// (the reader stopped: the growth is real) or a write stalls (raisePeak,
+// from Wrote). What it leaves out is a peak between two acks that come
+// less than ackFresh apart, when the figure is mostly the acks' age.
 func (c *recConn) InPipe(d int64) {
-	r := c.r
-	now := r.inPipe.Add(d)
+	now := c.r.inPipe.Add(d)
+	if d < 0 {
+		c.lastAck.Store(time.Now().UnixNano())
+	} else if time.Now().UnixNano()-c.lastAck.Load() < int64(ackFresh) {
+		return
+	}
+	c.r.raisePeak(now)
+}
+
+// raisePeak makes now the peak in the pipe if it is higher.
+func (r *Recorder) raisePeak(now int64) {
 	for {
 		old := r.peakInPipe.Load()
 		if now <= old || r.peakInPipe.CompareAndSwap(old, now) {
