@@ -83,7 +83,7 @@ func startLive(cfg clientConfig, rec *report.Recorder, w io.Writer, start time.T
 				return
 			case now := <-t.C:
 				cur := rec.Totals()
-				bar.Describe(liveLine(dir, &cur, &last, now.Sub(lastAt).Seconds()))
+				bar.Describe(drainNote(cfg, now.Sub(start)) + liveLine(dir, &cur, &last, now.Sub(lastAt).Seconds()))
 				if byBytes {
 					bar.Set64(cur.Written + cur.Read)
 				} else {
@@ -136,4 +136,16 @@ func waitedOn(blocked float64, stalled int) string {
 		return " (stalled)"
 	}
 	return " (flowing)"
+}
+
+// drainNote says, once --duration is up, that the run is waiting for the
+// path to take what was written, and how long it may still wait
+// (--drain-timeout), so a path that never drains is seen as such, not as a
+// hung client.
+func drainNote(cfg clientConfig, elapsed time.Duration) string {
+	if cfg.Duration <= 0 || elapsed <= cfg.Duration || !cfg.direction().ClientWrites() {
+		return ""
+	}
+	left := max(cfg.Duration+cfg.DrainTimeout-elapsed, 0)
+	return fmt.Sprintf("time up, waiting for the path to drain (%s left)  ", left.Round(time.Second))
 }
