@@ -28,7 +28,7 @@ type server struct {
 // (hijacked WebSocket ones included) and returns. ready, if set, gets the
 // bound addresses once listening.
 func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(httpAddr, tcpAddr string)) error {
-	s := &server{cfg: cfg, conns: hop.ConnLogger{Log: log}}
+	s := &server{cfg: cfg, conns: hop.NewConnLogger(log, false)}
 	if missing := sockstat.MissingDescription(); missing != "" {
 		log.Info("kernel socket statistics incomplete: their metrics are left out", "missing", missing)
 	}
@@ -66,7 +66,7 @@ func (s *server) serve(ctx context.Context, hello *flow.Hello, c flow.Conn, peer
 	plan := s.plan(hello)
 	sess := flow.NewSession(c, plan, s.obs)
 	log := s.conns.With(peer, c, hello)
-	s.windows.add(c.NetConn(), log.Logger)
+	s.windows.add(c.NetConn(), log.Lines())
 	log.Opened("announced_bytes", announced(hello))
 
 	stopLog := make(chan struct{})
@@ -75,7 +75,7 @@ func (s *server) serve(ctx context.Context, hello *flow.Hello, c flow.Conn, peer
 		logDone.Add(1)
 		go func() {
 			defer logDone.Done()
-			s.logProgress(log.Logger, sess, hello, stopLog)
+			s.logProgress(log.Lines(), sess, hello, stopLog)
 		}()
 	}
 	snap, err := sess.Run(ctx)
