@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/go-backpressure/go-backpressure/pkg/config.Version=$(VERSION)
 BINS    := bp-server bp-client $(if $(wildcard cmd/bp-relay),bp-relay) $(if $(wildcard cmd/bp-sockets),bp-sockets)
 
-.PHONY: all build demo lab lab-all lab-observe test lint fuzz bench bench-smoke clean
+.PHONY: all build demo lab lab-all lab-observe test lint fuzz bench bench-smoke soak clean
 
 all: build
 
@@ -61,6 +61,11 @@ bench:
 ## bench-smoke: one very short round of make bench, to check it still works
 bench-smoke:
 	@$(GO) run ./scripts/bench -smoke $(BENCH_FLAGS)
+
+## soak: 10 minutes of good and hostile peers against bp-server and bp-relay, their fds,
+## goroutines and RSS sampled, then a table and pass/fail (SOAK_FLAGS="-duration 2m -v"); not part of test
+soak:
+	@$(GO) run ./scripts/soak $(SOAK_FLAGS)
 
 clean:
 	rm -rf bin artifacts

@@ -313,6 +313,7 @@ func binaryRegistry(t *testing.T) *recordingRegisterer {
 	}
 	metrics.NewRelay(reg, 64<<10, 1<<20) // bp-relay's own metrics
 	metrics.NewClient(reg)               // bp-client's own metrics
+	metrics.NewListener(reg)             // bp-server's and bp-relay's listeners
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); sampler.Run(ctx) }()
