@@ -11,13 +11,13 @@ func bpPanels() []panel {
 	}
 	return []panel{
 		{title: "$bp_hop: bytes/s written, acknowledged, read", unit: "Bps",
-			desc: "Payload bytes per second this hop's write calls accepted, its peer acknowledged, and its read calls returned. Healthy: written and acknowledged together. Backpressure: acknowledged drops to 0 first, written follows once the path is full.",
+			desc:    "Payload bytes per second this hop's write calls accepted, its peer acknowledged, and its read calls returned. Healthy: written and acknowledged together. Backpressure: acknowledged drops to 0 first, written follows once the path is full.",
 			targets: []target{{q("bp_bytes_written_total"), "written"}, {q("bp_bytes_acked_total"), "acknowledged"}, {q("bp_bytes_read_total"), "read"}}},
 		{title: "$bp_hop: share of time writes were blocked", unit: "percentunit",
-			desc: "Time write calls spent blocked, per open connection. Healthy: near 0. Backpressure: near 1 (100%) while the reader downstream is stopped.",
+			desc:    "Time write calls spent blocked, per open connection. Healthy: near 0. Backpressure: near 1 (100%) while the reader downstream is stopped.",
 			targets: []target{{q("bp_writes_blocked_seconds_total") + ` / clamp_min(sum(bp_connections{` + bp + `}), 1)`, "blocked"}}},
 		{title: "$bp_hop: stalls per second and write-blocked percentiles", unit: "s",
-			desc: "p50 and p99 of the time each write call was blocked. Healthy: microseconds. Backpressure: p99 reaches the length of the server's pause.",
+			desc:    "p50 and p99 of the time each write call was blocked. Healthy: microseconds. Backpressure: p99 reaches the length of the server's pause.",
 			targets: []target{{hq("0.5"), "p50"}, {hq("0.99"), "p99"}}},
 		{title: "$bp_hop: bytes in the pipe and kernel queues", unit: "bytes",
 			desc: "Written but not yet acknowledged, the kernel's send and receive queues of this hop's sockets. Healthy: small. Backpressure: the send queue fills on a writer, the receive queue on a stopped reader.",
@@ -27,10 +27,10 @@ func bpPanels() []panel {
 				{`sum(bp_socket_recv_queue_bytes{` + bp + `})`, "receive queue"},
 			}},
 		{title: "$bp_hop: time windows were zero", unit: "percentunit",
-			desc: "Share of time the peer's receive window was zero (this hop may not send) and this hop advertised a zero window (it told its peer to stop). Healthy: 0. Backpressure: the reader's own window and its writer's peer window go to zero together.",
+			desc:    "Share of time the peer's receive window was zero (this hop may not send) and this hop advertised a zero window (it told its peer to stop). Healthy: 0. Backpressure: the reader's own window and its writer's peer window go to zero together.",
 			targets: []target{{q("bp_socket_peer_window_zero_seconds_total"), "peer window zero"}, {q("bp_socket_own_window_zero_seconds_total"), "own window zero"}}},
 		{title: "$bp_hop: open connections and paused readers", unit: "short",
-			desc: "Open connections by protocol and readers the pause schedule stops now. Healthy: the connections asked for, steady. Backpressure: paused readers above 0 on the server while it pauses.",
+			desc:    "Open connections by protocol and readers the pause schedule stops now. Healthy: the connections asked for, steady. Backpressure: paused readers above 0 on the server while it pauses.",
 			targets: []target{{`sum by (protocol) (bp_connections{` + bp + `})`, "{{protocol}}"}, {`sum(bp_reads_paused{` + bp + `})`, "paused now"}}},
 	}
 }
@@ -39,7 +39,7 @@ func bpPanels() []panel {
 func relayPanels() []panel {
 	return []panel{
 		{title: "$relay_hop: buffer fill", unit: "percentunit",
-			desc: "Bytes the relay holds over what its buffers may hold, per direction. Healthy: near 0. Backpressure: 1 (100%) once the server stopped and the relay's buffer is full: then it stops reading.",
+			desc:    "Bytes the relay holds over what its buffers may hold, per direction. Healthy: near 0. Backpressure: 1 (100%) once the server stopped and the relay's buffer is full: then it stops reading.",
 			targets: []target{{`sum by (direction) (bp_relay_buffered_bytes{` + relay + `}) / clamp_min(sum by (direction) (bp_relay_buffer_capacity_bytes{` + relay + `}), 1)`, "{{direction}}"}}},
 		{title: "$relay_hop: readers paused because the buffer is full", unit: "short",
 			desc: "Relay readers stopped now because their buffer is full, and the time they spent stopped per second. Healthy: 0. Backpressure: above 0 while the server is stopped: the relay passes the stop on.",
@@ -48,7 +48,7 @@ func relayPanels() []panel {
 				{`sum by (direction) (rate(bp_relay_read_paused_seconds_total{` + relay + `}` + ri + `))`, "{{direction}} paused s/s"},
 			}},
 		{title: "$relay_hop: buffer held", unit: "bytes",
-			desc: "Bytes in the relay's buffers per direction. Healthy: small. Backpressure: up to the buffer size per connection (--buffer).",
+			desc:    "Bytes in the relay's buffers per direction. Healthy: small. Backpressure: up to the buffer size per connection (--buffer).",
 			targets: []target{{`sum by (direction) (bp_relay_buffered_bytes{` + relay + `})`, "{{direction}}"}}},
 	}
 }
@@ -59,13 +59,13 @@ func haproxyPanels() []panel {
 	r := func(f string) string { return `sum by (proxy) (rate(` + f + `{` + lb + `}` + ri + `))` }
 	return []panel{
 		{title: "$lb_hop: bytes/s in and forwarded", unit: "Bps",
-			desc: "Bytes per second each frontend took in and each backend forwarded. Healthy: in and forwarded equal. Backpressure: forwarded drops first, in follows once HAProxy's buffers and sockets are full.",
+			desc:    "Bytes per second each frontend took in and each backend forwarded. Healthy: in and forwarded equal. Backpressure: forwarded drops first, in follows once HAProxy's buffers and sockets are full.",
 			targets: []target{{r("haproxy_frontend_bytes_in_total"), "frontend {{proxy}} in"}, {r("haproxy_backend_bytes_in_total"), "backend {{proxy}} forwarded"}}},
 		{title: "$lb_hop: current sessions", unit: "short",
-			desc: "Sessions open now per frontend and backend. Healthy: the client's connections, steady. Backpressure: unchanged; a drop means HAProxy ended sessions (timeouts).",
+			desc:    "Sessions open now per frontend and backend. Healthy: the client's connections, steady. Backpressure: unchanged; a drop means HAProxy ended sessions (timeouts).",
 			targets: []target{{`sum by (proxy) (haproxy_frontend_current_sessions{` + lb + `})`, "frontend {{proxy}}"}, {`sum by (proxy) (haproxy_backend_current_sessions{` + lb + `})`, "backend {{proxy}}"}}},
 		{title: "$lb_hop: connections and aborts per second", unit: "short",
-			desc: "New connections and aborts per second. Healthy: new connections only at the start, no aborts. Backpressure: aborts when a timeout is shorter than the server's pause.",
+			desc:    "New connections and aborts per second. Healthy: new connections only at the start, no aborts. Backpressure: aborts when a timeout is shorter than the server's pause.",
 			targets: []target{{r("haproxy_frontend_connections_total"), "{{proxy}} new/s"}, {r("haproxy_backend_client_aborts_total"), "{{proxy}} client aborts/s"}, {r("haproxy_backend_server_aborts_total"), "{{proxy}} server aborts/s"}}},
 	}
 }
@@ -87,7 +87,7 @@ func sidecarPanels() []panel {
 				{`min by (side) (bp_socket_own_window_min_bytes{` + sidecar + `})`, "{{side}} own window (min)"},
 			}},
 		{title: "$sidecar_hop: sockets sampled", unit: "short",
-			desc: "Connections the sidecar read in its last pass, by side. Healthy: the hop's connections. 0 means the sidecar sees no socket of the hop (wrong network namespace or ports).",
+			desc:    "Connections the sidecar read in its last pass, by side. Healthy: the hop's connections. 0 means the sidecar sees no socket of the hop (wrong network namespace or ports).",
 			targets: []target{{`sum by (side) (bp_socket_sampled_connections{` + sidecar + `})`, "{{side}}"}}},
 	}
 }

@@ -29,10 +29,10 @@ const (
 func pathPanels() []panel {
 	return []panel{
 		{title: "Bytes/s entering each hop", unit: "Bps",
-			desc: "Payload bytes per second each hop takes in: what a bp-client writes, what a bp binary reads, what HAProxy's frontends take in. Healthy: every hop at the same rate. Backpressure: the hops nearest the server drop first, those nearer the client follow once the buffers between are full.",
+			desc: "Payload bytes per second each hop takes in: what a bp binary reads, or writes where it reads nothing (the writer the bytes start at), what HAProxy's frontends take in. Healthy: every hop at the same rate. Backpressure: the hops nearest the server drop first, those nearer the client follow once the buffers between are full.",
 			targets: []target{
-				{`sum by (hop) (rate(bp_bytes_written_total{` + sel + `}` + ri + `)) and on (hop) sum by (hop) (rate(bp_bytes_acked_total{` + sel + `}` + ri + `))`, "{{hop}} (written)"},
-				{`sum by (hop) (rate(bp_bytes_read_total{` + sel + `}` + ri + `)) unless on (hop) sum by (hop) (rate(bp_bytes_acked_total{` + sel + `}` + ri + `))`, "{{hop}} (read)"},
+				{`sum by (hop) (rate(bp_bytes_read_total{` + sel + `}` + ri + `))`, "{{hop}} (read)"},
+				{`sum by (hop) (rate(bp_bytes_written_total{` + sel + `}` + ri + `)) unless on (hop) (sum by (hop) (rate(bp_bytes_read_total{` + sel + `}` + ri + `)) > 0)`, "{{hop}} (written: its origin)"},
 				{`sum by (hop) (rate(haproxy_frontend_bytes_in_total{` + sel + `}` + ri + `))`, "{{hop}} (in)"},
 			}},
 		{title: "Writes blocked, per hop", unit: "percentunit",
