@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,10 +11,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-backpressure/go-backpressure/internal/lab"
 )
 
 // promQuerier is a Prometheus to ask: the observed lab's, or one a
-// topology test starts (promProc).
+// topology test starts (startPrometheus).
 type promQuerier interface {
 	Query(ctx context.Context, path string) ([]byte, error)
 }
@@ -148,14 +147,10 @@ func checkEntering(t *testing.T, q promQuerier, d dashboard, from time.Time, hop
 	}
 }
 
-// promProc is a Prometheus a topology test runs, scraping targets (hop ->
-// host:port of /metrics) every second.
-type promProc struct{ url string }
-
 // startPrometheus starts Prometheus on a free port with its own data
 // directory, scraping targets with their hop label, and waits until it is
 // ready; it is killed, by pid, when the test ends.
-func startPrometheus(t *testing.T, targets map[string]string) *promProc {
+func startPrometheus(t *testing.T, targets map[string]string) promQuerier {
 	t.Helper()
 	bin := needTool(t, "prometheus", "prometheus")
 	dir := t.TempDir()
@@ -183,7 +178,8 @@ func startPrometheus(t *testing.T, targets map[string]string) *promProc {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	p := &promProc{url: "http://" + addr}
+	// The observed lab's client for Prometheus's API, on this one.
+	p := &lab.Observatory{PrometheusURL: "http://" + addr}
 	eventually(t, 30*time.Second, func() string {
 		if _, err := p.Query(context.Background(), "/-/ready"); err != nil {
 			return err.Error()
@@ -191,26 +187,6 @@ func startPrometheus(t *testing.T, targets map[string]string) *promProc {
 		return ""
 	})
 	return p
-}
-
-// Query GETs path from the Prometheus and returns a 200 answer's body.
-func (p *promProc) Query(ctx context.Context, path string) ([]byte, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url+path, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err == nil && resp.StatusCode != http.StatusOK {
-		err = errors.New(resp.Status + ": " + string(body))
-	}
-	return body, err
 }
 
 // hostPort is a /metrics URL's host:port.
