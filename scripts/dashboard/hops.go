@@ -16,7 +16,7 @@ func bpPanels() []panel {
 		{title: "$bp_hop: share of time writes were blocked", unit: "percentunit",
 			desc:    "Time write calls spent blocked, per open connection. Healthy: near 0. Backpressure: near 1 (100%) while the reader downstream is stopped.",
 			targets: []target{{q("bp_writes_blocked_seconds_total") + ` / clamp_min(sum(bp_connections{` + bp + `}), 1)`, "blocked"}}},
-		{title: "$bp_hop: stalls per second and write-blocked percentiles", unit: "s",
+		{title: "$bp_hop: write-blocked time, p50 and p99", unit: "s",
 			desc:    "p50 and p99 of the time each write call was blocked. Healthy: microseconds. Backpressure: p99 reaches the length of the server's pause.",
 			targets: []target{{hq("0.5"), "p50"}, {hq("0.99"), "p99"}}},
 		{title: "$bp_hop: bytes in the pipe and kernel queues", unit: "bytes",
