@@ -71,6 +71,10 @@ type Summary struct {
 	// Verdict: did the server's stop reach the client, and what did the
 	// path absorb (see pkg/verdict); absent when the client does not write.
 	Verdict *verdict.Verdict `json:"verdict,omitempty"`
+
+	// Timeline is the run sampled at a fixed interval (see Timeline),
+	// absent unless the recorder kept one (KeepTimeline).
+	Timeline *Timeline `json:"timeline,omitempty"`
 }
 
 // Summarize builds the report from the recorder after the run.
@@ -106,6 +110,7 @@ func (r *Recorder) Summarize(run Run, elapsed time.Duration, runErr error) Summa
 		s.fillKernel(t.Kernel, secs, conns)
 		s.Verdict = r.verdictNow()
 	}
+	s.Timeline = r.finishTimeline(elapsed, t, conns)
 	return s
 }
 
