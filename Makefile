@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/go-backpressure/go-backpressure/pkg/config.Version=$(VERSION)
 BINS    := bp-server bp-client $(if $(wildcard cmd/bp-relay),bp-relay) $(if $(wildcard cmd/bp-sockets),bp-sockets)
 
-.PHONY: all build demo lab lab-all lab-observe test lint fuzz bench bench-smoke soak clean
+.PHONY: all build demo lab lab-all lab-observe test lint fuzz bench bench-smoke soak dashboard clean
 
 all: build
 
@@ -52,6 +52,10 @@ fuzz:
 	@for p in $(FUZZ_PKGS); do for t in $$($(GO) test -list '^Fuzz' $$p | grep ^Fuzz); do \
 		echo "fuzz $$p $$t ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
+
+## dashboard: regenerate the Grafana dashboard JSON from its Go code (scripts/dashboard); a test fails when they differ
+dashboard:
+	$(GO) run ./scripts/dashboard -o deploy/grafana/dashboards/go-backpressure.json
 
 ## bench: whole-system throughput against iperf3, HAProxy and socat on loopback,
 ## several rounds, then a table of ratios (BENCH_FLAGS="-rounds 9 -v"); not part of test
