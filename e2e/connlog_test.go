@@ -42,7 +42,16 @@ func TestConnLogBounded(t *testing.T) {
 		}
 		c.Close()
 	}
-	// Let the last ones end, then one more after a pause, which is logged.
+	// Let the server finish with every one of them (on a busy machine it
+	// lags behind the client, and each it logs takes a token), then one
+	// more after a pause, which is logged.
+	eventually(t, 30*time.Second, func() string {
+		m := scrape(t, srv.MetricsURL())
+		if m.Value(t, "bp_connections_opened_total", "protocol", "tcp") < cycles || m.Value(t, "bp_connections", "protocol", "tcp") != 0 {
+			return "the server has not finished the flood"
+		}
+		return ""
+	})
 	time.Sleep(500 * time.Millisecond)
 	elapsed := time.Since(began).Seconds()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

