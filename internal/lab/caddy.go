@@ -20,11 +20,11 @@ const CaddyInstallHint = "install with: GOBIN=/usr/local/bin go install github.c
 // user's.
 func caddyHop(file string) func(context.Context, *run, serverAddrs) (string, *hop, error) {
 	return func(ctx context.Context, r *run, srv serverAddrs) (string, *hop, error) {
-		listen, err := freeAddr()
+		listen, err := r.listenAddr("caddy")
 		if err != nil {
 			return "", nil, err
 		}
-		admin, err := freeAddr()
+		admin, err := r.listenAddr("caddy")
 		if err != nil {
 			return "", nil, err
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-backpressure/go-backpressure/internal/netlab"
 	"github.com/go-backpressure/go-backpressure/pkg/report"
 )
 
@@ -22,8 +23,15 @@ type Options struct {
 	Deploy   string   // the deploy/ directory with the HAProxy and nginx configs
 	Server   []string // more bp-server flags: how it reads (--pause-after, --rcvbuf, ...)
 	Client   []string // more bp-client flags: what it writes (--duration, --rate, ...)
-	Keep     bool     // keep the run's directory (logs, rendered configs)
+	Keep     bool     // keep the run's directory (logs, rendered configs) and, with Hold, the hosts
 	Progress io.Writer
+	// Links change a host profile's links, in netlab.ParseLink's syntax
+	// (client-haproxy=100mbit,40ms,0.1%); TCPRmem and TCPWmem set hosts'
+	// net.ipv4.tcp_rmem/tcp_wmem (host=min,default,max; host "all").
+	Links, TCPRmem, TCPWmem []string
+	// Hold, with Keep, is called with the hosts before they are removed,
+	// and returns when they may go (scripts/lab: at Ctrl-C).
+	Hold func(hosts []netlab.Host)
 }
 
 // Result is what one run measured: the client's report, and each hop's
@@ -38,6 +46,10 @@ type Result struct {
 	// paused while every endpoint answered.
 	ByteMap *ByteMap
 	Dir     string // the run's directory; removed unless Options.Keep
+	// Hosts and Links are the profile's hosts of their own and what the
+	// kernel measured on each link (host profiles only).
+	Hosts []netlab.Host
+	Links []LinkResult
 }
 
 // Hop is one program on the path and its key numbers.
@@ -83,6 +95,8 @@ type run struct {
 	opts  Options
 	dir   string
 	procs []*process
+	net   *netlab.Net // the hosts, for a profile with hosts of its own
+	port  int         // the last port listenAddr gave out on a host
 }
 
 type serverAddrs struct{ http, tcp string }
@@ -93,6 +107,9 @@ type serverAddrs struct{ http, tcp string }
 // nil *os.File in an interface is not, and the program's output would go
 // nowhere.
 func (r *run) start(name, bin string, args, env []string, stdout io.Writer) (*process, error) {
+	if r.net != nil {
+		bin, args = netlab.Exec(r.net.NS(hostFor(name)), bin, args...)
+	}
 	p, err := start(r.dir, name, bin, args, env, stdout)
 	if err != nil {
 		return nil, err
@@ -122,13 +139,19 @@ func Run(ctx context.Context, p Profile, o Options) (res *Result, err error) {
 	if err := p.Missing(o.Bin); err != nil {
 		return nil, err
 	}
+	if err := p.needsRoot(); err != nil {
+		return nil, err
+	}
 	dir, err := os.MkdirTemp("", "bp-lab-"+p.Name+"-")
 	if err != nil {
 		return nil, err
 	}
 	r := &run{opts: o, dir: dir}
 	res = &Result{Profile: p, Dir: dir}
-	defer r.finish()
+	defer r.finish(ctx)
+	if err := r.startNet(ctx, p, res); err != nil {
+		return nil, err
+	}
 
 	srv, err := r.startServer(ctx)
 	if err != nil {
@@ -145,14 +168,16 @@ func Run(ctx context.Context, p Profile, o Options) (res *Result, err error) {
 			return nil, err
 		}
 	}
-	clientMetrics, err := freeAddr()
+	clientMetrics, err := r.listenAddr("client")
 	if err != nil {
 		return nil, err
 	}
 	endpoints := pollEndpoints(clientMetrics, h, srv)
 	poll := startPoller(ctx, endpoints)
+	rtts := r.startRTT(ctx)
 	reports, err := r.runClient(ctx, res.Target, clientMetrics, &res.Client)
 	snaps := poll.finish()
+	res.Links = rtts.finish(r)
 	if reports != nil {
 		defer reports.Close()
 	}
@@ -162,7 +187,7 @@ func Run(ctx context.Context, p Profile, o Options) (res *Result, err error) {
 	if err := r.scrape(ctx, res, clientMetrics, h, srv); err != nil {
 		return res, err
 	}
-	res.addPolled(snaps, endpoints, h)
+	res.addPolled(snaps, endpoints, h, r.flights(h))
 	return res, nil
 }
 
@@ -178,7 +203,7 @@ func pollEndpoints(clientMetrics string, h *hop, srv serverAddrs) []endpoint {
 
 // addPolled adds what only the snapshots show: the byte map, and the
 // relay's peak fill.
-func (res *Result) addPolled(snaps []snapshot, endpoints []endpoint, h *hop) {
+func (res *Result) addPolled(snaps []snapshot, endpoints []endpoint, h *hop, flights []flight) {
 	keys := make([]string, len(endpoints))
 	for i, e := range endpoints {
 		keys[i] = e.key
@@ -187,9 +212,10 @@ func (res *Result) addPolled(snaps []snapshot, endpoints []endpoint, h *hop) {
 	if h != nil {
 		hops = append(hops, h)
 	}
-	res.ByteMap = buildByteMap(snaps, keys, hops, res.Profile.Scheme, res.Client.PayloadSize)
+	res.ByteMap = buildByteMap(snaps, keys, hops, flights, res.Profile.Scheme, res.Client.PayloadSize)
+	maxInFlight(snaps, flights, res.Links)
 	if f, err := os.Create(filepath.Join(res.Dir, "bytemap-snapshots.txt")); err == nil {
-		writeSnapshots(f, snaps, keys, hops, res.Profile.Scheme, res.Client.PayloadSize)
+		writeSnapshots(f, snaps, keys, hops, flights, res.Profile.Scheme, res.Client.PayloadSize)
 		f.Close()
 	}
 	if rh := res.Hop("bp-relay"); rh != nil {
@@ -199,9 +225,11 @@ func (res *Result) addPolled(snaps []snapshot, endpoints []endpoint, h *hop) {
 	}
 }
 
-// finish stops every process and keeps or removes the run's directory.
-func (r *run) finish() {
+// finish stops every process, removes the hosts and keeps or removes the
+// run's directory.
+func (r *run) finish(ctx context.Context) {
 	r.stopAll()
+	r.stopNet(ctx)
 	if r.opts.Keep {
 		r.progress("logs and configs kept in %s", r.dir)
 	} else {
@@ -211,8 +239,12 @@ func (r *run) finish() {
 
 // startServer starts bp-server on ports it picks; its log says which.
 func (r *run) startServer(ctx context.Context) (serverAddrs, error) {
+	ip := "127.0.0.1"
+	if r.net != nil {
+		ip = r.net.FirstAddr("server")
+	}
 	proc, err := r.start("bp-server", filepath.Join(r.opts.Bin, "bp-server"), append([]string{
-		"--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--log-format", "json",
+		"--http-addr", ip + ":0", "--tcp-addr", ip + ":0", "--log-format", "json",
 	}, r.opts.Server...), nil, nil)
 	if err != nil {
 		return serverAddrs{}, err

@@ -1,4 +1,5 @@
-// Command lab runs a path of the backpressure lab on loopback: bp-server,
+// Command lab runs a path of the backpressure lab, on loopback or (the
+// wan-* profiles, as root) on hosts of their own with shaped links: bp-server,
 // the profile's hop (bp-relay, HAProxy, nginx or Caddy) and bp-client, each with its
 // metrics, against a server that pauses its reading, then prints the
 // client's report and every hop's numbers, and stops everything it started.
@@ -7,6 +8,7 @@
 //	go run ./scripts/lab haproxy-tcp       # run one (make lab PROFILE=haproxy-tcp)
 //	go run ./scripts/lab -all              # run every one, then a table (make lab-all)
 //	go run ./scripts/lab -json relay-buffered   # the report, hops and byte map as JSON
+//	go run ./scripts/lab -link client-haproxy=100mbit,40ms,0.1% wan-haproxy   # a link changed
 //
 // See docs/LAB.md.
 package main
@@ -24,6 +26,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/go-backpressure/go-backpressure/internal/lab"
+	"github.com/go-backpressure/go-backpressure/internal/netlab"
 )
 
 // The ends' settings in every run; -server and -client add to them (a flag
@@ -45,6 +48,10 @@ func run() int {
 	keep := fs.Bool("keep", false, "keep each run's directory: logs and rendered configs")
 	deploy := fs.String("deploy", "deploy", "directory with the haproxy/, nginx/ and caddy/ configs")
 	quiet := fs.Bool("quiet", false, "do not show which processes start")
+	var links, rmem, wmem listFlag
+	fs.Var(&links, "link", "a host profile's link: a-b=RATE,RTT[,LOSS%][,mtu=N], e.g. client-haproxy=100mbit,40ms,0.1% (parts optional, repeatable; docs/LAB.md)")
+	fs.Var(&rmem, "tcp-rmem", "a host's net.ipv4.tcp_rmem: host=min,default,max (host or all; repeatable)")
+	fs.Var(&wmem, "tcp-wmem", "a host's net.ipv4.tcp_wmem: host=min,default,max (host or all; repeatable)")
 	asJSON := fs.Bool("json", false, "print, per profile, the client's report, each hop's numbers and the byte map as one JSON object on stdout (progress goes to stderr)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: lab [flags] [profile]   (make lab PROFILE=name, make lab-all)\n\n")
@@ -110,6 +117,8 @@ func run() int {
 	opts := lab.Options{
 		Bin: bin, Deploy: *deploy, Keep: *keep,
 		Server: strings.Fields(serverFlags), Client: strings.Fields(clientFlags),
+		Links: links, TCPRmem: rmem, TCPWmem: wmem,
+		Hold: func(hosts []netlab.Host) { holdHosts(ctx, out, hosts) },
 	}
 	if !*quiet {
 		opts.Progress = out
@@ -158,6 +167,20 @@ func run() int {
 		}
 	}
 	return status
+}
+
+// listFlag is a flag that may be given more than once.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// holdHosts keeps a host profile's hosts up after the run (-keep) until
+// Ctrl-C, listing them as JSON so that tools can be attached.
+func holdHosts(ctx context.Context, out *os.File, hosts []netlab.Host) {
+	b, _ := json.MarshalIndent(hosts, "   ", "  ")
+	fmt.Fprintf(out, "   hosts kept up until Ctrl-C (ip netns exec NAMESPACE ss -tin):\n   %s\n", b)
+	<-ctx.Done()
 }
 
 func listProfiles() {
