@@ -139,9 +139,6 @@ func Run(ctx context.Context, p Profile, o Options) (res *Result, err error) {
 	if err := p.Missing(o.Bin); err != nil {
 		return nil, err
 	}
-	if err := p.needsRoot(); err != nil {
-		return nil, err
-	}
 	dir, err := os.MkdirTemp("", "bp-lab-"+p.Name+"-")
 	if err != nil {
 		return nil, err

@@ -109,6 +109,9 @@ var ErrMissing = errors.New("missing")
 // ErrMissing), or nil. bin is the directory with the lab's binaries. A
 // third-party hop needs bp-sockets too, for its kernel queues.
 func (p Profile) Missing(bin string) error {
+	if err := p.needsRoot(); err != nil {
+		return err
+	}
 	if p.Needs != "" && p.Needs != "bp-relay" {
 		if _, err := os.Stat(filepath.Join(bin, "bp-sockets")); err != nil {
 			return fmt.Errorf("%w: bp-sockets is not built (it watches the %s hop's sockets for the byte map)", ErrMissing, p.Needs)

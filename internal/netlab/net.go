@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -37,15 +38,22 @@ type Interface struct {
 
 // Net is a built network. Close removes all of it.
 type Net struct {
-	Run   string // the run's id: the lab's pid
+	Run   string // the run's id: the lab's pid and the network's number
 	Hosts []Host
 	Links []Link
 	wires []string // wire namespaces
 	lines []*DelayLine
 	ips   []string
+	octet int // the second octet of every address of this network
 }
 
-// nsName is a host's namespace name: Prefix, the run, the host.
+// nets counts the networks this process built: each gets addresses of
+// its own (10.<100+k%100>.x.y), so that DialContext, which finds a host by
+// its address, tells the hosts of two networks of one process apart.
+var nets atomic.Int32
+
+// nsName is a host's namespace name: Prefix, the run (the lab's pid and
+// the network's number in it), the host.
 func nsName(run, host string) string { return Prefix + run + "-" + host }
 
 // NS returns the host's namespace name.
@@ -86,7 +94,8 @@ func Create(ctx context.Context, spec Spec) (*Net, error) {
 		return nil, ErrNotRoot
 	}
 	RemoveLeftovers(ctx)
-	n := &Net{Run: strconv.Itoa(os.Getpid()), Links: spec.Links}
+	k := int(nets.Add(1))
+	n := &Net{Run: strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(k), Links: spec.Links, octet: 100 + k%100}
 	if err := n.build(ctx, spec); err != nil {
 		n.Close()
 		return nil, err
@@ -141,7 +150,7 @@ func ifName(prefix, peer string) string {
 }
 
 // buildLink makes link i: its wire namespace, the two veths, addresses
-// 10.99.2i.0/24 on A's side and 10.99.2i+1.0/24 on B's (the wire is .254
+// 10.N.2i.0/24 on A's side and 10.N.2i+1.0/24 on B's (the wire is .254
 // on both), the routes, tbf each way and the delay line.
 func (n *Net) buildLink(ctx context.Context, i int, l Link) error {
 	ai, bi := n.hostIndex(l.A), n.hostIndex(l.B)
@@ -160,8 +169,8 @@ func (n *Net) buildLink(ctx context.Context, i int, l Link) error {
 	mtu := strconv.Itoa(l.mtu())
 	for _, s := range sides {
 		ns, hostIf, wireIf := n.NS(s.host), ifName("to-", s.peer), ifName("to-", s.host)
-		subnet := fmt.Sprintf("10.99.%d.", s.net)
-		other := fmt.Sprintf("10.99.%d.0/24", 4*i+1-s.net) // the other side's subnet: 2i <-> 2i+1
+		subnet := fmt.Sprintf("10.%d.%d.", n.octet, s.net)
+		other := fmt.Sprintf("10.%d.%d.0/24", n.octet, 4*i+1-s.net) // the other side's subnet: 2i <-> 2i+1
 		steps := [][]string{
 			{"ip", "link", "add", hostIf, "netns", ns, "mtu", mtu, "type", "veth", "peer", "name", wireIf, "netns", wire, "mtu", mtu},
 			{"ip", "netns", "exec", ns, "ip", "addr", "add", subnet + "1/24", "dev", hostIf},
