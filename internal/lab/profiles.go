@@ -89,6 +89,14 @@ var Profiles = []Profile{
 			{A: "client", B: "haproxy", Rate: 1_000_000_000, RTT: 20 * time.Millisecond},
 			{A: "haproxy", B: "server", Rate: 10_000_000_000, RTT: 500 * time.Microsecond}}},
 	},
+	{
+		Name: "wan-router", Scheme: "ws", Needs: "caddy", Path: "client host -> 1 Gbit/s, 20 ms -> router host (Caddy, wss in production) -> 10 Gbit/s, 0.5 ms -> server host",
+		Shows: "the Cloud Foundry shape: a Go reverse proxy in front of the app; after the WebSocket upgrade it copies through a 32 KiB buffer, and its host's autotuned sockets hold the rest",
+		hop:   caddyHop("caddy-ws.Caddyfile"),
+		wan: &wanSpec{hosts: []string{"client", "caddy", "server"}, links: []netlab.Link{
+			{A: "client", B: "caddy", Rate: 1_000_000_000, RTT: 20 * time.Millisecond},
+			{A: "caddy", B: "server", Rate: 10_000_000_000, RTT: 500 * time.Microsecond}}},
+	},
 }
 
 // Lookup finds a profile by name.
