@@ -190,3 +190,127 @@ func ofRun(prefix string) (namespaces, pids []string) {
 	}
 	return namespaces, pids
 }
+
+// TestPathZeroWindowTshark: the client's zero-window seconds (its
+// kernel's view, sampled) agree within max(0.3 s, 10%) with a tshark
+// capture on the server's link: the time the server's segments
+// advertised a zero window.
+func TestPathZeroWindowTshark(t *testing.T) {
+	t.Parallel()
+	p, _ := lab.Lookup("wan-direct")
+	needPaths(t, p)
+	if _, err := exec.LookPath("tshark"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tshark is not installed (scripts/install-test-deps)")
+		}
+		t.Skip("tshark is not installed (scripts/install-test-deps)")
+	}
+	capture := filepath.Join(t.TempDir(), "server.pcapng")
+	var watchErr error
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy,
+		Server: []string{"--pause-after", "1s", "--pause-for", "2s", "--rcvbuf", "256KiB"},
+		Client: []string{"--duration", "2500ms", "--rate", "80", "--sndbuf", "256KiB"},
+		Watch: func(hosts []netlab.Host) func() {
+			stop, err := startCapture(ctx, hosts, capture)
+			watchErr = err
+			return stop
+		}})
+	if err != nil || watchErr != nil {
+		t.Fatalf("lab: %v; capture: %v", err, watchErr)
+	}
+	_, port, _ := strings.Cut(strings.TrimPrefix(res.Target, "tcp://"), ":")
+	wire := zeroWindowSeconds(t, capture, port)
+	if res.Client.PeerWindowZeroSeconds == nil {
+		t.Fatal("the client's report has no zero-window seconds")
+	}
+	own := *res.Client.PeerWindowZeroSeconds
+	t.Logf("zero window: client %.3f s, tshark on the server's link %.3f s", own, wire)
+	if math.Abs(own-wire) > math.Max(0.3, 0.1*wire) || wire < 0.5 {
+		t.Errorf("zero window: client %.3f s, capture %.3f s: more than max(0.3 s, 10%%) apart", own, wire)
+	}
+}
+
+// startCapture runs tshark on the server's interface, inside its
+// namespace, until the returned stop; it returns once tshark captures.
+func startCapture(ctx context.Context, hosts []netlab.Host, file string) (func(), error) {
+	var ns, dev string
+	for _, h := range hosts {
+		if h.Name == "server" && len(h.Interfaces) > 0 {
+			ns, dev = h.Namespace, h.Interfaces[0].Name
+		}
+	}
+	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "tshark", "-i", dev, "-s", "128", "-f", "tcp", "-w", file)
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		return func() {}, err
+	}
+	ready := make(chan struct{})
+	go func() {
+		buf := make([]byte, 4096)
+		var seen string
+		told := false
+		for {
+			n, err := stderr.Read(buf)
+			seen += string(buf[:n])
+			if strings.Contains(seen, "Capturing on") && !told {
+				close(ready)
+				told = true
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	stop := func() {
+		cmd.Process.Signal(syscall.SIGINT)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	select {
+	case <-ready:
+		return stop, nil
+	case <-time.After(15 * time.Second):
+		stop()
+		return func() {}, context.DeadlineExceeded
+	}
+}
+
+// zeroWindowSeconds reads the capture: the time from each segment of the
+// server (source port) that advertised a zero window to its next one that
+// did not.
+func zeroWindowSeconds(t *testing.T, file, port string) float64 {
+	t.Helper()
+	out, err := exec.Command("tshark", "-r", file, "-Y", "tcp.srcport == "+port,
+		"-T", "fields", "-e", "frame.time_relative", "-e", "tcp.window_size").Output()
+	if err != nil {
+		t.Fatalf("tshark -r: %v", err)
+	}
+	total, start, last, zero := 0.0, 0.0, 0.0, false
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		at, _ := strconv.ParseFloat(f[0], 64)
+		win, _ := strconv.ParseFloat(f[1], 64)
+		last = at
+		switch {
+		case win == 0 && !zero:
+			zero, start = true, at
+		case win > 0 && zero:
+			zero, total = false, total+at-start
+		}
+	}
+	if zero {
+		total += last - start
+	}
+	return total
+}

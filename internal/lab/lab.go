@@ -32,6 +32,11 @@ type Options struct {
 	// Hold, with Keep, is called with the hosts before they are removed,
 	// and returns when they may go (scripts/lab: at Ctrl-C).
 	Hold func(hosts []netlab.Host)
+	// Watch, for a host profile, is called once the hosts are up and
+	// before anything runs on them (a test starts a capture there); the
+	// stop it returns is called once the client has reported and every
+	// hop is scraped, before the hosts go.
+	Watch func(hosts []netlab.Host) (stop func())
 }
 
 // Result is what one run measured: the client's report, and each hop's
@@ -148,6 +153,9 @@ func Run(ctx context.Context, p Profile, o Options) (res *Result, err error) {
 	defer r.finish(ctx)
 	if err := r.startNet(ctx, p, res); err != nil {
 		return nil, err
+	}
+	if r.net != nil && o.Watch != nil {
+		defer o.Watch(r.net.Hosts)()
 	}
 
 	srv, err := r.startServer(ctx)
