@@ -314,3 +314,39 @@ func zeroWindowSeconds(t *testing.T, file, port string) float64 {
 	}
 	return total
 }
+
+// TestPathTwoLBsAbsorbed: behind a long link, two load balancers whose
+// hosts let their sockets' queues grow to 32 MiB (tcp_rmem, tcp_wmem) make
+// a large buffering path: a client that writes 5 MB in a second while the
+// server stops for 3 s never blocks, its verdict is absorbed, and the byte
+// map of the stall's peak closes, with both hosts holding a share.
+func TestPathTwoLBsAbsorbed(t *testing.T) {
+	t.Parallel()
+	p, _ := lab.Lookup("wan-two-lbs")
+	needPaths(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	big := []string{"nginx=4096,131072,33554432", "haproxy=4096,131072,33554432"}
+	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, TCPRmem: big, TCPWmem: big,
+		Server: []string{"--pause-after", "300ms", "--pause-for", "3s", "--rcvbuf", "256KiB"},
+		Client: []string{"--duration", "1s", "--rate", "80", "--sndbuf", "256KiB"}})
+	if err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	if v := res.Client.Verdict; v == nil || v.Outcome != "absorbed" {
+		t.Fatalf("client verdict %+v, want absorbed", v)
+	}
+	m := res.ByteMap
+	if m == nil || !m.Closes || m.Moment != "stall_peak" {
+		t.Fatalf("byte map %+v, want one of the stall's peak that closes", m)
+	}
+	held := map[string]float64{}
+	for _, pc := range m.Pieces {
+		held[pc.Hop] += pc.Bytes
+	}
+	if held["nginx"] <= 0 || held["haproxy"] <= 0 {
+		t.Errorf("held by hop %v: want both load balancers", held)
+	}
+	t.Logf("%s; %s; held %v", m.ClosingLine(), m.Verdict(), held)
+	checkGone(t, res.Hosts)
+}

@@ -166,18 +166,16 @@ func Run(ctx context.Context, p Profile, o Options) (res *Result, err error) {
 	if p.Scheme == "ws" {
 		res.Target = target("ws", srv.http)
 	}
-	var h *hop
-	if p.hop != nil {
-		res.Target, h, err = p.hop(ctx, r, srv)
-		if err != nil {
-			return nil, err
-		}
+	var hs []*hop
+	res.Target, hs, err = r.startHops(ctx, p, srv, res.Target)
+	if err != nil {
+		return nil, err
 	}
 	clientMetrics, err := r.listenAddr("client")
 	if err != nil {
 		return nil, err
 	}
-	endpoints := pollEndpoints(clientMetrics, h, srv)
+	endpoints := pollEndpoints(clientMetrics, hs, srv)
 	poll := startPoller(ctx, endpoints)
 	rtts := r.startRTT(ctx)
 	reports, err := r.runClient(ctx, res.Target, clientMetrics, &res.Client)
@@ -189,18 +187,18 @@ func Run(ctx context.Context, p Profile, o Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := r.scrape(ctx, res, clientMetrics, h, srv); err != nil {
+	if err := r.scrape(ctx, res, clientMetrics, hs, srv); err != nil {
 		return res, err
 	}
-	res.addPolled(snaps, endpoints, h, r.flights(h))
+	res.addPolled(snaps, endpoints, hs, r.flights(hs))
 	return res, nil
 }
 
 // pollEndpoints are the pages the poller scrapes during the run, from the
 // client to the server.
-func pollEndpoints(clientMetrics string, h *hop, srv serverAddrs) []endpoint {
+func pollEndpoints(clientMetrics string, hs []*hop, srv serverAddrs) []endpoint {
 	out := []endpoint{{key: "bp-client", url: "http://" + clientMetrics + "/metrics"}}
-	if h != nil {
+	for _, h := range hs {
 		out = append(out, h.endpoints()...)
 	}
 	return append(out, endpoint{key: "bp-server", url: "http://" + srv.http + "/metrics"})
@@ -208,14 +206,10 @@ func pollEndpoints(clientMetrics string, h *hop, srv serverAddrs) []endpoint {
 
 // addPolled adds what only the snapshots show: the byte map, and the
 // relay's peak fill.
-func (res *Result) addPolled(snaps []snapshot, endpoints []endpoint, h *hop, flights []flight) {
+func (res *Result) addPolled(snaps []snapshot, endpoints []endpoint, hops []*hop, flights []flight) {
 	keys := make([]string, len(endpoints))
 	for i, e := range endpoints {
 		keys[i] = e.key
-	}
-	var hops []*hop
-	if h != nil {
-		hops = append(hops, h)
 	}
 	res.ByteMap = buildByteMap(snaps, keys, hops, flights, res.Profile.Scheme, res.Client.PayloadSize)
 	maxInFlight(snaps, flights, res.Links)
@@ -297,13 +291,13 @@ func (r *run) runClient(ctx context.Context, target, clientMetrics string, summa
 // scrape adds every hop's numbers to res, from the client to the server,
 // once its connections have closed; on error res holds the hops scraped
 // so far.
-func (r *run) scrape(ctx context.Context, res *Result, clientMetrics string, h *hop, srv serverAddrs) error {
+func (r *run) scrape(ctx context.Context, res *Result, clientMetrics string, hs []*hop, srv serverAddrs) error {
 	cliHop, err := bpNumbers(ctx, "bp-client", "http://"+clientMetrics+"/metrics")
 	if err != nil {
 		return err
 	}
 	res.Hops = append(res.Hops, cliHop)
-	if h != nil {
+	for _, h := range hs {
 		hn, err := h.numbers(ctx)
 		if err != nil {
 			return err

@@ -120,8 +120,8 @@ type flight struct {
 }
 
 // flights are the run's links with their senders: the client sends on
-// the first link, the hop on the second.
-func (r *run) flights(h *hop) []flight {
+// the first link, each hop on the link after it.
+func (r *run) flights(hs []*hop) []flight {
 	if r.net == nil {
 		return nil
 	}
@@ -130,7 +130,8 @@ func (r *run) flights(h *hop) []flight {
 		switch {
 		case i == 0:
 			out = append(out, flight{link: l.Name(), page: "bp-client", hop: "bp-client", place: "send queue"})
-		case i == 1 && h != nil && h.socketsURL != "":
+		case i <= len(hs) && hs[i-1].socketsURL != "":
+			h := hs[i-1]
 			out = append(out, flight{link: l.Name(), page: h.name + socketsSuffix,
 				match: map[string]string{"side": "upstream"}, hop: h.name, place: "upstream send queue"})
 		}

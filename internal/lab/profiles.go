@@ -28,6 +28,10 @@ type Profile struct {
 
 	hop func(ctx context.Context, r *run, srv serverAddrs) (target string, h *hop, err error)
 	wan *wanSpec // hosts of their own and shaped links; nil: loopback
+	// front are hops in front of hop, client-most first (wan-two-lbs:
+	// nginx in front of HAProxy); also is the program they run.
+	front []hopFunc
+	also  string
 }
 
 // Profiles are the lab's paths, in the order make lab lists and runs them.
@@ -90,6 +94,17 @@ var Profiles = []Profile{
 			{A: "haproxy", B: "server", Rate: 10_000_000_000, RTT: 500 * time.Microsecond}}},
 	},
 	{
+		Name: "wan-two-lbs", Scheme: "tcp", Needs: "haproxy", also: "nginx",
+		Path:  "client host -> 1 Gbit/s, 20 ms -> nginx host (stream) -> 10 Gbit/s, 0.5 ms -> HAProxy host (mode tcp) -> 10 Gbit/s, 0.5 ms -> server host",
+		Shows: "an edge load balancer in front of an internal one: two hosts' autotuned socket queues between client and server, each hop's share on the map",
+		hop:   haproxyHop("haproxy-tcp.cfg", "tcp"),
+		front: []hopFunc{nginxHop("nginx-tcp.conf", "tcp")},
+		wan: &wanSpec{hosts: []string{"client", "nginx", "haproxy", "server"}, links: []netlab.Link{
+			{A: "client", B: "nginx", Rate: 1_000_000_000, RTT: 20 * time.Millisecond},
+			{A: "nginx", B: "haproxy", Rate: 10_000_000_000, RTT: 500 * time.Microsecond},
+			{A: "haproxy", B: "server", Rate: 10_000_000_000, RTT: 500 * time.Microsecond}}},
+	},
+	{
 		Name: "wan-router", Scheme: "ws", Needs: "caddy", Path: "client host -> 1 Gbit/s, 20 ms -> router host (Caddy, wss in production) -> 10 Gbit/s, 0.5 ms -> server host",
 		Shows: "the Cloud Foundry shape: a Go reverse proxy in front of the app; after the WebSocket upgrade it copies through a 32 KiB buffer, and its host's autotuned sockets hold the rest",
 		hop:   caddyHop("caddy-ws.Caddyfile"),
@@ -117,6 +132,11 @@ var ErrMissing = errors.New("missing")
 // ErrMissing), or nil. bin is the directory with the lab's binaries. A
 // third-party hop needs bp-sockets too, for its kernel queues.
 func (p Profile) Missing(bin string) error {
+	if p.also != "" {
+		if err := (Profile{Needs: p.also}).Missing(bin); err != nil {
+			return err
+		}
+	}
 	if err := p.needsRoot(); err != nil {
 		return err
 	}

@@ -159,3 +159,36 @@ func (p Profile) needsRoot() error {
 // rttPoll is how often the lab reads the kernel's round trip of each
 // link's sender (ss -tin): a few samples per second are enough.
 const rttPoll = 250 * time.Millisecond
+
+// hopFunc starts a hop in front of an upstream and returns the target
+// the client (or the hop in front of it) connects to.
+type hopFunc = func(ctx context.Context, r *run, srv serverAddrs) (target string, h *hop, err error)
+
+// startHops starts the profile's hops, the server's side first, each in
+// front of the one started before it, and returns them client to server
+// with the target the client connects to (target when there is no hop).
+func (r *run) startHops(ctx context.Context, p Profile, srv serverAddrs, target string) (string, []*hop, error) {
+	if p.hop == nil {
+		return target, nil, nil
+	}
+	target, h, err := p.hop(ctx, r, srv)
+	if err != nil {
+		return "", nil, err
+	}
+	hs := []*hop{h}
+	for i := len(p.front) - 1; i >= 0; i-- {
+		if target, h, err = p.front[i](ctx, r, addrsOf(target)); err != nil {
+			return "", nil, err
+		}
+		hs = append([]*hop{h}, hs...)
+	}
+	return target, hs, nil
+}
+
+// addrsOf is the upstream a hop in front of target connects to.
+func addrsOf(target string) serverAddrs {
+	if rest, ok := strings.CutPrefix(target, "ws://"); ok {
+		return serverAddrs{http: strings.TrimSuffix(rest, "/ws")}
+	}
+	return serverAddrs{tcp: strings.TrimPrefix(target, "tcp://")}
+}
