@@ -145,7 +145,12 @@ func run() int {
 			status = 1
 		}
 		if ctx.Err() != nil {
-			return 130
+			// With -keep, Ctrl-C is how a run with hosts ends: its
+			// results still print, the next profiles do not run.
+			if !*keep || err != nil {
+				return 130
+			}
+			break
 		}
 	}
 	if *all {
