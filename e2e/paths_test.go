@@ -129,9 +129,9 @@ func checkGone(t *testing.T, hosts []netlab.Host) {
 	}
 }
 
-// TestPathCleanupAfterKill: a lab killed with SIGKILL while its hosts are
-// up leaves them; the next run removes them and what ran in them, and
-// leaves nothing of its own.
+// TestPathCleanupAfterKill: a lab interrupted (Ctrl-C) while its hosts
+// are up removes them; a lab killed with SIGKILL leaves them, and the next
+// run removes them and what ran in them, and leaves nothing of its own.
 func TestPathCleanupAfterKill(t *testing.T) {
 	p, _ := lab.Lookup("wan-direct")
 	needPaths(t, p)
@@ -141,26 +141,15 @@ func TestPathCleanupAfterKill(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build scripts/lab: %v\n%s", err, out)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, labBin, "-quiet", "-client", "--duration 30s", "wan-direct")
-	cmd.Dir = ".."
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	prefix := netlab.Prefix + strconv.Itoa(cmd.Process.Pid) + "-"
-	var left []string
-	var pids []string
-	deadline := time.Now().Add(40 * time.Second)
-	for time.Now().Before(deadline) && len(pids) < 2 {
-		left, pids = ofRun(prefix)
+	prefix, _ := labWithHostsUp(t, labBin, syscall.SIGINT)
+	deadline := time.Now().Add(15 * time.Second)
+	for now, _ := ofRun(prefix); len(now) > 0 && time.Now().Before(deadline); now, _ = ofRun(prefix) {
 		time.Sleep(200 * time.Millisecond)
 	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	if len(left) == 0 || len(pids) < 2 {
-		t.Fatalf("the killed lab had namespaces %v running %v: want its hosts and both ends", left, pids)
+	if now, _ := ofRun(prefix); len(now) > 0 {
+		t.Errorf("left by the interrupted lab: %v", now)
 	}
+	prefix, pids := labWithHostsUp(t, labBin, syscall.SIGKILL)
 	if now, _ := ofRun(prefix); len(now) == 0 {
 		t.Fatalf("nothing left by the killed lab: the test shows nothing")
 	}
@@ -174,6 +163,33 @@ func TestPathCleanupAfterKill(t *testing.T) {
 		}
 	}
 	checkGone(t, res.Hosts)
+}
+
+// labWithHostsUp starts scripts/lab on wan-direct, waits until its hosts
+// run both ends, sends it sig and returns its namespaces' prefix and the
+// pids that ran in them.
+func labWithHostsUp(t *testing.T, labBin string, sig syscall.Signal) (string, []string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, labBin, "-quiet", "-client", "--duration 30s", "wan-direct")
+	cmd.Dir = ".."
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	prefix := netlab.Prefix + strconv.Itoa(cmd.Process.Pid) + "-"
+	var left, pids []string
+	deadline := time.Now().Add(40 * time.Second)
+	for time.Now().Before(deadline) && len(pids) < 2 {
+		left, pids = ofRun(prefix)
+		time.Sleep(200 * time.Millisecond)
+	}
+	cmd.Process.Signal(sig)
+	cmd.Wait()
+	if len(left) == 0 || len(pids) < 2 {
+		t.Fatalf("the lab had namespaces %v running %v: want its hosts and both ends", left, pids)
+	}
+	return prefix, pids
 }
 
 // ofRun lists the namespaces with the prefix and the pids running in them.
