@@ -363,3 +363,52 @@ func TestPathTwoLBsAbsorbed(t *testing.T) {
 	t.Logf("%s; %s; held %v", m.ClosingLine(), m.Verdict(), held)
 	checkGone(t, res.Hosts)
 }
+
+// TestPathFleet: 3 client hosts × 20 connections → HAProxy → 2 server
+// hosts that pause: every connection of every client host is served and
+// counted, the bytes agree to the byte from the clients to the servers,
+// and each host's own counters are its own (the servers' hosts advertised
+// zero windows, the clients' did not).
+func TestPathFleet(t *testing.T) {
+	t.Parallel()
+	p, _ := lab.Lookup("wan-haproxy")
+	needPaths(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	f := lab.Fleet{Clients: 3, Connections: 20, Servers: 2}
+	const payload, count = 3001, 200
+	res, err := lab.RunFleet(ctx, f, lab.Options{Bin: binDir, Deploy: labDeploy,
+		Server: []string{"--pause-after", "300ms", "--pause-for", "1s", "--rcvbuf", "64KiB"},
+		Client: []string{"--payload-size", "3001", "--count", "200", "--duration", "0", "--sndbuf", "64KiB"}})
+	if err != nil {
+		t.Fatalf("fleet: %v", err)
+	}
+	var written, read, served float64
+	for _, c := range res.Clients {
+		s := c.Client
+		if !s.Completed || s.Connections != f.Connections || s.FailedConns != 0 || s.BytesAcked != s.BytesWritten ||
+			s.BytesWritten != int64(f.Connections*payload*count) {
+			t.Errorf("%s: completed %v (%s), %d connections (%d failed), written %d, acked %d",
+				c.Host, s.Completed, s.Error, s.Connections, s.FailedConns, s.BytesWritten, s.BytesAcked)
+		}
+		if c.ZeroWindowAdv != 0 {
+			t.Errorf("%s: its host advertised %.0f zero windows; only the servers' should", c.Host, c.ZeroWindowAdv)
+		}
+		written += float64(s.BytesWritten)
+	}
+	for _, s := range res.Servers {
+		v, _ := s.Numbers.Value("bytes_read")
+		read += v
+		served += s.Connections
+		if s.Connections == 0 || s.ZeroWindowAdv == 0 {
+			t.Errorf("%s: %.0f connections, %.0f zero windows advertised by its host", s.Host, s.Connections, s.ZeroWindowAdv)
+		}
+	}
+	if served != float64(f.Clients*f.Connections) || read != written {
+		t.Errorf("servers served %.0f connections of %d and read %.0f bytes of %.0f written", served, f.Clients*f.Connections, read, written)
+	}
+	var b strings.Builder
+	res.WriteText(&b)
+	t.Logf("\n%s", b.String())
+	checkGone(t, res.Hosts)
+}

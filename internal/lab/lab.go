@@ -238,11 +238,17 @@ func (r *run) finish(ctx context.Context) {
 
 // startServer starts bp-server on ports it picks; its log says which.
 func (r *run) startServer(ctx context.Context) (serverAddrs, error) {
+	return r.startServerOn(ctx, "bp-server", "server")
+}
+
+// startServerOn starts a bp-server named name, on the host (its address
+// toward the client) when the run has hosts.
+func (r *run) startServerOn(ctx context.Context, name, host string) (serverAddrs, error) {
 	ip := "127.0.0.1"
 	if r.net != nil {
-		ip = r.net.FirstAddr("server")
+		ip = r.net.FirstAddr(host)
 	}
-	proc, err := r.start("bp-server", filepath.Join(r.opts.Bin, "bp-server"), append([]string{
+	proc, err := r.start(name, filepath.Join(r.opts.Bin, "bp-server"), append([]string{
 		"--http-addr", ip + ":0", "--tcp-addr", ip + ":0", "--log-format", "json",
 	}, r.opts.Server...), nil, nil)
 	if err != nil {
@@ -252,7 +258,7 @@ func (r *run) startServer(ctx context.Context) (serverAddrs, error) {
 	if err != nil {
 		return serverAddrs{}, err
 	}
-	r.progress("bp-server listening: http %s, tcp %s", srv.http, srv.tcp)
+	r.progress("%s listening: http %s, tcp %s", name, srv.http, srv.tcp)
 	return srv, nil
 }
 
@@ -262,14 +268,19 @@ func (r *run) startServer(ctx context.Context) (serverAddrs, error) {
 // pipe's read end, which the caller closes only when done with the client
 // (a closed pipe could fail the client's last writes).
 func (r *run) runClient(ctx context.Context, target, clientMetrics string, summary *report.Summary) (*os.File, error) {
+	return r.runClientOn(ctx, "bp-client", target, clientMetrics, summary, r.opts.Client)
+}
+
+// runClientOn is runClient for a bp-client named name with its own flags.
+func (r *run) runClientOn(ctx context.Context, name, target, clientMetrics string, summary *report.Summary, flags []string) (*os.File, error) {
 	rd, wr, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	cli, err := r.start("bp-client", filepath.Join(r.opts.Bin, "bp-client"), append([]string{
+	cli, err := r.start(name, filepath.Join(r.opts.Bin, "bp-client"), append([]string{
 		"--target", target, "--output", "json", "--progress", "off", "--log-format", "json",
 		"--metrics-addr", clientMetrics, "--linger", "1m",
-	}, r.opts.Client...), nil, wr)
+	}, flags...), nil, wr)
 	wr.Close()
 	if err != nil {
 		return rd, err

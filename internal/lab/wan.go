@@ -24,8 +24,12 @@ type wanSpec struct {
 var labHTTP = &http.Client{Transport: &http.Transport{DialContext: netlab.DialContext, MaxIdleConnsPerHost: 4}}
 
 // hostFor is the host a process of the run runs on: bp-client on client,
-// bp-server on server, a hop and its bp-sockets on the hop's host.
+// bp-server on server, a hop and its bp-sockets on the hop's host, and
+// prog@host on host.
 func hostFor(process string) string {
+	if _, host, ok := strings.Cut(process, "@"); ok {
+		return host // a fleet's processes: bp-client@client3
+	}
 	switch process {
 	case "bp-client":
 		return "client"
