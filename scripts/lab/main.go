@@ -52,6 +52,7 @@ func run() int {
 	fs.Var(&links, "link", "a host profile's link: a-b=RATE,RTT[,LOSS%][,mtu=N], e.g. client-haproxy=100mbit,40ms,0.1% (parts optional, repeatable; docs/LAB.md)")
 	fs.Var(&rmem, "tcp-rmem", "a host's net.ipv4.tcp_rmem: host=min,default,max (host or all; repeatable)")
 	fs.Var(&wmem, "tcp-wmem", "a host's net.ipv4.tcp_wmem: host=min,default,max (host or all; repeatable)")
+	fleetSize := fs.String("fleet", "8x250x2", "the fleet profile's size: CLIENTSxCONNECTIONSxSERVERS (client hosts, connections per client, server hosts)")
 	asJSON := fs.Bool("json", false, "print, per profile, the client's report, each hop's numbers and the byte map as one JSON object on stdout (progress goes to stderr)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: lab [flags] [profile]   (make lab PROFILE=name, make lab-all)\n\n")
@@ -69,6 +70,8 @@ func run() int {
 	clientFlags := strings.TrimSpace(defaultClientFlags + " " + *clientExtra)
 	var profiles []lab.Profile
 	switch {
+	case fs.NArg() == 1 && fs.Arg(0) == "fleet":
+		return runFleet(*fleetSize, *asJSON, *keep, *quiet, serverFlags, clientFlags, links)
 	case *all:
 		profiles = lab.Profiles
 	case fs.NArg() == 1:
@@ -193,5 +196,52 @@ func listProfiles() {
 	for _, p := range lab.Profiles {
 		fmt.Fprintf(tw, "  %s\t%s\n", p.Name, p.Path)
 	}
+	fmt.Fprintf(tw, "  fleet\tN client hosts -> 1 Gbit/s, 20 ms -> HAProxy host -> 10 Gbit/s, 0.5 ms -> M server hosts (-fleet 8x250x2; root; not in -all)\n")
 	tw.Flush()
+}
+
+// runFleet runs the fleet profile once and prints every host's line (or,
+// with -json, the whole result).
+func runFleet(size string, asJSON, keep, quiet bool, serverFlags, clientFlags string, links []string) int {
+	f, err := lab.ParseFleet(size)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		return 2
+	}
+	out := os.Stdout
+	if asJSON {
+		out = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	bin, err := os.MkdirTemp("", "bp-lab-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		return 1
+	}
+	defer os.RemoveAll(bin)
+	if _, err := lab.Build(ctx, ".", bin); err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		return 1
+	}
+	opts := lab.Options{Bin: bin, Keep: keep, Links: links,
+		Server: strings.Fields(serverFlags), Client: strings.Fields(clientFlags)}
+	if !quiet {
+		opts.Progress = out
+	}
+	fmt.Fprintf(out, "== fleet: %d client hosts x %d connections -> HAProxy -> %d server hosts\n", f.Clients, f.Connections, f.Servers)
+	res, err := lab.RunFleet(ctx, f, opts)
+	if res != nil {
+		res.WriteText(out)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab: fleet:", err)
+		return 1
+	}
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(res)
+	}
+	return 0
 }
