@@ -136,8 +136,8 @@ func TestLabPausedServerBlocksClient(t *testing.T) {
 	// well under a second.
 	client := []string{"--duration", "2s", "--rate", "160", "--sndbuf", "256KiB"}
 	for _, p := range lab.Profiles {
-		if p.Needs != "haproxy" && p.Needs != "nginx" {
-			continue
+		if (p.Needs != "haproxy" && p.Needs != "nginx") || p.Name == "wan-two-lbs" {
+			continue // wan-two-lbs's hosts absorb most of the run: TestPathTwoLBsAbsorbed
 		}
 		t.Run(p.Name, func(t *testing.T) {
 			t.Parallel()

@@ -36,8 +36,11 @@ func needPaths(t *testing.T, p lab.Profile) {
 // byte map closes within one write plus the links' bytes in flight, the
 // hosts are gone after the run, and on wan-haproxy the client's verdict
 // is blocked with absorbed bytes within 20% of the byte map's sum.
+//
+// Not parallel with the package's other tests: the delay lines run in the
+// test's process, and a dozen host profiles at once on two cores would
+// delay their packets late.
 func TestPathProfiles(t *testing.T) {
-	t.Parallel()
 	// 80 writes of 64 KiB a second, 42 Mbit/s: below every link's rate,
 	// so the round trip the kernel sees while the path flows is the
 	// links' delay, not a queue behind a saturated link (the delay line
@@ -71,9 +74,9 @@ func TestPathProfiles(t *testing.T) {
 }
 
 // checkRTT: each link's round trip as the sender's kernel measured it:
-// its floor (tcpi_min_rtt) within 10% of the setting (0.2 ms below 2 ms,
-// under the timer resolution of a user space delay line), and the least
-// smoothed tcpi_rtt within 25%: on a busy 2-core machine the delay line's
+// its floor (tcpi_min_rtt) within 10% of the setting (0.5 ms below 5 ms:
+// a user space delay line's wake-ups on a loaded machine), and the least
+// smoothed tcpi_rtt within 25% (2 ms at least): on a busy 2-core machine the delay line's
 // goroutines are sometimes scheduled late, and the smoothed value carries
 // that and any queue behind tbf. The median is only logged.
 func checkRTT(t *testing.T, res *lab.Result) {
@@ -84,7 +87,7 @@ func checkRTT(t *testing.T, res *lab.Result) {
 	for _, l := range res.Links {
 		t.Logf("%s: asked %.2f ms; min_rtt %.2f ms, least rtt %.2f ms, median %.2f ms (%d samples); most in flight %.0f bytes",
 			l.Setting, l.AskedRTTMs, l.MinRTTMs, l.RTTMinMs, l.RTTMedianMs, l.Samples, l.MaxInFlightBytes)
-		if tol := math.Max(0.1*l.AskedRTTMs, 0.2); math.Abs(l.MinRTTMs-l.AskedRTTMs) > tol {
+		if tol := math.Max(0.1*l.AskedRTTMs, 0.5); math.Abs(l.MinRTTMs-l.AskedRTTMs) > tol {
 			t.Errorf("%s: min_rtt %.2f ms, asked %.2f ms (tolerance %.2f)", l.Name, l.MinRTTMs, l.AskedRTTMs, tol)
 		}
 		if tol := math.Max(0.25*l.AskedRTTMs, 2); math.Abs(l.RTTMinMs-l.AskedRTTMs) > tol {
@@ -209,7 +212,6 @@ func ofRun(prefix string) (namespaces, pids []string) {
 // capture on the server's link: the time the server's segments
 // advertised a zero window.
 func TestPathZeroWindowTshark(t *testing.T) {
-	t.Parallel()
 	p, _ := lab.Lookup("wan-direct")
 	needPaths(t, p)
 	if _, err := exec.LookPath("tshark"); err != nil {
