@@ -69,6 +69,9 @@ func TestLabExactBytes(t *testing.T) {
 	const payload, count = 3001, 2000
 	const want = payload * count
 	for _, p := range lab.Profiles {
+		if p.OnHosts() {
+			continue // e2e/paths_test.go, one at a time
+		}
 		t.Run(p.Name, func(t *testing.T) {
 			t.Parallel()
 			needLabProfile(t, p)
@@ -136,8 +139,8 @@ func TestLabPausedServerBlocksClient(t *testing.T) {
 	// well under a second.
 	client := []string{"--duration", "2s", "--rate", "160", "--sndbuf", "256KiB"}
 	for _, p := range lab.Profiles {
-		if (p.Needs != "haproxy" && p.Needs != "nginx") || p.Name == "wan-two-lbs" {
-			continue // wan-two-lbs's hosts absorb most of the run: TestPathTwoLBsAbsorbed
+		if (p.Needs != "haproxy" && p.Needs != "nginx") || p.OnHosts() {
+			continue // host profiles: e2e/paths_test.go
 		}
 		t.Run(p.Name, func(t *testing.T) {
 			t.Parallel()
@@ -255,8 +258,8 @@ func TestLabByteMap(t *testing.T) {
 	server := []string{"--pause-after", "300ms", "--pause-for", "3s", "--rcvbuf", "256KiB"}
 	client := []string{"--duration", "1500ms", "--rate", "0", "--sndbuf", "256KiB"}
 	for _, p := range lab.Profiles {
-		if p.Name == "wan-two-lbs" {
-			continue // its two hosts absorb the whole run: TestPathTwoLBsAbsorbed
+		if p.OnHosts() {
+			continue // e2e/paths_test.go, one at a time
 		}
 		t.Run(p.Name, func(t *testing.T) {
 			t.Parallel()

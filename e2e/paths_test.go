@@ -31,15 +31,17 @@ func needPaths(t *testing.T, p lab.Profile) {
 	needLabProfile(t, p)
 }
 
-// TestPathProfiles: on wan-direct and wan-haproxy, with the server paused,
+// TestPathProfiles: on wan-direct, wan-haproxy and wan-router, with the
+// server paused,
 // the kernel's round trip on every link is within 10% of the setting, the
 // byte map closes within one write plus the links' bytes in flight, the
 // hosts are gone after the run, and on wan-haproxy the client's verdict
 // is blocked with absorbed bytes within 20% of the byte map's sum.
 //
-// Not parallel with the package's other tests: the delay lines run in the
-// test's process, and a dozen host profiles at once on two cores would
-// delay their packets late.
+// The host tests are not parallel with the package's other tests: the
+// delay lines run in the test's process, and host profiles beside the
+// loopback ones on two cores would delay packets late and slow the
+// others' timing-sensitive runs.
 func TestPathProfiles(t *testing.T) {
 	// 80 writes of 64 KiB a second, 42 Mbit/s: below every link's rate,
 	// so the round trip the kernel sees while the path flows is the
@@ -47,7 +49,7 @@ func TestPathProfiles(t *testing.T) {
 	// at full rate on a busy 2-core machine queues too).
 	server := []string{"--pause-after", "1s", "--pause-for", "3s", "--rcvbuf", "256KiB"}
 	client := []string{"--duration", "2500ms", "--rate", "80", "--sndbuf", "256KiB"}
-	for _, name := range []string{"wan-direct", "wan-haproxy"} {
+	for _, name := range []string{"wan-direct", "wan-haproxy", "wan-router"} {
 		p, _ := lab.Lookup(name)
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -336,7 +338,6 @@ func zeroWindowSeconds(t *testing.T, file, port string) float64 {
 // server stops for 3 s never blocks, its verdict is absorbed, and the byte
 // map of the stall's peak closes, with both hosts holding a share.
 func TestPathTwoLBsAbsorbed(t *testing.T) {
-	t.Parallel()
 	p, _ := lab.Lookup("wan-two-lbs")
 	needPaths(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -372,7 +373,6 @@ func TestPathTwoLBsAbsorbed(t *testing.T) {
 // and each host's own counters are its own (the servers' hosts advertised
 // zero windows, the clients' did not).
 func TestPathFleet(t *testing.T) {
-	t.Parallel()
 	p, _ := lab.Lookup("wan-haproxy")
 	needPaths(t, p)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -196,3 +196,6 @@ func addrsOf(target string) serverAddrs {
 	}
 	return serverAddrs{tcp: strings.TrimPrefix(target, "tcp://")}
 }
+
+// OnHosts reports whether the profile runs on hosts of their own (root).
+func (p Profile) OnHosts() bool { return p.wan != nil }
