@@ -48,11 +48,7 @@ func run() int {
 	keep := fs.Bool("keep", false, "keep each run's directory: logs and rendered configs")
 	deploy := fs.String("deploy", "deploy", "directory with the haproxy/, nginx/ and caddy/ configs")
 	quiet := fs.Bool("quiet", false, "do not show which processes start")
-	var links, rmem, wmem listFlag
-	fs.Var(&links, "link", "a host profile's link: a-b=RATE,RTT[,LOSS%][,mtu=N], e.g. client-haproxy=100mbit,40ms,0.1% (parts optional, repeatable; docs/LAB.md)")
-	fs.Var(&rmem, "tcp-rmem", "a host's net.ipv4.tcp_rmem: host=min,default,max (host or all; repeatable)")
-	fs.Var(&wmem, "tcp-wmem", "a host's net.ipv4.tcp_wmem: host=min,default,max (host or all; repeatable)")
-	fleetSize := fs.String("fleet", "8x250x2", "the fleet profile's size: CLIENTSxCONNECTIONSxSERVERS (client hosts, connections per client, server hosts)")
+	links, rmem, wmem, fleetSize := hostFlags(fs)
 	asJSON := fs.Bool("json", false, "print, per profile, the client's report, each hop's numbers and the byte map as one JSON object on stdout (progress goes to stderr)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: lab [flags] [profile]   (make lab PROFILE=name, make lab-all)\n\n")
@@ -71,7 +67,7 @@ func run() int {
 	var profiles []lab.Profile
 	switch {
 	case fs.NArg() == 1 && fs.Arg(0) == "fleet":
-		return runFleet(*fleetSize, *asJSON, *keep, *quiet, serverFlags, clientFlags, links)
+		return runFleet(*fleetSize, *asJSON, *keep, *quiet, serverFlags, clientFlags, *links)
 	case *all:
 		profiles = lab.Profiles
 	case fs.NArg() == 1:
@@ -120,7 +116,7 @@ func run() int {
 	opts := lab.Options{
 		Bin: bin, Deploy: *deploy, Keep: *keep,
 		Server: strings.Fields(serverFlags), Client: strings.Fields(clientFlags),
-		Links: links, TCPRmem: rmem, TCPWmem: wmem,
+		Links: *links, TCPRmem: *rmem, TCPWmem: *wmem,
 		Hold: func(hosts []netlab.Host) { holdHosts(ctx, out, hosts) },
 	}
 	if !*quiet {
@@ -147,9 +143,7 @@ func run() int {
 		case !res.Client.Completed:
 			status = 1
 		}
-		if ctx.Err() != nil {
-			// With -keep, Ctrl-C is how a run with hosts ends: its
-			// results still print, the next profiles do not run.
+		if ctx.Err() != nil { // with -keep, Ctrl-C ends the hold: results still print
 			if !*keep || err != nil {
 				return 130
 			}
@@ -175,6 +169,16 @@ func run() int {
 		}
 	}
 	return status
+}
+
+// hostFlags are the host profiles' flags: links, TCP memory, the fleet.
+func hostFlags(fs *flag.FlagSet) (links, rmem, wmem *listFlag, fleet *string) {
+	links, rmem, wmem = new(listFlag), new(listFlag), new(listFlag)
+	fs.Var(links, "link", "a host profile's link: a-b=RATE,RTT[,LOSS%][,mtu=N], e.g. client-haproxy=100mbit,40ms,0.1% (parts optional, repeatable; docs/LAB.md)")
+	fs.Var(rmem, "tcp-rmem", "a host's net.ipv4.tcp_rmem: host=min,default,max (host or all; repeatable)")
+	fs.Var(wmem, "tcp-wmem", "a host's net.ipv4.tcp_wmem: host=min,default,max (host or all; repeatable)")
+	fleet = fs.String("fleet", "8x250x2", "the fleet profile's size: CLIENTSxCONNECTIONSxSERVERS (client hosts, connections per client, server hosts)")
+	return links, rmem, wmem, fleet
 }
 
 // listFlag is a flag that may be given more than once.
