@@ -69,6 +69,9 @@ func TestLabExactBytes(t *testing.T) {
 	const payload, count = 3001, 2000
 	const want = payload * count
 	for _, p := range lab.Profiles {
+		if p.OnHosts() {
+			continue // e2e/paths_test.go, one at a time
+		}
 		t.Run(p.Name, func(t *testing.T) {
 			t.Parallel()
 			needLabProfile(t, p)
@@ -136,8 +139,8 @@ func TestLabPausedServerBlocksClient(t *testing.T) {
 	// well under a second.
 	client := []string{"--duration", "2s", "--rate", "160", "--sndbuf", "256KiB"}
 	for _, p := range lab.Profiles {
-		if p.Needs != "haproxy" && p.Needs != "nginx" {
-			continue
+		if (p.Needs != "haproxy" && p.Needs != "nginx") || p.OnHosts() {
+			continue // host profiles: e2e/paths_test.go
 		}
 		t.Run(p.Name, func(t *testing.T) {
 			t.Parallel()
@@ -257,6 +260,9 @@ func TestLabByteMap(t *testing.T) {
 	// One profile at a time: each writes at full speed, and two at once on
 	// two cores starve each other's pollers and the stall they look for.
 	for _, p := range lab.Profiles {
+		if p.OnHosts() {
+			continue // e2e/paths_test.go, one at a time
+		}
 		t.Run(p.Name, func(t *testing.T) {
 			needLabProfile(t, p)
 			res := runLab(t, p, server, client)

@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/go-backpressure/go-backpressure/internal/netlab"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/report"
 )
@@ -48,9 +49,13 @@ type ByteMap struct {
 	// but payload counters leave out, and what unmeasured places may hold.
 	ToleranceBytes float64 `json:"tolerance_bytes"`
 	Closes         bool    `json:"closes"`
-	MostHop        string  `json:"most_hop"` // the hop that held the most, its pieces together
-	MostHopBytes   float64 `json:"most_hop_bytes"`
-	MostPlace      string  `json:"most_place"` // that hop's largest place
+	// InFlightBytes is what the links' senders had sent and not had
+	// acknowledged (hosts of their own only): a place of its own, and part
+	// of the tolerance, since the receiver may hold some of it already.
+	InFlightBytes float64 `json:"in_flight_bytes,omitempty"`
+	MostHop       string  `json:"most_hop"` // the hop that held the most, its pieces together
+	MostHopBytes  float64 `json:"most_hop_bytes"`
+	MostPlace     string  `json:"most_place"` // that hop's largest place
 }
 
 // headerBytes is the most protocol bytes one payload message carries on
@@ -102,20 +107,20 @@ func stateOf(s snapshot, keys []string) snapshotState {
 // bytes still crossing from one queue into the next just after the block
 // would otherwise be counted on both sides. Without a block, the paused
 // snapshot with the most in the pipe ("stall_peak").
-func buildByteMap(snaps []snapshot, keys []string, hops []*hop, scheme string, payload int) *ByteMap {
+func buildByteMap(snaps []snapshot, keys []string, hops []*hop, flights []flight, scheme string, payload int) *ByteMap {
 	for i, s := range snaps {
 		st := stateOf(s, keys)
 		if !st.complete || !st.stalled || !st.paused {
 			continue
 		}
-		first := mapAt(s, keys, hops, "first_block", scheme, payload)
+		first := mapAt(s, keys, hops, flights, "first_block", scheme, payload)
 		chosen, prev := first, first
 		for _, next := range snaps[i+1:] {
 			nst := stateOf(next, keys)
 			if !nst.complete || !nst.stalled || !nst.paused || nst.inPipe != st.inPipe {
 				break // the client wrote again, or the server read: the moment is over
 			}
-			m := mapAt(next, keys, hops, "first_block", scheme, payload)
+			m := mapAt(next, keys, hops, flights, "first_block", scheme, payload)
 			if chosen == first {
 				chosen = m // at least one sampler pass after the block
 			}
@@ -130,7 +135,7 @@ func buildByteMap(snaps []snapshot, keys []string, hops []*hop, scheme string, p
 	var best *ByteMap
 	for _, s := range snaps {
 		if st := stateOf(s, keys); st.complete && st.paused && (best == nil || st.inPipe > best.InPipeBytes) {
-			best = mapAt(s, keys, hops, "stall_peak", scheme, payload)
+			best = mapAt(s, keys, hops, flights, "stall_peak", scheme, payload)
 		}
 	}
 	return best
@@ -150,7 +155,7 @@ func samePieces(a, b *ByteMap) bool {
 }
 
 // mapAt is the byte map of one snapshot.
-func mapAt(s snapshot, keys []string, hops []*hop, moment, scheme string, payload int) *ByteMap {
+func mapAt(s snapshot, keys []string, hops []*hop, flights []flight, moment, scheme string, payload int) *ByteMap {
 	m := &ByteMap{Moment: moment, AtSeconds: s.at.Seconds(), InPipeBytes: stateOf(s, keys).inPipe}
 	send, _ := s.pages["bp-client"].sum("bp_socket_send_queue_bytes", nil)
 	m.Pieces = append(m.Pieces, Piece{Hop: "bp-client", Place: "send queue", Bytes: send, Measured: true,
@@ -171,6 +176,7 @@ func mapAt(s snapshot, keys []string, hops []*hop, moment, scheme string, payloa
 			writers++
 		}
 	}
+	m.InFlightBytes = addFlights(m, s, flights)
 	m.close(scheme, payload, writers)
 	return m
 }
@@ -196,7 +202,7 @@ func (m *ByteMap) close(scheme string, payload, writers int) {
 	if payload > 0 {
 		messages += math.Ceil(math.Max(m.InPipeBytes, 0) / float64(payload))
 	}
-	m.ToleranceBytes = float64(writers*payload) + messages*headerBytes(scheme) + unmeasured
+	m.ToleranceBytes = float64(writers*payload) + messages*headerBytes(scheme) + unmeasured + m.InFlightBytes
 	m.Closes = math.Abs(m.ClosingErrorBytes) <= m.ToleranceBytes
 	sort.SliceStable(order, func(i, j int) bool { return byHop[order[i]] > byHop[order[j]] })
 	m.MostHop, m.MostHopBytes = order[0], byHop[order[0]]
@@ -256,6 +262,10 @@ type ResultJSON struct {
 	Client  *report.Summary `json:"client,omitempty"`
 	Hops    []Hop           `json:"hops"`
 	ByteMap *ByteMap        `json:"byte_map"`
+	// Hosts and Links: a host profile's hosts (namespace, interfaces,
+	// addresses) and each link's setting and measured round trip.
+	Hosts []netlab.Host `json:"hosts,omitempty"`
+	Links []LinkResult  `json:"links,omitempty"`
 }
 
 // JSON is the row's -json form; a profile that did not run has only its
@@ -270,6 +280,7 @@ func (row Row) JSON() ResultJSON {
 	}
 	if r := row.Result; r != nil {
 		out.Target, out.Client, out.ByteMap = r.Target, &r.Client, r.ByteMap
+		out.Hosts, out.Links = r.Hosts, r.Links
 		if r.Hops != nil {
 			out.Hops = r.Hops
 		}
@@ -280,14 +291,14 @@ func (row Row) JSON() ResultJSON {
 // writeSnapshots writes every snapshot's ends and pieces, one line each,
 // into the run's directory (kept with -keep), so that a byte map that does
 // not close can be followed through the run.
-func writeSnapshots(w io.Writer, snaps []snapshot, keys []string, hops []*hop, scheme string, payload int) {
+func writeSnapshots(w io.Writer, snaps []snapshot, keys []string, hops []*hop, flights []flight, scheme string, payload int) {
 	for _, s := range snaps {
 		st := stateOf(s, keys)
 		if !st.complete {
 			fmt.Fprintf(w, "%7.2fs incomplete\n", s.at.Seconds())
 			continue
 		}
-		m := mapAt(s, keys, hops, "", scheme, payload)
+		m := mapAt(s, keys, hops, flights, "", scheme, payload)
 		var parts []string
 		for _, p := range m.Pieces {
 			parts = append(parts, fmt.Sprintf("%s %s %.0f", p.Hop, p.Place, p.Bytes))

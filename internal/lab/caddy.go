@@ -2,7 +2,11 @@ package lab
 
 import (
 	"context"
+	"fmt"
+	"net"
+	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -20,19 +24,22 @@ const CaddyInstallHint = "install with: GOBIN=/usr/local/bin go install github.c
 // user's.
 func caddyHop(file string) func(context.Context, *run, serverAddrs) (string, *hop, error) {
 	return func(ctx context.Context, r *run, srv serverAddrs) (string, *hop, error) {
-		listen, err := freeAddr()
+		listen, err := r.listenAddr("caddy")
 		if err != nil {
 			return "", nil, err
 		}
-		admin, err := freeAddr()
+		admin, err := r.listenAddr("caddy")
 		if err != nil {
 			return "", nil, err
 		}
 		accessLog := filepath.Join(r.dir, "caddy-access.log")
 		env := append(CaddyEnv(listen, srv.http, admin, accessLog),
 			"XDG_DATA_HOME="+filepath.Join(r.dir, "caddy-data"), "XDG_CONFIG_HOME="+filepath.Join(r.dir, "caddy-config"))
-		p, err := r.start("caddy", "caddy",
-			[]string{"run", "--config", filepath.Join(r.opts.Deploy, "caddy", file), "--adapter", "caddyfile"}, env, nil)
+		conf, err := r.caddyConfig(file, listen)
+		if err != nil {
+			return "", nil, err
+		}
+		p, err := r.start("caddy", "caddy", []string{"run", "--config", conf, "--adapter", "caddyfile"}, env, nil)
 		if err != nil {
 			return "", nil, err
 		}
@@ -44,6 +51,24 @@ func caddyHop(file string) func(context.Context, *run, serverAddrs) (string, *ho
 		}
 		return target("ws", listen), h, r.startSockets(ctx, h, listen, srv.http)
 	}
+}
+
+// caddyConfig is the Caddyfile to run: deploy/caddy's own on loopback; on
+// a host of its own a copy in the run's directory whose "bind 127.0.0.1"
+// names the host's address instead, as loopback is not where the client
+// comes from.
+func (r *run) caddyConfig(file, listen string) (string, error) {
+	path := filepath.Join(r.opts.Deploy, "caddy", file)
+	if r.net == nil {
+		return path, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("caddy config: %w", err)
+	}
+	ip, _, _ := net.SplitHostPort(listen)
+	out := filepath.Join(r.dir, file)
+	return out, os.WriteFile(out, []byte(strings.ReplaceAll(string(b), "bind 127.0.0.1", "bind "+ip)), 0o644)
 }
 
 // CaddyEnv is the environment the Caddyfiles in deploy/caddy read.

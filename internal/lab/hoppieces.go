@@ -79,7 +79,7 @@ func (r *run) startSockets(ctx context.Context, h *hop, listen, upstream string)
 	if err != nil {
 		return err
 	}
-	addr, err := freeAddr()
+	addr, err := r.listenAddr(h.name)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-backpressure/go-backpressure/internal/netlab"
 	"github.com/go-backpressure/go-backpressure/pkg/report"
 )
 
@@ -22,8 +23,20 @@ type Options struct {
 	Deploy   string   // the deploy/ directory with the HAProxy and nginx configs
 	Server   []string // more bp-server flags: how it reads (--pause-after, --rcvbuf, ...)
 	Client   []string // more bp-client flags: what it writes (--duration, --rate, ...)
-	Keep     bool     // keep the run's directory (logs, rendered configs)
+	Keep     bool     // keep the run's directory (logs, rendered configs) and, with Hold, the hosts
 	Progress io.Writer
+	// Links change a host profile's links, in netlab.ParseLink's syntax
+	// (client-haproxy=100mbit,40ms,0.1%); TCPRmem and TCPWmem set hosts'
+	// net.ipv4.tcp_rmem/tcp_wmem (host=min,default,max; host "all").
+	Links, TCPRmem, TCPWmem []string
+	// Hold, with Keep, is called with the hosts before they are removed,
+	// and returns when they may go (scripts/lab: at Ctrl-C).
+	Hold func(hosts []netlab.Host)
+	// Watch, for a host profile, is called once the hosts are up and
+	// before anything runs on them (a test starts a capture there); the
+	// stop it returns is called once the client has reported and every
+	// hop is scraped, before the hosts go.
+	Watch func(hosts []netlab.Host) (stop func())
 }
 
 // Result is what one run measured: the client's report, and each hop's
@@ -38,6 +51,10 @@ type Result struct {
 	// paused while every endpoint answered.
 	ByteMap *ByteMap
 	Dir     string // the run's directory; removed unless Options.Keep
+	// Hosts and Links are the profile's hosts of their own and what the
+	// kernel measured on each link (host profiles only).
+	Hosts []netlab.Host
+	Links []LinkResult
 }
 
 // Hop is one program on the path and its key numbers.
@@ -83,6 +100,8 @@ type run struct {
 	opts  Options
 	dir   string
 	procs []*process
+	net   *netlab.Net // the hosts, for a profile with hosts of its own
+	port  int         // the last port listenAddr gave out on a host
 }
 
 type serverAddrs struct{ http, tcp string }
@@ -93,6 +112,9 @@ type serverAddrs struct{ http, tcp string }
 // nil *os.File in an interface is not, and the program's output would go
 // nowhere.
 func (r *run) start(name, bin string, args, env []string, stdout io.Writer) (*process, error) {
+	if r.net != nil {
+		bin, args = netlab.Exec(r.net.NS(hostFor(name)), bin, args...)
+	}
 	p, err := start(r.dir, name, bin, args, env, stdout)
 	if err != nil {
 		return nil, err
@@ -128,7 +150,13 @@ func Run(ctx context.Context, p Profile, o Options) (res *Result, err error) {
 	}
 	r := &run{opts: o, dir: dir}
 	res = &Result{Profile: p, Dir: dir}
-	defer r.finish()
+	defer r.finish(ctx)
+	if err := r.startNet(ctx, p, res); err != nil {
+		return nil, err
+	}
+	if r.net != nil && o.Watch != nil {
+		defer o.Watch(r.net.Hosts)()
+	}
 
 	srv, err := r.startServer(ctx)
 	if err != nil {
@@ -138,39 +166,39 @@ func Run(ctx context.Context, p Profile, o Options) (res *Result, err error) {
 	if p.Scheme == "ws" {
 		res.Target = target("ws", srv.http)
 	}
-	var h *hop
-	if p.hop != nil {
-		res.Target, h, err = p.hop(ctx, r, srv)
-		if err != nil {
-			return nil, err
-		}
-	}
-	clientMetrics, err := freeAddr()
+	var hs []*hop
+	res.Target, hs, err = r.startHops(ctx, p, srv, res.Target)
 	if err != nil {
 		return nil, err
 	}
-	endpoints := pollEndpoints(clientMetrics, h, srv)
+	clientMetrics, err := r.listenAddr("client")
+	if err != nil {
+		return nil, err
+	}
+	endpoints := pollEndpoints(clientMetrics, hs, srv)
 	poll := startPoller(ctx, endpoints)
+	rtts := r.startRTT(ctx)
 	reports, err := r.runClient(ctx, res.Target, clientMetrics, &res.Client)
 	snaps := poll.finish()
+	res.Links = rtts.finish(r)
 	if reports != nil {
 		defer reports.Close()
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := r.scrape(ctx, res, clientMetrics, h, srv); err != nil {
+	if err := r.scrape(ctx, res, clientMetrics, hs, srv); err != nil {
 		return res, err
 	}
-	res.addPolled(snaps, endpoints, h)
+	res.addPolled(snaps, endpoints, hs, r.flights(hs))
 	return res, nil
 }
 
 // pollEndpoints are the pages the poller scrapes during the run, from the
 // client to the server.
-func pollEndpoints(clientMetrics string, h *hop, srv serverAddrs) []endpoint {
+func pollEndpoints(clientMetrics string, hs []*hop, srv serverAddrs) []endpoint {
 	out := []endpoint{{key: "bp-client", url: "http://" + clientMetrics + "/metrics"}}
-	if h != nil {
+	for _, h := range hs {
 		out = append(out, h.endpoints()...)
 	}
 	return append(out, endpoint{key: "bp-server", url: "http://" + srv.http + "/metrics"})
@@ -178,18 +206,15 @@ func pollEndpoints(clientMetrics string, h *hop, srv serverAddrs) []endpoint {
 
 // addPolled adds what only the snapshots show: the byte map, and the
 // relay's peak fill.
-func (res *Result) addPolled(snaps []snapshot, endpoints []endpoint, h *hop) {
+func (res *Result) addPolled(snaps []snapshot, endpoints []endpoint, hops []*hop, flights []flight) {
 	keys := make([]string, len(endpoints))
 	for i, e := range endpoints {
 		keys[i] = e.key
 	}
-	var hops []*hop
-	if h != nil {
-		hops = append(hops, h)
-	}
-	res.ByteMap = buildByteMap(snaps, keys, hops, res.Profile.Scheme, res.Client.PayloadSize)
+	res.ByteMap = buildByteMap(snaps, keys, hops, flights, res.Profile.Scheme, res.Client.PayloadSize)
+	maxInFlight(snaps, flights, res.Links)
 	if f, err := os.Create(filepath.Join(res.Dir, "bytemap-snapshots.txt")); err == nil {
-		writeSnapshots(f, snaps, keys, hops, res.Profile.Scheme, res.Client.PayloadSize)
+		writeSnapshots(f, snaps, keys, hops, flights, res.Profile.Scheme, res.Client.PayloadSize)
 		f.Close()
 	}
 	if rh := res.Hop("bp-relay"); rh != nil {
@@ -199,9 +224,11 @@ func (res *Result) addPolled(snaps []snapshot, endpoints []endpoint, h *hop) {
 	}
 }
 
-// finish stops every process and keeps or removes the run's directory.
-func (r *run) finish() {
+// finish stops every process, removes the hosts and keeps or removes the
+// run's directory.
+func (r *run) finish(ctx context.Context) {
 	r.stopAll()
+	r.stopNet(ctx)
 	if r.opts.Keep {
 		r.progress("logs and configs kept in %s", r.dir)
 	} else {
@@ -211,8 +238,18 @@ func (r *run) finish() {
 
 // startServer starts bp-server on ports it picks; its log says which.
 func (r *run) startServer(ctx context.Context) (serverAddrs, error) {
-	proc, err := r.start("bp-server", filepath.Join(r.opts.Bin, "bp-server"), append([]string{
-		"--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--log-format", "json",
+	return r.startServerOn(ctx, "bp-server", "server")
+}
+
+// startServerOn starts a bp-server named name, on the host (its address
+// toward the client) when the run has hosts.
+func (r *run) startServerOn(ctx context.Context, name, host string) (serverAddrs, error) {
+	ip := "127.0.0.1"
+	if r.net != nil {
+		ip = r.net.FirstAddr(host)
+	}
+	proc, err := r.start(name, filepath.Join(r.opts.Bin, "bp-server"), append([]string{
+		"--http-addr", ip + ":0", "--tcp-addr", ip + ":0", "--log-format", "json",
 	}, r.opts.Server...), nil, nil)
 	if err != nil {
 		return serverAddrs{}, err
@@ -221,7 +258,7 @@ func (r *run) startServer(ctx context.Context) (serverAddrs, error) {
 	if err != nil {
 		return serverAddrs{}, err
 	}
-	r.progress("bp-server listening: http %s, tcp %s", srv.http, srv.tcp)
+	r.progress("%s listening: http %s, tcp %s", name, srv.http, srv.tcp)
 	return srv, nil
 }
 
@@ -231,14 +268,19 @@ func (r *run) startServer(ctx context.Context) (serverAddrs, error) {
 // pipe's read end, which the caller closes only when done with the client
 // (a closed pipe could fail the client's last writes).
 func (r *run) runClient(ctx context.Context, target, clientMetrics string, summary *report.Summary) (*os.File, error) {
+	return r.runClientOn(ctx, "bp-client", target, clientMetrics, summary, r.opts.Client)
+}
+
+// runClientOn is runClient for a bp-client named name with its own flags.
+func (r *run) runClientOn(ctx context.Context, name, target, clientMetrics string, summary *report.Summary, flags []string) (*os.File, error) {
 	rd, wr, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	cli, err := r.start("bp-client", filepath.Join(r.opts.Bin, "bp-client"), append([]string{
+	cli, err := r.start(name, filepath.Join(r.opts.Bin, "bp-client"), append([]string{
 		"--target", target, "--output", "json", "--progress", "off", "--log-format", "json",
 		"--metrics-addr", clientMetrics, "--linger", "1m",
-	}, r.opts.Client...), nil, wr)
+	}, flags...), nil, wr)
 	wr.Close()
 	if err != nil {
 		return rd, err
@@ -260,13 +302,13 @@ func (r *run) runClient(ctx context.Context, target, clientMetrics string, summa
 // scrape adds every hop's numbers to res, from the client to the server,
 // once its connections have closed; on error res holds the hops scraped
 // so far.
-func (r *run) scrape(ctx context.Context, res *Result, clientMetrics string, h *hop, srv serverAddrs) error {
+func (r *run) scrape(ctx context.Context, res *Result, clientMetrics string, hs []*hop, srv serverAddrs) error {
 	cliHop, err := bpNumbers(ctx, "bp-client", "http://"+clientMetrics+"/metrics")
 	if err != nil {
 		return err
 	}
 	res.Hops = append(res.Hops, cliHop)
-	if h != nil {
+	for _, h := range hs {
 		hn, err := h.numbers(ctx)
 		if err != nil {
 			return err

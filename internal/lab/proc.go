@@ -113,7 +113,7 @@ func freeAddr() (string, error) {
 // waitHTTP polls url until it answers 200, the process exits, or the
 // timeout passes.
 func waitHTTP(ctx context.Context, p *process, url string, timeout time.Duration) error {
-	client := &http.Client{Timeout: time.Second}
+	client := &http.Client{Timeout: time.Second, Transport: labHTTP.Transport}
 	deadline := time.Now().Add(timeout)
 	for {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/go-backpressure/go-backpressure/internal/netlab"
 )
 
 // InstallHint says how to get HAProxy and nginx from Debian's packages.
@@ -25,6 +27,11 @@ type Profile struct {
 	Needs  string // the program the hop runs: "", "bp-relay", "haproxy", "nginx" or "caddy"
 
 	hop func(ctx context.Context, r *run, srv serverAddrs) (target string, h *hop, err error)
+	wan *wanSpec // hosts of their own and shaped links; nil: loopback
+	// front are hops in front of hop, client-most first (wan-two-lbs:
+	// nginx in front of HAProxy); also is the program they run.
+	front []hopFunc
+	also  string
 }
 
 // Profiles are the lab's paths, in the order make lab lists and runs them.
@@ -72,6 +79,39 @@ var Profiles = []Profile{
 		Shows: "Caddy, a Go reverse proxy: after the upgrade it copies each direction through a 32 KiB buffer; flush_interval and request buffering do not apply to the tunnel",
 		hop:   caddyHop("caddy-ws.Caddyfile"),
 	},
+	{
+		Name: "wan-direct", Scheme: "tcp", Path: "client host -> 100 Mbit/s, 30 ms -> server host (bp-server)",
+		Shows: "a VM with a public IP across the internet: the kernels autotune their buffers to the bandwidth-delay product, and the bytes in flight on the link are a place of their own",
+		wan: &wanSpec{hosts: []string{"client", "server"}, links: []netlab.Link{
+			{A: "client", B: "server", Rate: 100_000_000, RTT: 30 * time.Millisecond}}},
+	},
+	{
+		Name: "wan-haproxy", Scheme: "tcp", Needs: "haproxy", Path: "client host -> 1 Gbit/s, 20 ms -> HAProxy host (mode tcp) -> 10 Gbit/s, 0.5 ms -> server host",
+		Shows: "a VM behind a cloud load balancer: the long link is in front of HAProxy, whose host buffers as much as its kernel autotunes; the short one behind it",
+		hop:   haproxyHop("haproxy-tcp.cfg", "tcp"),
+		wan: &wanSpec{hosts: []string{"client", "haproxy", "server"}, links: []netlab.Link{
+			{A: "client", B: "haproxy", Rate: 1_000_000_000, RTT: 20 * time.Millisecond},
+			{A: "haproxy", B: "server", Rate: 10_000_000_000, RTT: 500 * time.Microsecond}}},
+	},
+	{
+		Name: "wan-two-lbs", Scheme: "tcp", Needs: "haproxy", also: "nginx",
+		Path:  "client host -> 1 Gbit/s, 20 ms -> nginx host (stream) -> 10 Gbit/s, 0.5 ms -> HAProxy host (mode tcp) -> 10 Gbit/s, 0.5 ms -> server host",
+		Shows: "an edge load balancer in front of an internal one: two hosts' autotuned socket queues between client and server, each hop's share on the map",
+		hop:   haproxyHop("haproxy-tcp.cfg", "tcp"),
+		front: []hopFunc{nginxHop("nginx-tcp.conf", "tcp")},
+		wan: &wanSpec{hosts: []string{"client", "nginx", "haproxy", "server"}, links: []netlab.Link{
+			{A: "client", B: "nginx", Rate: 1_000_000_000, RTT: 20 * time.Millisecond},
+			{A: "nginx", B: "haproxy", Rate: 10_000_000_000, RTT: 500 * time.Microsecond},
+			{A: "haproxy", B: "server", Rate: 10_000_000_000, RTT: 500 * time.Microsecond}}},
+	},
+	{
+		Name: "wan-router", Scheme: "ws", Needs: "caddy", Path: "client host -> 1 Gbit/s, 20 ms -> router host (Caddy, wss in production) -> 10 Gbit/s, 0.5 ms -> server host",
+		Shows: "the Cloud Foundry shape: a Go reverse proxy in front of the app; after the WebSocket upgrade it copies through a 32 KiB buffer, and its host's autotuned sockets hold the rest",
+		hop:   caddyHop("caddy-ws.Caddyfile"),
+		wan: &wanSpec{hosts: []string{"client", "caddy", "server"}, links: []netlab.Link{
+			{A: "client", B: "caddy", Rate: 1_000_000_000, RTT: 20 * time.Millisecond},
+			{A: "caddy", B: "server", Rate: 10_000_000_000, RTT: 500 * time.Microsecond}}},
+	},
 }
 
 // Lookup finds a profile by name.
@@ -92,6 +132,14 @@ var ErrMissing = errors.New("missing")
 // ErrMissing), or nil. bin is the directory with the lab's binaries. A
 // third-party hop needs bp-sockets too, for its kernel queues.
 func (p Profile) Missing(bin string) error {
+	if p.also != "" {
+		if err := (Profile{Needs: p.also}).Missing(bin); err != nil {
+			return err
+		}
+	}
+	if err := p.needsRoot(); err != nil {
+		return err
+	}
 	if p.Needs != "" && p.Needs != "bp-relay" {
 		if _, err := os.Stat(filepath.Join(bin, "bp-sockets")); err != nil {
 			return fmt.Errorf("%w: bp-sockets is not built (it watches the %s hop's sockets for the byte map)", ErrMissing, p.Needs)
@@ -142,7 +190,7 @@ func relayHop(buffer string) func(context.Context, *run, serverAddrs) (string, *
 	return func(ctx context.Context, r *run, srv serverAddrs) (string, *hop, error) {
 		var addrs [3]string
 		for i := range addrs {
-			a, err := freeAddr()
+			a, err := r.listenAddr("relay")
 			if err != nil {
 				return "", nil, err
 			}
@@ -168,11 +216,11 @@ func relayHop(buffer string) func(context.Context, *run, serverAddrs) (string, *
 // deploy/haproxy, its addresses given through the environment.
 func haproxyHop(file, scheme string) func(context.Context, *run, serverAddrs) (string, *hop, error) {
 	return func(ctx context.Context, r *run, srv serverAddrs) (string, *hop, error) {
-		listen, err := freeAddr()
+		listen, err := r.listenAddr("haproxy")
 		if err != nil {
 			return "", nil, err
 		}
-		stats, err := freeAddr()
+		stats, err := r.listenAddr("haproxy")
 		if err != nil {
 			return "", nil, err
 		}
@@ -203,11 +251,11 @@ func HAProxyEnv(listen, upstream, stats string) []string {
 // its own and runs nginx in the foreground there.
 func nginxHop(file, scheme string) func(context.Context, *run, serverAddrs) (string, *hop, error) {
 	return func(ctx context.Context, r *run, srv serverAddrs) (string, *hop, error) {
-		listen, err := freeAddr()
+		listen, err := r.listenAddr("nginx")
 		if err != nil {
 			return "", nil, err
 		}
-		status, err := freeAddr()
+		status, err := r.listenAddr("nginx")
 		if err != nil {
 			return "", nil, err
 		}

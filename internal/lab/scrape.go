@@ -65,7 +65,7 @@ func scrape(ctx context.Context, url string) (samples, error) {
 	}
 	// Ask for the text format: HAProxy and client_golang both serve it.
 	req.Header.Set("Accept", "text/plain;version=0.0.4")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := labHTTP.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("scrape %s: %w", url, err)
 	}
@@ -149,7 +149,7 @@ func fetchText(ctx context.Context, url string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := labHTTP.Do(req)
 	if err != nil {
 		return "", err
 	}

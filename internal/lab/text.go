@@ -61,7 +61,30 @@ func (r *Result) WriteText(w io.Writer) {
 		}
 	}
 	tw.Flush()
+	r.writeLinks(w)
 	r.WriteByteMap(w)
+}
+
+// writeLinks prints each link's setting against the round trip the
+// kernel measured, and the hosts' namespaces (host profiles only).
+func (r *Result) writeLinks(w io.Writer) {
+	if len(r.Links) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nlinks (round trip from the sender's TCP_INFO, ss -tin):\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, l := range r.Links {
+		fmt.Fprintf(tw, "  %s\tasked %.1f ms\trtt median %.1f ms, least %.1f ms, min_rtt %.1f ms (%d samples)\tmost in flight %s\n",
+			l.Setting, l.AskedRTTMs, l.RTTMedianMs, l.RTTMinMs, l.MinRTTMs, l.Samples, human(l.MaxInFlightBytes))
+	}
+	tw.Flush()
+	for _, h := range r.Hosts {
+		var ifs []string
+		for _, i := range h.Interfaces {
+			ifs = append(ifs, i.Name+" "+i.Address)
+		}
+		fmt.Fprintf(w, "  host %s: ip netns exec %s ... (%s)\n", h.Name, h.Namespace, strings.Join(ifs, ", "))
+	}
 }
 
 // WriteByteMap prints the byte map as a small table, client to server, its

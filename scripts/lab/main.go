@@ -1,4 +1,5 @@
-// Command lab runs a path of the backpressure lab on loopback: bp-server,
+// Command lab runs a path of the backpressure lab, on loopback or (the
+// wan-* profiles, as root) on hosts of their own with shaped links: bp-server,
 // the profile's hop (bp-relay, HAProxy, nginx or Caddy) and bp-client, each with its
 // metrics, against a server that pauses its reading, then prints the
 // client's report and every hop's numbers, and stops everything it started.
@@ -7,6 +8,7 @@
 //	go run ./scripts/lab haproxy-tcp       # run one (make lab PROFILE=haproxy-tcp)
 //	go run ./scripts/lab -all              # run every one, then a table (make lab-all)
 //	go run ./scripts/lab -json relay-buffered   # the report, hops and byte map as JSON
+//	go run ./scripts/lab -link client-haproxy=100mbit,40ms,0.1% wan-haproxy   # a link changed
 //
 // See docs/LAB.md.
 package main
@@ -25,6 +27,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/go-backpressure/go-backpressure/internal/lab"
+	"github.com/go-backpressure/go-backpressure/internal/netlab"
 )
 
 // The ends' settings in every run; -server and -client add to them (a flag
@@ -47,6 +50,7 @@ func run() int {
 	deploy := fs.String("deploy", "deploy", "directory with the haproxy/, nginx/ and caddy/ configs")
 	quiet := fs.Bool("quiet", false, "do not show which processes start")
 	htmlDir := fs.String("html", "artifacts/lab", "write each profile's run as an HTML page (<profile>.html) and a summary page linking them (index.html) into this directory (empty: none)")
+	links, rmem, wmem, fleetSize := hostFlags(fs)
 	asJSON := fs.Bool("json", false, "print, per profile, the client's report, each hop's numbers and the byte map as one JSON object on stdout (progress goes to stderr)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: lab [flags] [profile]   (make lab PROFILE=name, make lab-all)\n\n")
@@ -62,6 +66,9 @@ func run() int {
 	}
 	serverFlags := strings.TrimSpace(defaultServerFlags + " " + *serverExtra)
 	clientFlags := strings.TrimSpace(defaultClientFlags + " " + *clientExtra)
+	if fs.NArg() == 1 && fs.Arg(0) == "fleet" {
+		return runFleet(*fleetSize, *asJSON, *keep, *quiet, serverFlags, clientFlags, *links)
+	}
 	profiles, code, ok := pickProfiles(fs, *all)
 	if !ok {
 		return code
@@ -95,6 +102,8 @@ func run() int {
 	opts := lab.Options{
 		Bin: bin, Deploy: *deploy, Keep: *keep,
 		Server: strings.Fields(serverFlags), Client: strings.Fields(clientFlags),
+		Links: *links, TCPRmem: *rmem, TCPWmem: *wmem,
+		Hold: func(hosts []netlab.Host) { holdHosts(ctx, out, hosts) },
 	}
 	if !*quiet {
 		opts.Progress = out
@@ -120,8 +129,11 @@ func run() int {
 		case !res.Client.Completed:
 			status = 1
 		}
-		if ctx.Err() != nil {
-			return 130
+		if ctx.Err() != nil { // with -keep, Ctrl-C ends the hold: results still print
+			if !*keep || err != nil {
+				return 130
+			}
+			break
 		}
 	}
 	if *all {
@@ -134,11 +146,36 @@ func run() int {
 	return status
 }
 
+// hostFlags are the host profiles' flags: links, TCP memory, the fleet.
+func hostFlags(fs *flag.FlagSet) (links, rmem, wmem *listFlag, fleet *string) {
+	links, rmem, wmem = new(listFlag), new(listFlag), new(listFlag)
+	fs.Var(links, "link", "a host profile's link: a-b=RATE,RTT[,LOSS%][,mtu=N], e.g. client-haproxy=100mbit,40ms,0.1% (parts optional, repeatable; docs/LAB.md)")
+	fs.Var(rmem, "tcp-rmem", "a host's net.ipv4.tcp_rmem: host=min,default,max (host or all; repeatable)")
+	fs.Var(wmem, "tcp-wmem", "a host's net.ipv4.tcp_wmem: host=min,default,max (host or all; repeatable)")
+	fleet = fs.String("fleet", "8x250x2", "the fleet profile's size: CLIENTSxCONNECTIONSxSERVERS (client hosts, connections per client, server hosts)")
+	return links, rmem, wmem, fleet
+}
+
+// listFlag is a flag that may be given more than once.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// holdHosts keeps a host profile's hosts up after the run (-keep) until
+// Ctrl-C, listing them as JSON so that tools can be attached.
+func holdHosts(ctx context.Context, out *os.File, hosts []netlab.Host) {
+	b, _ := json.MarshalIndent(hosts, "   ", "  ")
+	fmt.Fprintf(out, "   hosts kept up until Ctrl-C (ip netns exec NAMESPACE ss -tin):\n   %s\n", b)
+	<-ctx.Done()
+}
+
 func listProfiles() {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	for _, p := range lab.Profiles {
 		fmt.Fprintf(tw, "  %s\t%s\n", p.Name, p.Path)
 	}
+	fmt.Fprintf(tw, "  fleet\tN client hosts -> 1 Gbit/s, 20 ms -> HAProxy host -> 10 Gbit/s, 0.5 ms -> M server hosts (-fleet 8x250x2; root; not in -all)\n")
 	tw.Flush()
 }
 
@@ -200,4 +237,50 @@ func writeJSON(rows []lab.Row) bool {
 		return false
 	}
 	return true
+}
+
+// runFleet runs the fleet profile once and prints every host's line (or,
+// with -json, the whole result).
+func runFleet(size string, asJSON, keep, quiet bool, serverFlags, clientFlags string, links []string) int {
+	f, err := lab.ParseFleet(size)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		return 2
+	}
+	out := os.Stdout
+	if asJSON {
+		out = os.Stderr
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	bin, err := os.MkdirTemp("", "bp-lab-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		return 1
+	}
+	defer os.RemoveAll(bin)
+	if _, err := lab.Build(ctx, ".", bin); err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		return 1
+	}
+	opts := lab.Options{Bin: bin, Keep: keep, Links: links,
+		Server: strings.Fields(serverFlags), Client: strings.Fields(clientFlags)}
+	if !quiet {
+		opts.Progress = out
+	}
+	fmt.Fprintf(out, "== fleet: %d client hosts x %d connections -> HAProxy -> %d server hosts\n", f.Clients, f.Connections, f.Servers)
+	res, err := lab.RunFleet(ctx, f, opts)
+	if res != nil {
+		res.WriteText(out)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab: fleet:", err)
+		return 1
+	}
+	if asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(res)
+	}
+	return 0
 }

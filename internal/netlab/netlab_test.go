@@ -1,0 +1,89 @@
+package netlab
+
+import (
+	"context"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func TestParseLink(t *testing.T) {
+	l, err := ParseLink("client-lb=100mbit,40ms,0.1%,mtu=9000", Link{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.A != "client" || l.B != "lb" || l.Rate != 100_000_000 || l.RTT != 40*time.Millisecond || l.Loss != 0.001 || l.MTU != 9000 {
+		t.Fatalf("%+v", l)
+	}
+	if got := l.String(); got != "client-lb=100mbit,40ms,0.1%,mtu=9000" {
+		t.Fatalf("String: %s", got)
+	}
+	base := Link{A: "client", B: "lb", Rate: 1e9, RTT: time.Millisecond}
+	if l, _ := ParseLink("client-lb=5ms", base); l.Rate != 1e9 || l.RTT != 5*time.Millisecond {
+		t.Fatalf("partial: %+v", l)
+	}
+	for _, bad := range []string{"client", "clientlb=1ms", "a-b=fast", "a-b=150%", "a-b=mtu=1"} {
+		if _, err := ParseLink(bad, Link{}); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// TestPathRTT builds two hosts joined by a 100 Mbit/s, 30 ms link, sends
+// 4 MiB across and checks the kernel's round trip (TCP_INFO) and that
+// Close leaves no namespace.
+func TestPathRTT(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n, err := Create(ctx, Spec{Hosts: []string{"client", "server"},
+		Links: []Link{{A: "client", B: "server", Rate: 100_000_000, RTT: 30 * time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	srvAddr := n.Addr("server", "client") + ":9000"
+	var ln net.Listener
+	if err := Do(n.NS("server"), func() (err error) { ln, err = net.Listen("tcp", srvAddr); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			io.Copy(io.Discard, c)
+			c.Close()
+		}
+	}()
+	var c net.Conn
+	if err := Do(n.NS("client"), func() (err error) { c, err = net.Dial("tcp", srvAddr); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	buf := make([]byte, 4<<20)
+	if _, err := c.Write(buf); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := c.(*net.TCPConn).SyscallConn()
+	var info *unix.TCPInfo
+	raw.Control(func(fd uintptr) { info, _ = unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO) })
+	rtt, minRTT := time.Duration(info.Rtt)*time.Microsecond, time.Duration(info.Min_rtt)*time.Microsecond
+	t.Logf("4 MiB written in %v; rtt %v, min_rtt %v", time.Since(start), rtt, minRTT)
+	if minRTT < 27*time.Millisecond || minRTT > 33*time.Millisecond {
+		t.Errorf("min_rtt %v, want 30ms within 10%%", minRTT)
+	}
+	c.Close()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left := List(); len(left) > 0 {
+		t.Errorf("left: %v", left)
+	}
+}
