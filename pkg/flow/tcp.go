@@ -22,6 +22,9 @@ type tcpConn struct {
 	framed  bool      // false: hello-less, every byte is payload
 	remain  int       // payload bytes left in the current data frame
 	hdr     [frameHeader]byte
+	hdrN    int           // bytes of the next header read with the last payload
+	vec     *vecReader    // readv of the socket (nil: not a plain TCP socket)
+	pre     *bytes.Reader // bytes read past the hello, read through r first (nil: none)
 	ctlBuf  []byte
 	wmu     sync.Mutex
 	whdr    [frameHeader]byte
@@ -40,7 +43,20 @@ var (
 )
 
 func newTCPConn(c net.Conn, r io.Reader, framed bool) *tcpConn {
-	return &tcpConn{conn: c, r: r, framed: framed, ctlBuf: make([]byte, MaxControlSize), ctlOut: make([]byte, 0, 64)}
+	tc := &tcpConn{conn: c, r: r, framed: framed, ctlBuf: make([]byte, MaxControlSize), ctlOut: make([]byte, 0, 64)}
+	if framed && r == c {
+		tc.vec = newVecReader(c)
+	}
+	return tc
+}
+
+// newTCPConnAfter is a framed connection whose first bytes, rest, came in
+// with the hello: they are read first, then the socket.
+func newTCPConnAfter(c net.Conn, rest []byte) *tcpConn {
+	pre := bytes.NewReader(bytes.Clone(rest))
+	tc := newTCPConn(c, io.MultiReader(pre, c), true)
+	tc.pre, tc.vec = pre, newVecReader(c)
+	return tc
 }
 
 func (c *tcpConn) Protocol() Protocol  { return TCP }
@@ -53,13 +69,7 @@ func (c *tcpConn) Read(p []byte) (int, Control, error) {
 		return n, Control{}, err
 	}
 	for c.remain == 0 {
-		if _, err := io.ReadFull(c.r, c.hdr[:]); err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				err = fmt.Errorf("read frame header: %w", err)
-			}
-			return 0, Control{}, err
-		}
-		h, err := parseFrameHeader(&c.hdr)
+		h, err := c.readHeader()
 		if err != nil {
 			return 0, Control{}, err
 		}
@@ -72,12 +82,52 @@ func (c *tcpConn) Read(p []byte) (int, Control, error) {
 	if len(p) > c.remain {
 		p = p[:c.remain]
 	}
-	n, err := c.r.Read(p)
+	n, err := c.readPayload(p)
 	c.remain -= n
 	if err == io.EOF && c.remain > 0 {
 		err = fmt.Errorf("read data frame: %w", io.ErrUnexpectedEOF)
 	}
 	return n, Control{}, err
+}
+
+// readHeader completes the next frame header (some of it may have come
+// with the last payload) and decodes it.
+func (c *tcpConn) readHeader() (frameHead, error) {
+	if c.hdrN < frameHeader {
+		m, err := io.ReadFull(c.r, c.hdr[c.hdrN:])
+		c.hdrN += m
+		if err == io.EOF && c.hdrN > 0 {
+			err = io.ErrUnexpectedEOF
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			err = fmt.Errorf("read frame header: %w", err)
+		}
+		if err != nil {
+			return frameHead{}, err
+		}
+	}
+	c.hdrN = 0
+	return parseFrameHeader(&c.hdr)
+}
+
+// readPayload reads payload of the current data frame into p (at most
+// c.remain bytes). When p reaches the frame's end, the same readv also
+// takes the next frame's header into c.hdr, so a stream of frames no
+// larger than the read size costs one system call per frame instead of
+// two (see vecReader).
+func (c *tcpConn) readPayload(p []byte) (int, error) {
+	if c.vec == nil || len(p) == 0 || (c.pre != nil && c.pre.Len() > 0) {
+		return c.r.Read(p)
+	}
+	var next []byte
+	if len(p) == c.remain {
+		next = c.hdr[:]
+	}
+	n, err := c.vec.read(p, next)
+	if n > len(p) {
+		c.hdrN, n = n-len(p), len(p)
+	}
+	return n, err
 }
 
 // readControl reads a control frame's body of size bytes and parses it.
@@ -151,7 +201,7 @@ func (c *tcpConn) Abort(string) {
 
 // RawStream: framed TCP is forwarded as it is.
 func (c *tcpConn) Framed() bool          { return c.framed }
-func (c *tcpConn) AtFrameBoundary() bool { return c.remain == 0 }
+func (c *tcpConn) AtFrameBoundary() bool { return c.remain == 0 && c.hdrN == 0 }
 func (c *tcpConn) RawReader() io.Reader  { return c.r }
 
 // WriteRaw implements RawStream.
@@ -252,11 +302,10 @@ func acceptTCP(nc net.Conn, helloTimeout time.Duration) (*Hello, Conn, error) {
 			if herr != nil {
 				return nil, nil, herr
 			}
-			var r io.Reader = nc
 			if rest := got[i+1:]; len(rest) > 0 {
-				r = io.MultiReader(bytes.NewReader(bytes.Clone(rest)), nc)
+				return &h, newTCPConnAfter(nc, rest), nil
 			}
-			return &h, newTCPConn(nc, r, true), nil
+			return &h, newTCPConn(nc, nc, true), nil
 		}
 		if n == len(buf) {
 			return nil, nil, tooLargef("hello line longer than %d bytes", MaxHelloSize)
