@@ -247,7 +247,7 @@ func DialTCPRaw(ctx context.Context, addr string, opts SocketOptions) (Conn, err
 // dialTCPSocket connects to addr with the socket options, inside TLS when
 // they ask for it.
 func dialTCPSocket(ctx context.Context, addr string, opts SocketOptions) (net.Conn, error) {
-	d := net.Dialer{Control: opts.control}
+	d := opts.dialer()
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
@@ -332,6 +332,9 @@ type SocketOptions struct {
 	// the protocol inside TLS (tls:// targets), and wss:// URLs use it
 	// instead of the defaults. Listeners ignore it.
 	TLS *tls.Config
+	// Source, when set, binds each dialled connection to its next local
+	// address in turn. Listeners ignore it.
+	Source *SourceAddrs
 }
 
 func (o SocketOptions) control(network, address string, rc syscall.RawConn) error {
