@@ -48,7 +48,8 @@ func main() {
 	flag.StringVar(&o.source, "source-addrs", "127.0.0.2-127.0.0.9", "bp-client --source-addrs (empty: the kernel picks)")
 	flag.DurationVar(&o.duration, "duration", 0, "bp-client --duration: the run ends by itself and every connection must close cleanly (0: the run is ended with SIGTERM to client and server at once, timed)")
 	flag.Parse()
-	if err := raiseNoFile(uint64(2*o.conns + 1000)); err != nil {
+	// Client and server each hold one socket per connection.
+	if err := raiseNoFile(uint64(o.conns + 500)); err != nil {
 		fmt.Fprintln(os.Stderr, "connmem:", err)
 		os.Exit(1)
 	}
@@ -74,10 +75,13 @@ func raiseNoFile(n uint64) error {
 	if rl.Cur >= n {
 		return nil
 	}
-	rl.Cur = n
-	rl.Max = max(rl.Max, n)
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
-		return fmt.Errorf("raise RLIMIT_NOFILE to %d (run as root or raise ulimit -Hn): %w", n, err)
+	want := rl
+	want.Cur, want.Max = n, max(rl.Max, n)
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &want); err != nil {
+		// Without CAP_SYS_RESOURCE (a container) the hard limit stays:
+		// say how many connections it allows.
+		return fmt.Errorf("raise RLIMIT_NOFILE to %d: %w (hard limit %d: at most about %d connections; raise ulimit -Hn or run with CAP_SYS_RESOURCE)",
+			n, err, rl.Max, rl.Max-500)
 	}
 	return nil
 }
