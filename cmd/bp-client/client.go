@@ -144,6 +144,7 @@ func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*htt
 func dialer(cfg clientConfig, log *slog.Logger) func(context.Context, flow.Hello) (flow.Conn, error) {
 	target, _ := cfg.target() // checked by Validate
 	opts := flow.SocketOptions{SendBuffer: int(cfg.SndBuf), ReceiveBuffer: int(cfg.RcvBuf), TLS: cfg.tls()}
+	opts.Source = cfg.sourceAddrs() // --source-addrs: each dial takes the next
 	if opts.TLS != nil && opts.TLS.InsecureSkipVerify {
 		log.Warn("not verifying the server's TLS certificate (--insecure-skip-verify): anyone in the path can read and change the stream")
 	}

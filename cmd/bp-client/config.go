@@ -40,6 +40,8 @@ type clientConfig struct {
 	ReconnectMax   int           `envconfig:"RECONNECT_MAX" flag:"reconnect-max" default:"10" desc:"with --reconnect, attempts per connection before the run fails"`
 	ReconnectWait  time.Duration `envconfig:"RECONNECT_BACKOFF" flag:"reconnect-backoff" default:"200ms" desc:"with --reconnect, the wait before the first attempt; it doubles with each attempt, with jitter, up to --reconnect-backoff-max"`
 	ReconnectCap   time.Duration `envconfig:"RECONNECT_BACKOFF_MAX" flag:"reconnect-backoff-max" default:"5s" desc:"with --reconnect, the longest wait between two attempts"`
+	// SourceAddrs: local addresses for the connections (issue 16).
+	SourceAddrs string `envconfig:"SOURCE_ADDRS" flag:"source-addrs" default:"" desc:"local addresses to bind the connections to, round-robin: a comma-separated list of addresses and first-last ranges, e.g. 127.0.0.2-127.0.0.9 (empty: the kernel picks); one address allows about 28,000 connections to one server port"`
 
 	// metricsDefault: MetricsAddr is the default, which the user did not
 	// ask for: when it is taken, the run goes on without metrics rather
@@ -126,7 +128,16 @@ func (c clientConfig) Validate() error {
 	case c.ReconnectCap < c.ReconnectWait:
 		return config.Invalid("reconnect-backoff-max", c.ReconnectCap, "must be at least --reconnect-backoff "+c.ReconnectWait.String())
 	}
+	if _, err := flow.ParseSourceAddrs(c.SourceAddrs); err != nil {
+		return config.Invalid("source-addrs", c.SourceAddrs, err.Error())
+	}
 	return nil
+}
+
+// sourceAddrs are the parsed --source-addrs (nil: none; checked by Validate).
+func (c clientConfig) sourceAddrs() *flow.SourceAddrs {
+	sa, _ := flow.ParseSourceAddrs(c.SourceAddrs)
+	return sa
 }
 
 // target parses --target into the target to dial.

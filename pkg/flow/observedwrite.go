@@ -35,11 +35,14 @@ func (w *WriteObserver) Begin() time.Time {
 }
 
 // End is called when the write call begun at began returned, with the
-// payload bytes it accepted.
-func (w *WriteObserver) End(began time.Time, n int) {
-	blocked := time.Since(began)
+// payload bytes it accepted. It returns the time it read as the call's end,
+// so the caller's idle clock needs no clock read of its own.
+func (w *WriteObserver) End(began time.Time, n int) time.Time {
+	now := time.Now()
+	blocked := now.Sub(began)
 	if n > 0 && w.inPipe {
 		w.obs.InPipe(int64(n))
 	}
 	w.obs.Wrote(n, blocked, blocked >= w.stall)
+	return now
 }

@@ -78,6 +78,13 @@ func newPacer(set ReadSettings, start time.Time, obs pacerObserver) *pacer {
 	return p
 }
 
+// pauses reports whether beforeRead can wait; slows, whether afterRead
+// can. A reader at full speed skips both calls and the clock reads around
+// them (three clock reads per read call on the server of an upload,
+// before).
+func (p *pacer) pauses() bool { return p.set.Pause.Active() }
+func (p *pacer) slows() bool  { return p.set.Delay > 0 || p.limiter != nil }
+
 // beforeRead waits out a scheduled pause.
 func (p *pacer) beforeRead(ctx context.Context) error {
 	paused, until := p.set.Pause.PausedAt(time.Since(p.start))

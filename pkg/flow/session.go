@@ -114,7 +114,7 @@ type Session struct {
 
 	// Idle accounting: the last time a byte or message moved (or a pacer
 	// wait ended), and what is on purpose not idle.
-	lastActive atomic.Int64 // UnixNano
+	lastActive atomic.Int64 // monotonic nanoseconds since start
 	writing    atomic.Bool  // a payload write call is in progress
 	pacing     atomic.Bool  // the reader waits for its pause, delay or rate
 }
@@ -153,8 +153,13 @@ func NewSession(conn Conn, plan Plan, obs Observer) *Session {
 	return s
 }
 
-// touch records activity now (idle accounting).
-func (s *Session) touch() { s.lastActive.Store(time.Now().UnixNano()) }
+// touch records activity now (idle accounting). It keeps the monotonic
+// offset from start: time.Since reads one clock, where time.Now reads the
+// wall clock too, and the reader and writer touch on every call.
+func (s *Session) touch() { s.lastActive.Store(int64(time.Since(s.start))) }
+
+// touchAt records activity at t, a time the caller read already.
+func (s *Session) touchAt(t time.Time) { s.lastActive.Store(int64(t.Sub(s.start))) }
 
 // Snapshot is a live view of a session, safe to take while it runs.
 type Snapshot struct {
@@ -378,8 +383,7 @@ func (s *Session) writeLoop(ctx context.Context) error {
 		s.writing.Store(true)
 		n, err := s.conn.WritePayload(p)
 		s.writing.Store(false)
-		s.writes.End(began, n)
-		s.touch()
+		s.touchAt(s.writes.End(began, n))
 		if n > 0 {
 			written += int64(n)
 			s.written.Store(written)
@@ -438,7 +442,7 @@ func (s *Session) readLoop(ctx context.Context) error {
 	defer buf.release()
 	pace := newPacer(s.plan.Read, s.start, pausedObserver{s})
 	for {
-		if s.plan.PeerWrites {
+		if s.plan.PeerWrites && pace.pauses() {
 			s.pacing.Store(true)
 			err := pace.beforeRead(ctx)
 			s.pacing.Store(false)
@@ -461,12 +465,14 @@ func (s *Session) readLoop(ctx context.Context) error {
 			if aerr := s.ackByBytes(total); aerr != nil {
 				return aerr
 			}
-			s.pacing.Store(true)
-			perr := pace.afterRead(ctx, n)
-			s.pacing.Store(false)
-			s.touch()
-			if perr != nil {
-				return nil
+			if pace.slows() {
+				s.pacing.Store(true)
+				perr := pace.afterRead(ctx, n)
+				s.pacing.Store(false)
+				s.touch()
+				if perr != nil {
+					return nil
+				}
 			}
 		}
 		if ctl.Type != "" {
@@ -634,7 +640,7 @@ func (s *Session) idleLoop(ctx context.Context, bothDone <-chan struct{}) {
 			s.touch() // on purpose, not idle: the clock starts again after it
 			continue
 		}
-		if idle := time.Since(time.Unix(0, s.lastActive.Load())); idle >= s.plan.IdleTimeout {
+		if idle := time.Since(s.start) - time.Duration(s.lastActive.Load()); idle >= s.plan.IdleTimeout {
 			s.fail(fmt.Errorf("%w: no byte moved either way for %s", ErrIdle, idle.Round(time.Millisecond)))
 			return
 		}

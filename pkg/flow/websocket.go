@@ -322,7 +322,7 @@ func DialWebSocketRaw(ctx context.Context, url string, opts SocketOptions, heade
 // dialWS opens the WebSocket connection to url with the socket options and
 // the package's buffer sizes; the hello is the caller's.
 func dialWS(ctx context.Context, url string, opts SocketOptions, header http.Header) (*websocket.Conn, error) {
-	nd := net.Dialer{Control: opts.control}
+	nd := opts.dialer()
 	d := websocket.Dialer{
 		NetDialContext:   nd.DialContext,
 		HandshakeTimeout: 10 * time.Second,

@@ -30,6 +30,8 @@ type options struct {
 	Only        string // comma-separated words; a case runs when its name contains one
 	Verbose     bool
 	RequireAll  bool // a missing tool fails the run instead of skipping its case
+	Load        bool // run a busy loop in the background (the loaded variant)
+	LoadPin     bool // pin that busy loop to the last CPU
 }
 
 // Case names, in the order each round runs them.
@@ -53,31 +55,45 @@ type benchCase struct {
 	instrumented bool
 	metricsAddr  string
 	skipped      string // why the case does not run
-	rates        []float64
+	// peers are the long-running processes the stream passes besides the
+	// client (servers, hops): their CPU time during the case counts.
+	peers []*proc
+	rates []float64 // bytes per second, per round
+	cpu   []float64 // CPU seconds (client + peers) per GB moved, per round
 }
 
-// ratio is one comparison the targets are about: num / den per round.
+// ratio is one comparison the targets are about: num / den per round, of
+// throughput or (cpu) of CPU seconds per GB.
 type ratio struct {
 	name     string
 	num, den string
-	target   float64 // the ratio must be at least this; 0: informative
+	cpu      bool    // compare CPU s/GB instead of throughput
+	target   float64 // throughput: at least this; CPU: at most this; 0: informative
 }
 
+// ratios are the issue's targets (issue 16), throughput then CPU per GB.
 var ratios = []ratio{
-	{"bp tcp / iperf3", caseTCP, caseIperf, 0.9},
-	{"bp websocket / iperf3", caseWS, caseIperf, 0.6},
-	{"instrumentation on / off (tcp)", caseTCP, caseTCPOff, 0.97},
-	{"bp-relay / direct", caseRelay, caseTCP, 0.8},
-	{"haproxy / direct", caseHAProxy, caseTCP, 0},
-	{"socat / direct", caseSocat, caseTCP, 0},
-	{"bp-relay / haproxy", caseRelay, caseHAProxy, 1},
-	{"bp-relay / socat", caseRelay, caseSocat, 1},
+	{"bp tcp / iperf3", caseTCP, caseIperf, false, 0.95},
+	{"bp websocket / iperf3", caseWS, caseIperf, false, 0.7},
+	{"instrumentation on / off (tcp)", caseTCP, caseTCPOff, false, 0.97},
+	{"bp-relay / direct", caseRelay, caseTCP, false, 0},
+	{"haproxy / direct", caseHAProxy, caseTCP, false, 0},
+	{"socat / direct", caseSocat, caseTCP, false, 0},
+	{"bp-relay / haproxy", caseRelay, caseHAProxy, false, 1.3},
+	{"bp-relay / socat", caseRelay, caseSocat, false, 1.1},
+	{"CPU/GB bp tcp / iperf3", caseTCP, caseIperf, true, 1.1},
+	{"CPU/GB bp websocket / iperf3", caseWS, caseIperf, true, 0},
+	{"CPU/GB instrumentation on / off (tcp)", caseTCP, caseTCPOff, true, 1.03},
+	{"CPU/GB bp-relay / haproxy", caseRelay, caseHAProxy, true, 0},
+	{"CPU/GB bp-relay / socat", caseRelay, caseSocat, true, 0},
 }
 
 // Result holds every case's throughput per round.
 type Result struct {
-	Options options
-	Cases   []*benchCase
+	Options               options
+	Cases                 []*benchCase
+	Load                  string // the background load -load added ("" none)
+	LoadBefore, LoadAfter string // 1-minute load averages around the rounds
 }
 
 func (r *Result) lookup(name string) *benchCase {
@@ -150,18 +166,20 @@ func run(ctx context.Context, o options, log io.Writer) (*Result, error) {
 	iperf := add(caseIperf, "iperf3", false, "")
 	if missing(iperf, o) == nil {
 		port := freePort()
-		if _, err := start("iperf3-server", nil, "iperf3", "-s", "-B", "127.0.0.1", "-p", port); err != nil {
+		ip, err := start("iperf3-server", nil, "iperf3", "-s", "-B", "127.0.0.1", "-p", port)
+		if err != nil {
 			return nil, err
 		}
+		iperf.peers = []*proc{ip}
 		if err := waitTCP(ctx, "127.0.0.1:"+port); err != nil {
 			return nil, fmt.Errorf("iperf3 server: %w", err)
 		}
 		secs := fmt.Sprintf("%g", o.Duration.Seconds())
 		iperf.cmd = []string{"iperf3", "-c", "127.0.0.1", "-p", port, "-t", secs, "-J"}
 	}
-	add(caseTCP, "", true, "tcp://"+srvOn.tcp)
-	add(caseTCPOff, "", false, "tcp://"+srvOff.tcp)
-	add(caseWS, "", true, "ws://"+srvOn.http+"/ws")
+	add(caseTCP, "", true, "tcp://"+srvOn.tcp).peers = []*proc{srvOn.p}
+	add(caseTCPOff, "", false, "tcp://"+srvOff.tcp).peers = []*proc{srvOff.p}
+	add(caseWS, "", true, "ws://"+srvOn.http+"/ws").peers = []*proc{srvOn.p}
 
 	relayHTTP, relayTCP := freeAddr(), freeAddr()
 	rp, err := start("bp-relay", nil, filepath.Join(bin, "bp-relay"), "--http-addr", relayHTTP, "--tcp-addr", relayTCP,
@@ -174,6 +192,7 @@ func run(ctx context.Context, o options, log io.Writer) (*Result, error) {
 	}
 	relay := add(caseRelay, "", true, "tcp://"+relayTCP)
 	relay.cmd = append(relay.cmd, "--run-id", "relay")
+	relay.peers = []*proc{rp, srvOn.p}
 
 	haproxy := add(caseHAProxy, "haproxy", true, "")
 	cfg := filepath.Join(o.Deploy, "haproxy", "haproxy-tcp.cfg")
@@ -191,14 +210,17 @@ func run(ctx context.Context, o options, log io.Writer) (*Result, error) {
 			return nil, err
 		}
 		haproxy.cmd, haproxy.metricsAddr = client("tcp://"+listen, true)
+		haproxy.peers = []*proc{hp, srvOn.p}
 	}
 
 	socat := add(caseSocat, "socat", true, "")
 	if missing(socat, o) == nil {
 		port := freePort()
-		if _, err := start("socat", nil, "socat", "-b", "65536", "TCP-LISTEN:"+port+",bind=127.0.0.1,reuseaddr,fork", "TCP:"+srvOn.tcp); err != nil {
+		sp, err := start("socat", nil, "socat", "-b", "65536", "TCP-LISTEN:"+port+",bind=127.0.0.1,reuseaddr,fork", "TCP:"+srvOn.tcp)
+		if err != nil {
 			return nil, err
 		}
+		socat.peers = []*proc{sp, srvOn.p}
 		if err := waitTCP(ctx, "127.0.0.1:"+port); err != nil {
 			return nil, fmt.Errorf("socat: %w", err)
 		}
@@ -213,13 +235,27 @@ func run(ctx context.Context, o options, log io.Writer) (*Result, error) {
 		}
 	}
 
+	if o.Load {
+		what, err := busyLoad(start, o.LoadPin)
+		if err != nil {
+			return res, err
+		}
+		res.Load = what
+	}
+	res.LoadBefore = loadAvg()
+	defer func() { res.LoadAfter = loadAvg() }()
+	return res, runRounds(ctx, o, res, srvOn, log)
+}
+
+// runRounds runs every case once per round, in turn.
+func runRounds(ctx context.Context, o options, res *Result, srvOn serverAddrs, log io.Writer) error {
 	for round := 1; round <= o.Rounds; round++ {
 		for _, c := range res.Cases {
 			if c.skipped != "" {
 				continue
 			}
 			if ctx.Err() != nil {
-				return res, ctx.Err()
+				return ctx.Err()
 			}
 			if o.Verbose && round == 1 {
 				fmt.Fprintf(log, "bench: %s: %s\n", c.name, shellJoin(c.cmd))
@@ -228,18 +264,19 @@ func run(ctx context.Context, o options, log io.Writer) (*Result, error) {
 			if c.instrumented {
 				scrapeURLs = append(scrapeURLs, "http://"+c.metricsAddr+"/metrics", "http://"+srvOn.http+"/metrics")
 			}
-			rate, err := runCase(ctx, c, scrapeURLs)
+			rate, cpu, err := runCase(ctx, c, scrapeURLs)
 			if err != nil {
-				return res, fmt.Errorf("round %d, %s: %w", round, c.name, err)
+				return fmt.Errorf("round %d, %s: %w", round, c.name, err)
 			}
 			c.rates = append(c.rates, rate)
+			c.cpu = append(c.cpu, cpu)
 			if o.Verbose {
-				fmt.Fprintf(log, "bench: round %d  %-30s %8.1f MB/s\n", round, c.name, rate/1e6)
+				fmt.Fprintf(log, "bench: round %d  %-30s %8.1f MB/s %6.3f CPU s/GB\n", round, c.name, rate/1e6, cpu)
 			}
 		}
-		fmt.Fprintf(log, "bench: round %d of %d done\n", round, o.Rounds)
+		fmt.Fprintf(log, "bench: round %d of %d done (load average %s)\n", round, o.Rounds, loadAvg())
 	}
-	return res, nil
+	return nil
 }
 
 // selected reports whether name contains one of only's comma-separated
@@ -271,7 +308,10 @@ func missing(c *benchCase, o options) error {
 	return nil
 }
 
-type serverAddrs struct{ http, tcp string }
+type serverAddrs struct {
+	http, tcp string
+	p         *proc
+}
 
 func startServer(ctx context.Context, start func(string, []string, ...string) (*proc, error), bin, name, sample string) (serverAddrs, error) {
 	a := serverAddrs{http: freeAddr(), tcp: freeAddr()}
@@ -280,61 +320,92 @@ func startServer(ctx context.Context, start func(string, []string, ...string) (*
 	if err != nil {
 		return a, err
 	}
+	a.p = p
 	return a, waitHTTP(ctx, p, "http://"+a.http+"/healthz")
 }
 
-// runCase runs c once and returns its throughput in bytes per second,
-// scraping urls every second meanwhile.
-func runCase(ctx context.Context, c *benchCase, urls []string) (float64, error) {
+// runCase runs c once and returns its throughput in bytes per second and
+// the CPU seconds per GB it cost (the client's rusage and the peers'
+// /proc times over the run), scraping urls every second meanwhile.
+func runCase(ctx context.Context, c *benchCase, urls []string) (rate, cpuPerGB float64, err error) {
 	stopScrape := make(chan struct{})
 	var wg sync.WaitGroup
 	if len(urls) > 0 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			t := time.NewTicker(time.Second)
-			defer t.Stop()
-			for {
-				select {
-				case <-stopScrape:
-					return
-				case <-t.C:
-					for _, u := range urls {
-						get(ctx, u)
-					}
-				}
-			}
+			scrape(ctx, urls, stopScrape)
 		}()
+	}
+	before, err := peersCPU(c.peers)
+	if err != nil {
+		return 0, 0, err
 	}
 	cmd := exec.CommandContext(ctx, c.cmd[0], c.cmd[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
+	err = cmd.Run()
 	close(stopScrape)
 	wg.Wait()
 	if err != nil {
-		return 0, fmt.Errorf("%w: %s", err, lastLines(stderr.String(), 5))
+		return 0, 0, fmt.Errorf("%w: %s", err, lastLines(stderr.String(), 5))
 	}
-	if c.name == caseIperf {
+	// Let the peers finish the connection (socat's fork exits and is
+	// reaped) before their times are read.
+	time.Sleep(200 * time.Millisecond)
+	after, err := peersCPU(c.peers)
+	if err != nil {
+		return 0, 0, err
+	}
+	rate, moved, err := parseOutput(c.name, stdout.Bytes())
+	if err != nil {
+		return 0, 0, err
+	}
+	cpu := rusageCPU(cmd.ProcessState) + after - before
+	return rate, cpu.Seconds() / (moved / 1e9), nil
+}
+
+// scrape GETs urls every second until stop is closed.
+func scrape(ctx context.Context, urls []string, stop <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			for _, u := range urls {
+				get(ctx, u)
+			}
+		}
+	}
+}
+
+// parseOutput reads the throughput and the bytes moved from iperf3's or
+// bp-client's JSON.
+func parseOutput(name string, stdout []byte) (rate, moved float64, err error) {
+	if name == caseIperf {
 		var out struct {
 			End struct {
 				SumSent struct {
+					Bytes         float64 `json:"bytes"`
 					BitsPerSecond float64 `json:"bits_per_second"`
 				} `json:"sum_sent"`
 			} `json:"end"`
 		}
-		if err := json.Unmarshal(stdout.Bytes(), &out); err != nil || out.End.SumSent.BitsPerSecond <= 0 {
-			return 0, fmt.Errorf("iperf3 output: %v: %s", err, lastLines(stdout.String(), 5))
+		if err := json.Unmarshal(stdout, &out); err != nil || out.End.SumSent.BitsPerSecond <= 0 || out.End.SumSent.Bytes <= 0 {
+			return 0, 0, fmt.Errorf("iperf3 output: %v: %s", err, lastLines(string(stdout), 5))
 		}
-		return out.End.SumSent.BitsPerSecond / 8, nil
+		return out.End.SumSent.BitsPerSecond / 8, out.End.SumSent.Bytes, nil
 	}
 	var sum struct {
+		BytesWritten        float64 `json:"bytes_written"`
 		WriteBytesPerSecond float64 `json:"write_bytes_per_second"`
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &sum); err != nil || sum.WriteBytesPerSecond <= 0 {
-		return 0, fmt.Errorf("bp-client output: %v: %s", err, lastLines(stdout.String(), 5))
+	if err := json.Unmarshal(stdout, &sum); err != nil || sum.WriteBytesPerSecond <= 0 || sum.BytesWritten <= 0 {
+		return 0, 0, fmt.Errorf("bp-client output: %v: %s", err, lastLines(string(stdout), 5))
 	}
-	return sum.WriteBytesPerSecond, nil
+	return sum.WriteBytesPerSecond, sum.BytesWritten, nil
 }
 
 func get(ctx context.Context, url string) {
@@ -348,51 +419,86 @@ func get(ctx context.Context, url string) {
 	}
 }
 
-// WriteTable prints each case's median throughput and the ratios, with the
-// spread over rounds and the target.
+// WriteTable prints each case's median throughput and CPU seconds per GB,
+// then the ratios, with the spread over rounds and the targets, and where
+// and under what load it ran: everything docs/BENCHMARKS.md quotes.
 func (r *Result) WriteTable(w io.Writer) {
 	o := r.Options
-	fmt.Fprintf(w, "\n%d round(s) of %s per case, payload %s, loopback; medians over rounds\n\n", o.Rounds, o.Duration, o.PayloadSize)
+	fmt.Fprintf(w, "\n%d round(s) of %s per case, payload %s, loopback; medians over rounds\n", o.Rounds, o.Duration, o.PayloadSize)
+	fmt.Fprintf(w, "machine: %s\n", machine())
+	load := r.Load
+	if load == "" {
+		load = "none added (-load off)"
+	}
+	fmt.Fprintf(w, "background load: %s; load average %s before the rounds, %s after\n\n", load, r.LoadBefore, r.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "case\tMB/s\tmin\tmax\t")
+	fmt.Fprintln(tw, "case\tMB/s\tmin\tmax\tCPU s/GB\tmin\tmax\t")
 	for _, c := range r.Cases {
 		if c.skipped != "" {
-			fmt.Fprintf(tw, "%s\tskipped: %s\t\t\t\n", c.name, c.skipped)
+			fmt.Fprintf(tw, "%s\tskipped: %s\t\t\t\t\t\t\n", c.name, c.skipped)
 			continue
 		}
 		if len(c.rates) == 0 {
 			continue
 		}
-		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t\n", c.name, median(c.rates)/1e6, slices.Min(c.rates)/1e6, slices.Max(c.rates)/1e6)
+		fmt.Fprintf(tw, "%s\t%.0f\t%.0f\t%.0f\t%.3f\t%.3f\t%.3f\t\n", c.name, median(c.rates)/1e6, slices.Min(c.rates)/1e6, slices.Max(c.rates)/1e6,
+			median(c.cpu), slices.Min(c.cpu), slices.Max(c.cpu))
 	}
 	tw.Flush()
+	fmt.Fprintln(w, "(CPU s/GB: user + system seconds of the client and of every process the stream passes, per 10^9 bytes)")
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ratio\tmedian\tmin\tmax\ttarget\t")
 	for _, q := range ratios {
-		num, den := r.lookup(q.num), r.lookup(q.den)
-		var per []float64
-		if num != nil && den != nil {
-			for i := range min(len(num.rates), len(den.rates)) {
-				per = append(per, num.rates[i]/den.rates[i])
-			}
-		}
+		per := r.perRound(q)
 		if len(per) == 0 {
 			fmt.Fprintf(tw, "%s\tn/a\t\t\t\t\n", q.name)
 			continue
 		}
-		m := median(per)
-		target := "-"
-		if q.target > 0 {
-			verdict := "met"
-			if m < q.target {
-				verdict = "MISSED"
-			}
-			target = fmt.Sprintf(">= %.2f %s", q.target, verdict)
-		}
-		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%s\t\n", q.name, m, slices.Min(per), slices.Max(per), target)
+		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%s\t\n", q.name, median(per), slices.Min(per), slices.Max(per), q.verdict(median(per)))
 	}
 	tw.Flush()
+}
+
+// perRound is q's ratio in each round both its cases ran.
+func (r *Result) perRound(q ratio) []float64 {
+	num, den := r.lookup(q.num), r.lookup(q.den)
+	if num == nil || den == nil {
+		return nil
+	}
+	a, b := num.rates, den.rates
+	if q.cpu {
+		a, b = num.cpu, den.cpu
+	}
+	var per []float64
+	for i := range min(len(a), len(b)) {
+		per = append(per, a[i]/b[i])
+	}
+	return per
+}
+
+// verdict is the target column for a median m.
+func (q ratio) verdict(m float64) string {
+	switch {
+	case q.target == 0:
+		return "-"
+	case q.cpu && m > q.target:
+		return fmt.Sprintf("<= %.2f MISSED", q.target)
+	case q.cpu:
+		return fmt.Sprintf("<= %.2f met", q.target)
+	case m < q.target:
+		return fmt.Sprintf(">= %.2f MISSED", q.target)
+	}
+	return fmt.Sprintf(">= %.2f met", q.target)
+}
+
+// CPU is a case's median CPU seconds per GB (0: did not run).
+func (r *Result) CPU(name string) float64 {
+	c := r.lookup(name)
+	if c == nil || len(c.cpu) == 0 {
+		return 0
+	}
+	return median(c.cpu)
 }
 
 // Rate is a case's median throughput in bytes per second (0: did not run).

@@ -60,6 +60,9 @@ func TestSmoke(t *testing.T) {
 		if res.Rate(name) <= 0 {
 			t.Errorf("%s: no throughput measured", name)
 		}
+		if res.CPU(name) <= 0 {
+			t.Errorf("%s: no CPU per GB measured", name)
+		}
 	}
 	for _, q := range ratios {
 		if !strings.Contains(table.String(), q.name) {

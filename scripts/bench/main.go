@@ -2,9 +2,12 @@
 // (make bench): iperf3, bp-client to bp-server over TCP and over WebSocket,
 // with instrumentation on and off, and through one hop (bp-relay in stream
 // mode, HAProxy, socat), each case in turn in every round, then a table of
-// the medians and of the ratios the performance targets are about.
+// the medians (throughput and CPU seconds per GB: user + system time of
+// the client and of every process the stream passes) and of the ratios the
+// performance targets are about.
 //
-//	go run ./scripts/bench                  # 5 rounds of 5 s per case (make bench)
+//	go run ./scripts/bench                  # 7 rounds of 5 s per case (make bench)
+//	go run ./scripts/bench -load            # the same beside a busy loop on one CPU
 //	go run ./scripts/bench -smoke           # 1 round of 1 s per case (make bench-smoke)
 //	go run ./scripts/bench -rounds 9 -duration 10s -v
 //
@@ -27,7 +30,7 @@ import (
 func main() {
 	var o options
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.IntVar(&o.Rounds, "rounds", 5, "rounds; every case runs once per round")
+	fs.IntVar(&o.Rounds, "rounds", 7, "rounds; every case runs once per round")
 	fs.DurationVar(&o.Duration, "duration", 5*time.Second, "how long each case sends")
 	smoke := fs.Bool("smoke", false, "a very short run to check the bench works: 1 round of 1s per case")
 	fs.StringVar(&o.Bin, "bin", "", "directory with bp-server, bp-client, bp-relay (default: build them into a temporary directory)")
@@ -35,6 +38,8 @@ func main() {
 	fs.StringVar(&o.PayloadSize, "payload-size", "64KiB", "bp-client --payload-size")
 	fs.StringVar(&o.Only, "only", "", "run only the cases whose name contains one of these comma-separated words (e.g. iperf3,tcp)")
 	fs.BoolVar(&o.Verbose, "v", false, "print every command and every round's numbers")
+	fs.BoolVar(&o.Load, "load", false, "the loaded variant: a CPU-bound busy loop runs in the background throughout")
+	fs.BoolVar(&o.LoadPin, "load-pin", true, "with -load, pin the busy loop to the last CPU (taskset)")
 	fs.BoolVar(&o.RequireAll, "require-all", false, "fail instead of skipping a case whose tool (iperf3, haproxy, socat) is missing")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
