@@ -60,9 +60,9 @@ type recConn struct {
 	// clock is the write in progress, if any: it lets the live display
 	// count a write while it is blocked, not only once it returns.
 	clock flow.WriteClock
-	// lastAck is when the peer's last ack arrived (unix nanoseconds): see
-	// InPipe.
-	lastAck atomic.Int64
+	// lastAck is when the peer's last ack arrived (unix nanoseconds), and
+	// sinceAck the most in the pipe since: see InPipe.
+	lastAck, sinceAck atomic.Int64
 }
 
 // ackFresh is how long after an ack the bytes in the pipe still follow
@@ -101,31 +101,54 @@ func (c *recConn) Acked(d int64) { c.r.acked.Add(d) }
 
 // InPipe keeps the bytes in the pipe and their peak. Between two acks the
 // figure grows with every write by what the reader has in fact read since
-// the last ack: at 1.5 GB/s, 15 MB for every 10 ms an ack is late. So the
-// peak is taken when an ack arrives (then the figure is as fresh as it
-// gets), and from writes only once acks have stopped moving for ackFresh
-// (the reader stopped: the growth is real) or a write stalls (raisePeak,
-// from Wrote). What it leaves out is a peak between two acks that come
-// less than ackFresh apart, when the figure is mostly the acks' age.
+// the last ack: at 1.5 GB/s, 15 MB for every 10 ms an ack is late. So
+// between acks the most seen is kept aside (sinceAck), and it counts
+// towards the peak only once acks are known to have stopped moving: the
+// next ack came ackFresh or more after the last one, or none has come for
+// that long (the reader stopped: the growth is real). When an ack arrives
+// the figure is as fresh as it gets, and counts at once; so does a write
+// that stalls (from Wrote). What it leaves out is the growth between two
+// acks less than ackFresh apart, which is mostly the acks' age.
 func (c *recConn) InPipe(d int64) {
 	now := c.r.inPipe.Add(d)
-	if d < 0 {
-		c.lastAck.Store(time.Now().UnixNano())
-	} else if time.Now().UnixNano()-c.lastAck.Load() < int64(ackFresh) {
+	t := time.Now().UnixNano()
+	stale := t-c.lastAck.Load() >= int64(ackFresh)
+	if d > 0 {
+		raiseMax(&c.sinceAck, now)
+		if stale {
+			c.r.raisePeak(now)
+		}
 		return
 	}
+	if stale {
+		c.r.raisePeak(c.sinceAck.Load()) // the stall that just ended was real
+	}
+	c.lastAck.Store(t)
+	c.sinceAck.Store(now)
 	c.r.raisePeak(now)
 }
 
-// raisePeak makes now the peak in the pipe if it is higher.
-func (r *Recorder) raisePeak(now int64) {
+// commitIfStale counts the most in the pipe since the last ack towards the
+// peak when acks have stopped moving: a connection read now (live, or at
+// its end) in the middle of a stall.
+func (c *recConn) commitIfStale() {
+	if time.Now().UnixNano()-c.lastAck.Load() >= int64(ackFresh) {
+		c.r.raisePeak(c.sinceAck.Load())
+	}
+}
+
+// raiseMax makes v the value of m if it is higher.
+func raiseMax(m *atomic.Int64, v int64) {
 	for {
-		old := r.peakInPipe.Load()
-		if now <= old || r.peakInPipe.CompareAndSwap(old, now) {
-			break
+		old := m.Load()
+		if v <= old || m.CompareAndSwap(old, v) {
+			return
 		}
 	}
 }
+
+// raisePeak makes now the peak in the pipe if it is higher.
+func (r *Recorder) raisePeak(now int64) { raiseMax(&r.peakInPipe, now) }
 
 func (c *recConn) Paused(paused bool, stopped time.Duration) {
 	if !paused {
@@ -136,6 +159,7 @@ func (c *recConn) Paused(paused bool, stopped time.Duration) {
 func (c *recConn) Throttled(time.Duration) {}
 
 func (c *recConn) Closed(err error) {
+	c.commitIfStale()
 	c.r.mu.Lock()
 	delete(c.r.live, c)
 	c.r.mu.Unlock()
@@ -170,6 +194,11 @@ type Totals struct {
 
 // Totals reads the counters now.
 func (r *Recorder) Totals() Totals {
+	r.mu.Lock()
+	for c := range r.live {
+		c.commitIfStale()
+	}
+	r.mu.Unlock()
 	return Totals{
 		Kernel:  r.kernelNow(),
 		Written: r.written.Load(), Read: r.read.Load(), Acked: r.acked.Load(),
