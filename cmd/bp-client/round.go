@@ -111,7 +111,9 @@ func (c *client) writeReport(rec *report.Recorder, runID string, elapsed time.Du
 	sum := rec.Summarize(report.Run{
 		RunID: runID, Target: cfg.Target, Direction: cfg.direction(), Connections: cfg.Connections,
 		PayloadSize: int(cfg.PayloadSize), Rate: cfg.Rate, StallThreshold: cfg.StallThreshold,
+		Fleet: cfg.fleetReport(),
 	}, elapsed, runErr)
+	c.verdictMetrics.Set(verdictFigures(sum.Verdict))
 	if cfg.Output == "json" {
 		sum.WriteJSON(c.stdout)
 	} else {
