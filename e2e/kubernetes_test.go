@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/api/types"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
@@ -105,6 +106,41 @@ func TestKubernetes(t *testing.T) {
 	checkServices(t, services, pods)
 	checkPodMonitor(t, kustomizeBuild(t, "overlays/prometheus-operator", false), pods)
 	checkDashboardConfigMap(t, kustomizeBuild(t, "overlays/grafana", true))
+	checkFleet50(t, kustomizeBuild(t, "overlays/fleet-50", false), help)
+}
+
+// checkFleet50: docs/FLEET.md's overlay makes a fleet of 50 through an
+// Ingress to bp-server's HTTP port.
+func checkFleet50(t *testing.T, objs []kubeObject, help map[string]map[string]bool) {
+	t.Helper()
+	var ing *networkingv1.Ingress
+	target := ""
+	for _, o := range objs {
+		switch o.kind {
+		case "Job":
+			var j batchv1.Job
+			strict(t, o, &j)
+			checkJob(t, j)
+			if *j.Spec.Completions != 50 {
+				t.Errorf("overlays/fleet-50: %d completions", *j.Spec.Completions)
+			}
+			target = flagPairs(j.Spec.Template.Spec.Containers[0].Args)["target"]
+			checkPod(t, podOf{name: "fleet-50 Job", spec: j.Spec.Template.Spec, annotations: j.Spec.Template.Annotations, labels: j.Spec.Template.Labels}, help)
+		case "Ingress":
+			ing = &networkingv1.Ingress{}
+			strict(t, o, ing)
+		}
+	}
+	if ing == nil || len(ing.Spec.Rules) != 1 || ing.Spec.Rules[0].HTTP == nil {
+		t.Fatal("overlays/fleet-50 builds no Ingress with one HTTP rule")
+	}
+	b := ing.Spec.Rules[0].HTTP.Paths[0].Backend.Service
+	if b == nil || b.Name != "bp-server" || b.Port.Name != "http" {
+		t.Errorf("the Ingress leads to %+v, want bp-server's http port", b)
+	}
+	if want := "ws://" + ing.Spec.Rules[0].Host + ing.Spec.Rules[0].HTTP.Paths[0].Path; target != want {
+		t.Errorf("the fleet's --target %q, want the Ingress's %q", target, want)
+	}
 }
 
 // podOf is a pod template the base runs.
