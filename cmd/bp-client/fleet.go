@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-backpressure/go-backpressure/pkg/config"
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
 	"github.com/go-backpressure/go-backpressure/pkg/report"
 	"github.com/go-backpressure/go-backpressure/pkg/verdict"
@@ -165,4 +166,37 @@ func verdictFigures(v *verdict.Verdict) metrics.VerdictFigures {
 	}
 	return metrics.VerdictFigures{Outcome: v.Outcome, AbsorbedBytes: v.AbsorbedBytes,
 		BlockDelay: v.BlockDelaySeconds, ServerStoppedAt: v.ServerStoppedAtSeconds}
+}
+
+// verdictMetricsEvery is how often the verdict's gauges follow a running
+// round.
+const verdictMetricsEvery = time.Second
+
+// startVerdictMetrics keeps the verdict's gauges up to date while a round
+// runs, until the returned function stops it, so that a fleet's dashboard
+// shows instances blocking as they block rather than once their reports
+// are printed (the report then sets the final values). Nothing runs when
+// no metrics are served or the round has no verdict (a client that only
+// reads).
+func (c *client) startVerdictMetrics(judge flow.Observer) (stop func()) {
+	v, ok := judge.(*verdict.Observer)
+	if !ok || c.cfg.MetricsAddr == "" {
+		return func() {}
+	}
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(verdictMetricsEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-t.C:
+				judged := v.Verdict(now)
+				c.verdictMetrics.Set(verdictFigures(&judged))
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
 }

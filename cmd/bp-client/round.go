@@ -40,8 +40,10 @@ func (c *client) round(ctx context.Context, n int) error {
 	start := time.Now()
 	judge, stopJudge := startVerdict(ctx, c.cfg, rec, c.sampler)
 	stopLive := startLive(c.cfg, rec, c.stderr, start)
+	stopVerdictMetrics := c.startVerdictMetrics(judge)
 	runErr := c.runConns(ctx, c.connRun(hello, c.observers(rec, judge), rec))
 	elapsed := time.Since(start)
+	stopVerdictMetrics()
 	stopLive()
 	stopJudge()
 
