@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,9 +19,9 @@ import (
 	"github.com/go-backpressure/go-backpressure/pkg/verdict"
 )
 
-// fleetQueries are the fleet row's queries, by the metric names the
-// dashboard's fleet row uses (docs/METRICS.md): each must return data for
-// a fleet scraped by a real Prometheus.
+// fleetQueries are the fleet row's queries as docs/FLEET.md gives them
+// (the dashboard's own are added, dashboardFleetQueries): each must
+// return data for a fleet scraped by a real Prometheus.
 var fleetQueries = []string{
 	`count(bp_fleet_info{fleet="e2e"})`,
 	`max(bp_fleet_instances)`,
@@ -81,7 +82,7 @@ func TestFleetOneMachine(t *testing.T) {
 		c.WaitLinger(t, 40*time.Second)
 	}
 	if prom != "" {
-		checkFleetQueries(t, prom)
+		checkFleetQueries(t, prom, append(slices.Clone(fleetQueries), dashboardFleetQueries(t)...))
 	}
 	checkFleetMerge(t, srv, clients)
 }
@@ -176,9 +177,9 @@ func startFleetPrometheus(t *testing.T, clients []*Client) string {
 
 // checkFleetQueries: every fleet query returns data, and the counts of
 // instances and of blocked ones are the whole fleet.
-func checkFleetQueries(t *testing.T, prom string) {
+func checkFleetQueries(t *testing.T, prom string, queries []string) {
 	t.Helper()
-	for _, q := range fleetQueries {
+	for _, q := range queries {
 		eventually(t, 10*time.Second, func() string {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -208,4 +209,29 @@ func checkFleetQueries(t *testing.T, prom string) {
 			return ""
 		})
 	}
+}
+
+// dashboardFleetQueries are the dashboard's queries of the fleet metrics
+// (bp_verdict_*, bp_fleet_*), $__rate_interval at four scrape intervals:
+// the fleet row's panels, whoever builds them. A query with other
+// variables is left out, and said.
+func dashboardFleetQueries(t *testing.T) []string {
+	t.Helper()
+	d, _ := loadDashboard(t)
+	var out []string
+	for _, p := range d.Panels {
+		for _, tg := range p.Targets {
+			if !strings.Contains(tg.Expr, "bp_verdict_") && !strings.Contains(tg.Expr, "bp_fleet_") {
+				continue
+			}
+			q := strings.ReplaceAll(tg.Expr, "$__rate_interval", "2s")
+			if strings.Contains(q, "$") {
+				t.Logf("panel %s: %q has a variable this test does not set: not checked", p.Title, tg.Expr)
+				continue
+			}
+			out = append(out, q)
+		}
+	}
+	t.Logf("%d fleet queries from the dashboard", len(out))
+	return out
 }
