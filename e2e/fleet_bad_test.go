@@ -64,3 +64,20 @@ func TestFleetBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestFleetLateStart: an instance that comes up after --start-at (within
+// the run's length) says how late and runs at once.
+func TestFleetLateStart(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	at := time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano)
+	began := time.Now()
+	sum, code, stderr := runClientEnv(t, []string{"JOB_COMPLETION_INDEX=1"}, "--target", srv.TCPURL(), "--duration", "2s",
+		"--rate", "50", "--payload-size", "1KiB", "--instances", "2", "--connections", "2", "--start-at", at)
+	if code != 0 || !strings.Contains(stderr, "starting late") || sum.Fleet == nil || sum.Fleet.Instance != 1 {
+		t.Fatalf("exit %d, fleet %+v; want 0, instance 1 and \"starting late\" in:\n%s", code, sum.Fleet, stderr)
+	}
+	if took := time.Since(began); took > 10*time.Second {
+		t.Errorf("a late instance took %s for a 2 s run: it waited", took)
+	}
+}

@@ -275,3 +275,33 @@ func intOrUnset(p *int32) string {
 	}
 	return strconv.Itoa(int(*p))
 }
+
+// checkHAProxyContainer: HAProxy's container declares the ports its
+// configuration listens on (the BP_HAPROXY_* addresses it sets), and its
+// HTTP probes ask for the stats page the configuration serves.
+func checkHAProxyContainer(t *testing.T, pods []podOf, cfg string) {
+	t.Helper()
+	for _, p := range pods {
+		for _, c := range p.spec.Containers {
+			if !strings.HasPrefix(c.Image, "haproxy:") {
+				continue
+			}
+			for _, e := range c.Env {
+				if !strings.Contains(cfg, "${"+e.Name+"-") {
+					t.Errorf("%s: %s sets %s, which haproxy.cfg does not read", p.name, c.Name, e.Name)
+				}
+				port := strings.TrimPrefix(e.Value, ":")
+				if strings.HasPrefix(e.Value, ":") && !slices.ContainsFunc(c.Ports, func(cp corev1.ContainerPort) bool { return strconv.Itoa(int(cp.ContainerPort)) == port }) {
+					t.Errorf("%s: %s listens on %s (%s), a port the container does not declare", p.name, c.Name, e.Value, e.Name)
+				}
+			}
+			for _, probe := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
+				if probe != nil && probe.HTTPGet != nil && !strings.Contains(cfg, "stats uri "+probe.HTTPGet.Path+"\n") {
+					t.Errorf("%s: %s probes %s, which haproxy.cfg does not serve (stats uri)", p.name, c.Name, probe.HTTPGet.Path)
+				}
+			}
+			return
+		}
+	}
+	t.Error("the base runs no HAProxy container")
+}

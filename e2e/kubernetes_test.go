@@ -72,6 +72,7 @@ func TestKubernetes(t *testing.T) {
 	kinds := map[string]int{}
 	var pods []podOf
 	var services []corev1.Service
+	var haproxyCfg string
 	for _, o := range base {
 		kinds[o.kind]++
 		switch o.kind {
@@ -92,6 +93,7 @@ func TestKubernetes(t *testing.T) {
 			var c corev1.ConfigMap
 			strict(t, o, &c)
 			checkHAProxyConfig(t, c)
+			haproxyCfg = c.Data["haproxy.cfg"]
 		default:
 			t.Errorf("unexpected %s %s in the base", o.kind, o.name)
 		}
@@ -104,6 +106,7 @@ func TestKubernetes(t *testing.T) {
 		checkPod(t, p, help)
 	}
 	checkServices(t, services, pods)
+	checkHAProxyContainer(t, pods, haproxyCfg)
 	checkPodMonitor(t, kustomizeBuild(t, "overlays/prometheus-operator", false), pods)
 	checkDashboardConfigMap(t, kustomizeBuild(t, "overlays/grafana", true))
 	checkFleet50(t, kustomizeBuild(t, "overlays/fleet-50", false), help)
