@@ -60,6 +60,7 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 	log.Info("bp-client starting", "run", cfg.RunID, "target", cfg.Target, "direction", cfg.direction(),
 		"connections", cfg.Connections, "payload_size", cfg.PayloadSize, "rate", cfg.Rate,
 		"count", cfg.Count, "duration", cfg.Duration)
+	cfg.warnUnplaced(log)
 	if cfg.waitStart(ctx, log) {
 		return exitInterrupted
 	}

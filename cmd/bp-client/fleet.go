@@ -37,6 +37,10 @@ type FleetSettings struct {
 	fleetConnections int
 }
 
+// instanceDefault is where Instance came from when neither the flag nor a
+// scheduler said.
+const instanceDefault = "the default, 0"
+
 // schedulerIndexVars are the schedulers' variables that carry an instance's
 // index, in the order they are looked at. Cloud Foundry and Nomad give no
 // count of instances (CF's VCAP_APPLICATION has no instance_count), so
@@ -48,7 +52,7 @@ var schedulerIndexVars = []string{"JOB_COMPLETION_INDEX", "CF_INSTANCE_INDEX", "
 func (f *FleetSettings) resolve(getenv func(string) string) error {
 	f.instanceFrom = "--instance (" + config.EnvName("instance") + ")"
 	if f.Instance == -1 {
-		f.Instance = 0
+		f.Instance, f.instanceFrom = 0, instanceDefault
 		for _, name := range schedulerIndexVars {
 			v := getenv(name)
 			if v == "" {
@@ -199,4 +203,13 @@ func (c *client) startVerdictMetrics(judge flow.Observer) (stop func()) {
 		}
 	}()
 	return func() { close(quit); <-done }
+}
+
+// warnUnplaced warns when a fleet's instance was told neither its index
+// nor found one from a scheduler: it runs as instance 0, and so, most
+// likely, do its siblings (merge then refuses the second instance 0).
+func (f FleetSettings) warnUnplaced(log *slog.Logger) {
+	if f.Instances > 1 && f.instanceFrom == instanceDefault {
+		log.Warn("no instance index: running as instance 0 (set --instance, or run under a scheduler that sets JOB_COMPLETION_INDEX, CF_INSTANCE_INDEX or NOMAD_ALLOC_INDEX)", "instances", f.Instances)
+	}
 }
