@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/go-backpressure/go-backpressure/pkg/config.Version=$(VERSION)
 BINS    := bp-server bp-client $(if $(wildcard cmd/bp-relay),bp-relay) $(if $(wildcard cmd/bp-sockets),bp-sockets)
 
-.PHONY: all build demo lab lab-all lab-observe test lint fuzz bench bench-smoke clean
+.PHONY: all build demo lab lab-all lab-observe test lint fuzz bench bench-smoke soak dashboard clean
 
 all: build
 
@@ -53,6 +53,10 @@ fuzz:
 		echo "fuzz $$p $$t ($(FUZZTIME))"; \
 		$(GO) test -run '^$$' -fuzz "^$$t$$" -fuzztime $(FUZZTIME) $$p || exit 1; done; done
 
+## dashboard: regenerate the Grafana dashboard JSON from its Go code (scripts/dashboard); a test fails when they differ
+dashboard:
+	$(GO) run ./scripts/dashboard -o deploy/grafana/dashboards/go-backpressure.json
+
 ## bench: whole-system throughput against iperf3, HAProxy and socat on loopback,
 ## several rounds, then a table of ratios (BENCH_FLAGS="-rounds 9 -v"); not part of test
 bench:
@@ -61,6 +65,11 @@ bench:
 ## bench-smoke: one very short round of make bench, to check it still works
 bench-smoke:
 	@$(GO) run ./scripts/bench -smoke $(BENCH_FLAGS)
+
+## soak: 10 minutes of good and hostile peers against bp-server and bp-relay, their fds,
+## goroutines and RSS sampled, then a table and pass/fail (SOAK_FLAGS="-duration 2m -v"); not part of test
+soak:
+	@$(GO) run ./scripts/soak $(SOAK_FLAGS)
 
 clean:
 	rm -rf bin artifacts

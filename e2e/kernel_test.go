@@ -78,11 +78,12 @@ func TestKernelPausedServer(t *testing.T) {
 			// How much payload fits before the window closes is the kernel's
 			// call: each segment's overhead counts against the buffer, and
 			// under TCP memory pressure (other programs' sockets on a shared
-			// machine) it clamps the buffer further. So: at least one payload
-			// message held (the window closed on payload, not on nothing), at
-			// most the doubled buffer and some.
-			if recvQueue < 16<<10 || recvQueue > 4*buffer {
-				t.Errorf("server bp_socket_recv_queue_bytes = %v during the pause, want at least one 16 KiB message and at most about SO_RCVBUF (%d asked, doubled by the kernel)", recvQueue, buffer)
+			// machine) it clamps the buffer further: 11.6 KB was seen with the
+			// window at 0 under other tests' load. So: payload held (at least
+			// a sixteenth of the buffer: the window closed on payload, not on
+			// nothing), at most the doubled buffer and some.
+			if recvQueue < buffer/16 || recvQueue > 4*buffer {
+				t.Errorf("server bp_socket_recv_queue_bytes = %v during the pause, want at least %d and at most about SO_RCVBUF (%d asked, doubled by the kernel)", recvQueue, buffer/16, buffer)
 			}
 
 			c.WaitLinger(t, 30*time.Second)

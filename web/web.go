@@ -60,3 +60,8 @@ func Handler() http.Handler {
 		files.ServeHTTP(w, r2)
 	})
 }
+
+// Asset returns one of the page's files (chart.js, format.js, style.css),
+// for pages that inline them rather than fetch them: bp-client's HTML
+// report (pkg/report) draws its charts with the page's own chart code.
+func Asset(name string) ([]byte, error) { return static.ReadFile("static/" + name) }

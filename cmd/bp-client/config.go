@@ -31,6 +31,7 @@ type clientConfig struct {
 	DrainTimeout   time.Duration `envconfig:"DRAIN_TIMEOUT" flag:"drain-timeout" default:"30s" desc:"after writing (or when --duration is up with a write still blocked), how long the path may take to take and acknowledge everything; then the run ends with exit status 3, the report saying how many bytes were stuck"`
 	RunID          string        `envconfig:"RUN_ID" flag:"run-id" default:"" desc:"run id sent in the hello (default: random)"`
 	Output         string        `envconfig:"OUTPUT" flag:"output" default:"text" desc:"report format: text or json"`
+	ReportHTML     string        `envconfig:"REPORT_HTML" flag:"report-html" default:"" desc:"also write the report as one self-contained HTML page to this file: the run's timeline drawn, the verdict in words (with --loop, each run overwrites it)"`
 	Progress       string        `envconfig:"PROGRESS" flag:"progress" default:"auto" desc:"live display: auto (when stderr is a terminal), on or off"`
 	MetricsAddr    string        `envconfig:"METRICS_ADDR" flag:"metrics-addr" default:"127.0.0.1:9101" desc:"listener for /metrics and /healthz (empty: off); PORT, when set, wins over BP_METRICS_ADDR and the default (then on all interfaces); the default, when taken (a second client), is skipped with a warning"`
 	Linger         time.Duration `envconfig:"LINGER" flag:"linger" default:"0s" desc:"keep serving /metrics this long after the run, so a scraper sees the final values"`

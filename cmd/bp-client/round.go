@@ -41,11 +41,13 @@ func (c *client) round(ctx context.Context, n int) error {
 	judge, stopJudge := startVerdict(ctx, c.cfg, rec, c.sampler)
 	stopLive := startLive(c.cfg, rec, c.stderr, start)
 	stopVerdictMetrics := c.startVerdictMetrics(judge)
+	stopTimeline := rec.KeepTimeline(start)
 	runErr := c.runConns(ctx, c.connRun(hello, c.observers(rec, judge), rec))
 	elapsed := time.Since(start)
 	stopVerdictMetrics()
 	stopLive()
 	stopJudge()
+	stopTimeline()
 
 	if ctx.Err() != nil {
 		runErr = errors.New("interrupted")
@@ -121,6 +123,7 @@ func (c *client) writeReport(rec *report.Recorder, runID string, elapsed time.Du
 	} else {
 		sum.WriteText(c.stdout)
 	}
+	c.writeHTML(sum)
 	if runErr != nil && !interrupted {
 		c.log.Error("run failed", "reason", flow.ErrorReason(runErr), "err", runErr,
 			"bytes_acked", sum.BytesAcked, "bytes_written", sum.BytesWritten)

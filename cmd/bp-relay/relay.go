@@ -27,12 +27,13 @@ type relayServer struct {
 func run(ctx context.Context, cfg relayConfig, log *slog.Logger, ready func(httpAddr, tcpAddr string)) error {
 	st, err := hop.Start(ctx, hop.Options{Name: "bp-relay", Log: log, Limits: cfg.Limits, TLS: cfg.TLSServe,
 		HTTPAddr: cfg.HTTPAddr, TCPAddr: cfg.TCPAddr, Socket: cfg.downstreamOptions(),
-		StallThreshold: cfg.StallThreshold, HelloTimeout: cfg.HelloTimeout, SampleInterval: cfg.SampleInterval})
+		StallThreshold: cfg.StallThreshold, HelloTimeout: cfg.HelloTimeout, SampleInterval: cfg.SampleInterval,
+		FDsPerConnection: 2, ExtraHTTPListeners: extraHTTP(cfg)}) // each relayed stream: downstream and upstream
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	s := &relayServer{cfg: cfg, conns: hop.ConnLogger{Log: log, AlwaysVia: true}}
+	s := &relayServer{cfg: cfg, conns: hop.NewConnLogger(log, true)}
 	rm := metrics.NewRelay(st.Registry, int64(cfg.bufferSize()), int64(cfg.BufferMax))
 	budget := relay.NewBudget(int64(cfg.BufferMax))
 	obs := st.Observer()
@@ -86,8 +87,16 @@ func (s *relayServer) servers(ctx context.Context, st *hop.Setup, handleWS hop.H
 	if metricsLn == nil {
 		return servers, st.HTTPLn.Addr().String(), nil
 	}
-	servers = append(servers, st.Served(ctx, st.Mux(true), metricsLn))
+	servers = append(servers, st.Served(ctx, st.Mux(true), st.Retry(metricsLn)))
 	return servers, metricsLn.Addr().String(), nil
+}
+
+// extraHTTP is how many HTTP listeners the relay opens besides hop's.
+func extraHTTP(cfg relayConfig) int {
+	if cfg.MetricsAddr != "" {
+		return 1
+	}
+	return 0
 }
 
 // viaName is the hop's name in the hello's via: --name, or hostname:port

@@ -27,7 +27,7 @@ type server struct {
 // (hijacked WebSocket ones included) and returns. ready, if set, gets the
 // bound addresses once listening.
 func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(httpAddr, tcpAddr string)) error {
-	s := &server{cfg: cfg, conns: hop.ConnLogger{Log: log}, payload: flow.NewPayloadPool(int64(cfg.PayloadMemory))}
+	s := &server{cfg: cfg, conns: hop.NewConnLogger(log, false), payload: flow.NewPayloadPool(int64(cfg.PayloadMemory))}
 	if missing := sockstat.MissingDescription(); missing != "" {
 		log.Info("kernel socket statistics incomplete: their metrics are left out", "missing", missing)
 	}
@@ -52,7 +52,7 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 		"version", config.Version, "read_size", cfg.ReadSize, "read_delay", cfg.ReadDelay,
 		"read_rate", cfg.ReadRate, "pause_after", cfg.PauseAfter, "pause_for", cfg.PauseFor,
 		"pause_every", cfg.PauseEvery, "rcvbuf", cfg.RcvBuf, "sample_interval", cfg.SampleInterval,
-		"max_connections", cfg.MaxConnections, "idle_timeout", cfg.IdleTimeout, "allowed_origins", st.Hop.Guard.Origins().String(), "tls", st.TLS != nil)
+		"max_connections", cfg.MaxConnections, "max_http_connections", cfg.MaxHTTPConnections, "idle_timeout", cfg.IdleTimeout, "allowed_origins", st.Hop.Guard.Origins().String(), "tls", st.TLS != nil)
 	if ready != nil {
 		ready(httpAddr, st.TCPAddr())
 	}
@@ -70,7 +70,7 @@ func (s *server) serve(ctx context.Context, hello *flow.Hello, c flow.Conn, peer
 		sess.EchoVia(hello.Via)
 	}
 	log := s.conns.With(peer, c, hello)
-	s.windows.add(c.NetConn(), log.Logger)
+	s.windows.add(c.NetConn(), log.Lines())
 	log.Opened("announced_bytes", announced(hello))
 
 	stopLog := make(chan struct{})
@@ -79,7 +79,7 @@ func (s *server) serve(ctx context.Context, hello *flow.Hello, c flow.Conn, peer
 		logDone.Add(1)
 		go func() {
 			defer logDone.Done()
-			s.logProgress(log.Logger, sess, hello, stopLog)
+			s.logProgress(log.Lines(), sess, hello, stopLog)
 		}()
 	}
 	snap, err := sess.Run(ctx)

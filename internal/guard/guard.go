@@ -31,6 +31,10 @@ func New(l config.Limits, m *metrics.Metrics, log *slog.Logger) *Guard {
 		tcp: admission.NewConnLimit(l.MaxConnections), ws: admission.NewConnLimit(l.MaxConnections)}
 }
 
+// Warn is the guard's rate-limited log of refusals, for the hop's other
+// refusals (HTTP connections over their bound) to share its budget.
+func (g *Guard) Warn() *ratelog.Logger { return g.warn }
+
 // Origins is the origin policy, for the start-up log.
 func (g *Guard) Origins() *admission.OriginPolicy { return g.origins }
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 )
@@ -99,5 +100,39 @@ func TestConnLogJSON(t *testing.T) {
 		if line[k] != want {
 			t.Errorf("%s = %v, want %v (%s)", k, line[k], want, buf.String())
 		}
+	}
+}
+
+// TestConnLogBounded: connection lines are bounded (the burst, then the
+// rate), each logged connection has both lines, the next logged one says
+// how many were left out, and failures of unlogged ones are still logged
+// at ratelog's rate.
+func TestConnLogBounded(t *testing.T) {
+	var buf bytes.Buffer
+	l := NewConnLogger(slog.New(slog.NewTextHandler(&buf, nil)), false)
+	const cycles = 1000
+	for i := range cycles {
+		log := l.With("p", protoConn{protocol: flow.TCP}, nil)
+		log.Opened()
+		var err error
+		if i%2 == 0 {
+			err = flow.ErrIdle
+		}
+		log.Closed(err)
+	}
+	opened := strings.Count(buf.String(), `msg="connection opened"`)
+	closed := strings.Count(buf.String(), `msg="connection closed"`)
+	failed := strings.Count(buf.String(), `msg="connection failed"`)
+	if opened < ConnLogBurst || opened > ConnLogBurst+5 {
+		t.Errorf("%d opened lines for %d cycles, want the burst of %d", opened, cycles, ConnLogBurst)
+	}
+	if logged := closed + failed; logged < opened || logged > opened+10 {
+		t.Errorf("%d opened, %d closed and %d failed lines: want every opened one closed, and at most a few more failures", opened, closed, failed)
+	}
+	time.Sleep(2 * time.Second / ConnLogRate)
+	buf.Reset()
+	l.With("p", protoConn{protocol: flow.TCP}, nil).Opened()
+	if !strings.Contains(buf.String(), "suppressed=") {
+		t.Errorf("the next logged connection does not say how many were left out: %s", buf.String())
 	}
 }

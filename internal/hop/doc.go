@@ -6,9 +6,15 @@
 // fixed order.
 //
 //	Start:  registry, core metrics, socket sampler (running), host metrics,
-//	        Hop (guard, upgrader), TLS, HTTP and TCP listeners  -> Setup
+//	        listener metrics, RLIMIT_NOFILE raised and checked against the
+//	        limits, Hop (guard, upgrader), TLS, HTTP and TCP listeners
+//	        (each a retryListener under TLS)  -> Setup
+//	Accept: EMFILE, ENOBUFS, ... -> count, log (bounded), back off, retry
+//	HTTP:   ConnState -> httpConns: over --max-http-connections the oldest
+//	        idle or header-sending connection is closed
 //	Serve:  HTTP server | TCP accept loop -> guard -> hello -> Handler
-//	Handler: ConnLogger.With -> Opened -> the binary's own work -> Closed
+//	Handler: ConnLogger.With (logged or not, at a bounded rate) -> Opened
+//	        -> the binary's own work -> Closed
 //	ctx ends: stop accepting -> cancel connections -> wait (bounded) -> return
 //	Setup.Close: cancel connections, wait for the sampler, close listeners
 //

@@ -38,18 +38,24 @@ type Hop struct {
 }
 
 // Listen opens the HTTP listener and, when tcpAddr is not empty, the raw
-// TCP one, with opts on both, wrapped in TLS when tlsCfg is set. tcpLn is
-// nil when tcpAddr is empty.
-func Listen(ctx context.Context, httpAddr, tcpAddr string, opts flow.SocketOptions, tlsCfg *tls.Config) (httpLn, tcpLn net.Listener, err error) {
+// TCP one, with opts on both, each passed through wrap (nil: none) and
+// then wrapped in TLS when tlsCfg is set. tcpLn is nil when tcpAddr is
+// empty.
+func Listen(ctx context.Context, httpAddr, tcpAddr string, opts flow.SocketOptions, tlsCfg *tls.Config, wrap func(ln net.Listener, name string) net.Listener) (httpLn, tcpLn net.Listener, err error) {
+	if wrap == nil {
+		wrap = func(ln net.Listener, _ string) net.Listener { return ln }
+	}
 	httpLn, err = flow.ListenTCP(ctx, httpAddr, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("http listener: %w", err)
 	}
+	httpLn = wrap(httpLn, "http")
 	if tcpAddr != "" {
 		if tcpLn, err = flow.ListenTCP(ctx, tcpAddr, opts); err != nil {
 			httpLn.Close()
 			return nil, nil, fmt.Errorf("tcp listener: %w", err)
 		}
+		tcpLn = wrap(tcpLn, "tcp")
 	}
 	if tlsCfg != nil {
 		httpLn = tls.NewListener(httpLn, tlsCfg)
@@ -167,17 +173,15 @@ func (h *Hop) Serve(ctx context.Context, servers []Served, tcpLn net.Listener, h
 }
 
 // acceptTCP admits each connection through the guard, reads its hello and
-// hands it to handle, tracked, until the listener closes.
+// hands it to handle, tracked, until the listener closes or fails for good
+// (Start's listeners retry what is temporary, out of file descriptors
+// first).
 func (h *Hop) acceptTCP(ctx context.Context, ln net.Listener, handle Handler) error {
 	for {
-		nc, err := ln.Accept()
+		nc, err := ln.Accept() // temporary errors are retried inside (retryListener)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				continue
 			}
 			return fmt.Errorf("tcp accept: %w", err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/go-backpressure/go-backpressure/internal/guard"
+	"github.com/go-backpressure/go-backpressure/internal/ratelog"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
@@ -29,6 +30,14 @@ type Options struct {
 	HTTPAddr string
 	TCPAddr  string             // empty: no raw TCP listener
 	Socket   flow.SocketOptions // on the downstream listeners
+
+	// FDsPerConnection is how many file descriptors one admitted
+	// connection holds (bp-relay: 2, downstream and upstream; 0 means 1),
+	// for the start-up check against RLIMIT_NOFILE.
+	FDsPerConnection int
+	// ExtraHTTPListeners counts HTTP listeners the binary opens besides
+	// Start's (bp-relay's --metrics-addr), for the same check.
+	ExtraHTTPListeners int
 
 	StallThreshold time.Duration
 	HelloTimeout   time.Duration
@@ -50,6 +59,8 @@ type Setup struct {
 	TCPLn    net.Listener // nil when Options.TCPAddr is empty
 
 	limits      config.Limits
+	listener    *metrics.Listener
+	acceptWarn  *ratelog.Logger
 	samplerDone chan struct{}
 }
 
@@ -70,7 +81,8 @@ func Start(ctx context.Context, o Options) (*Setup, error) {
 		return nil, fmt.Errorf("host metrics: %w", err)
 	}
 	s := &Setup{Hop: newHop(o, m), Registry: reg, Metrics: m, Sampler: sampler, limits: o.Limits,
-		samplerDone: make(chan struct{})}
+		listener: metrics.NewListener(reg), acceptWarn: ratelog.New(o.Log), samplerDone: make(chan struct{})}
+	checkFDs(o)
 	connCtx := s.Hop.ConnContext(ctx)
 	go func() { defer close(s.samplerDone); sampler.Run(connCtx) }()
 
@@ -78,7 +90,7 @@ func Start(ctx context.Context, o Options) (*Setup, error) {
 		s.Close()
 		return nil, err
 	}
-	if s.HTTPLn, s.TCPLn, err = Listen(ctx, o.HTTPAddr, o.TCPAddr, o.Socket, s.TLS); err != nil {
+	if s.HTTPLn, s.TCPLn, err = Listen(ctx, o.HTTPAddr, o.TCPAddr, o.Socket, s.TLS, s.retry); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -136,11 +148,22 @@ func (s *Setup) Mux(withMetrics bool) *http.ServeMux {
 }
 
 // Served is the HTTP server for handler on ln: under the connections'
-// context, its errors logged, with the header limits.
+// context, its errors logged, with the header limits and the bound on
+// connections that are not WebSockets (--max-http-connections).
 func (s *Setup) Served(ctx context.Context, handler http.Handler, ln net.Listener) Served {
 	srv := s.Hop.HTTPServer(ctx, handler)
 	s.limits.HTTPServer(srv)
+	srv.ConnState = newHTTPConns(s.limits.MaxHTTPConnections, s.listener.HTTPClosed, s.Hop.Guard.Warn()).ConnState
 	return Served{Server: srv, Listener: ln}
+}
+
+// Retry wraps a listener the binary opens itself (bp-relay's
+// --metrics-addr) as Start wraps its own: temporary accept errors are
+// counted, logged at a bounded rate and retried after a back-off.
+func (s *Setup) Retry(ln net.Listener) net.Listener { return s.retry(ln, "http") }
+
+func (s *Setup) retry(ln net.Listener, name string) net.Listener {
+	return newRetryListener(ln, name, s.listener.AcceptErrors, s.acceptWarn)
 }
 
 // Serve is Hop.Serve with the TCP listener Start opened.

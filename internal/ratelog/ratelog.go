@@ -42,7 +42,25 @@ func NewRate(log *slog.Logger, every time.Duration, burst int) *Logger {
 // used up its lines; then it only counts the line, and the next line of
 // that reason says how many were suppressed.
 func (l *Logger) Warn(reason, msg string, args ...any) {
+	ok, suppressed := l.Allow(reason)
+	if !ok {
+		return
+	}
+	args = append(args, "reason", reason)
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	l.log.Warn(msg, args...)
+}
+
+// Allow takes a line of reason's budget for a caller that writes its own
+// lines (at its own level, or several lines per event, as the connection
+// log's opened and closed pair). ok false: the line is to be dropped, and
+// it is counted; ok true: suppressed is how many were dropped since the
+// last allowed one, which the caller should log.
+func (l *Logger) Allow(reason string) (ok bool, suppressed int64) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	b := l.reasons[reason]
 	if b == nil {
 		b = &bucket{limiter: rate.NewLimiter(rate.Every(l.every), l.burst)}
@@ -50,18 +68,15 @@ func (l *Logger) Warn(reason, msg string, args ...any) {
 	}
 	if !b.limiter.Allow() {
 		b.suppressed++
-		l.mu.Unlock()
-		return
+		return false, 0
 	}
-	suppressed := b.suppressed
+	suppressed = b.suppressed
 	b.suppressed = 0
-	l.mu.Unlock()
-	args = append(args, "reason", reason)
-	if suppressed > 0 {
-		args = append(args, "suppressed", suppressed)
-	}
-	l.log.Warn(msg, args...)
+	return true, suppressed
 }
+
+// Log is the logger lines go to.
+func (l *Logger) Log() *slog.Logger { return l.log }
 
 // Suppressed is how many lines of reason were dropped since its last line.
 func (l *Logger) Suppressed(reason string) int64 {

@@ -12,11 +12,12 @@ import (
 // bp-relay) from whatever arrives on its ports. docs/SAFETY.md explains
 // each and its default.
 type Limits struct {
-	MaxConnections    int           `envconfig:"MAX_CONNECTIONS" flag:"max-connections" default:"20000" desc:"most connections each listener (HTTP /ws, TCP) serves at once; more are refused at once, TCP closed and WebSocket answered 503, and counted (0: no limit)"`
-	ReadHeaderTimeout time.Duration `envconfig:"READ_HEADER_TIMEOUT" flag:"read-header-timeout" default:"10s" desc:"how long an HTTP client may take to send its request headers"`
-	MaxHeaderBytes    Size          `envconfig:"MAX_HEADER_BYTES" flag:"max-header-bytes" default:"64KiB" desc:"largest HTTP request header block; larger ones get 431"`
-	WSMaxMessage      Size          `envconfig:"WS_MAX_MESSAGE" flag:"ws-max-message" default:"16MiB" desc:"largest WebSocket message a peer may send; larger ones are closed with code 1009"`
-	AllowedOrigins    string        `envconfig:"ALLOWED_ORIGINS" flag:"allowed-origins" default:"" desc:"browser origins allowed to open /ws besides the page's own: comma-separated https://host:port, or * for any (requests without an Origin header, i.e. not from a browser, are always allowed)"`
+	MaxConnections     int           `envconfig:"MAX_CONNECTIONS" flag:"max-connections" default:"20000" desc:"most connections each listener (HTTP /ws, TCP) serves at once; more are refused at once, TCP closed and WebSocket answered 503, and counted (0: no limit)"`
+	MaxHTTPConnections int           `envconfig:"MAX_HTTP_CONNECTIONS" flag:"max-http-connections" default:"1000" desc:"most HTTP connections that are not WebSockets (sending request headers, serving /metrics, /healthz or a page, idle keep-alive) each HTTP listener holds; beyond it the oldest idle or header-sending one is closed for the new one, and counted (0: no limit)"`
+	ReadHeaderTimeout  time.Duration `envconfig:"READ_HEADER_TIMEOUT" flag:"read-header-timeout" default:"10s" desc:"how long an HTTP client may take to send its request headers"`
+	MaxHeaderBytes     Size          `envconfig:"MAX_HEADER_BYTES" flag:"max-header-bytes" default:"64KiB" desc:"largest HTTP request header block; larger ones get 431"`
+	WSMaxMessage       Size          `envconfig:"WS_MAX_MESSAGE" flag:"ws-max-message" default:"16MiB" desc:"largest WebSocket message a peer may send; larger ones are closed with code 1009"`
+	AllowedOrigins     string        `envconfig:"ALLOWED_ORIGINS" flag:"allowed-origins" default:"" desc:"browser origins allowed to open /ws besides the page's own: comma-separated https://host:port, or * for any (requests without an Origin header, i.e. not from a browser, are always allowed)"`
 }
 
 // Validate checks the limits.
@@ -24,6 +25,8 @@ func (l Limits) Validate() error {
 	switch {
 	case l.MaxConnections < 0:
 		return Invalid("max-connections", l.MaxConnections, "must not be negative (0: no limit)")
+	case l.MaxHTTPConnections < 0:
+		return Invalid("max-http-connections", l.MaxHTTPConnections, "must not be negative (0: no limit)")
 	case l.ReadHeaderTimeout <= 0:
 		return Invalid("read-header-timeout", l.ReadHeaderTimeout, "must be positive")
 	case l.MaxHeaderBytes < 1<<10 || l.MaxHeaderBytes > 16<<20:

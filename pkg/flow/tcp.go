@@ -59,6 +59,9 @@ func (c *tcpConn) Read(p []byte) (int, Control, error) {
 			}
 			return 0, Control{}, err
 		}
+		if isRefusal(&c.hdr) {
+			return 0, Control{}, readRefusal(c.r)
+		}
 		h, err := parseFrameHeader(&c.hdr)
 		if err != nil {
 			return 0, Control{}, err

@@ -46,6 +46,9 @@ func serverTLS(nc net.Conn, timeout time.Duration) error {
 		defer cancel()
 	}
 	if err := tc.HandshakeContext(ctx); err != nil {
+		if refusePlainHello(err) {
+			return fmt.Errorf("tls handshake: a plain-text hello (tcp://, not tls://): %w", err)
+		}
 		return fmt.Errorf("tls handshake: %w", err)
 	}
 	return nil

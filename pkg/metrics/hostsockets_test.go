@@ -2,7 +2,6 @@ package metrics_test
 
 import (
 	"net"
-	"os"
 	"regexp"
 	"runtime"
 	"slices"
@@ -124,17 +123,7 @@ func TestHostSocketsHelpShared(t *testing.T) {
 // docs/METRICS.md and bp-sockets' registry in step: same names, types and
 // labels.
 func TestHostSocketsDocumented(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/METRICS.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(doc), "\n## bp-sockets\n")
-	if !ok {
-		t.Fatal(`docs/METRICS.md has no "## bp-sockets" section`)
-	}
-	if i := strings.Index(section, "\n## "); i >= 0 {
-		section = section[:i]
-	}
+	section := metricsDocSection(t, "bp-sockets")
 	row := regexp.MustCompile("(?m)^\\| \\[`([a-z_]+)`\\]\\([^)]*\\) \\| (counter|gauge) \\| ([a-z_, ]*) \\|")
 	documented := map[string]string{}
 	for _, m := range row.FindAllStringSubmatch(section, -1) {

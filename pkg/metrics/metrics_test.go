@@ -313,6 +313,7 @@ func binaryRegistry(t *testing.T) *recordingRegisterer {
 	}
 	metrics.NewRelay(reg, 64<<10, 1<<20) // bp-relay's own metrics
 	metrics.NewClient(reg)               // bp-client's own metrics
+	metrics.NewListener(reg)             // bp-server's and bp-relay's listeners
 	// bp-client's verdict and fleet gauges, with a verdict so that every
 	// figure is gathered.
 	v := metrics.NewVerdict(reg, []string{"blocked", "absorbed", "not_stalled", "unknown"}, "lint", 4)

@@ -2,7 +2,6 @@ package metrics_test
 
 import (
 	"errors"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -69,17 +68,7 @@ func TestRelayMetricsValues(t *testing.T) {
 // TestRelayMetricsDocumented keeps the "bp-relay" table of docs/METRICS.md
 // and the relay registry in step: same names, types and labels.
 func TestRelayMetricsDocumented(t *testing.T) {
-	doc, err := os.ReadFile("../../docs/METRICS.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, ok := strings.Cut(string(doc), "\n## bp-relay\n")
-	if !ok {
-		t.Fatal(`docs/METRICS.md has no "## bp-relay" section`)
-	}
-	if i := strings.Index(section, "\n## "); i >= 0 {
-		section = section[:i]
-	}
+	section := metricsDocSection(t, "bp-relay")
 	row := regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\| (counter|gauge|histogram) \\|([a-z_, ]*)\\|")
 	documented := map[string]string{}
 	for _, m := range row.FindAllStringSubmatch(section, -1) {

@@ -28,6 +28,7 @@ type Recorder struct {
 	kernelBase           sockstat.Totals       // the kernel's counters at SetKernel
 	verdict              *verdict.Observer     // the verdict's timelines, if kept (SetVerdict)
 	live                 map[*recConn]struct{} // open connections, under mu
+	timeline             *timeline             // the run's samples, if kept (KeepTimeline), under mu
 }
 
 var _ flow.Observer = (*Recorder)(nil)

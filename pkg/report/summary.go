@@ -74,6 +74,10 @@ type Summary struct {
 	// path absorb (see pkg/verdict); absent when the client does not write.
 	Verdict *verdict.Verdict `json:"verdict,omitempty"`
 
+	// Timeline is the run sampled at a fixed interval (see Timeline),
+	// absent unless the recorder kept one (KeepTimeline).
+	Timeline *Timeline `json:"timeline,omitempty"`
+
 	// Fleet: this client's place in a fleet of them (fleet.go); absent
 	// when it runs alone.
 	Fleet *Fleet `json:"fleet,omitempty"`
@@ -112,6 +116,7 @@ func (r *Recorder) Summarize(run Run, elapsed time.Duration, runErr error) Summa
 		s.fillKernel(t.Kernel, secs, conns)
 		s.Verdict = r.verdictNow()
 	}
+	s.Timeline = r.finishTimeline(elapsed, t, conns)
 	return s
 }
 

@@ -188,9 +188,10 @@ type Verdict struct {
 func (v Verdict) PeerWords() string {
 	switch {
 	case v.Via == nil:
-		return "the peer (the next hop: the server on a direct path; the server did not say which)"
+		return "the peer (the next hop; the server did not say which)"
 	case len(*v.Via) == 0:
-		return "the peer (the server, as no bp-relay named itself; a proxy that does not, such as HAProxy or nginx, would hide)"
+		// The caveat (a proxy that does not name itself) is in the reasons.
+		return "the peer (the server: no bp-relay named itself)"
 	}
 	return "the peer (bp-relay " + (*v.Via)[0] + ", the first hop)"
 }

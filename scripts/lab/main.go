@@ -17,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -45,6 +46,7 @@ func run() int {
 	keep := fs.Bool("keep", false, "keep each run's directory: logs and rendered configs")
 	deploy := fs.String("deploy", "deploy", "directory with the haproxy/, nginx/ and caddy/ configs")
 	quiet := fs.Bool("quiet", false, "do not show which processes start")
+	htmlDir := fs.String("html", "artifacts/lab", "write each profile's run as an HTML page (<profile>.html) and a summary page linking them (index.html) into this directory (empty: none)")
 	asJSON := fs.Bool("json", false, "print, per profile, the client's report, each hop's numbers and the byte map as one JSON object on stdout (progress goes to stderr)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: lab [flags] [profile]   (make lab PROFILE=name, make lab-all)\n\n")
@@ -60,26 +62,9 @@ func run() int {
 	}
 	serverFlags := strings.TrimSpace(defaultServerFlags + " " + *serverExtra)
 	clientFlags := strings.TrimSpace(defaultClientFlags + " " + *clientExtra)
-	var profiles []lab.Profile
-	switch {
-	case *all:
-		profiles = lab.Profiles
-	case fs.NArg() == 1:
-		p, ok := lab.Lookup(fs.Arg(0))
-		if !ok {
-			fmt.Fprintf(os.Stderr, "lab: no profile %q\n\n", fs.Arg(0))
-			listProfiles()
-			return 2
-		}
-		profiles = []lab.Profile{p}
-	case fs.NArg() == 0:
-		fmt.Println("make lab PROFILE=name runs one profile; make lab-all runs them all. Profiles:")
-		fmt.Println()
-		listProfiles()
-		return 0
-	default:
-		fs.Usage()
-		return 2
+	profiles, code, ok := pickProfiles(fs, *all)
+	if !ok {
+		return code
 	}
 
 	// With -json, stdout carries only the JSON document; everything for
@@ -143,19 +128,8 @@ func run() int {
 		fmt.Fprintln(out, "\n== summary (bytes written, blocked seconds and peak in pipe are the client's)")
 		lab.WriteTable(out, rows)
 	}
-	if *asJSON {
-		doc := struct {
-			Profiles []lab.ResultJSON `json:"profiles"`
-		}{}
-		for _, row := range rows {
-			doc.Profiles = append(doc.Profiles, row.JSON())
-		}
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(doc); err != nil {
-			fmt.Fprintln(os.Stderr, "lab:", err)
-			return 1
-		}
+	if !writeHTML(*htmlDir, rows, out) || (*asJSON && !writeJSON(rows)) {
+		return 1
 	}
 	return status
 }
@@ -166,4 +140,64 @@ func listProfiles() {
 		fmt.Fprintf(tw, "  %s\t%s\n", p.Name, p.Path)
 	}
 	tw.Flush()
+}
+
+// writeHTML writes each profile's run as an HTML page and the summary
+// page linking them into dir ("": nothing), and says where.
+func writeHTML(dir string, rows []lab.Row, out io.Writer) bool {
+	if dir == "" {
+		return true
+	}
+	index, err := lab.WriteHTMLReports(dir, rows)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		return false
+	}
+	fmt.Fprintf(out, "\n== each profile's run drawn over time: %s\n", index)
+	return true
+}
+
+// pickProfiles is the profiles the command line asks for; when it asks for
+// none to run (the list, a usage error), ok is false and code the exit
+// status.
+func pickProfiles(fs *flag.FlagSet, all bool) (profiles []lab.Profile, code int, ok bool) {
+	switch {
+	case all:
+		profiles = lab.Profiles
+	case fs.NArg() == 1:
+		p, ok := lab.Lookup(fs.Arg(0))
+		if !ok {
+			fmt.Fprintf(os.Stderr, "lab: no profile %q\n\n", fs.Arg(0))
+			listProfiles()
+			return nil, 2, false
+		}
+		profiles = []lab.Profile{p}
+	case fs.NArg() == 0:
+		fmt.Println("make lab PROFILE=name runs one profile; make lab-all runs them all. Profiles:")
+		fmt.Println()
+		listProfiles()
+		return nil, 0, false
+	default:
+		fs.Usage()
+		return nil, 2, false
+	}
+	return profiles, 0, true
+}
+
+// writeJSON prints, per profile, the client's report, each hop's numbers
+// and the byte map as one JSON document on stdout.
+func writeJSON(rows []lab.Row) bool {
+	doc := struct {
+		Profiles []lab.ResultJSON `json:"profiles"`
+	}{}
+	for _, row := range rows {
+		doc.Profiles = append(doc.Profiles, row.JSON())
+	}
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(doc); err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		return false
+	}
+	return true
 }

@@ -1,0 +1,89 @@
+package hop
+
+import (
+	"bufio"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/go-backpressure/go-backpressure/internal/ratelog"
+	"github.com/go-backpressure/go-backpressure/pkg/metrics"
+)
+
+// TestHTTPConns: at --max-http-connections, a new connection pushes out
+// the oldest idle keep-alive or header dribbler, never one busy with a
+// request, and a health check still gets its answer.
+func TestHTTPConns(t *testing.T) {
+	m := metrics.NewListener(prometheus.NewRegistry())
+	hc := newHTTPConns(3, m.HTTPClosed, ratelog.New(slog.New(slog.DiscardHandler)))
+	release := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+	mux.HandleFunc("/slow", func(http.ResponseWriter, *http.Request) { <-release })
+	srv := &http.Server{Handler: mux, ConnState: hc.ConnState}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(ln)
+	defer srv.Close()
+	defer close(release)
+	addr := ln.Addr().String()
+	dial := func(req string) net.Conn {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		io.WriteString(c, req)
+		return c
+	}
+	waitLen := func(want int) {
+		for deadline := time.Now().Add(5 * time.Second); hc.Len() != want; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d connections counted, want %d", hc.Len(), want)
+			}
+		}
+	}
+	closedSoon := func(c net.Conn) bool {
+		c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err := io.ReadAll(c)
+		return err == nil // EOF: closed by the server
+	}
+
+	busy := dial("GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+	idle := dial("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	if resp, err := http.ReadResponse(bufio.NewReader(idle), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("first health check: %v %v", resp, err)
+	}
+	dribbler := dial("GET /healthz HTTP/1.1\r\n")
+	waitLen(3)
+
+	// A fourth: the idle keep-alive goes, then the dribbler.
+	hc1 := dial("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+	if !closedSoon(idle) {
+		t.Error("the idle keep-alive connection was not closed for a new one")
+	}
+	if resp, err := http.ReadResponse(bufio.NewReader(hc1), nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("health check at the limit: %v %v", resp, err)
+	}
+	dial("GET /healthz HTTP/1.1\r\n")
+	if !closedSoon(dribbler) {
+		t.Error("the header dribbler was not closed for a new one")
+	}
+	busy.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := busy.Read(make([]byte, 1)); err == io.EOF {
+		t.Error("a connection busy with a request was closed")
+	}
+	for _, reason := range []string{"idle", "headers"} {
+		if got := testutil.ToFloat64(m.HTTPClosed.WithLabelValues(reason)); got != 1 {
+			t.Errorf("closed %s: %v, want 1", reason, got)
+		}
+	}
+}
