@@ -18,6 +18,7 @@ import (
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
 	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
+	"github.com/go-backpressure/go-backpressure/pkg/verdict"
 )
 
 // Exit statuses beyond config's.
@@ -59,6 +60,15 @@ func run(ctx context.Context, cfg clientConfig, stdout, stderr io.Writer) int {
 	log.Info("bp-client starting", "run", cfg.RunID, "target", cfg.Target, "direction", cfg.direction(),
 		"connections", cfg.Connections, "payload_size", cfg.PayloadSize, "rate", cfg.Rate,
 		"count", cfg.Count, "duration", cfg.Duration)
+	cfg.warnUnplaced(log)
+	if cfg.waitStart(ctx, log) {
+		return exitInterrupted
+	}
+	if cfg.inFleet() {
+		log.Info("fleet run starting", "fleet", cfg.Fleet, "instance", cfg.Instance, "instances", cfg.Instances,
+			"connections", cfg.Connections, "fleet_connections", cfg.fleetConnections,
+			"started_at", time.Now().UTC().Format(time.RFC3339Nano))
+	}
 	runErr, interrupted := c.rounds(ctx)
 	if cfg.MetricsAddr != "" && cfg.Linger > 0 && !interrupted {
 		log.Info("lingering so scrapers see the final values", "linger", cfg.Linger)
@@ -83,6 +93,7 @@ type client struct {
 	stdout, stderr io.Writer
 	core           *metrics.Metrics
 	own            *metrics.Client
+	verdictMetrics *metrics.Verdict
 	sampler        *sockstat.Sampler
 	proto          flow.Protocol
 	dial           func(context.Context, flow.Hello) (flow.Conn, error)
@@ -96,6 +107,7 @@ func newClient(cfg clientConfig, reg *prometheus.Registry, log *slog.Logger, std
 	c := &client{cfg: cfg, log: log, stdout: stdout, stderr: stderr,
 		core: metrics.New(reg, config.Version), own: metrics.NewClient(reg)}
 	c.core.SetStallThreshold(cfg.StallThreshold)
+	c.verdictMetrics = metrics.NewVerdict(reg, verdict.Outcomes, cfg.Fleet, cfg.Instances)
 	var err error
 	c.sampler, err = metrics.NewSocketSampler(reg, metrics.SamplerOptions{Interval: cfg.SampleInterval})
 	if err == nil {

@@ -15,6 +15,8 @@ import (
 type clientConfig struct {
 	config.Common
 	config.TLSDial
+	// FleetSettings: --instance, --instances, --fleet, --start-at (fleet.go).
+	FleetSettings
 	Target         string        `envconfig:"TARGET" flag:"target" default:"tcp://127.0.0.1:8081" desc:"where to connect: tcp://host:port, tls://host:port, ws://host:port/ws or wss://host:port/ws"`
 	Direction      string        `envconfig:"DIRECTION" flag:"direction" default:"up" desc:"up: this client writes; down: the server writes and this client reads; both"`
 	PayloadSize    config.Size   `envconfig:"PAYLOAD_SIZE" flag:"payload-size" default:"64KiB" desc:"bytes per write call (one WebSocket message, one TCP frame)"`
@@ -69,7 +71,16 @@ func loadConfig(args []string) (clientConfig, error) {
 		rand.Read(b[:])
 		cfg.RunID = hex.EncodeToString(b[:])
 	}
-	return cfg, cfg.Validate()
+	// The fleet: the scheduler's index, then this instance's share of
+	// the fleet's connections once every setting is checked.
+	if err := cfg.FleetSettings.resolve(fleetEnv); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	cfg.fleetConnections, cfg.Connections = cfg.Connections, cfg.share(cfg.Connections)
+	return cfg, nil
 }
 
 func (c clientConfig) Validate() error {
@@ -86,6 +97,9 @@ func (c clientConfig) Validate() error {
 		return config.Invalid("direction", c.Direction, "want up, down or both")
 	}
 	if err := c.Reading.Validate(); err != nil {
+		return err
+	}
+	if err := c.FleetSettings.validate(c.Connections, c.fleetRunLength(), time.Now()); err != nil {
 		return err
 	}
 	switch {
@@ -168,6 +182,15 @@ func (c clientConfig) tls() *tls.Config {
 func (c clientConfig) direction() flow.Direction {
 	d, _ := flow.ParseDirection(c.Direction)
 	return d
+}
+
+// fleetRunLength is how long the run lasts, for judging a late --start-at:
+// --duration, or 0 (unknown) for a run bounded by --count or looping.
+func (c clientConfig) fleetRunLength() time.Duration {
+	if c.Loop || c.Count > 0 {
+		return 0
+	}
+	return c.Duration
 }
 
 // totalBytes per connection: --count messages of --payload-size.

@@ -8,6 +8,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "merge" {
+		os.Exit(runMerge(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	config.Main("bp-client", loadConfig, func(ctx context.Context, cfg clientConfig) int {
 		return run(ctx, cfg, os.Stdout, os.Stderr)
 	})

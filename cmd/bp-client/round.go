@@ -40,9 +40,11 @@ func (c *client) round(ctx context.Context, n int) error {
 	start := time.Now()
 	judge, stopJudge := startVerdict(ctx, c.cfg, rec, c.sampler)
 	stopLive := startLive(c.cfg, rec, c.stderr, start)
+	stopVerdictMetrics := c.startVerdictMetrics(judge)
 	stopTimeline := rec.KeepTimeline(start)
 	runErr := c.runConns(ctx, c.connRun(hello, c.observers(rec, judge), rec))
 	elapsed := time.Since(start)
+	stopVerdictMetrics()
 	stopLive()
 	stopJudge()
 	stopTimeline()
@@ -113,7 +115,9 @@ func (c *client) writeReport(rec *report.Recorder, runID string, elapsed time.Du
 	sum := rec.Summarize(report.Run{
 		RunID: runID, Target: cfg.Target, Direction: cfg.direction(), Connections: cfg.Connections,
 		PayloadSize: int(cfg.PayloadSize), Rate: cfg.Rate, StallThreshold: cfg.StallThreshold,
+		Fleet: cfg.fleetReport(),
 	}, elapsed, runErr)
+	c.verdictMetrics.Set(verdictFigures(sum.Verdict))
 	if cfg.Output == "json" {
 		sum.WriteJSON(c.stdout)
 	} else {

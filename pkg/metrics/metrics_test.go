@@ -314,6 +314,11 @@ func binaryRegistry(t *testing.T) *recordingRegisterer {
 	metrics.NewRelay(reg, 64<<10, 1<<20) // bp-relay's own metrics
 	metrics.NewClient(reg)               // bp-client's own metrics
 	metrics.NewListener(reg)             // bp-server's and bp-relay's listeners
+	// bp-client's verdict and fleet gauges, with a verdict so that every
+	// figure is gathered.
+	v := metrics.NewVerdict(reg, []string{"blocked", "absorbed", "not_stalled", "unknown"}, "lint", 4)
+	absorbed, delay, stopped := int64(1<<20), 0.25, 1.0
+	v.Set(metrics.VerdictFigures{Outcome: "blocked", AbsorbedBytes: &absorbed, BlockDelay: &delay, ServerStoppedAt: &stopped})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); sampler.Run(ctx) }()

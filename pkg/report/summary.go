@@ -21,6 +21,8 @@ type Run struct {
 	PayloadSize    int
 	Rate           float64 // messages per second per connection; 0: unlimited
 	StallThreshold time.Duration
+	// Fleet is this client's place in a fleet (nil: not in one).
+	Fleet *Fleet
 }
 
 // Summary is the end-of-run report. Its JSON form is what --output json
@@ -75,6 +77,10 @@ type Summary struct {
 	// Timeline is the run sampled at a fixed interval (see Timeline),
 	// absent unless the recorder kept one (KeepTimeline).
 	Timeline *Timeline `json:"timeline,omitempty"`
+
+	// Fleet: this client's place in a fleet of them (fleet.go); absent
+	// when it runs alone.
+	Fleet *Fleet `json:"fleet,omitempty"`
 }
 
 // Summarize builds the report from the recorder after the run.
@@ -90,7 +96,7 @@ func (r *Recorder) Summarize(run Run, elapsed time.Duration, runErr error) Summa
 		BlockedSeconds: t.Blocked.Seconds(), StallThresholdSeconds: run.StallThreshold.Seconds(),
 		Stalls: t.Stalls, LongestStallSeconds: time.Duration(r.longestNs.Load()).Seconds(),
 		WriteBlockedP50: r.quantile(50).Seconds(), WriteBlockedP99: r.quantile(99).Seconds(),
-		PeakBytesInPipe: t.PeakInPipe, Reconnects: r.reconnects.Load(),
+		PeakBytesInPipe: t.PeakInPipe, Reconnects: r.reconnects.Load(), Fleet: run.Fleet,
 	}
 	if runErr != nil {
 		s.Error = runErr.Error()
@@ -131,6 +137,7 @@ func (s Summary) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "\nbp-client report: run %s, %s, direction %s, %d connection(s)\n", s.RunID, s.Target, s.Direction, s.Connections)
 	row := func(k, format string, a ...any) { fmt.Fprintf(&b, "  %-16s "+format+"\n", append([]any{k}, a...)...) }
 	row("result", "%s", status)
+	s.writeFleetText(row)
 	row("duration", "%.2f s", s.DurationSeconds)
 	if s.Direction.ClientWrites() {
 		asked := "as fast as the path allows"

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/go-backpressure/go-backpressure/pkg/config"
+	"github.com/go-backpressure/go-backpressure/pkg/report"
+)
+
+// mergeUsage is `bp-client merge --help`.
+const mergeUsage = `bp-client merge: reads the JSON reports of a fleet's instances and prints one fleet report.
+
+Usage: bp-client merge [--output text|json] REPORT.json... (- for standard input)
+
+A file may hold several reports, and log lines among them (kubectl logs of a
+Job's pods): every JSON object starting on a line of its own "{" is read.
+Reports of another fleet, an instance given twice or a damaged report end
+with exit status 2, naming the file. See docs/FLEET.md.
+`
+
+// runMerge is `bp-client merge`: a subcommand of bp-client rather than a
+// binary of its own, so that every image, buildpack and release that has
+// the client has the merge, at the same version as the reports it reads.
+func runMerge(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bp-client merge", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	output := fs.String("output", "text", "report format: text or json")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			io.WriteString(stdout, mergeUsage)
+			return config.ExitOK
+		}
+		fmt.Fprintf(stderr, "bp-client merge: %v (see --help)\n", err)
+		return config.ExitUsage
+	}
+	fail := func(err error) int {
+		fmt.Fprintf(stderr, "bp-client merge: %v\n", err)
+		return config.ExitUsage
+	}
+	switch {
+	case *output != "text" && *output != "json":
+		return fail(config.Invalid("output", *output, "want text or json"))
+	case fs.NArg() == 0:
+		return fail(errors.New("no reports given (bp-client merge REPORT.json..., - for standard input)"))
+	}
+	var all []report.Named
+	for _, path := range fs.Args() {
+		got, err := report.ReadReportFile(path, stdin)
+		if err != nil {
+			return fail(err)
+		}
+		all = append(all, got...)
+	}
+	merged, err := report.Merge(all)
+	if err != nil {
+		return fail(err)
+	}
+	if *output == "json" {
+		err = merged.WriteJSON(stdout)
+	} else {
+		err = merged.WriteText(stdout)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	return config.ExitOK
+}
