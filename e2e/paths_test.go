@@ -95,8 +95,10 @@ func checkRTT(t *testing.T, res *lab.Result) {
 			t.Errorf("%s: min_rtt %.2f ms, asked %.2f ms (tolerance %.2f)", l.Name, l.MinRTTMs, l.AskedRTTMs, tol)
 		}
 		// Below 5 ms the smoothed value is the delay line's wake-up
-		// latency on a loaded machine more than the link: floor only.
-		if tol := 0.25 * l.AskedRTTMs; l.AskedRTTMs >= 5 && math.Abs(l.RTTMinMs-l.AskedRTTMs) > tol {
+		// latency on a loaded machine more than the link: floor only. Under
+		// the race detector the delay line (in this process) runs several
+		// times slower and queues: min_rtt only.
+		if tol := 0.25 * l.AskedRTTMs; !raceEnabled && l.AskedRTTMs >= 5 && math.Abs(l.RTTMinMs-l.AskedRTTMs) > tol {
 			t.Errorf("%s: least smoothed rtt %.2f ms, asked %.2f ms (tolerance %.2f)", l.Name, l.RTTMinMs, l.AskedRTTMs, tol)
 		}
 	}

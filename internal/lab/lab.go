@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/go-backpressure/go-backpressure/internal/netlab"
@@ -97,8 +98,10 @@ func (r *Result) Hop(name string) *Hop {
 
 // run is one run's state: its directory and the processes it started.
 type run struct {
-	opts  Options
-	dir   string
+	opts Options
+	dir  string
+	// mu guards procs: a fleet starts its clients side by side.
+	mu    sync.Mutex
 	procs []*process
 	net   *netlab.Net // the hosts, for a profile with hosts of its own
 	port  int         // the last port listenAddr gave out on a host
@@ -119,7 +122,9 @@ func (r *run) start(name, bin string, args, env []string, stdout io.Writer) (*pr
 	if err != nil {
 		return nil, err
 	}
+	r.mu.Lock()
 	r.procs = append(r.procs, p)
+	r.mu.Unlock()
 	r.progress("started %s (pid %d): %s %s", name, p.cmd.Process.Pid, bin, strings.Join(args, " "))
 	return p, nil
 }
@@ -133,8 +138,11 @@ func (r *run) progress(format string, a ...any) {
 // stopAll stops every process, the last started first: client, hops,
 // server.
 func (r *run) stopAll() {
-	for i := len(r.procs) - 1; i >= 0; i-- {
-		r.procs[i].stop()
+	r.mu.Lock()
+	procs := append([]*process(nil), r.procs...)
+	r.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].stop()
 	}
 }
 

@@ -285,6 +285,8 @@ func (ob *Observatory) Stop() {
 
 // Exited returns the name of a program that has ended, or "".
 func (ob *Observatory) Exited() string {
+	ob.run.mu.Lock()
+	defer ob.run.mu.Unlock()
 	for _, p := range ob.run.procs {
 		if p.exited() {
 			return p.name

@@ -51,8 +51,11 @@ func (r *run) listenAddr(host string) (string, error) {
 	if ip == "" {
 		return "", fmt.Errorf("no host %s in this profile", host)
 	}
+	r.mu.Lock()
 	r.port++
-	return ip + ":" + strconv.Itoa(20000+r.port), nil
+	port := 20000 + r.port
+	r.mu.Unlock()
+	return ip + ":" + strconv.Itoa(port), nil
 }
 
 // netSpec is the profile's network with the options' changes: -link

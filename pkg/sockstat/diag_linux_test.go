@@ -75,14 +75,17 @@ func readSS(t *testing.T, port uint16) []ssSocket {
 }
 
 // findDiag returns the dumped socket with the given local address.
-func findDiag(t *testing.T, socks []DiagSocket, local netip.AddrPort) DiagSocket {
+// findDiag is the socket from local to remote: both ends, since Linux
+// gives one ephemeral port to connections towards different peers, and on
+// a machine running other tests a local address alone can name two.
+func findDiag(t *testing.T, socks []DiagSocket, local, remote netip.AddrPort) DiagSocket {
 	t.Helper()
 	for _, s := range socks {
-		if s.Local == local {
+		if s.Local == local && s.Remote == remote {
 			return s
 		}
 	}
-	t.Fatalf("no socket %v in the dump of %d sockets", local, len(socks))
+	t.Fatalf("no socket %v -> %v in the dump of %d sockets", local, remote, len(socks))
 	return DiagSocket{}
 }
 
@@ -105,8 +108,8 @@ func stableDump(t *testing.T, w, r netip.AddrPort, between func()) (DiagSocket, 
 		if err != nil {
 			t.Fatal(err)
 		}
-		w1, r1 := findDiag(t, before, w), findDiag(t, before, r)
-		w2, r2 := findDiag(t, after, w), findDiag(t, after, r)
+		w1, r1 := findDiag(t, before, w, r), findDiag(t, before, r, w)
+		w2, r2 := findDiag(t, after, w, r), findDiag(t, after, r, w)
 		if key(w1) == key(w2) && key(r1) == key(r2) {
 			return w2, r2
 		}
@@ -126,11 +129,11 @@ func TestDumpAgreesWithSS(t *testing.T) {
 	wAddr, rAddr := addrPort(writer.LocalAddr()), addrPort(reader.LocalAddr())
 	var ss []ssSocket
 	w, r := stableDump(t, wAddr, rAddr, func() { ss = readSS(t, rAddr.Port()) })
-	byLocal := map[netip.AddrPort]ssSocket{}
+	byEnds := map[[2]netip.AddrPort]ssSocket{}
 	for _, s := range ss {
-		byLocal[s.local] = s
+		byEnds[[2]netip.AddrPort{s.local, s.peer}] = s
 	}
-	sw, sr := byLocal[wAddr], byLocal[rAddr]
+	sw, sr := byEnds[[2]netip.AddrPort{wAddr, rAddr}], byEnds[[2]netip.AddrPort{rAddr, wAddr}]
 	if sw.local != wAddr || sr.local != rAddr {
 		t.Fatalf("ss did not list both sockets: %+v", ss)
 	}
