@@ -44,9 +44,9 @@ func readRefusal(r io.Reader) error {
 }
 
 // refusePlainHello answers a TLS handshake that failed because the peer
-// spoke the plain protocol: the refusal line, then a short wait reading
-// what the peer still sends, so that its kernel does not reset the
-// connection before the peer has read the line.
+// spoke the plain protocol: the refusal line, then a wait of at most a
+// second reading what the peer still sends, so that its kernel does not
+// reset the connection before the peer has read the line.
 func refusePlainHello(err error) bool {
 	var rh tls.RecordHeaderError
 	if !errors.As(err, &rh) || rh.Conn == nil || string(rh.RecordHeader[:]) != TCPHelloPrefix {
@@ -58,6 +58,9 @@ func refusePlainHello(err error) bool {
 	if tc, ok := nc.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(nc, 1<<20))
+	// Until the peer closes, for at most the second (and 256 MiB): a client
+	// at full speed writes MBs in the milliseconds its reader takes to see
+	// the line, and a close before then would reset it first.
+	_, _ = io.Copy(io.Discard, io.LimitReader(nc, 256<<20))
 	return true
 }
