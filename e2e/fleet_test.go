@@ -116,7 +116,8 @@ func checkFleetMerge(t *testing.T, srv *Server, clients []*Client) {
 		}
 		files = append(files, path)
 	}
-	out, err := exec.Command(binary("bp-client"), append([]string{"merge", "--output", "json"}, files...)...).Output()
+	page := filepath.Join(t.TempDir(), "fleet.html")
+	out, err := exec.Command(binary("bp-client"), append([]string{"merge", "--output", "json", "--report-html", page}, files...)...).Output()
 	if err != nil {
 		t.Fatalf("bp-client merge: %v", err)
 	}
@@ -136,6 +137,17 @@ func checkFleetMerge(t *testing.T, srv *Server, clients []*Client) {
 	t.Logf("merged: %d connections, written %d, acked %d, the server read %d; %s", fs.Connections, fs.BytesWritten, fs.BytesAcked, serverRead, fs.FleetVerdict.Words())
 	if fs.Verdict == nil || fs.Verdict.Outcome != verdict.OutcomeBlocked || fs.FleetVerdict.Outcomes[verdict.OutcomeBlocked] != len(clients) {
 		t.Errorf("fleet verdict %+v, want blocked on every instance", fs.FleetVerdict)
+	}
+	// The fleet's page: the instances' timelines summed, ending on the
+	// fleet's totals (the instances ran without --report-html, but their
+	// JSON reports carry their timelines).
+	if fs.Timeline == nil || len(fs.Timeline.Points) == 0 {
+		t.Error("the merged report has no timeline")
+	} else if last := fs.Timeline.Points[len(fs.Timeline.Points)-1]; last.BytesWritten != fs.BytesWritten || last.BytesAcked != fs.BytesAcked {
+		t.Errorf("the fleet timeline ends at %d written, %d acked; the fleet's totals %d, %d", last.BytesWritten, last.BytesAcked, fs.BytesWritten, fs.BytesAcked)
+	}
+	if b, err := os.ReadFile(page); err != nil || !strings.Contains(string(b), "instances blocked") {
+		t.Errorf("merge --report-html: %v (%d bytes)", err, len(b))
 	}
 	text, err := exec.Command(binary("bp-client"), append([]string{"merge"}, files...)...).Output()
 	if err != nil || !strings.Contains(string(text), fmt.Sprintf("%d of %d instances blocked", len(clients), len(clients))) {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/report"
@@ -13,7 +14,11 @@ import (
 // mergeUsage is `bp-client merge --help`.
 const mergeUsage = `bp-client merge: reads the JSON reports of a fleet's instances and prints one fleet report.
 
-Usage: bp-client merge [--output text|json] REPORT.json... (- for standard input)
+Usage: bp-client merge [--output text|json] [--report-html FILE] REPORT.json... (- for standard input)
+
+--report-html FILE also writes the fleet as one self-contained HTML page, the
+same page as an instance's --report-html, drawn from the instances'
+timelines summed (their JSON reports carry them).
 
 A file may hold several reports, and log lines among them (kubectl logs of a
 Job's pods): every JSON object starting on a line of its own "{" is read.
@@ -28,6 +33,7 @@ func runMerge(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bp-client merge", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	output := fs.String("output", "text", "report format: text or json")
+	html := fs.String("report-html", "", "also write the fleet as one self-contained HTML page: the instances' timelines summed, the fleet verdict")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			io.WriteString(stdout, mergeUsage)
@@ -66,5 +72,23 @@ func runMerge(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
+	if *html != "" {
+		if err := writeFleetHTML(*html, merged); err != nil {
+			return fail(err)
+		}
+	}
 	return config.ExitOK
+}
+
+// writeFleetHTML writes the fleet's page to path.
+func writeFleetHTML(path string, fs report.FleetSummary) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--report-html: %w", err)
+	}
+	if err := fs.WriteHTML(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--report-html %s: %w", path, err)
+	}
+	return f.Close()
 }

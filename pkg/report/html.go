@@ -32,6 +32,15 @@ var (
 // content security policy lets it fetch nothing, so it can be mailed or
 // attached to a ticket and opened anywhere.
 func (s Summary) WriteHTML(w io.Writer) error {
+	var text bytes.Buffer
+	if err := s.WriteText(&text); err != nil {
+		return err
+	}
+	return s.writeHTML(w, text.String())
+}
+
+// writeHTML is the page of s with text as its report in words.
+func (s Summary) writeHTML(w io.Writer, text string) error {
 	js, css, err := inlineAssets()
 	if err != nil {
 		return err
@@ -40,12 +49,8 @@ func (s Summary) WriteHTML(w io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("report data: %w", err)
 	}
-	var text bytes.Buffer
-	if err := s.WriteText(&text); err != nil {
-		return err
-	}
 	return reportTmpl.Execute(w, map[string]any{
-		"S": s, "CSS": template.CSS(css), "Text": text.String(),
+		"S": s, "CSS": template.CSS(css), "Text": text,
 		// JSON is a JS expression; json.Marshal escapes <, > and &, so
 		// nothing in it can end the script.
 		"Data": template.JS(data), "JS": template.JS(js),

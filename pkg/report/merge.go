@@ -155,6 +155,7 @@ func Merge(reports []Named) (FleetSummary, error) {
 	}
 	t.WriteBlockedP50 = medianOf(p50s)
 	t.shares(connTime)
+	t.Timeline = fleetTimeline(fs.Instances, t.Connections)
 	if t.Direction.ClientWrites() {
 		fv, v := verdict.Fleet(verdicts)
 		fs.FleetVerdict, t.Verdict = fv, &v

@@ -122,3 +122,31 @@ func TestMergeRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestMergeTimeline: the fleet's timeline is the instances' summed on one
+// grid, and ends on the fleet's totals to the byte; its page is written.
+func TestMergeTimeline(t *testing.T) {
+	tl := func(written ...int64) *Timeline {
+		out := &Timeline{IntervalSeconds: 0.1}
+		for i, w := range written {
+			out.Points = append(out.Points, TimelinePoint{Seconds: 0.1 * float64(i+1), BytesWritten: w, BytesAcked: w,
+				PeerWindowZeroConnections: -1, StalledConnections: -1})
+		}
+		return out
+	}
+	a, b := instanceReport("f", 0, 2, 300, verdict.OutcomeBlocked), instanceReport("f", 1, 2, 700, verdict.OutcomeBlocked)
+	a.Timeline, b.Timeline = tl(100, 200, 300), tl(300, 700)
+	fs, err := Merge([]Named{{File: "a", Summary: a}, {File: "b", Summary: b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pts := fs.Timeline.Points
+	// At 0.1 s: 100 + 300; at 0.2 s: 200 + 700; the end (0.3 s): 300 + 700.
+	if len(pts) != 3 || pts[0].BytesWritten != 400 || pts[1].BytesWritten != 900 || pts[2].BytesWritten != fs.BytesWritten {
+		t.Errorf("fleet timeline %+v, fleet written %d", pts, fs.BytesWritten)
+	}
+	var page bytes.Buffer
+	if err := fs.WriteHTML(&page); err != nil || !strings.Contains(page.String(), "2 of 2 instances blocked") {
+		t.Errorf("fleet page: %v (%d bytes)", err, page.Len())
+	}
+}
