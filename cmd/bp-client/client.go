@@ -155,14 +155,20 @@ func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (*htt
 // its socket options and the hello.
 func dialer(cfg clientConfig, log *slog.Logger) func(context.Context, flow.Hello) (flow.Conn, error) {
 	target, _ := cfg.target() // checked by Validate
-	opts := flow.SocketOptions{SendBuffer: int(cfg.SndBuf), ReceiveBuffer: int(cfg.RcvBuf), TLS: cfg.tls()}
-	opts.Source = cfg.sourceAddrs() // --source-addrs: each dial takes the next
+	opts := cfg.socketOptions()
 	if opts.TLS != nil && opts.TLS.InsecureSkipVerify {
 		log.Warn("not verifying the server's TLS certificate (--insecure-skip-verify): anyone in the path can read and change the stream")
 	}
 	return func(ctx context.Context, hello flow.Hello) (flow.Conn, error) {
 		return flow.Dial(ctx, target, &hello, opts)
 	}
+}
+
+// socketOptions are the options of every connection's socket.
+func (cfg clientConfig) socketOptions() flow.SocketOptions {
+	opts := flow.SocketOptions{SendBuffer: int(cfg.SndBuf), ReceiveBuffer: int(cfg.RcvBuf), TLS: cfg.tls()}
+	opts.Source = cfg.sourceAddrs() // --source-addrs: each dial takes the next
+	return opts
 }
 
 // connPlan is what each connection asks of the server (the hello) and does

@@ -17,13 +17,15 @@ type clientConfig struct {
 	config.TLSDial
 	// FleetSettings: --instance, --instances, --fleet, --start-at (fleet.go).
 	FleetSettings
-	Target         string        `envconfig:"TARGET" flag:"target" default:"tcp://127.0.0.1:8081" desc:"where to connect: tcp://host:port, tls://host:port, ws://host:port/ws or wss://host:port/ws"`
+	Target         string        `envconfig:"TARGET" flag:"target" default:"tcp://127.0.0.1:8081" desc:"where to connect: tcp://host:port, tls://host:port, ws://host:port/ws, wss://host:port/ws, grpc://host:port, grpcs://host:port, h2c://host:port/h2 or https://host:port/h2 (the last four: streams on HTTP/2, see --streams)"`
 	Direction      string        `envconfig:"DIRECTION" flag:"direction" default:"up" desc:"up: this client writes; down: the server writes and this client reads; both"`
 	PayloadSize    config.Size   `envconfig:"PAYLOAD_SIZE" flag:"payload-size" default:"64KiB" desc:"bytes per write call (one WebSocket message, one TCP frame)"`
 	Rate           float64       `envconfig:"RATE" flag:"rate" default:"0" desc:"messages per second per connection (0: as fast as the path allows)"`
 	Count          int64         `envconfig:"COUNT" flag:"count" default:"0" desc:"messages per connection (0: bounded by --duration)"`
 	Duration       time.Duration `envconfig:"DURATION" flag:"duration" default:"10s" desc:"how long each connection writes (0: bounded by --count)"`
 	Connections    int           `envconfig:"CONNECTIONS" flag:"connections" default:"1" desc:"parallel connections"`
+	Streams        int           `envconfig:"STREAMS" flag:"streams" default:"1" desc:"streams per connection, for grpc://, grpcs://, h2c:// and https:// targets (each stream is a run of its own on the shared connection)"`
+	SlowStreams    int           `envconfig:"SLOW_STREAMS" flag:"slow-streams" default:"-1" desc:"with --streams N, how many of each connection's streams the server reads slowly (its read settings); the others it reads at full speed (-1: all slow)"`
 	SndBuf         config.Size   `envconfig:"SNDBUF" flag:"sndbuf" default:"0" desc:"SO_SNDBUF (0: kernel default); the kernel doubles it"`
 	StallThreshold time.Duration `envconfig:"STALL_THRESHOLD" flag:"stall-threshold" default:"100ms" desc:"a write call blocked this long counts as a stall"`
 	config.Reading
@@ -115,6 +117,16 @@ func (c clientConfig) Validate() error {
 		return config.Invalid("duration", c.Duration, "--count and --duration are both 0: the run would never end")
 	case c.Connections < 1 || c.Connections > 100000:
 		return config.Invalid("connections", c.Connections, "must be between 1 and 100000")
+	case c.Streams < 1 || c.Streams > 1000:
+		return config.Invalid("streams", c.Streams, "must be between 1 and 1000")
+	case c.Streams > 1 && !c.multiplexed():
+		return config.Invalid("streams", c.Streams, "only grpc://, grpcs://, h2c:// and https:// targets carry streams")
+	case c.Connections*c.Streams > 100000:
+		return config.Invalid("streams", c.Streams, "--connections × --streams must be at most 100000")
+	case c.SlowStreams < -1 || c.SlowStreams > c.Streams:
+		return config.Invalid("slow-streams", c.SlowStreams, "must be between 0 and --streams, or -1 (all)")
+	case c.SlowStreams >= 0 && !c.multiplexed():
+		return config.Invalid("slow-streams", c.SlowStreams, "only grpc://, grpcs://, h2c:// and https:// targets carry streams")
 	case c.SndBuf < 0 || c.SndBuf > 1<<30:
 		return config.Invalid("sndbuf", c.SndBuf, "must be between 0 and 1GiB")
 	case c.StallThreshold <= 0:
@@ -148,6 +160,12 @@ func (c clientConfig) Validate() error {
 	return nil
 }
 
+// multiplexed reports whether the target carries streams (gRPC, HTTP/2).
+func (c clientConfig) multiplexed() bool {
+	t, err := c.target()
+	return err == nil && t.Multiplexed()
+}
+
 // sourceAddrs are the parsed --source-addrs (nil: none; checked by Validate).
 func (c clientConfig) sourceAddrs() *flow.SourceAddrs {
 	sa, _ := flow.ParseSourceAddrs(c.SourceAddrs)
@@ -162,9 +180,9 @@ func (c clientConfig) target() (flow.Target, error) {
 	case err == nil:
 		return t, nil
 	case errors.As(err, &te) && te.NotURL:
-		return t, config.Invalid("target", c.Target, "not a URL (want tcp://host:port, ws://host:port/ws or wss://host:port/ws)")
+		return t, config.Invalid("target", c.Target, "not a URL (want tcp://host:port, ws://host:port/ws, wss://host:port/ws, grpc://host:port or h2c://host:port/h2)")
 	case errors.As(err, &te) && te.Want == "":
-		return t, config.Invalid("target", c.Target, "unknown scheme "+`"`+te.Scheme+`"`+" (want tcp, tls, ws or wss)")
+		return t, config.Invalid("target", c.Target, "unknown scheme "+`"`+te.Scheme+`"`+" (want tcp, tls, ws, wss, grpc, grpcs, h2c or https)")
 	}
 	return t, config.Invalid("target", c.Target, err.Error())
 }

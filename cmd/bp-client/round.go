@@ -93,15 +93,23 @@ func (c *client) runConns(ctx context.Context, cr connRun) error {
 		mu       sync.Mutex
 		firstErr error
 	)
+	record := func(err error) {
+		if err != nil {
+			mu.Lock()
+			if firstErr == nil {
+				firstErr = err
+			}
+			mu.Unlock()
+		}
+	}
+	multiplexed := c.cfg.multiplexed()
 	for range c.cfg.Connections {
 		wg.Go(func() {
-			if err := runConn(ctx, cr); err != nil {
-				mu.Lock()
-				if firstErr == nil {
-					firstErr = err
-				}
-				mu.Unlock()
+			if multiplexed {
+				c.runStreams(ctx, cr, record)
+				return
 			}
+			record(runConn(ctx, cr))
 		})
 	}
 	wg.Wait()

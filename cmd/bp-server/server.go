@@ -139,6 +139,9 @@ func (s *server) plan(h *flow.Hello) flow.Plan {
 		AckInterval: s.cfg.AckInterval,
 		IdleTimeout: s.cfg.IdleTimeout,
 	}
+	if h != nil && h.FullSpeed {
+		p.Read = p.Read.FullSpeed() // one of the fast streams beside --slow-streams
+	}
 	if h != nil && h.Direction.ServerWrites() {
 		size := h.PayloadSize
 		if size <= 0 {

@@ -25,6 +25,10 @@ type ConnInfo struct {
 	// socket is sampled for the peer's window and its send queue, a reader's
 	// for its own window and receive queue.
 	Writes, Reads bool
+	// Stream is set when the connection is one stream of a multiplexed
+	// connection (HTTP/2, gRPC): its stream-layer view, and its index, so
+	// the shared socket's kernel statistics are counted once.
+	Stream StreamConn
 }
 
 // ConnObserver receives one connection's events. The write and read events

@@ -21,6 +21,10 @@ type ReadSettings struct {
 	Pause PauseSchedule
 }
 
+// FullSpeed is s without its delay, rate and pauses: how a stream whose
+// hello asks for full speed is read (bp-client --slow-streams).
+func (s ReadSettings) FullSpeed() ReadSettings { return ReadSettings{Size: s.Size} }
+
 // DefaultReadSize is the read size when none is set.
 const DefaultReadSize = 64 << 10
 

@@ -70,6 +70,14 @@ type Hello struct {
 	DurationMS int64 `json:"duration_ms,omitempty"`
 	// Via lists the hops the stream passed, each one appended by a relay.
 	Via []string `json:"via,omitempty"`
+	// Stream is the stream's place on a multiplexed connection (HTTP/2,
+	// gRPC), from 0; absent on TCP and WebSocket.
+	Stream int `json:"stream,omitempty"`
+	// FullSpeed asks the reader to read this stream as fast as it can,
+	// without its read delay, rate or pauses: bp-client --slow-streams
+	// keeps K streams of a connection slow and sets it on the others, to
+	// show whether the fast streams go on while the slow ones are held.
+	FullSpeed bool `json:"full_speed,omitempty"`
 
 	// Legacy is set for the 2018 go-backpressure hello
 	// {"payloadSize":N,"requestsTotal":M}: its peers expect no acks and may

@@ -139,7 +139,7 @@ func NewSession(conn Conn, plan Plan, obs Observer) *Session {
 	s := &Session{
 		conn:     conn,
 		plan:     plan,
-		obs:      obs.Open(ConnInfo{Protocol: conn.Protocol(), Conn: conn.NetConn(), Writes: plan.Write != nil, Reads: plan.PeerWrites}),
+		obs:      obs.Open(connInfo(conn, plan)),
 		start:    time.Now(),
 		peerDone: make(chan struct{}),
 		ackp:     newAckPolicy(),
@@ -151,6 +151,15 @@ func NewSession(conn Conn, plan Plan, obs Observer) *Session {
 	s.peerFin.Store(-1)
 	s.touch()
 	return s
+}
+
+// connInfo is what the observers learn of conn when its session opens.
+func connInfo(conn Conn, plan Plan) ConnInfo {
+	info := ConnInfo{Protocol: conn.Protocol(), Conn: conn.NetConn(), Writes: plan.Write != nil, Reads: plan.PeerWrites}
+	if sc, ok := conn.(StreamConn); ok {
+		info.Stream = sc
+	}
+	return info
 }
 
 // touch records activity now (idle accounting). It keeps the monotonic

@@ -6,15 +6,15 @@ import (
 	"net/url"
 )
 
-// Target is where a client or a relay connects: a tcp://, tls://, ws:// or
-// wss:// URL, parsed once.
+// Target is where a client or a relay connects: a tcp://, tls://, ws://,
+// wss://, grpc://, grpcs://, h2c:// or https:// URL, parsed once.
 type Target struct {
 	Protocol Protocol
-	// Addr is what the transport dials: host:port for TCP, the whole URL
-	// for WebSocket.
+	// Addr is what the transport dials: host:port for TCP and gRPC, the
+	// whole URL for WebSocket and HTTP/2.
 	Addr string
-	// TLS is set for tls:// and wss://: the dial needs SocketOptions.TLS
-	// (wss:// falls back to the defaults without it).
+	// TLS is set for tls://, wss://, grpcs:// and https://: the dial needs
+	// SocketOptions.TLS (wss:// falls back to the defaults without it).
 	TLS bool
 }
 
@@ -41,8 +41,9 @@ func (e TargetError) Error() string {
 }
 
 // ParseTarget parses a target URL: tcp://host:port, tls://host:port,
-// ws://host[:port]/path or wss://host[:port]/path. Its errors are
-// TargetErrors.
+// ws://host[:port]/path, wss://host[:port]/path, grpc://host:port,
+// grpcs://host:port, h2c://host:port[/path] or https://host[:port][/path].
+// Its errors are TargetErrors.
 func ParseTarget(raw string) (Target, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -59,6 +60,16 @@ func ParseTarget(raw string) (Target, error) {
 			return Target{}, TargetError{Scheme: u.Scheme, Want: "ws://host:port/ws"}
 		}
 		return Target{Protocol: WebSocket, Addr: u.String(), TLS: u.Scheme == "wss"}, nil
+	case "grpc", "grpcs":
+		if u.Host == "" || u.Port() == "" {
+			return Target{}, TargetError{Scheme: u.Scheme, Want: u.Scheme + "://host:port"}
+		}
+		return Target{Protocol: GRPC, Addr: u.Host, TLS: u.Scheme == "grpcs"}, nil
+	case "h2c", "https":
+		if u.Host == "" || (u.Scheme == "h2c" && u.Port() == "") {
+			return Target{}, TargetError{Scheme: u.Scheme, Want: u.Scheme + "://host:port/h2"}
+		}
+		return Target{Protocol: HTTP2, Addr: u.String(), TLS: u.Scheme == "https"}, nil
 	}
 	return Target{}, TargetError{Scheme: u.Scheme}
 }
@@ -67,6 +78,8 @@ func ParseTarget(raw string) (Target, error) {
 // hello dials raw (hello-less: every byte is payload, no acks or fins).
 func Dial(ctx context.Context, t Target, hello *Hello, opts SocketOptions) (Conn, error) {
 	switch {
+	case t.Multiplexed():
+		return nil, ErrNotMultiplexed // streams open on a Mux (DialMux)
 	case t.Protocol == TCP && hello == nil:
 		return DialTCPRaw(ctx, t.Addr, opts)
 	case t.Protocol == TCP:
