@@ -155,7 +155,7 @@ func makeDir(dir, pattern string) (string, error) {
 // address.
 func (ob *Observatory) startServer(ctx context.Context, o ObserveOptions) (string, error) {
 	proc, err := ob.run.start("bp-server", filepath.Join(o.Bin, "bp-server"), append([]string{
-		"--http-addr", "127.0.0.1:0", "--tcp-addr", "", "--log-format", "json",
+		"--http-addr", "127.0.0.1:0", "--tcp-addr", "", "--grpc-addr", "", "--log-format", "json",
 	}, o.Server...), nil, nil)
 	if err != nil {
 		return "", err
