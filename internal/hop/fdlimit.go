@@ -12,14 +12,11 @@ const fdMargin = 64
 
 // fdNeed is how many file descriptors the binary holds at its connection
 // limits: each listener's --max-connections (WebSocket on the HTTP
-// listener, raw TCP) times fds per connection, plus --max-http-connections
+// listener, and rawListeners more: raw TCP, gRPC) times fds per connection, plus --max-http-connections
 // per HTTP listener, plus fdMargin. unbounded: a limit is 0 (none), so no
 // number fits.
-func fdNeed(l config.Limits, tcp bool, perConn, httpListeners int) (need int, unbounded bool) {
-	listeners := 1 // WebSocket, on the HTTP listener
-	if tcp {
-		listeners++
-	}
+func fdNeed(l config.Limits, rawListeners, perConn, httpListeners int) (need int, unbounded bool) {
+	listeners := 1 + rawListeners // WebSocket, on the HTTP listener, and the others
 	perConn = max(perConn, 1)
 	return listeners*perConn*l.MaxConnections + httpListeners*l.MaxHTTPConnections + fdMargin,
 		l.MaxConnections == 0 || l.MaxHTTPConnections == 0
@@ -37,7 +34,13 @@ func checkFDs(o Options) {
 		o.Log.Warn("file descriptor limit unknown", "err", err)
 		return
 	}
-	need, unbounded := fdNeed(o.Limits, o.TCPAddr != "", o.FDsPerConnection, 1+o.ExtraHTTPListeners)
+	raw := 0
+	for _, addr := range []string{o.TCPAddr, o.GRPCAddr} {
+		if addr != "" {
+			raw++
+		}
+	}
+	need, unbounded := fdNeed(o.Limits, raw, o.FDsPerConnection, 1+o.ExtraHTTPListeners)
 	fields := []any{"nofile_soft", soft, "nofile_hard", hard, "max_connections", o.Limits.MaxConnections,
 		"max_http_connections", o.Limits.MaxHTTPConnections, "fds_per_connection", max(o.FDsPerConnection, 1)}
 	switch {
