@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -123,4 +124,36 @@ func progressDuring(srv *Server, stream float64, from, to time.Duration) int64 {
 		return -1
 	}
 	return last - first
+}
+
+// TestGRPCServerSIGTERM: with two gRPC streams open, one of them blocked on
+// a reader the server paused, the server exits cleanly within a few
+// seconds of SIGTERM: it ends both streams (logged at shutdown), sends
+// GOAWAY, and the client sees its run fail.
+func TestGRPCServerSIGTERM(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, "--pause-after", "200ms", "--pause-for", "1m", "--sample-interval", "0")
+	c := startClient(t, "--target", srv.grpcTarget(), "--streams", "2", "--slow-streams", "1", "--duration", "1m", "--rate", "200")
+	eventually(t, 10*time.Second, func() string {
+		if n := scrape(t, srv.MetricsURL()).Value(t, "bp_connections", "protocol", "grpc"); n != 2 {
+			return fmt.Sprintf("server has %.0f grpc streams open, want 2", n)
+		}
+		return ""
+	})
+	srv.Signal(t, syscall.SIGTERM)
+	began := time.Now()
+	code := srv.Wait(t, 6*time.Second)
+	t.Logf("server exited %s after SIGTERM with status %d", time.Since(began).Round(time.Millisecond), code)
+	if code != 0 {
+		t.Errorf("server exit status %d after SIGTERM, want 0; stderr:\n%s", code, srv.Stderr())
+	}
+	if len(srv.Logs("connections still open at shutdown deadline")) > 0 {
+		t.Error("server waited out its shutdown deadline instead of ending its streams")
+	}
+	if n := len(srv.Logs("connection closed at shutdown")); n != 2 {
+		t.Errorf("%d streams logged as closed at shutdown, want 2", n)
+	}
+	if sum, code := c.Finish(t, 10*time.Second); code == 0 || sum.Completed {
+		t.Errorf("client exit %d, completed %v after the server went away; want a failure", code, sum.Completed)
+	}
 }
