@@ -151,3 +151,30 @@ func TestGRPCSlowStreamAmongFast(t *testing.T) {
 		t.Errorf("stream 0 blocked %s on its window, %s on the connection's, %s on TCP: want most of the %s pause on the stream's", end.BlockedStream, end.BlockedConn, end.BlockedTCP, pauseFor)
 	}
 }
+
+// BenchmarkGRPCUpload: one gRPC stream's upload over loopback, a session
+// each side, 64 KiB payloads: where the transport's CPU goes (run with
+// -cpuprofile; docs/BENCHMARKS.md has a reading).
+func BenchmarkGRPCUpload(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	target := flowtest.Serve(b, flow.GRPC, ln, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {
+		if err == nil {
+			flow.NewSession(c, flowtest.ServerPlan(h, flow.ReadSettings{}), nil).Run(ctx)
+		}
+	})
+	const size = 64 << 10
+	total := int64(b.N) * size
+	ctx := context.Background()
+	c, err := flowtest.Dial(b, ctx, target, flow.Hello{Direction: flow.Up, PayloadSize: size, TotalBytes: total}, flow.SocketOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(size)
+	b.ResetTimer()
+	if _, err := flow.NewSession(c, flowtest.ClientPlan(flow.Up, total), nil).Run(ctx); err != nil {
+		b.Fatal(err)
+	}
+}
