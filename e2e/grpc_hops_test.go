@@ -3,10 +3,10 @@ package e2e
 import (
 	"net"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
-	"path/filepath"
 	"testing"
 	"time"
 
