@@ -72,8 +72,32 @@ func TestPathProfiles(t *testing.T) {
 			if name == "wan-haproxy" {
 				checkBlocked(t, res)
 			}
+			if name == "wan-router" {
+				checkRouterTLS(t, res)
+			}
 			checkGone(t, res.Hosts)
 		})
+	}
+}
+
+// checkRouterTLS: the client reached the router host over wss:// and
+// Caddy terminated TLS: the client moved its bytes, and Caddy's access log
+// logs the upgrade request with its TLS fields (version, cipher suite),
+// which it writes only for a request that came over TLS.
+func checkRouterTLS(t *testing.T, res *lab.Result) {
+	t.Helper()
+	if !strings.HasPrefix(res.Target, "wss://") {
+		t.Errorf("wan-router's target %s, want wss://", res.Target)
+	}
+	if res.Client.BytesAcked == 0 || res.Client.FailedConns != 0 {
+		t.Errorf("over wss: %d bytes acknowledged, %d connections failed (%s)", res.Client.BytesAcked, res.Client.FailedConns, res.Client.Error)
+	}
+	b, err := os.ReadFile(filepath.Join(res.Dir, "caddy-access.log"))
+	if err != nil {
+		t.Fatalf("caddy's access log: %v", err)
+	}
+	if !strings.Contains(string(b), `"tls":{`) {
+		t.Errorf("caddy's access log shows no TLS request: %s", b)
 	}
 }
 
@@ -463,8 +487,12 @@ func runLabBounded(t *testing.T, p lab.Profile, server, client []string) *lab.Re
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	bound := []string{"all=4096,131072,1048576"}
+	// Keep: the run's directory (the hops' logs) stays for the checks.
 	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, Server: server, Client: client,
-		TCPRmem: bound, TCPWmem: bound})
+		TCPRmem: bound, TCPWmem: bound, Keep: true})
+	if res != nil {
+		t.Cleanup(func() { os.RemoveAll(res.Dir) })
+	}
 	if err != nil {
 		t.Fatalf("lab %s: %v", p.Name, err)
 	}
