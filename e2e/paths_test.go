@@ -35,9 +35,11 @@ func needPaths(t *testing.T, p lab.Profile) {
 // TestPathProfiles: on wan-direct, wan-haproxy and wan-router, with the
 // server paused,
 // the kernel's round trip on every link is within 10% of the setting, the
-// byte map closes within one write plus the links' bytes in flight, the
-// hosts are gone after the run, and on wan-haproxy the client's verdict
-// is blocked with absorbed bytes within 20% of the byte map's sum.
+// byte map closes within one write plus the links' bytes in flight, each
+// host's counters are its own (as nstat in its namespace reads them, and
+// as its role says), the hosts are gone after the run, and on wan-haproxy
+// the client's verdict is blocked with absorbed bytes within 20% of the
+// byte map's sum.
 //
 // The host tests are not parallel with the package's other tests: the
 // delay lines run in the test's process, and host profiles beside the
@@ -76,8 +78,86 @@ func TestPathProfiles(t *testing.T) {
 			if name == "wan-router" {
 				checkRouterTLS(t, res)
 			}
+			checkHostCounters(t, res.Hosts)
 			checkGone(t, res.Hosts)
 		})
+	}
+}
+
+// checkNetstatNstat: each host's counters as the lab read them (its own
+// /proc/net/netstat and snmp, read inside its namespace once they stopped
+// moving) are what nstat inside that namespace reads, every counter both
+// have; and they are the host's own, not the machine's namespace's.
+func checkNetstatNstat(t *testing.T, hosts []netlab.Host) {
+	t.Helper()
+	own := nstat(t, "")
+	for _, h := range hosts {
+		if len(h.Netstat) < 100 {
+			t.Errorf("host %s: %d counters read by the lab", h.Name, len(h.Netstat))
+			continue
+		}
+		theirs, compared := nstat(t, h.Namespace), 0
+		for k, v := range h.Netstat {
+			if n, ok := theirs[k]; ok {
+				compared++
+				if n != uint64(v) {
+					t.Errorf("host %s: %s lab %d, nstat %d", h.Name, k, v, n)
+				}
+			}
+		}
+		if compared < 100 {
+			t.Errorf("host %s: only %d counters in both the lab's reading and nstat's", h.Name, compared)
+		}
+		if uint64(h.Netstat["IpExtInOctets"]) == own["IpExtInOctets"] {
+			t.Errorf("host %s: IpExtInOctets %d, the machine's own: not the host's counters", h.Name, h.Netstat["IpExtInOctets"])
+		}
+	}
+}
+
+// nstat reads every counter with nstat (absolute values, history file not
+// touched), inside the namespace ns or, with "", in the test's own.
+func nstat(t *testing.T, ns string) map[string]uint64 {
+	t.Helper()
+	args := []string{"nstat", "-asz"}
+	if ns != "" {
+		args = append([]string{"ip", "netns", "exec", ns}, args...)
+	}
+	out, err := exec.Command(args[0], args[1:]...).Output()
+	if err != nil {
+		t.Fatalf("%s: %v", strings.Join(args, " "), err)
+	}
+	m := map[string]uint64{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && !strings.HasPrefix(f[0], "#") {
+			if v, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+				m[f[0]] = v
+			}
+		}
+	}
+	return m
+}
+
+// checkHostCounters: the hosts' counters differ as their roles do: the
+// server's host advertised zero windows (its reader paused), the client's
+// host, which only receives acks, never did; and no two hosts sent the
+// same number of segments.
+func checkHostCounters(t *testing.T, hosts []netlab.Host) {
+	t.Helper()
+	segs := map[int64]string{}
+	for _, h := range hosts {
+		zero := h.Netstat["TcpExtTCPToZeroWindowAdv"]
+		switch {
+		case h.Name == "server" && zero == 0:
+			t.Errorf("server host: no zero window advertised (TcpExtTCPToZeroWindowAdv 0) though the server paused")
+		case h.Name == "client" && zero != 0:
+			t.Errorf("client host: %d zero windows advertised, want 0", zero)
+		}
+		out := h.Netstat["TcpOutSegs"]
+		if other, ok := segs[out]; ok {
+			t.Errorf("hosts %s and %s both sent %d segments: the same counters?", other, h.Name, out)
+		}
+		segs[out] = h.Name
+		t.Logf("host %s: TcpExtTCPToZeroWindowAdv %d, TcpOutSegs %d, TcpRetransSegs %d", h.Name, zero, out, h.Netstat["TcpRetransSegs"])
 	}
 }
 
@@ -304,8 +384,8 @@ func zeroWindowTry(t *testing.T, p lab.Profile) (own, clientLink, serverLink flo
 	defer cancel()
 	var hosts []netlab.Host
 	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy,
-		Server: []string{"--pause-after", "1s", "--pause-for", "2s", "--rcvbuf", "256KiB"},
-		Client: []string{"--duration", "2500ms", "--rate", "80", "--sndbuf", "256KiB"},
+		Server:  []string{"--pause-after", "1s", "--pause-for", "2s", "--rcvbuf", "256KiB"},
+		Client:  []string{"--duration", "2500ms", "--rate", "80", "--sndbuf", "256KiB"},
 		TCPRmem: []string{"all=4096,131072,1048576"}, TCPWmem: []string{"all=4096,131072,1048576"},
 		Watch: func(hs []netlab.Host) func() {
 			hosts = hs
@@ -549,9 +629,11 @@ func runLabBounded(t *testing.T, p lab.Profile, server, client []string) *lab.Re
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	bound := []string{"all=4096,131072,1048576"}
-	// Keep: the run's directory (the hops' logs) stays for the checks.
+	// Keep: the run's directory (the hops' logs) stays for the checks, and
+	// Hold is called while the hosts are still up: their counters are
+	// read there with nstat, beside the lab's own reading.
 	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, Server: server, Client: client,
-		TCPRmem: bound, TCPWmem: bound, Keep: true})
+		TCPRmem: bound, TCPWmem: bound, Keep: true, Hold: func(hosts []netlab.Host) { checkNetstatNstat(t, hosts) }})
 	if res != nil {
 		t.Cleanup(func() { os.RemoveAll(res.Dir) })
 	}

@@ -238,6 +238,7 @@ func (res *Result) addPolled(snaps []snapshot, endpoints []endpoint, hops []*hop
 // run's directory.
 func (r *run) finish(ctx context.Context) {
 	r.stopAll()
+	r.readNetstat()
 	r.stopNet(ctx)
 	if r.opts.Keep {
 		r.progress("logs and configs kept in %s", r.dir)

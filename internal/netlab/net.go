@@ -25,6 +25,10 @@ type Host struct {
 	Name       string      `json:"name"`
 	Namespace  string      `json:"namespace"`
 	Interfaces []Interface `json:"interfaces"`
+	// Netstat is the host's own kernel counters at the end of the run
+	// (Net.Netstat, nstat's names), filled in by the lab once the run's
+	// processes are stopped and the counters stopped moving.
+	Netstat map[string]int64 `json:"netstat,omitempty"`
 }
 
 // Interface is a host's end of a link.
