@@ -29,6 +29,7 @@ lab-all:
 	@$(GO) run ./scripts/lab $(LAB_FLAGS) -all
 
 ## lab-observe: docker-compose's topology natively (client, relay, HAProxy, server) with Prometheus, until Ctrl-C
+## (OBSERVE_FLAGS=-hosts: each on a host of its own with shaped links, as root)
 lab-observe: build
 	@$(GO) run ./scripts/lab-observe $(OBSERVE_FLAGS)
 

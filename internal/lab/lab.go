@@ -117,7 +117,7 @@ type serverAddrs struct{ http, tcp string }
 // nil *os.File in an interface is not, and the program's output would go
 // nowhere.
 func (r *run) start(name, bin string, args, env []string, stdout io.Writer) (*process, error) {
-	if r.net != nil {
+	if r.net != nil && !onMachine(name) {
 		bin, args = netlab.Exec(r.net.NS(hostFor(name)), bin, args...)
 	}
 	p, err := start(r.dir, name, bin, args, env, stdout)
