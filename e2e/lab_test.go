@@ -191,11 +191,14 @@ func TestLabConfigsValid(t *testing.T) {
 		if len(files) < 1 {
 			t.Fatalf("want caddy-ws.Caddyfile in deploy/caddy, found %v", files)
 		}
+		// caddy-wss.Caddyfile loads its certificate when validated.
+		certs := newTestPKI(t, "caddy")
 		for _, f := range files {
 			dir := t.TempDir()
 			cmd := exec.Command(caddy, "validate", "--config", f, "--adapter", "caddyfile")
-			cmd.Env = testEnv(append(lab.CaddyEnv("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", filepath.Join(dir, "access.log")),
-				"XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir))
+			env := append(lab.CaddyEnv("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", filepath.Join(dir, "access.log")),
+				lab.CaddyTLSEnv(certs.CertFile, certs.KeyFile)...)
+			cmd.Env = testEnv(append(env, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir))
 			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "Valid configuration") {
 				t.Errorf("caddy validate --config %s: %v\n%s", f, err, out)
