@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/go-backpressure/go-backpressure/pkg/config.Version=$(VERSION)
 BINS    := bp-server bp-client $(if $(wildcard cmd/bp-relay),bp-relay) $(if $(wildcard cmd/bp-sockets),bp-sockets)
 
-.PHONY: all build demo lab lab-all lab-observe test lint fuzz bench bench-smoke soak dashboard clean
+.PHONY: all build demo lab lab-all lab-observe test lint fuzz bench bench-smoke soak dashboard proto clean
 
 all: build
 
@@ -57,6 +57,14 @@ fuzz:
 ## dashboard: regenerate the Grafana dashboard JSON from its Go code (scripts/dashboard); a test fails when they differ
 dashboard:
 	$(GO) run ./scripts/dashboard -o deploy/grafana/dashboards/go-backpressure.json
+
+## proto: regenerate the gRPC service's Go code from proto/ (protoc from Debian's
+## protobuf-compiler, protoc-gen-go and protoc-gen-go-grpc at the versions
+## scripts/install-test-deps pins); a test fails when the committed code differs
+PROTO_PATH := $(PATH):$(shell $(GO) env GOPATH)/bin
+proto:
+	PATH="$(PROTO_PATH)" protoc -I proto --go_out=paths=source_relative:proto \
+		--go-grpc_out=paths=source_relative:proto proto/backpressure/v1/backpressure.proto
 
 ## bench: whole-system throughput against iperf3, HAProxy and socat on loopback,
 ## several rounds, then a table of ratios (BENCH_FLAGS="-rounds 9 -v"); then the lab's

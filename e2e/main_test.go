@@ -264,10 +264,11 @@ type Server struct {
 	*Proc
 	HTTPAddr string // host:port of /ws, /metrics, /healthz
 	TCPAddr  string // host:port of the raw TCP sink ("" when off)
+	GRPCAddr string // host:port of the gRPC service ("" when off)
 }
 
 // startServer starts bp-server on loopback with JSON logs and free ports
-// (--http-addr 127.0.0.1:0 --tcp-addr 127.0.0.1:0 --log-format json; args
+// (--http-addr, --tcp-addr and --grpc-addr 127.0.0.1:0, --log-format json; args
 // come after these, so they can override them) and waits until it listens.
 func startServer(t testing.TB, args ...string) *Server {
 	t.Helper()
@@ -277,12 +278,13 @@ func startServer(t testing.TB, args ...string) *Server {
 // startServerEnv is startServer with extra environment variables.
 func startServerEnv(t testing.TB, env []string, args ...string) *Server {
 	t.Helper()
-	all := append([]string{"--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--log-format", "json"}, args...)
+	all := append([]string{"--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--log-format", "json"}, args...)
 	p := startProc(t, "bp-server", env, all...)
 	l := p.WaitLog(t, "bp-server listening", 20*time.Second)
 	s := &Server{Proc: p}
 	s.HTTPAddr, _ = l["http"].(string)
 	s.TCPAddr, _ = l["tcp"].(string)
+	s.GRPCAddr, _ = l["grpc"].(string)
 	if s.HTTPAddr == "" {
 		t.Fatalf("bp-server logged no http address: %v", l)
 	}

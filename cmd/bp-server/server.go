@@ -32,7 +32,7 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 		log.Info("kernel socket statistics incomplete: their metrics are left out", "missing", missing)
 	}
 	st, err := hop.Start(ctx, hop.Options{Name: "bp-server", Log: log, Limits: cfg.Limits, TLS: cfg.TLSServe,
-		HTTPAddr: cfg.HTTPAddr, TCPAddr: cfg.TCPAddr, Socket: cfg.socketOptions(),
+		HTTPAddr: cfg.HTTPAddr, TCPAddr: cfg.TCPAddr, GRPCAddr: cfg.GRPCAddr, Socket: cfg.socketOptions(),
 		StallThreshold: cfg.StallThreshold, HelloTimeout: cfg.HelloTimeout, SampleInterval: cfg.SampleInterval,
 		OnWindow: s.windows.event})
 	if err != nil {
@@ -48,7 +48,7 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 	servers := []hop.Served{st.Served(ctx, mux, st.HTTPLn)}
 
 	httpAddr := st.HTTPLn.Addr().String()
-	log.Info("bp-server listening", "http", httpAddr, "tcp", st.TCPAddr(),
+	log.Info("bp-server listening", "http", httpAddr, "tcp", st.TCPAddr(), "grpc", st.GRPCAddr(),
 		"version", config.Version, "read_size", cfg.ReadSize, "read_delay", cfg.ReadDelay,
 		"read_rate", cfg.ReadRate, "pause_after", cfg.PauseAfter, "pause_for", cfg.PauseFor,
 		"pause_every", cfg.PauseEvery, "rcvbuf", cfg.RcvBuf, "sample_interval", cfg.SampleInterval,

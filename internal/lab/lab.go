@@ -260,7 +260,7 @@ func (r *run) startServerOn(ctx context.Context, name, host string) (serverAddrs
 		ip = r.net.FirstAddr(host)
 	}
 	proc, err := r.start(name, filepath.Join(r.opts.Bin, "bp-server"), append([]string{
-		"--http-addr", ip + ":0", "--tcp-addr", ip + ":0", "--log-format", "json",
+		"--http-addr", ip + ":0", "--tcp-addr", ip + ":0", "--grpc-addr", ip + ":0", "--log-format", "json",
 	}, r.opts.Server...), nil, nil)
 	if err != nil {
 		return serverAddrs{}, err

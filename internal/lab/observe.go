@@ -179,7 +179,7 @@ func (ob *Observatory) startServer(ctx context.Context, o ObserveOptions) (strin
 		ip = ob.run.net.FirstAddr("server")
 	}
 	proc, err := ob.run.start("bp-server", filepath.Join(o.Bin, "bp-server"), append([]string{
-		"--http-addr", ip + ":0", "--tcp-addr", "", "--log-format", "json",
+		"--http-addr", ip + ":0", "--tcp-addr", "", "--grpc-addr", "", "--log-format", "json",
 	}, o.Server...), nil, nil)
 	if err != nil {
 		return "", err
