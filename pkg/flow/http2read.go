@@ -74,7 +74,13 @@ func (m *h2Mux) handle(f http2.Frame) error {
 	case *http2.RSTStreamFrame:
 		m.mu.Lock()
 		s := m.streams[f.StreamID]
-		if s != nil {
+		switch {
+		case s != nil && s.endRecv && f.ErrCode == http2.ErrCodeNo:
+			// The response is whole; the server asks this side to stop
+			// sending (RFC 9113 8.1): what was read stays readable.
+			s.werr = fmt.Errorf("http2: the server ended stream %d after its response (RST_STREAM NO_ERROR): %w", f.StreamID, ErrPeerClosed)
+			m.forget(s)
+		case s != nil:
 			s.err = fmt.Errorf("http2: the server reset stream %d (%v)", f.StreamID, f.ErrCode)
 			m.forget(s)
 		}

@@ -33,6 +33,7 @@ type h2Stream struct {
 	endRecv    bool   // the response ended (END_STREAM)
 	endSent    bool   // the request ended (END_STREAM sent)
 	err        error  // reset, GOAWAY, or the connection's end
+	werr       error  // the server stopped this side's sending only
 	rdeadline  time.Time
 	wdeadline  time.Time
 
@@ -248,6 +249,8 @@ func (s *h2Stream) writeErr() error {
 	switch {
 	case s.err != nil:
 		return s.err
+	case s.werr != nil:
+		return s.werr
 	case s.m.err != nil:
 		return s.m.err
 	case s.endSent:
@@ -276,7 +279,7 @@ func (s *h2Stream) CloseWrite() error {
 	}
 	m := s.m
 	m.mu.Lock()
-	if s.endSent || s.err != nil || m.err != nil {
+	if s.endSent || s.err != nil || s.werr != nil || m.err != nil {
 		m.mu.Unlock()
 		return nil
 	}
