@@ -82,6 +82,19 @@ func runUpload(t *testing.T, o uploadOptions, client, server flow.Observer) uplo
 			serve(h, c)
 		}()
 		conn, err = flow.DialTCP(ctx, ln.Addr().String(), hello, opts)
+	} else if o.proto == flow.HTTP2 {
+		ln, lerr := flow.ListenTCP(ctx, "127.0.0.1:0", flow.SocketOptions{ReceiveBuffer: o.rcvbuf})
+		if lerr != nil {
+			t.Fatal(lerr)
+		}
+		serveHTTP2(t, ln, func(h *flow.Hello, c flow.Conn, err error) {
+			if err != nil {
+				serverDone <- uploadResult{serverErr: err}
+				return
+			}
+			serve(h, c)
+		})
+		conn, err = dialHTTP2(t, ctx, ln.Addr().String(), hello, opts)
 	} else {
 		up := flow.NewUpgrader()
 		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -194,7 +207,7 @@ func TestEventsToMetrics(t *testing.T) {
 				t.Errorf("client bp_write_blocked_seconds_count = %d, want %d write calls", n, writes)
 			}
 			for _, reg := range []*prometheus.Registry{creg, sreg} {
-				if n, err := testutil.GatherAndCount(reg, "bp_connection_errors_total"); err != nil || n != 2*len(flow.ErrorReasons) {
+				if n, err := testutil.GatherAndCount(reg, "bp_connection_errors_total"); err != nil || n != len(metrics.Protocols)*len(flow.ErrorReasons) {
 					t.Errorf("bp_connection_errors_total has %d series (err %v), want every protocol and reason from the start", n, err)
 				}
 			}

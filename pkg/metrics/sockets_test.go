@@ -111,6 +111,8 @@ type pairRun struct {
 	rate     float64           // the client's messages per second; 0: as fast as possible
 	writeFor time.Duration
 	during   func() // called from another goroutine while the run runs
+	// dialled, if set, gets the client's connection once it is open.
+	dialled func(flow.Conn)
 }
 
 // runPair runs one upload from a client session to a server session over
@@ -146,6 +148,14 @@ func runPair(t *testing.T, proto flow.Protocol, client, server *side, run pairRu
 			serverErr <- err
 		}()
 		dial = func() (flow.Conn, error) { return flow.DialTCP(ctx, ln.Addr().String(), hello, opts) }
+	} else if proto == flow.HTTP2 {
+		serveHTTP2(t, ln, func(_ *flow.Hello, c flow.Conn, err error) {
+			if err == nil {
+				_, err = flow.NewSession(c, serverPlan, server.observer()).Run(ctx)
+			}
+			serverErr <- err
+		})
+		dial = func() (flow.Conn, error) { return dialHTTP2(t, ctx, ln.Addr().String(), hello, opts) }
 	} else {
 		up := flow.NewUpgrader()
 		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -166,6 +176,9 @@ func runPair(t *testing.T, proto flow.Protocol, client, server *side, run pairRu
 	c, err := dial()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if run.dialled != nil {
+		run.dialled(c)
 	}
 	var wg sync.WaitGroup
 	duringDone := make(chan struct{})
@@ -193,6 +206,9 @@ func TestSocketMetricsPausedReader(t *testing.T) {
 	const pauseAfter, pauseFor = 500 * time.Millisecond, 2 * time.Second
 	for _, proto := range metrics.Protocols {
 		t.Run(string(proto), func(t *testing.T) {
+			if proto == flow.HTTP2 {
+				t.Skip("a paused HTTP/2 reader shuts its stream's window, not TCP's: TestSocketMetricsPausedStream")
+			}
 			t.Parallel()
 			client, server := newSide(t, 50*time.Millisecond), newSide(t, 50*time.Millisecond)
 			zeroAdvBefore, hasNetstat := server.value(t, "bp_host_tcp_to_zero_window_adv_total", "")
