@@ -82,8 +82,10 @@ func TestSocketMetricsPausedStream(t *testing.T) {
 	if st.BlockedTCP > minimum/2 {
 		t.Errorf("writes blocked on TCP %v: want next to nothing beside the stream window's %v", st.BlockedTCP, st.BlockedStream)
 	}
-	// The kernel's view: TCP's windows stayed open (a sample may catch
-	// one shut for an instant while loopback outruns the reader).
+	// The kernel's view: TCP's windows stayed open, but for moments while
+	// loopback outruns the server's HTTP/2 reader on a busy machine (up
+	// to a quarter of the pause seen beside the other tests; a paused TCP
+	// reader shows most of it).
 	for _, c := range []struct {
 		s    *side
 		name string
@@ -91,7 +93,7 @@ func TestSocketMetricsPausedStream(t *testing.T) {
 		{client, "bp_socket_peer_window_zero_seconds_total"},
 		{server, "bp_socket_own_window_zero_seconds_total"},
 	} {
-		if v, ok := c.s.value(t, c.name, flow.HTTP2); !ok || v > 0.1*pauseFor.Seconds() {
+		if v, ok := c.s.value(t, c.name, flow.HTTP2); !ok || v > 0.25*pauseFor.Seconds() {
 			t.Errorf("%s = %v (present %v): want TCP's window open through the pause", c.name, v, ok)
 		}
 	}
