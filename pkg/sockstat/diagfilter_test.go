@@ -6,7 +6,9 @@ import (
 	"testing"
 )
 
-func addrWithPort(p uint16) netip.AddrPort { return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), p) }
+func addrWithPort(p uint16) netip.AddrPort {
+	return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), p)
+}
 
 // runFilter is the kernel's inet_diag_bc_run (net/ipv4/inet_diag.c) over
 // bc for a socket with these ports, for the filter's tests on any system.
