@@ -105,7 +105,9 @@ func stateOf(s snapshot, keys []string) snapshotState {
 // the server was paused ("stall_peak"). Either way the map is taken once
 // the moment holds still (settleMap).
 func buildByteMap(snaps []snapshot, keys []string, hops []*hop, flights []flight, scheme string, payload int) *ByteMap {
-	at := func(s snapshot, moment string) *ByteMap { return mapAt(s, keys, hops, flights, moment, scheme, payload) }
+	at := func(s snapshot, moment string) *ByteMap {
+		return mapAt(s, keys, hops, flights, moment, scheme, payload)
+	}
 	for i, s := range snaps {
 		if st := stateOf(s, keys); st.complete && st.stalled && st.paused {
 			return settleMap(snaps, i, keys, "first_block", func(n snapshotState) bool { return n.stalled }, at)
