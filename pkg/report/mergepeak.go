@@ -10,16 +10,17 @@ import (
 // PeakInPipeSource).
 const (
 	// PeakFromTimeline: the most the instances held together at one point
-	// of the fleet's summed timeline, and at least the largest instance's
-	// own peak (the fleet held that much at least when it peaked).
+	// of their timelines (each at most its own peak), and at least the
+	// largest instance's own peak (the fleet held that much at least when
+	// it peaked).
 	PeakFromTimeline = "fleet_timeline"
 	// PeakSumOfInstances: the instances' peaks added up, when one of them
 	// kept no timeline: an upper bound, since the peaks need not coincide.
 	PeakSumOfInstances = "sum_of_instance_peaks"
 )
 
-// setPeakInPipe gives the fleet's peak in the pipe from its summed
-// timeline, which has every instance's in-pipe at the same moments: the
+// setPeakInPipe gives the fleet's peak in the pipe from the instances'
+// timelines, which have every instance's in-pipe at the same moments: the
 // instances' peaks, which addTotals summed, fall at moments of their own,
 // and their sum only bounds the fleet's from above. Without a timeline the
 // sum stays, said to be a bound.
@@ -34,8 +35,8 @@ func (fs *FleetSummary) setPeakInPipe() {
 	var peak int64
 	var at *float64
 	for _, p := range t.Timeline.Points {
-		if p.BytesInPipe > peak {
-			peak, at = p.BytesInPipe, ptr(p.Seconds)
+		if v := fs.inPipeAt(p.Seconds); v > peak {
+			peak, at = v, ptr(p.Seconds)
 		}
 	}
 	for _, s := range fs.Instances {
@@ -44,6 +45,19 @@ func (fs *FleetSummary) setPeakInPipe() {
 		}
 	}
 	t.PeakBytesInPipe, fs.PeakInPipeAtSeconds = peak, at
+}
+
+// inPipeAt is the fleet's bytes in the pipe at t: each instance's at its
+// point at t, at most its own peak. A point's figure is written minus
+// acknowledged as it stood, which at full speed counts the acks' age too
+// (each ack is milliseconds old when it is read); an instance's peak
+// leaves that out (Recorder.InPipe), so its share is held to it.
+func (fs *FleetSummary) inPipeAt(t float64) int64 {
+	var sum int64
+	for _, s := range fs.Instances {
+		sum += min(pointAt(s.Timeline.Points, t).BytesInPipe, s.PeakBytesInPipe)
+	}
+	return sum
 }
 
 // peakInPipeLine says in the fleet report's text what its peak in the pipe

@@ -46,6 +46,10 @@ func TestMergePeakInPipe(t *testing.T) {
 		// least that much then.
 		{name: "between points", change: func(a, b *Summary) { a.PeakBytesInPipe = 900 }, peak: 900, source: PeakFromTimeline,
 			text: "fleet peak       900 B at an instance's own peak, between two points of the timeline"},
+		// a's point at 0.2 s says 900, acks' age beyond its own peak of
+		// 500: its share there is 500, the fleet's 500 + 300.
+		{name: "ack age", change: func(a, b *Summary) { a.Timeline = inPipe(500, 900, 0) }, peak: 800, at: ptr(0.2), source: PeakFromTimeline,
+			text: "fleet peak       800 B at 200ms into the run"},
 		// b kept no timeline: the sum, an upper bound.
 		{name: "no timeline", change: func(a, b *Summary) { b.Timeline = nil }, peak: 1100, source: PeakSumOfInstances,
 			text: "fleet peak       1.1 kB is the instances' peaks added up, an UPPER BOUND"},
