@@ -263,12 +263,13 @@ func TestLabByteMap(t *testing.T) {
 	// One profile at a time: each writes at full speed, and two at once on
 	// two cores starve each other's pollers and the stall they look for.
 	// Every profile's map must close. Maps that did not used to come from
-	// bp-sockets' pages seconds old (its dump of a host with tens of
-	// thousands of sockets was so slow that its pacing left seconds between
-	// passes, and two stale pages look still; it now asks the kernel for
-	// the hop's ports only), or from a stall's peak taken while a sampler
-	// was a pass behind (it is now taken once it holds still, as the first
-	// block is).
+	// samplers' pages seconds old, which look still two in a row: the
+	// pacing held the next pass back nine times the last one's wall time,
+	// which bp-sockets' dump of a host with tens of thousands of sockets
+	// made long (it now asks the kernel for the hop's ports only), and so
+	// did preemption on a busy machine (the cost is now the pass's CPU
+	// time). Or from a stall's peak taken while a sampler was a pass
+	// behind (it is now taken once it holds still, as the first block is).
 	for _, p := range lab.Profiles {
 		if p.OnHosts() {
 			continue // e2e/paths_test.go, one at a time
