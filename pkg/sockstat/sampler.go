@@ -84,7 +84,7 @@ func (s *Sampler) Interval() time.Duration { return s.interval }
 // Run samples every interval until ctx ends. It returns at once when
 // sampling is off. A pass over many connections takes time (about 4 µs a
 // socket: 40 ms at 10,000), so the next pass starts no sooner than ten
-// times the last pass's cost (its CPU time) after it: sampling never takes more than
+// times the last pass's duration after it: sampling never takes more than
 // a tenth of a core, and the counters stay exact because each sample adds
 // the time since the previous one.
 func (s *Sampler) Run(ctx context.Context) error {
