@@ -53,7 +53,7 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 		"version", config.Version, "read_size", cfg.ReadSize, "read_delay", cfg.ReadDelay,
 		"read_rate", cfg.ReadRate, "pause_after", cfg.PauseAfter, "pause_for", cfg.PauseFor,
 		"pause_every", cfg.PauseEvery, "rcvbuf", cfg.RcvBuf, "sample_interval", cfg.SampleInterval,
-		"max_connections", cfg.MaxConnections, "max_http_connections", cfg.MaxHTTPConnections, "idle_timeout", cfg.IdleTimeout, "allowed_origins", st.Hop.Guard.Origins().String(), "tls", st.TLS != nil)
+		"max_connections", st.Limits().MaxConnections, "max_http_connections", cfg.MaxHTTPConnections, "idle_timeout", cfg.IdleTimeout, "allowed_origins", st.Hop.Guard.Origins().String(), "tls", st.TLS != nil)
 	if ready != nil {
 		ready(httpAddr, st.TCPAddr())
 	}

@@ -88,9 +88,9 @@ func Start(ctx context.Context, o Options) (*Setup, error) {
 	if err := metrics.RegisterNetstat(reg); err != nil {
 		return nil, fmt.Errorf("host metrics: %w", err)
 	}
+	o.Limits = checkFDs(o) // the guard's limits: --max-connections may be fitted to RLIMIT_NOFILE
 	s := &Setup{Hop: newHop(o, m), Registry: reg, Metrics: m, Sampler: sampler, limits: o.Limits,
 		listener: metrics.NewListener(reg), acceptWarn: ratelog.New(o.Log), samplerDone: make(chan struct{})}
-	checkFDs(o)
 	connCtx := s.Hop.ConnContext(ctx)
 	go func() { defer close(s.samplerDone); sampler.Run(connCtx) }()
 
@@ -133,6 +133,10 @@ func newHop(o Options, m *metrics.Metrics) *Hop {
 	h.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
 	return h
 }
+
+// Limits are the limits the hop serves with: the configuration's, with
+// --max-connections fitted to RLIMIT_NOFILE when it was left unset.
+func (s *Setup) Limits() config.Limits { return s.limits }
 
 // Close cancels every connection, waits for the sampler to stop and
 // closes the listeners (Serve, when it ran, has closed them already).
