@@ -29,6 +29,7 @@ lab-all:
 	@$(GO) run ./scripts/lab $(LAB_FLAGS) -all
 
 ## lab-observe: docker-compose's topology natively (client, relay, HAProxy, server) with Prometheus, until Ctrl-C
+## (OBSERVE_FLAGS=-hosts: each on a host of its own with shaped links, as root)
 lab-observe: build
 	@$(GO) run ./scripts/lab-observe $(OBSERVE_FLAGS)
 
@@ -66,9 +67,11 @@ proto:
 		--go-grpc_out=paths=source_relative:proto proto/backpressure/v1/backpressure.proto
 
 ## bench: whole-system throughput against iperf3, HAProxy and socat on loopback,
-## several rounds, then a table of ratios (BENCH_FLAGS="-rounds 9 -v"); not part of test
+## several rounds, then a table of ratios (BENCH_FLAGS="-rounds 9 -v"); then the lab's
+## delay line at 1 Gbit/s (root and iperf3, else it skips); not part of test
 bench:
 	@$(GO) run ./scripts/bench $(BENCH_FLAGS)
+	@$(GO) test -run - -bench DelayLine -benchtime 1x ./internal/netlab/
 
 ## bench-smoke: one very short round of make bench, to check it still works
 bench-smoke:

@@ -120,8 +120,14 @@ func testEnv(extra []string) []string {
 // test ends; a data race reported by a -race binary fails the test.
 func startProc(t testing.TB, name string, env []string, args ...string) *Proc {
 	t.Helper()
-	p := &Proc{Name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(binary(name), args...)
+	return startCmd(t, name, exec.Command(binary(name), args...), env)
+}
+
+// startCmd is startProc of a command of the test's making (the binary
+// under prlimit, which execs it: the same pid).
+func startCmd(t testing.TB, name string, cmd *exec.Cmd, env []string) *Proc {
+	t.Helper()
+	p := &Proc{Name: name, done: make(chan struct{}), cmd: cmd}
 	p.cmd.Env = testEnv(env)
 	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
 	errPipe, err := p.cmd.StderrPipe()

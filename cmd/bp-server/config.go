@@ -35,6 +35,7 @@ func loadConfig(args []string) (serverConfig, error) {
 	if err != nil {
 		return cfg, err
 	}
+	cfg.Limits.NoteDefaults(loaded)
 	if port := os.Getenv("PORT"); port != "" && !loaded.Set("http-addr") {
 		cfg.HTTPAddr = ":" + port
 	}

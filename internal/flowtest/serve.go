@@ -11,6 +11,9 @@ import (
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 )
 
+// socketKey is the context key of an HTTP/2 request's connection.
+type socketKey struct{}
+
 // Serve serves proto's transport on ln, a listener the test opened with
 // its socket options: every connection's hello (or, for gRPC, every
 // stream's) and Conn go to handle, in a goroutine of its own; an accept or
@@ -63,6 +66,21 @@ func Serve(tb testing.TB, proto flow.Protocol, ln net.Listener, handle func(ctx 
 			srv.Stop(stop)
 		})
 		target = flow.Target{Protocol: flow.GRPC, Addr: addr}
+	case flow.HTTP2:
+		// net/http's server, h2c by prior knowledge, each stream handed
+		// over as bp-server does (flow.AcceptHTTP2).
+		protos := new(http.Protocols)
+		protos.SetUnencryptedHTTP2(true)
+		srv := &http.Server{Protocols: protos,
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, socketKey{}, c) },
+			Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				sock, _ := r.Context().Value(socketKey{}).(net.Conn)
+				h, c, err := flow.AcceptHTTP2(w, r, sock, 5*time.Second)
+				handle(ctx, h, c, err)
+			})}
+		track(func() { srv.Serve(ln) })
+		tb.Cleanup(func() { srv.Close() })
+		target = flow.Target{Protocol: flow.HTTP2, Addr: "h2c://" + addr + "/h2"}
 	default:
 		tb.Fatalf("flowtest.Serve: no server for protocol %q", proto)
 	}

@@ -23,6 +23,7 @@ type Guard struct {
 	tcp     *admission.ConnLimit
 	ws      *admission.ConnLimit
 	grpc    *admission.ConnLimit
+	h2      *admission.ConnLimit // HTTP/2 streams (runs), not connections
 	origins *admission.OriginPolicy
 }
 
@@ -30,7 +31,8 @@ type Guard struct {
 func New(l config.Limits, m *metrics.Metrics, log *slog.Logger) *Guard {
 	return &Guard{m: m, warn: ratelog.New(log), origins: l.Origins(),
 		tcp: admission.NewConnLimit(l.MaxConnections), ws: admission.NewConnLimit(l.MaxConnections),
-		grpc: admission.NewConnLimit(l.MaxConnections)}
+		grpc: admission.NewConnLimit(l.MaxConnections),
+		h2:   admission.NewConnLimit(l.MaxConnections)}
 }
 
 // Warn is the guard's rate-limited log of refusals, for the hop's other
@@ -94,6 +96,24 @@ func (g *Guard) AdmitWebSocket(w http.ResponseWriter, r *http.Request) bool {
 
 // ReleaseWebSocket gives back a place AdmitWebSocket took.
 func (g *Guard) ReleaseWebSocket() { g.ws.Release() }
+
+// AdmitStream takes a place for one HTTP/2 run (a stream: --max-connections
+// counts runs, each a stream, whatever connections carry them), or answers
+// 503, counts and logs it, and returns false. Admitted, the caller calls
+// ReleaseStream when the run ends.
+func (g *Guard) AdmitStream(w http.ResponseWriter, r *http.Request) bool {
+	if g.h2.Acquire() {
+		return true
+	}
+	g.m.Reject(flow.HTTP2, "limit")
+	g.warn.Warn("limit", "stream refused: listener full", "protocol", flow.HTTP2, "peer", r.RemoteAddr, "max_connections", g.h2.Max())
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "too many runs (see --max-connections)", http.StatusServiceUnavailable)
+	return false
+}
+
+// ReleaseStream gives back a place AdmitStream took.
+func (g *Guard) ReleaseStream() { g.h2.Release() }
 
 // Refused counts and logs a connection that did not open: a refused hello
 // (the flow package has closed it, with its close code on WebSocket), or a

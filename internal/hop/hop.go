@@ -40,9 +40,9 @@ type Hop struct {
 
 // Listen opens the HTTP listener and, when tcpAddr is not empty, the raw
 // TCP one, with opts on both, each passed through wrap (nil: none) and
-// then wrapped in TLS when tlsCfg is set. tcpLn is nil when tcpAddr is
-// empty.
-func Listen(ctx context.Context, httpAddr, tcpAddr string, opts flow.SocketOptions, tlsCfg *tls.Config, wrap func(ln net.Listener, name string) net.Listener) (httpLn, tcpLn net.Listener, err error) {
+// then wrapped in TLS when its config (httpTLS, tcpTLS) is set. tcpLn is
+// nil when tcpAddr is empty.
+func Listen(ctx context.Context, httpAddr, tcpAddr string, opts flow.SocketOptions, httpTLS, tcpTLS *tls.Config, wrap func(ln net.Listener, name string) net.Listener) (httpLn, tcpLn net.Listener, err error) {
 	if wrap == nil {
 		wrap = func(ln net.Listener, _ string) net.Listener { return ln }
 	}
@@ -58,11 +58,11 @@ func Listen(ctx context.Context, httpAddr, tcpAddr string, opts flow.SocketOptio
 		}
 		tcpLn = wrap(tcpLn, "tcp")
 	}
-	if tlsCfg != nil {
-		httpLn = tls.NewListener(httpLn, tlsCfg)
-		if tcpLn != nil {
-			tcpLn = tls.NewListener(tcpLn, tlsCfg)
-		}
+	if httpTLS != nil {
+		httpLn = tls.NewListener(httpLn, httpTLS)
+	}
+	if tcpLn != nil && tcpTLS != nil {
+		tcpLn = tls.NewListener(tcpLn, tcpTLS)
 	}
 	return httpLn, tcpLn, nil
 }

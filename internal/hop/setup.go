@@ -45,6 +45,9 @@ type Options struct {
 	SampleInterval time.Duration
 	// OnWindow, if set, gets the socket sampler's window events.
 	OnWindow func(sockstat.WindowEvent)
+	// HTTP2 serves HTTP/2 on the HTTP listener beside HTTP/1.1 (h2 by
+	// ALPN over TLS, h2c with prior knowledge), with its metrics.
+	HTTP2 bool
 }
 
 // Setup is a hop ready to serve: its registry and core metrics, the socket
@@ -66,6 +69,7 @@ type Setup struct {
 	listener    *metrics.Listener
 	acceptWarn  *ratelog.Logger
 	samplerDone chan struct{}
+	h2          *h2Metrics // nil: no HTTP/2
 }
 
 // Start builds everything both binaries set up before serving, in this
@@ -84,9 +88,9 @@ func Start(ctx context.Context, o Options) (*Setup, error) {
 	if err := metrics.RegisterNetstat(reg); err != nil {
 		return nil, fmt.Errorf("host metrics: %w", err)
 	}
+	o.Limits = checkFDs(o) // the guard's limits: --max-connections may be fitted to RLIMIT_NOFILE
 	s := &Setup{Hop: newHop(o, m), Registry: reg, Metrics: m, Sampler: sampler, limits: o.Limits,
 		listener: metrics.NewListener(reg), acceptWarn: ratelog.New(o.Log), samplerDone: make(chan struct{})}
-	checkFDs(o)
 	connCtx := s.Hop.ConnContext(ctx)
 	go func() { defer close(s.samplerDone); sampler.Run(connCtx) }()
 
@@ -94,7 +98,15 @@ func Start(ctx context.Context, o Options) (*Setup, error) {
 		s.Close()
 		return nil, err
 	}
-	if s.HTTPLn, s.TCPLn, err = Listen(ctx, o.HTTPAddr, o.TCPAddr, o.Socket, s.TLS, s.retry); err != nil {
+	httpTLS := s.TLS
+	if o.HTTP2 {
+		s.h2 = newH2Metrics(reg)
+		if httpTLS != nil {
+			httpTLS = httpTLS.Clone()
+			httpTLS.NextProtos = []string{"h2", "http/1.1"} // h2 first: WebSocket clients offer only http/1.1
+		}
+	}
+	if s.HTTPLn, s.TCPLn, err = Listen(ctx, o.HTTPAddr, o.TCPAddr, o.Socket, httpTLS, s.TLS, s.retry); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -121,6 +133,10 @@ func newHop(o Options, m *metrics.Metrics) *Hop {
 	h.Upgrader.CheckOrigin = func(*http.Request) bool { return true }
 	return h
 }
+
+// Limits are the limits the hop serves with: the configuration's, with
+// --max-connections fitted to RLIMIT_NOFILE when it was left unset.
+func (s *Setup) Limits() config.Limits { return s.limits }
 
 // Close cancels every connection, waits for the sampler to stop and
 // closes the listeners (Serve, when it ran, has closed them already).
@@ -169,6 +185,9 @@ func (s *Setup) Served(ctx context.Context, handler http.Handler, ln net.Listene
 	srv := s.Hop.HTTPServer(ctx, handler)
 	s.limits.HTTPServer(srv)
 	srv.ConnState = newHTTPConns(s.limits.MaxHTTPConnections, s.listener.HTTPClosed, s.Hop.Guard.Warn()).ConnState
+	if s.h2 != nil {
+		enableHTTP2(srv, s.h2, s.Hop.Guard.Warn().Warn)
+	}
 	return Served{Server: srv, Listener: ln}
 }
 

@@ -111,6 +111,8 @@ type pairRun struct {
 	rate     float64           // the client's messages per second; 0: as fast as possible
 	writeFor time.Duration
 	during   func() // called from another goroutine while the run runs
+	// dialled, if set, gets the client's connection once it is open.
+	dialled func(flow.Conn)
 }
 
 // runPair runs one upload from a client session to a server session over
@@ -139,6 +141,9 @@ func runPair(t *testing.T, proto flow.Protocol, client, server *side, run pairRu
 	c, err := dial()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if run.dialled != nil {
+		run.dialled(c)
 	}
 	var wg sync.WaitGroup
 	duringDone := make(chan struct{})
