@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -155,5 +156,40 @@ func TestGRPCServerSIGTERM(t *testing.T) {
 	}
 	if sum, code := c.Finish(t, 10*time.Second); code == 0 || sum.Completed {
 		t.Errorf("client exit %d, completed %v after the server went away; want a failure", code, sum.Completed)
+	}
+}
+
+// TestGRPCS: grpcs:// against bp-server's gRPC listener with the
+// certificate flags: a run in both directions, verified against the test
+// CA, bytes conserved; a grpc:// (h2c) client at the same TLS port fails
+// with the hint, and a client that does not trust the CA fails the
+// handshake.
+func TestGRPCS(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t, "server")
+	srv := startServer(t, append(pki.ServeArgs(), "--sample-interval", "0", "--log-interval", "0")...)
+	sum, code, stderr := runClient(t, "--target", "grpcs://"+srv.GRPCAddr, "--ca-file", pki.CAFile,
+		"--direction", "both", "--streams", "2", "--duration", "1s")
+	if code != 0 || !sum.Completed {
+		t.Fatalf("grpcs:// run: exit %d, completed %v; stderr:\n%s", code, sum.Completed, lastLines(stderr, 10))
+	}
+	var read, written int64
+	eventually(t, 5*time.Second, func() string {
+		var streams int
+		if read, written, streams = serverStreamTotals(srv); streams != 2 {
+			return "the server has not closed both streams"
+		}
+		return ""
+	})
+	if sum.BytesWritten != read || sum.BytesRead != written || read == 0 || written == 0 {
+		t.Errorf("grpcs://: client wrote %d and read %d; server read %d and wrote %d", sum.BytesWritten, sum.BytesRead, read, written)
+	}
+	_, code, stderr = runClient(t, "--target", srv.grpcTarget(), "--duration", "1s")
+	if code == 0 || !strings.Contains(stderr, "grpcs:// TLS") {
+		t.Errorf("grpc:// at a TLS port: exit %d, want a failure naming grpcs://; stderr:\n%s", code, lastLines(stderr, 5))
+	}
+	_, code, stderr = runClient(t, "--target", "grpcs://"+srv.GRPCAddr, "--duration", "1s")
+	if code == 0 || !strings.Contains(stderr, "tls handshake") {
+		t.Errorf("grpcs:// without the CA: exit %d, want a failed TLS handshake; stderr:\n%s", code, lastLines(stderr, 5))
 	}
 }
