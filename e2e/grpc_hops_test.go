@@ -98,14 +98,7 @@ func TestGRPCThroughProxies(t *testing.T) {
 				if code != 0 || !sum.Completed {
 					t.Fatalf("bp-client through %s: exit %d, completed %v; stderr:\n%s", hop, code, sum.Completed, lastLines(stderr, 10))
 				}
-				var read, written int64
-				eventually(t, 5*time.Second, func() string {
-					var streams int
-					if read, written, streams = serverStreamTotals(srv); streams != 2 {
-						return "the server has not closed both streams"
-					}
-					return ""
-				})
+				read, written := waitStreamTotals(t, srv, 2)
 				if sum.BytesWritten != read || sum.BytesRead != written || sum.BytesAcked != sum.BytesWritten {
 					t.Errorf("through %s: client wrote %d (acked %d) and read %d; server read %d and wrote %d",
 						hop, sum.BytesWritten, sum.BytesAcked, sum.BytesRead, read, written)

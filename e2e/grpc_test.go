@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -25,6 +24,20 @@ func serverStreamTotals(srv *Server) (read, written int64, streams int) {
 	return read, written, streams
 }
 
+// waitStreamTotals waits until the server has logged n gRPC streams closed
+// and returns their payload totals (serverStreamTotals).
+func waitStreamTotals(t *testing.T, srv *Server, n int) (read, written int64) {
+	t.Helper()
+	eventually(t, 5*time.Second, func() string {
+		var streams int
+		if read, written, streams = serverStreamTotals(srv); streams != n {
+			return fmt.Sprintf("%d grpc streams closed in the server's log, want %d", streams, n)
+		}
+		return ""
+	})
+	return read, written
+}
+
 // TestGRPCDirect: up, down and both over gRPC straight to bp-server, two
 // streams on each of two connections: every byte the client wrote the
 // server read and every byte the server wrote the client read, to the
@@ -40,14 +53,7 @@ func TestGRPCDirect(t *testing.T) {
 			if code != 0 || !sum.Completed {
 				t.Fatalf("bp-client exit %d, completed %v; stderr:\n%s", code, sum.Completed, lastLines(stderr, 10))
 			}
-			var read, written int64
-			var streams int
-			eventually(t, 5*time.Second, func() string {
-				if read, written, streams = serverStreamTotals(srv); streams != 4 {
-					return fmt.Sprintf("%d grpc streams closed in the server's log, want 4", streams)
-				}
-				return ""
-			})
+			read, written := waitStreamTotals(t, srv, 4)
 			if sum.BytesWritten != read || sum.BytesAcked != sum.BytesWritten {
 				t.Errorf("client wrote %d (acked %d), server read %d", sum.BytesWritten, sum.BytesAcked, read)
 			}
@@ -141,16 +147,7 @@ func TestGRPCServerSIGTERM(t *testing.T) {
 		}
 		return ""
 	})
-	srv.Signal(t, syscall.SIGTERM)
-	began := time.Now()
-	code := srv.Wait(t, 6*time.Second)
-	t.Logf("server exited %s after SIGTERM with status %d", time.Since(began).Round(time.Millisecond), code)
-	if code != 0 {
-		t.Errorf("server exit status %d after SIGTERM, want 0; stderr:\n%s", code, srv.Stderr())
-	}
-	if len(srv.Logs("connections still open at shutdown deadline")) > 0 {
-		t.Error("server waited out its shutdown deadline instead of ending its streams")
-	}
+	stopServer(t, srv)
 	if n := len(srv.Logs("connection closed at shutdown")); n != 2 {
 		t.Errorf("%d streams logged as closed at shutdown, want 2", n)
 	}
@@ -173,14 +170,7 @@ func TestGRPCS(t *testing.T) {
 	if code != 0 || !sum.Completed {
 		t.Fatalf("grpcs:// run: exit %d, completed %v; stderr:\n%s", code, sum.Completed, lastLines(stderr, 10))
 	}
-	var read, written int64
-	eventually(t, 5*time.Second, func() string {
-		var streams int
-		if read, written, streams = serverStreamTotals(srv); streams != 2 {
-			return "the server has not closed both streams"
-		}
-		return ""
-	})
+	read, written := waitStreamTotals(t, srv, 2)
 	if sum.BytesWritten != read || sum.BytesRead != written || read == 0 || written == 0 {
 		t.Errorf("grpcs://: client wrote %d and read %d; server read %d and wrote %d", sum.BytesWritten, sum.BytesRead, read, written)
 	}
