@@ -492,7 +492,15 @@ func (s *Session) finish(ctx context.Context, written int64) error {
 
 // readLoop reads payload at the plan's pace and handles control messages.
 func (s *Session) readLoop(ctx context.Context) error {
-	buf := newReadBuffer(s.plan.Read.Size) // small until reads fill it
+	size := s.plan.Read.Size
+	if !s.plan.PeerWrites && s.conn.SpeaksControl() {
+		// Only control messages may come (read into the connection's own
+		// buffer): any payload byte is refused, so a byte of buffer is
+		// as good as 4 KiB, which every uploading client held per
+		// connection.
+		size = controlOnlyReadSize
+	}
+	buf := newReadBuffer(size) // small until reads fill it
 	defer buf.release()
 	pace := newPacer(s.plan.Read, s.start, pausedObserver{s})
 	for {
