@@ -95,7 +95,7 @@ func (c *client) runConns(ctx context.Context, cr connRun) error {
 	)
 	for range c.cfg.Connections {
 		wg.Go(func() {
-			if err := runConn(ctx, cr); err != nil {
+			if err := runConn(ctx, &cr); err != nil {
 				mu.Lock()
 				if firstErr == nil {
 					firstErr = err
