@@ -34,9 +34,10 @@ const (
 // the hello's via list, which the first ack echoes.
 //
 // The periodic acks (every AckInterval while the count changes) come from
-// a timer the reader arms when it reads bytes and no ack is pending: a
-// connection that reads nothing costs nothing, where a ticker goroutine
-// per connection woke ten times a second and held a stack.
+// a timer the reader arms when it reads bytes and no ack is pending (and
+// Run once at the start, for the first ack): a connection that reads
+// nothing costs nothing after that, where a ticker goroutine per
+// connection woke ten times a second and held a stack.
 type ackPolicy struct {
 	sent   atomic.Int64 // bytes in the last ack sent (-1: none yet)
 	lastAt atomic.Int64 // when it was sent, unix nanoseconds
@@ -45,7 +46,7 @@ type ackPolicy struct {
 	armed atomic.Bool
 	// poked: the byte trigger moved the timer forward; cleared when it fires.
 	poked atomic.Bool
-	timer *time.Timer // created by the reader on its first payload
+	timer *time.Timer // created by Run or the reader, on first use
 }
 
 func newAckPolicy() *ackPolicy {
@@ -60,8 +61,9 @@ func (p *ackPolicy) byBytes(total int64) bool {
 	return total-p.sent.Load() >= AckBytes && time.Now().UnixNano()-p.lastAt.Load() >= int64(MinAckGap)
 }
 
-// arm has the ack timer send the bytes read so far in AckInterval, unless
-// it is armed already. Only the reader calls it.
+// armAck has the ack timer send the bytes read so far in AckInterval,
+// unless it is armed already. Only the reader calls it, and Run before the
+// reader starts (the first ack).
 func (s *Session) armAck() {
 	p := s.ackp
 	if p.armed.Load() || p.armed.Swap(true) {

@@ -235,6 +235,12 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 	var wg sync.WaitGroup
 	s.timers.wg = &wg
 	s.startIdleWatch()
+	if s.plan.PeerWrites && s.conn.SpeaksControl() {
+		// The first ack goes out one interval in even when nothing was
+		// read yet: it tells the writer the back channel works, and
+		// carries the via echo (docs/PROTOCOL.md).
+		s.armAck()
+	}
 	done := s.runLoops(ctx, &wg)
 	s.closing.Store(true)
 	s.beforeClose()
