@@ -31,7 +31,7 @@ COPY --from=build /out/ /usr/local/bin/
 ENV PATH=/usr/local/bin
 USER 65532:65532
 # bp-server: 8080 HTTP (/ws, /client, /metrics, /healthz; HTTP/2 streams on
-# /h2, h2c or h2 by ALPN), 8081 raw TCP, 8082 gRPC (h2c, or TLS with the
+# /h2: h2c, or h2 by ALPN with TLS), 8081 raw TCP, 8082 gRPC (h2c, or TLS with the
 # certificate flags).
 # bp-relay: 8090 HTTP (/ws, /metrics, /healthz), 8091 raw TCP.
 # bp-client: 9101 /metrics and /healthz; bp-sockets: 9102 /metrics and /healthz.
