@@ -1,7 +1,7 @@
 # go-backpressure: bp-server, bp-client, bp-relay and bp-sockets in one small image.
 #
 #   docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t go-backpressure .
-#   docker run --rm -p 8080:8080 -p 8081:8081 go-backpressure            # bp-server
+#   docker run --rm -p 8080:8080 -p 8081:8081 -p 8082:8082 go-backpressure  # bp-server
 #   docker run --rm go-backpressure bp-client --target ws://HOST:8080/ws  # any binary
 #
 # docker-compose.yml builds it for every go-backpressure service; see
@@ -30,8 +30,10 @@ COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certifica
 COPY --from=build /out/ /usr/local/bin/
 ENV PATH=/usr/local/bin
 USER 65532:65532
-# bp-server: 8080 HTTP (/ws, /client, /metrics, /healthz), 8081 raw TCP.
+# bp-server: 8080 HTTP (/ws, /client, /metrics, /healthz; HTTP/2 streams on
+# /h2: h2c, or h2 by ALPN with TLS), 8081 raw TCP, 8082 gRPC (h2c, or TLS with the
+# certificate flags).
 # bp-relay: 8090 HTTP (/ws, /metrics, /healthz), 8091 raw TCP.
 # bp-client: 9101 /metrics and /healthz; bp-sockets: 9102 /metrics and /healthz.
-EXPOSE 8080 8081 8090 8091 9101 9102
+EXPOSE 8080 8081 8082 8090 8091 9101 9102
 CMD ["bp-server"]

@@ -18,14 +18,29 @@ type cfApp struct {
 	Env     map[string]string `yaml:"env"`
 }
 
-// TestDeployDocTCPRoute follows docs/DEPLOY.md's TCP-route recipe: the app
-// it names is the manifest's server app, every variable it sets with cf
-// set-env is one no flag in the manifest's command overrides (a flag beats
-// the environment), and the manifest's command with that variable set
-// really opens bp-server's TCP listener, while without it the listener is
-// off.
+// TestDeployDocTCPRoute follows docs/DEPLOY.md's TCP-route recipe
+// (checkCFRecipe): cf set-env opens bp-server's TCP listener.
 func TestDeployDocTCPRoute(t *testing.T) {
 	t.Parallel()
+	checkCFRecipe(t, "### A TCP route for the raw TCP protocol", "tcp")
+}
+
+// TestDeployDocGRPCRoute follows docs/DEPLOY.md's gRPC recipe
+// (checkCFRecipe): cf set-env opens bp-server's gRPC listener.
+func TestDeployDocGRPCRoute(t *testing.T) {
+	t.Parallel()
+	checkCFRecipe(t, "### gRPC and HTTP/2 through the router", "grpc")
+}
+
+// checkCFRecipe follows the recipe under heading in docs/DEPLOY.md: the
+// app it names is the manifest's server app, every variable it sets with
+// cf set-env is one no flag in the manifest's command overrides (a flag
+// beats the environment), the destination port it posts is the one the
+// variable sets, and the manifest's command with that variable set really
+// opens the bp-server listener its "bp-server listening" log names by key,
+// while without it the listener is off.
+func checkCFRecipe(t *testing.T, heading, key string) {
+	t.Helper()
 	var m struct {
 		Applications []cfApp `yaml:"applications"`
 	}
@@ -36,12 +51,12 @@ func TestDeployDocTCPRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, recipe, ok := strings.Cut(string(doc), "### A TCP route for the raw TCP protocol")
+	_, recipe, ok := strings.Cut(string(doc), heading)
 	if !ok {
-		t.Fatal("docs/DEPLOY.md has no TCP-route section")
+		t.Fatalf("docs/DEPLOY.md has no section %q", heading)
 	}
 	recipe, _, _ = strings.Cut(recipe, "\n## ")
-
+	recipe, _, _ = strings.Cut(recipe, "\n### ")
 	name := regexp.MustCompile(`(?m)^SERVER=(\S+)`).FindStringSubmatch(recipe)
 	if name == nil || name[1] != vars["server-host"] {
 		t.Fatalf("docs/DEPLOY.md: SERVER= %v, want deploy/cf/vars.yml's server-host %q", name, vars["server-host"])
@@ -77,21 +92,25 @@ func TestDeployDocTCPRoute(t *testing.T) {
 		}
 	}
 
-	// As pushed: PORT from the platform, the TCP listener off.
+	if dest := regexp.MustCompile(`\\"port\\":(\d+)`).FindStringSubmatch(recipe); dest == nil || ":"+dest[1] != sets[0][2] {
+		t.Errorf("docs/DEPLOY.md: the route's destination port %v is not the %s %s the recipe sets", dest, sets[0][1], sets[0][2])
+	}
+
+	// As pushed: PORT from the platform, the listener off.
 	port := fmt.Sprintf("PORT=%d", freePort(t))
 	off := startProc(t, "bp-server", append(env, port), args...)
-	if l := off.WaitLog(t, "bp-server listening", 20*time.Second); l["tcp"] != "" {
-		t.Errorf("manifest's bp-server listens on TCP %v, want off", l["tcp"])
+	if l := off.WaitLog(t, "bp-server listening", 20*time.Second); l[key] != "" {
+		t.Errorf("manifest's bp-server listens on %s %v, want off", key, l[key])
 	}
 	// After cf set-env (the doc's port moved to a free loopback one).
-	tcp := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	on := startProc(t, "bp-server", append(env, fmt.Sprintf("PORT=%d", freePort(t)), sets[0][1]+"="+tcp), args...)
-	if l := on.WaitLog(t, "bp-server listening", 20*time.Second); l["tcp"] != tcp {
-		t.Errorf("with %s=%s bp-server listens on TCP %v", sets[0][1], tcp, l["tcp"])
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	on := startProc(t, "bp-server", append(env, fmt.Sprintf("PORT=%d", freePort(t)), sets[0][1]+"="+addr), args...)
+	if l := on.WaitLog(t, "bp-server listening", 20*time.Second); l[key] != addr {
+		t.Errorf("with %s=%s bp-server listens on %s %v", sets[0][1], addr, key, l[key])
 	}
-	c, err := net.DialTimeout("tcp", tcp, 5*time.Second)
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
-		t.Fatalf("TCP listener after cf set-env: %v", err)
+		t.Fatalf("%s listener after cf set-env: %v", key, err)
 	}
 	c.Close()
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	composecli "github.com/compose-spec/compose-go/v2/cli"
+	composetypes "github.com/compose-spec/compose-go/v2/types"
 	"gopkg.in/yaml.v3"
 
 	"github.com/go-backpressure/go-backpressure/internal/lab"
@@ -212,19 +213,9 @@ func TestCompose(t *testing.T) {
 		t.Errorf("prometheus.yml hops %v, want exactly %v", haveTargets, wantTargets)
 	}
 
-	// compose-go is the loader docker compose itself uses: it checks the
-	// file against the Compose Specification's schema and resolves it the
-	// way "docker compose config" does, without an engine.
+	// The Compose Specification, as docker compose resolves it (loadCompose).
 	t.Run("compose spec", func(t *testing.T) {
-		opts, err := composecli.NewProjectOptions([]string{filepath.Join(repoRoot, "docker-compose.yml")},
-			composecli.WithWorkingDirectory(repoRoot), composecli.WithOsEnv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		p, err := opts.LoadProject(context.Background())
-		if err != nil {
-			t.Fatalf("docker-compose.yml does not load as the Compose Specification: %v", err)
-		}
+		p := loadCompose(t)
 		for _, name := range []string{"bp-server", "haproxy", "bp-sockets", "bp-relay", "bp-client", "prometheus", "grafana"} {
 			if _, err := p.GetService(name); err != nil {
 				t.Errorf("resolved project: %v", err)
@@ -244,6 +235,23 @@ func TestCompose(t *testing.T) {
 			t.Errorf("docker compose config: %v\n%s", err, out)
 		}
 	})
+}
+
+// loadCompose loads docker-compose.yml with compose-go, the loader docker
+// compose itself uses: checked against the Compose Specification's schema
+// and resolved the way "docker compose config" does, without an engine.
+func loadCompose(t *testing.T) *composetypes.Project {
+	t.Helper()
+	opts, err := composecli.NewProjectOptions([]string{filepath.Join(repoRoot, "docker-compose.yml")},
+		composecli.WithWorkingDirectory(repoRoot), composecli.WithOsEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		t.Fatalf("docker-compose.yml does not load as the Compose Specification: %v", err)
+	}
+	return p
 }
 
 // TestPrometheusConfig: promtool accepts deploy/prometheus/prometheus.yml

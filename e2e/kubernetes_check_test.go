@@ -305,3 +305,38 @@ func checkHAProxyContainer(t *testing.T, pods []podOf, cfg string) {
 	}
 	t.Error("the base runs no HAProxy container")
 }
+
+// checkGRPCPort: bp-server's container declares its gRPC listener as a
+// port named grpc whose number is the one --grpc-addr listens on, and the
+// bp-server Service carries it, by name, on the same number.
+func checkGRPCPort(t *testing.T, pods []podOf, services []corev1.Service) {
+	t.Helper()
+	var want int32
+	for _, p := range pods {
+		for _, c := range p.spec.Containers {
+			if len(c.Command) != 1 || c.Command[0] != "bp-server" {
+				continue
+			}
+			flag := addrPort(flagPairs(c.Args)["grpc-addr"])
+			i := slices.IndexFunc(c.Ports, func(cp corev1.ContainerPort) bool { return cp.Name == "grpc" })
+			if i < 0 || flag == "" || strconv.Itoa(int(c.Ports[i].ContainerPort)) != flag {
+				t.Errorf("%s: --grpc-addr port %q, container ports %+v: want one named grpc on it", p.name, flag, c.Ports)
+				continue
+			}
+			want = c.Ports[i].ContainerPort
+		}
+	}
+	if want == 0 {
+		t.Fatal("no bp-server container with a grpc port")
+	}
+	i := slices.IndexFunc(services, func(s corev1.Service) bool { return s.Name == "bp-server" })
+	if i < 0 {
+		t.Fatal("no Service bp-server")
+	}
+	ok := slices.ContainsFunc(services[i].Spec.Ports, func(sp corev1.ServicePort) bool {
+		return sp.Name == "grpc" && sp.Port == want && sp.TargetPort.String() == "grpc"
+	})
+	if !ok {
+		t.Errorf("Service bp-server ports %+v: want grpc, port %d, targetPort grpc", services[i].Spec.Ports, want)
+	}
+}

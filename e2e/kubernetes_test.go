@@ -66,7 +66,8 @@ func strict(t *testing.T, o kubeObject, v any) {
 // strictly into k8s.io/api's types (the PodMonitor, whose types are the
 // operator's, as a checked map); every container's image is the project's
 // (with its binaries) or pinned, its flags are its binary's, its probes'
-// ports and paths exist; the Job's instances agree with its completions.
+// ports and paths exist; bp-server's gRPC port is declared and served;
+// the Job's instances agree with its completions.
 func TestKubernetes(t *testing.T) {
 	base := kustomizeBuild(t, "base", false)
 	kinds := map[string]int{}
@@ -106,6 +107,7 @@ func TestKubernetes(t *testing.T) {
 		checkPod(t, p, help)
 	}
 	checkServices(t, services, pods)
+	checkGRPCPort(t, pods, services)
 	checkHAProxyContainer(t, pods, haproxyCfg)
 	checkPodMonitor(t, kustomizeBuild(t, "overlays/prometheus-operator", false), pods)
 	checkDashboardConfigMap(t, kustomizeBuild(t, "overlays/grafana", true))
