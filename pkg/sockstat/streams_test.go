@@ -63,7 +63,11 @@ func TestSamplerStreamLayer(t *testing.T) {
 	}
 
 	// Stream b blocks 1s more and closes: its last figures count at close.
-	b.set(func(st *flow.StreamStats) { st.BlockedStream += time.Second; st.BlockedConn = 500 * time.Millisecond; st.WindowUpdatesReceived++ })
+	b.set(func(st *flow.StreamStats) {
+		st.BlockedStream += time.Second
+		st.BlockedConn = 500 * time.Millisecond
+		st.WindowUpdatesReceived++
+	})
 	ob.(flow.ClosingObserver).Closing()
 	ob.Closed(nil)
 	a.set(func(st *flow.StreamStats) { st.SendStreamWindow = 1000; st.WindowUpdatesSent++ })
