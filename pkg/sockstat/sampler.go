@@ -261,6 +261,7 @@ func (s *Sampler) publishFinal(proto int, g Gauges, d Counters) {
 	st := &s.stats[proto]
 	st.Counters.add(d)
 	st.PeakSendQueue = max(st.PeakSendQueue, g.LargestSendQueue)
+	st.FirstPeerWindowClose = earliest(st.FirstPeerWindowClose, g.FirstPeerWindowClose)
 	s.statsMu.Unlock()
 }
 
@@ -279,7 +280,8 @@ func (s *Sampler) Totals() Totals {
 	return sumTotals(stats[:], fields)
 }
 
-// ResetPeak starts a new PeakSendQueue (and Totals.PeakConnSendQueue), and
+// ResetPeak starts a new PeakSendQueue (and Totals.PeakConnSendQueue) and
+// FirstPeerWindowClose, and
 // a new run of the stream layer's StreamTotals (lowest windows, first
 // closures, streams), for a report that covers one run of several in the
 // same process.
@@ -288,6 +290,7 @@ func (s *Sampler) ResetPeak() {
 	defer s.statsMu.Unlock()
 	for p := range s.stats {
 		s.stats[p].PeakSendQueue = 0
+		s.stats[p].FirstPeerWindowClose = time.Time{}
 	}
 	s.streams.resetRun(time.Now())
 }

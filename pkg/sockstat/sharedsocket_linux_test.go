@@ -46,6 +46,9 @@ func TestSamplerCountsSharedSocketOnce(t *testing.T) {
 	if st.PeerWindowZeroConns != 1 {
 		t.Errorf("peer window zero on %d connections, want 1: the shared socket, once", st.PeerWindowZeroConns)
 	}
+	if first := s.Totals().FirstPeerWindowClose; !first.Equal(t0) {
+		t.Errorf("first peer window close at %v, want the first pass's time %v", first, t0)
+	}
 	zero := st.PeerWindowZero
 	st = pass(2 * time.Second)
 	if got := st.PeerWindowZero - zero; got != time.Second {

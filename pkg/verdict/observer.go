@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,10 @@ type Observer struct {
 
 	mu    sync.Mutex
 	conns []*conn
+	// streamSockets are the sockets under the writing connections that
+	// are streams of multiplexed ones (HTTP/2, gRPC), for the words:
+	// "over 8 streams on 2 connections".
+	streamSockets map[net.Conn]struct{}
 }
 
 var _ flow.Observer = (*Observer)(nil)
@@ -151,6 +156,12 @@ func (o *Observer) Open(info flow.ConnInfo) flow.ConnObserver {
 	c.findKernel()
 	o.mu.Lock()
 	o.conns = append(o.conns, c)
+	if info.Stream != nil && info.Conn != nil && reflect.TypeOf(info.Conn).Comparable() {
+		if o.streamSockets == nil {
+			o.streamSockets = map[net.Conn]struct{}{}
+		}
+		o.streamSockets[info.Conn] = struct{}{}
+	}
 	o.mu.Unlock()
 	return c
 }
@@ -426,6 +437,9 @@ func (o *Observer) Timelines(now time.Time) []Timeline {
 // Verdict judges the run as it stands now (at its end, for the report).
 func (o *Observer) Verdict(now time.Time) Verdict {
 	p := Params{End: o.since(now), StallThreshold: o.opts.StallThreshold, KernelReason: o.opts.KernelReason}
+	o.mu.Lock()
+	p.StreamConnections = len(o.streamSockets)
+	o.mu.Unlock()
 	return Compute(o.Timelines(now), p)
 }
 
