@@ -26,6 +26,9 @@ type Recorder struct {
 	hist                 *hdrhistogram.Histogram
 	kernel               KernelSource          // the kernel's view, if known (SetKernel)
 	kernelBase           sockstat.Totals       // the kernel's counters at SetKernel
+	streams              StreamSource          // the stream layer, if known (SetStreams)
+	streamBase           sockstat.StreamTotals // its counters at SetStreams
+	streamsSince         time.Time             // when SetStreams was called
 	verdict              *verdict.Observer     // the verdict's timelines, if kept (SetVerdict)
 	live                 map[*recConn]struct{} // open connections, under mu
 	timeline             *timeline             // the run's samples, if kept (KeepTimeline), under mu
