@@ -86,7 +86,7 @@ func TestReportStreamLayer(t *testing.T) {
 	}
 	var got struct {
 		Connections, Streams int
-		BlockedShare         float64 `json:"blocked_share"`
+		BlockedShare         float64        `json:"blocked_share"`
 		StreamLayer          map[string]any `json:"stream_layer"`
 	}
 	if err := json.Unmarshal(js.Bytes(), &got); err != nil {

@@ -14,15 +14,15 @@ import (
 
 // Run describes what was asked for, for the report's header.
 type Run struct {
-	RunID          string
-	Target         string
-	Direction      flow.Direction
-	Connections    int
+	RunID       string
+	Target      string
+	Direction   flow.Direction
+	Connections int
 	// Streams is, with --streams on HTTP/2 or gRPC, each connection's
 	// streams: every stream is a run of its own; 0 when each connection
 	// is one run.
-	Streams     int
-	PayloadSize int
+	Streams        int
+	PayloadSize    int
 	Rate           float64 // messages per second per connection; 0: unlimited
 	StallThreshold time.Duration
 	// Fleet is this client's place in a fleet (nil: not in one).
@@ -42,11 +42,11 @@ type Summary struct {
 	// Streams is how many streams the connections carried in all (each a
 	// run of its own: the write figures sum over them), absent when the
 	// target has no streams.
-	Streams     int            `json:"streams,omitempty"`
-	PayloadSize int            `json:"payload_size"`
-	Completed   bool           `json:"completed"`
-	Error       string         `json:"error,omitempty"`
-	FailedConns int64          `json:"failed_connections"`
+	Streams     int    `json:"streams,omitempty"`
+	PayloadSize int    `json:"payload_size"`
+	Completed   bool   `json:"completed"`
+	Error       string `json:"error,omitempty"`
+	FailedConns int64  `json:"failed_connections"`
 	// Reconnects counts attempts to connect again after a break
 	// (--reconnect); a connection that broke counts in FailedConns even
 	// when a reconnect carried its run to the end.
