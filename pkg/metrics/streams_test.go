@@ -46,7 +46,7 @@ func streamProtocol() flow.Protocol {
 }
 
 // series reads one series of reg by name and labels; ok false when absent.
-func series(t *testing.T, reg prometheus.Gatherer, name string, labels map[string]string) (v float64, ok bool) {
+func series(t testing.TB, reg prometheus.Gatherer, name string, labels map[string]string) (v float64, ok bool) {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
