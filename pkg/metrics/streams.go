@@ -57,8 +57,8 @@ func (c *StreamCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for i, st := range c.sampler.StreamStats() {
 		p := flow.Protocols[i]
-		if !(flow.Target{Protocol: p}).Multiplexed() && st == (sockstat.StreamProtocolStats{}) {
-			continue
+		if !(flow.Target{Protocol: p}).Multiplexed() && st.Streams == 0 && st.StreamCounters == (sockstat.StreamCounters{}) {
+			continue // tcp, websocket: no stream was ever polled
 		}
 		c.collect(ch, string(p), &st)
 	}
