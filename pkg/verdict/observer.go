@@ -54,9 +54,11 @@ type Observer struct {
 	mu    sync.Mutex
 	conns []*conn
 	// streamSockets are the sockets under the writing connections that
-	// are streams of multiplexed ones (HTTP/2, gRPC), for the words:
-	// "over 8 streams on 2 connections".
-	streamSockets map[net.Conn]struct{}
+	// are streams of multiplexed ones (HTTP/2, gRPC), each with its open
+	// writing streams: how many connections the streams are on ("over 8
+	// streams on 2 connections"), and how many share a socket's send
+	// queue (kernel.go).
+	streamSockets map[net.Conn]int
 }
 
 var _ flow.Observer = (*Observer)(nil)
@@ -92,6 +94,9 @@ type conn struct {
 	// kernel the sampler's handle on it (nil: the kernel is not read).
 	socket net.Conn
 	kernel *sockstat.SampledConn
+	// stream: the connection is one stream of a multiplexed one, whose
+	// socket (and send queue) its sibling streams share.
+	stream bool
 
 	written   atomic.Int64
 	blockedNs atomic.Int64 // time in write calls, in all
@@ -158,9 +163,10 @@ func (o *Observer) Open(info flow.ConnInfo) flow.ConnObserver {
 	o.conns = append(o.conns, c)
 	if info.Stream != nil && info.Conn != nil && reflect.TypeOf(info.Conn).Comparable() {
 		if o.streamSockets == nil {
-			o.streamSockets = map[net.Conn]struct{}{}
+			o.streamSockets = map[net.Conn]int{}
 		}
-		o.streamSockets[info.Conn] = struct{}{}
+		o.streamSockets[info.Conn]++
+		c.stream = true
 	}
 	o.mu.Unlock()
 	return c
@@ -323,6 +329,11 @@ func (c *conn) Closed(error) {
 	}
 	c.closed = true
 	c.stuck = false
+	if c.stream {
+		c.o.mu.Lock()
+		c.o.streamSockets[c.socket]--
+		c.o.mu.Unlock()
+	}
 }
 
 // Run passes over the connections every interval until ctx ends.
