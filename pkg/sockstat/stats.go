@@ -88,9 +88,11 @@ type Totals struct {
 	// ResetPeak (zero: none did), as the passes saw it: to within one
 	// sample interval.
 	FirstPeerWindowClose time.Time
-	// The last pass.
+	// The last pass. Sockets is how many it read: each once, however
+	// many streams of a multiplexed connection share it.
 	SendQueue, Unsent, RecvQueue int
 	PeerWindowZeroConnections    int
+	Sockets                      int
 }
 
 // Since returns t with its counters counted from base (an earlier Totals
@@ -112,6 +114,7 @@ func sumTotals(stats []ProtocolStats, has Fields) Totals {
 		t.Unsent += st.Unsent
 		t.RecvQueue += st.RecvQueue
 		t.PeerWindowZeroConnections += st.PeerWindowZeroConns
+		t.Sockets += st.Sampled
 	}
 	return t
 }
