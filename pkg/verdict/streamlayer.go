@@ -26,7 +26,8 @@ const (
 )
 
 // SourceFrames is the StreamStats.Source of a transport that reads every
-// frame itself: its figures are exact.
+// frame itself: its figures are exact. It may go on with how, in
+// parentheses: "frames (every HTTP/2 frame read above TLS)".
 const SourceFrames = "frames"
 
 // StreamFigures is what StreamLayerOf judges: the streams' account of the
@@ -211,9 +212,16 @@ func ofStreams(l *StreamLayer) string {
 func sourceWords(sources []string) string {
 	var out []string
 	for _, s := range sources {
-		if s == SourceFrames {
+		detail, frames := strings.CutPrefix(s, SourceFrames)
+		detail = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSpace(detail), "("), ")")
+		switch {
+		case frames && detail == "":
 			out = append(out, "from this side's own frames (exact)")
-		} else {
+		case frames && !strings.HasPrefix(s, SourceFrames+" "):
+			out = append(out, "estimated: "+s) // a word that only starts like it
+		case frames:
+			out = append(out, "from this side's own frames (exact; "+detail+")")
+		default:
 			out = append(out, "estimated: "+s)
 		}
 	}

@@ -99,6 +99,16 @@ func TestStreamLayerOf(t *testing.T) {
 			}
 		})
 	}
+	for src, want := range map[string]string{
+		"frames": "from this side's own frames (exact)",
+		"frames (every HTTP/2 frame of the connection read on this side, above TLS)": "from this side's own frames (exact; every HTTP/2 frame of the connection read on this side, above TLS)",
+		"net/http: no frame view": "estimated: net/http: no frame view",
+		"framesless":              "estimated: framesless",
+	} {
+		if got := sourceWords([]string{src}); got != want {
+			t.Errorf("source %q: %q, want %q", src, got, want)
+		}
+	}
 	if l := StreamLayerOf(StreamFigures{Start: start, ClientWrites: true}); l != nil {
 		t.Errorf("a run without streams has a stream layer: %+v", l)
 	}
