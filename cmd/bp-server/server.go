@@ -32,9 +32,9 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 		log.Info("kernel socket statistics incomplete: their metrics are left out", "missing", missing)
 	}
 	st, err := hop.Start(ctx, hop.Options{Name: "bp-server", Log: log, Limits: cfg.Limits, TLS: cfg.TLSServe,
-		HTTPAddr: cfg.HTTPAddr, TCPAddr: cfg.TCPAddr, Socket: cfg.socketOptions(),
+		HTTPAddr: cfg.HTTPAddr, TCPAddr: cfg.TCPAddr, GRPCAddr: cfg.GRPCAddr, Socket: cfg.socketOptions(),
 		StallThreshold: cfg.StallThreshold, HelloTimeout: cfg.HelloTimeout, SampleInterval: cfg.SampleInterval,
-		OnWindow: s.windows.event})
+		OnWindow: s.windows.event, HTTP2: true})
 	if err != nil {
 		return err
 	}
@@ -45,14 +45,15 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 	mux.Handle("/client", web.Handler())
 	mux.Handle("/client/", web.Handler())
 	mux.HandleFunc("/ws", st.Hop.WebSocket(ctx, s.serve))
+	mux.HandleFunc(hop.HTTP2Path, st.Hop.HTTP2(ctx, s.serve)) // HTTP/2 only: h2c, or h2 over TLS
 	servers := []hop.Served{st.Served(ctx, mux, st.HTTPLn)}
 
 	httpAddr := st.HTTPLn.Addr().String()
-	log.Info("bp-server listening", "http", httpAddr, "tcp", st.TCPAddr(),
+	log.Info("bp-server listening", "http", httpAddr, "tcp", st.TCPAddr(), "grpc", st.GRPCAddr(),
 		"version", config.Version, "read_size", cfg.ReadSize, "read_delay", cfg.ReadDelay,
 		"read_rate", cfg.ReadRate, "pause_after", cfg.PauseAfter, "pause_for", cfg.PauseFor,
 		"pause_every", cfg.PauseEvery, "rcvbuf", cfg.RcvBuf, "sample_interval", cfg.SampleInterval,
-		"max_connections", cfg.MaxConnections, "max_http_connections", cfg.MaxHTTPConnections, "idle_timeout", cfg.IdleTimeout, "allowed_origins", st.Hop.Guard.Origins().String(), "tls", st.TLS != nil)
+		"max_connections", st.Limits().MaxConnections, "max_http_connections", cfg.MaxHTTPConnections, "idle_timeout", cfg.IdleTimeout, "allowed_origins", st.Hop.Guard.Origins().String(), "tls", st.TLS != nil)
 	if ready != nil {
 		ready(httpAddr, st.TCPAddr())
 	}
@@ -70,7 +71,7 @@ func (s *server) serve(ctx context.Context, hello *flow.Hello, c flow.Conn, peer
 		sess.EchoVia(hello.Via)
 	}
 	log := s.conns.With(peer, c, hello)
-	s.windows.add(c.NetConn(), log.Lines())
+	logsWindow := s.windows.add(c.NetConn(), log.Lines())
 	log.Opened("announced_bytes", announced(hello))
 
 	stopLog := make(chan struct{})
@@ -85,7 +86,10 @@ func (s *server) serve(ctx context.Context, hello *flow.Hello, c flow.Conn, peer
 	snap, err := sess.Run(ctx)
 	close(stopLog)
 	logDone.Wait()
-	windowCloses := s.windows.remove(c.NetConn())
+	windowCloses := 0
+	if logsWindow {
+		windowCloses = s.windows.remove(c.NetConn())
+	}
 	elapsed := time.Since(snap.Start)
 	log.Closed(err, "read_bytes", snap.Read, "written_bytes", snap.Written, "acked_bytes", snap.Acked,
 		"receive_window_closes", windowCloses,

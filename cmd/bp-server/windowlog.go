@@ -35,14 +35,21 @@ type windowLog struct {
 	suppressedFor time.Duration
 }
 
-// add starts logging window events of the connection whose socket is nc.
-func (w *windowLogs) add(nc net.Conn, log *slog.Logger) {
+// add starts logging window events of the connection whose socket is nc,
+// and reports whether it did: the streams of an HTTP/2 connection share
+// one socket, logged by the first of them to run (the caller removes it
+// only then).
+func (w *windowLogs) add(nc net.Conn, log *slog.Logger) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.conns == nil {
 		w.conns = map[net.Conn]*windowLog{}
 	}
+	if _, ok := w.conns[nc]; ok {
+		return false
+	}
 	w.conns[nc] = &windowLog{log: log}
+	return true
 }
 
 // remove stops logging for nc and returns how many times its window closed.

@@ -22,13 +22,17 @@ type Guard struct {
 	warn    *ratelog.Logger
 	tcp     *admission.ConnLimit
 	ws      *admission.ConnLimit
+	grpc    *admission.ConnLimit
+	h2      *admission.ConnLimit // HTTP/2 streams (runs), not connections
 	origins *admission.OriginPolicy
 }
 
 // New returns the guard for the limits (already validated).
 func New(l config.Limits, m *metrics.Metrics, log *slog.Logger) *Guard {
 	return &Guard{m: m, warn: ratelog.New(log), origins: l.Origins(),
-		tcp: admission.NewConnLimit(l.MaxConnections), ws: admission.NewConnLimit(l.MaxConnections)}
+		tcp: admission.NewConnLimit(l.MaxConnections), ws: admission.NewConnLimit(l.MaxConnections),
+		grpc: admission.NewConnLimit(l.MaxConnections),
+		h2:   admission.NewConnLimit(l.MaxConnections)}
 }
 
 // Warn is the guard's rate-limited log of refusals, for the hop's other
@@ -54,6 +58,21 @@ func (g *Guard) AdmitTCP(nc net.Conn) bool {
 // ReleaseTCP gives back a place AdmitTCP took.
 func (g *Guard) ReleaseTCP() { g.tcp.Release() }
 
+// AdmitGRPC is AdmitTCP for the gRPC listener, whose connections (each
+// carrying any number of streams) have a limit of their own.
+func (g *Guard) AdmitGRPC(nc net.Conn) bool {
+	if g.grpc.Acquire() {
+		return true
+	}
+	g.m.Reject(flow.GRPC, "limit")
+	g.warn.Warn("limit", "connection refused: listener full", "protocol", flow.GRPC, "peer", nc.RemoteAddr().String(), "max_connections", g.grpc.Max())
+	nc.Close()
+	return false
+}
+
+// ReleaseGRPC gives back a place AdmitGRPC took.
+func (g *Guard) ReleaseGRPC() { g.grpc.Release() }
+
 // AdmitWebSocket checks a /ws request against the origin policy and the
 // listener's limit before the upgrade; a refused request is answered (403,
 // 503), counted and logged. Admitted, the caller calls ReleaseWebSocket
@@ -77,6 +96,24 @@ func (g *Guard) AdmitWebSocket(w http.ResponseWriter, r *http.Request) bool {
 
 // ReleaseWebSocket gives back a place AdmitWebSocket took.
 func (g *Guard) ReleaseWebSocket() { g.ws.Release() }
+
+// AdmitStream takes a place for one HTTP/2 run (a stream: --max-connections
+// counts runs, each a stream, whatever connections carry them), or answers
+// 503, counts and logs it, and returns false. Admitted, the caller calls
+// ReleaseStream when the run ends.
+func (g *Guard) AdmitStream(w http.ResponseWriter, r *http.Request) bool {
+	if g.h2.Acquire() {
+		return true
+	}
+	g.m.Reject(flow.HTTP2, "limit")
+	g.warn.Warn("limit", "stream refused: listener full", "protocol", flow.HTTP2, "peer", r.RemoteAddr, "max_connections", g.h2.Max())
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, "too many runs (see --max-connections)", http.StatusServiceUnavailable)
+	return false
+}
+
+// ReleaseStream gives back a place AdmitStream took.
+func (g *Guard) ReleaseStream() { g.h2.Release() }
 
 // Refused counts and logs a connection that did not open: a refused hello
 // (the flow package has closed it, with its close code on WebSocket), or a

@@ -31,6 +31,7 @@ type Hop struct {
 	HelloTimeout time.Duration
 
 	conns sync.WaitGroup
+	grpc  *grpcServed // nil: no gRPC listener (Setup.Serve sets it)
 	// ctx is every connection's context: cancelled at shutdown, after the
 	// listeners stopped accepting, not when the caller's ctx ends.
 	ctx    context.Context
@@ -39,9 +40,9 @@ type Hop struct {
 
 // Listen opens the HTTP listener and, when tcpAddr is not empty, the raw
 // TCP one, with opts on both, each passed through wrap (nil: none) and
-// then wrapped in TLS when tlsCfg is set. tcpLn is nil when tcpAddr is
-// empty.
-func Listen(ctx context.Context, httpAddr, tcpAddr string, opts flow.SocketOptions, tlsCfg *tls.Config, wrap func(ln net.Listener, name string) net.Listener) (httpLn, tcpLn net.Listener, err error) {
+// then wrapped in TLS when its config (httpTLS, tcpTLS) is set. tcpLn is
+// nil when tcpAddr is empty.
+func Listen(ctx context.Context, httpAddr, tcpAddr string, opts flow.SocketOptions, httpTLS, tcpTLS *tls.Config, wrap func(ln net.Listener, name string) net.Listener) (httpLn, tcpLn net.Listener, err error) {
 	if wrap == nil {
 		wrap = func(ln net.Listener, _ string) net.Listener { return ln }
 	}
@@ -57,11 +58,11 @@ func Listen(ctx context.Context, httpAddr, tcpAddr string, opts flow.SocketOptio
 		}
 		tcpLn = wrap(tcpLn, "tcp")
 	}
-	if tlsCfg != nil {
-		httpLn = tls.NewListener(httpLn, tlsCfg)
-		if tcpLn != nil {
-			tcpLn = tls.NewListener(tcpLn, tlsCfg)
-		}
+	if httpTLS != nil {
+		httpLn = tls.NewListener(httpLn, httpTLS)
+	}
+	if tcpLn != nil && tcpTLS != nil {
+		tcpLn = tls.NewListener(tcpLn, tcpTLS)
 	}
 	return httpLn, tcpLn, nil
 }
@@ -143,6 +144,13 @@ func (h *Hop) Serve(ctx context.Context, servers []Served, tcpLn net.Listener, h
 			}
 		}()
 	}
+	if g := h.grpc; g != nil {
+		go func() {
+			if err := g.server.Serve(g.listener); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("grpc %s: %w", g.listener.Addr(), err)
+			}
+		}()
+	}
 
 	var runErr error
 	select {
@@ -159,6 +167,12 @@ func (h *Hop) Serve(ctx context.Context, servers []Served, tcpLn net.Listener, h
 	for _, s := range servers {
 		shut.Add(1)
 		go func() { defer shut.Done(); s.Server.Shutdown(shutCtx) }()
+	}
+	if g := h.grpc; g != nil {
+		// Stops accepting at once; the open streams end below, when
+		// their context is cancelled, and are then let go with GOAWAY.
+		shut.Add(1)
+		go func() { defer shut.Done(); g.server.Stop(shutCtx) }()
 	}
 	h.Close() // Shutdown does not see hijacked WebSocket connections
 	waited := make(chan struct{})

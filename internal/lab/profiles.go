@@ -77,7 +77,7 @@ var Profiles = []Profile{
 	{
 		Name: "caddy-ws", Scheme: "ws", Needs: "caddy", Path: "bp-client -> Caddy (reverse_proxy, WebSocket) -> bp-server",
 		Shows: "Caddy, a Go reverse proxy: after the upgrade it copies each direction through a 32 KiB buffer; flush_interval and request buffering do not apply to the tunnel",
-		hop:   caddyHop("caddy-ws.Caddyfile"),
+		hop:   caddyHop("caddy-ws.Caddyfile", false),
 	},
 	{
 		Name: "wan-direct", Scheme: "tcp", Path: "client host -> 100 Mbit/s, 30 ms -> server host (bp-server)",
@@ -105,9 +105,9 @@ var Profiles = []Profile{
 			{A: "haproxy", B: "server", Rate: 10_000_000_000, RTT: 500 * time.Microsecond}}},
 	},
 	{
-		Name: "wan-router", Scheme: "ws", Needs: "caddy", Path: "client host -> 1 Gbit/s, 20 ms -> router host (Caddy, wss in production) -> 10 Gbit/s, 0.5 ms -> server host",
+		Name: "wan-router", Scheme: "ws", Needs: "caddy", Path: "client host -> 1 Gbit/s, 20 ms -> router host (Caddy terminating TLS, wss) -> 10 Gbit/s, 0.5 ms -> server host",
 		Shows: "the Cloud Foundry shape: a Go reverse proxy in front of the app; after the WebSocket upgrade it copies through a 32 KiB buffer, and its host's autotuned sockets hold the rest",
-		hop:   caddyHop("caddy-ws.Caddyfile"),
+		hop:   caddyHop("caddy-wss.Caddyfile", true),
 		wan: &wanSpec{hosts: []string{"client", "caddy", "server"}, links: []netlab.Link{
 			{A: "client", B: "caddy", Rate: 1_000_000_000, RTT: 20 * time.Millisecond},
 			{A: "caddy", B: "server", Rate: 10_000_000_000, RTT: 500 * time.Microsecond}}},
@@ -382,8 +382,8 @@ func nginxGlobals() (string, error) {
 }
 
 func target(scheme, addr string) string {
-	if scheme == "ws" {
-		return "ws://" + addr + "/ws"
+	if scheme == "ws" || scheme == "wss" {
+		return scheme + "://" + addr + "/ws"
 	}
 	return "tcp://" + addr
 }

@@ -38,6 +38,10 @@ type tcpConn struct {
 	ctlOut   []byte
 	once     sync.Once
 	cerr     error
+	// flush, when conn buffers its writes (an HTTP/2 stream's body, whose
+	// Write may hold a frame header back to send it with the payload), ends
+	// every message: the frames go out whole, one per message.
+	flush func() error
 }
 
 var (
@@ -51,6 +55,9 @@ func newTCPConn(c net.Conn, r io.Reader, framed bool) *tcpConn {
 	tc := &tcpConn{conn: c, r: r, framed: framed, ctlOut: make([]byte, 0, 64)}
 	if framed && r == c {
 		tc.vec = newVecReader(c)
+	}
+	if f, ok := c.(interface{ Flush() error }); ok {
+		tc.flush = f.Flush
 	}
 	return tc
 }
@@ -160,7 +167,8 @@ func (c *tcpConn) readControl(size int) (Control, error) {
 
 func (c *tcpConn) WritePayload(p []byte) (int, error) {
 	if !c.framed {
-		return c.conn.Write(p)
+		n, err := c.conn.Write(p)
+		return n, c.flushed(err)
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
@@ -170,7 +178,16 @@ func (c *tcpConn) WritePayload(p []byte) (int, error) {
 	c.bufsArr[0], c.bufsArr[1] = c.whdr[:], p
 	c.bufs = c.bufsArr[:]
 	n, err := c.bufs.WriteTo(c.conn)
-	return max(int(n)-frameHeader, 0), err
+	return max(int(n)-frameHeader, 0), c.flushed(err)
+}
+
+// flushed ends a message on a buffering conn (flush) after a write that
+// succeeded, and returns the write's error or the flush's.
+func (c *tcpConn) flushed(err error) error {
+	if err != nil || c.flush == nil {
+		return err
+	}
+	return c.flush()
 }
 
 func (c *tcpConn) WriteControl(ctl Control) error {
@@ -184,7 +201,7 @@ func (c *tcpConn) WriteControl(ctl Control) error {
 	binary.BigEndian.PutUint32(b[1:], uint32(len(b)-frameHeader))
 	c.ctlOut = b
 	_, err := c.conn.Write(b)
-	return err
+	return c.flushed(err)
 }
 
 func (c *tcpConn) setWriteDeadline(t time.Time) error { return c.conn.SetWriteDeadline(t) }
@@ -223,7 +240,8 @@ func (c *tcpConn) RawReader() io.Reader  { return c.r }
 func (c *tcpConn) WriteRaw(b []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	return c.conn.Write(b)
+	n, err := c.conn.Write(b)
+	return n, c.flushed(err)
 }
 
 // DialTCP connects to addr, sets the socket buffers (0 keeps the kernel's
@@ -234,18 +252,27 @@ func DialTCP(ctx context.Context, addr string, hello Hello, opts SocketOptions) 
 	if err != nil {
 		return nil, err
 	}
-	b, err := EncodeHello(hello)
+	line, err := helloLine(hello)
 	if err != nil {
 		nc.Close()
 		return nil, err
 	}
-	line := make([]byte, 0, len(TCPHelloPrefix)+len(b)+1)
-	line = append(append(append(line, TCPHelloPrefix...), b...), '\n')
 	if _, err := nc.Write(line); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("send hello: %w", err)
 	}
 	return newTCPConn(nc, nc, true), nil
+}
+
+// helloLine is the hello as framed TCP sends it first: the prefix, the
+// JSON and a newline. An HTTP/2 stream's request body starts with it too.
+func helloLine(hello Hello) ([]byte, error) {
+	b, err := EncodeHello(hello)
+	if err != nil {
+		return nil, err
+	}
+	line := make([]byte, 0, len(TCPHelloPrefix)+len(b)+1)
+	return append(append(append(line, TCPHelloPrefix...), b...), '\n'), nil
 }
 
 // DialTCPRaw connects to addr without sending a hello: every byte is

@@ -1,0 +1,136 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
+)
+
+// TestHTTP2PausedStream: a bp-server that pauses its reading shuts the
+// slow stream's window, and the client's writes on it wait on that window
+// (the client's frame-level view, flow.StreamStats), while TCP's window
+// stays open (the kernel's view of the shared socket) and a second stream
+// on the same connection, read at full speed, keeps moving. The client is
+// the flow package in this process, so its stream layer can be read; the
+// server is the real binary.
+func TestHTTP2PausedStream(t *testing.T) {
+	srv := startServer(t, "--pause-after", "300ms", "--pause-for", "4s")
+	target, err := flow.ParseTarget("h2c://" + srv.HTTPAddr + "/h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	mux, err := flow.DialMux(ctx, target, flow.SocketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mux.Close()
+	kernel, err := sockstat.NewReader(mux.NetConn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sessions [2]*flow.Session
+	var conns [2]flow.Conn
+	done := make(chan error, 2)
+	for k := range sessions {
+		hello := flow.Hello{RunID: "e2e-h2-paused", Direction: flow.Up, PayloadSize: 16 << 10, DurationMS: 3000, Stream: k, FullSpeed: k == 1}
+		c, err := mux.OpenStream(ctx, hello)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[k] = c
+		plan := flow.Plan{Initiator: true, Write: &flow.WritePlan{Payload: make([]byte, hello.PayloadSize), Duration: hello.Duration()}}
+		sessions[k] = flow.NewSession(c, plan, flow.Nop{})
+		go func() { _, err := sessions[k].Run(ctx); done <- err }()
+	}
+	slow := conns[0].(flow.StreamConn)
+
+	// Inside the pause: from 1 s to 2 s, the slow stream is held on its
+	// window, the fast one moves, the kernel's window is open.
+	time.Sleep(time.Second)
+	slowBefore, fastBefore := sessions[0].Snapshot().Acked, sessions[1].Snapshot().Acked
+	before := slow.StreamLayer()
+	blockedBefore := before.BlockedStream
+	var peerMin uint32 = 1 << 31
+	for range 20 {
+		time.Sleep(50 * time.Millisecond)
+		var s sockstat.Sample
+		if err := kernel.Read(&s); err == nil && s.Has&sockstat.FieldPeerWindow != 0 {
+			peerMin = min(peerMin, s.PeerWindow)
+		}
+	}
+	st := slow.StreamLayer()
+	slowAfter, fastAfter := sessions[0].Snapshot().Acked, sessions[1].Snapshot().Acked
+	t.Logf("slow stream layer: %+v; acked in the second: slow %d, fast %d; TCP peer window min %d",
+		st, slowAfter-slowBefore, fastAfter-fastBefore, peerMin)
+	if st.SendStreamWindow > 0 || st.BlockedStream-blockedBefore < 800*time.Millisecond {
+		t.Errorf("slow stream: send window %d, writes blocked on it %v in the second: want shut, nearly all of it",
+			st.SendStreamWindow, st.BlockedStream-blockedBefore)
+	}
+	// (The first writes may wait an instant on the connection window,
+	// before the server's WINDOW_UPDATE widens it from 64 KiB.)
+	if st.SendConnWindow <= 0 || st.BlockedConn != before.BlockedConn {
+		t.Errorf("connection window %d, writes blocked on it %v in the second: want open, never", st.SendConnWindow, st.BlockedConn-before.BlockedConn)
+	}
+	if slowAfter != slowBefore {
+		t.Errorf("the paused server acknowledged %d bytes of the slow stream in the second", slowAfter-slowBefore)
+	}
+	if fastAfter-fastBefore < 10<<20 {
+		t.Errorf("the fast stream moved %d bytes in the second: want it going on (more than 10 MiB)", fastAfter-fastBefore)
+	}
+	if peerMin == 0 {
+		t.Errorf("TCP's peer window was seen at zero: the stop should be at the stream layer only")
+	}
+	for range sessions {
+		if err := <-done; err != nil {
+			t.Errorf("session: %v", err)
+		}
+	}
+	var acked int64
+	for _, s := range sessions {
+		acked += s.Snapshot().Acked
+	}
+	eventually(t, 10*time.Second, func() string {
+		if read, _, n, _ := serverTotals(srv, "e2e-h2-paused"); n != 2 || read != acked {
+			return fmt.Sprintf("server logged %d streams reading %d bytes, want 2 and %d (acked)", n, read, acked)
+		}
+		return ""
+	})
+}
+
+// TestHTTP2SlowStreams: bp-client --streams 2 --slow-streams 1 against a
+// server reading at 1 MiB/s: stream 0 is read slowly, stream 1 at full
+// speed on the same connection; the server's log shows both rates, and
+// the bytes agree with the client's report.
+func TestHTTP2SlowStreams(t *testing.T) {
+	srv := startServer(t, "--read-rate", "1MiB")
+	sum, code, stderr := runClient(t, "--target", "h2c://"+srv.HTTPAddr+"/h2", "--duration", "2s",
+		"--streams", "2", "--slow-streams", "1", "--payload-size", strconv.Itoa(16<<10))
+	if code != 0 || !sum.Completed {
+		t.Fatalf("client exit %d, report %+v\nstderr:\n%s", code, sum, lastLines(stderr, 20))
+	}
+	var slow, fast float64
+	eventually(t, 10*time.Second, func() string {
+		lines := srv.Logs("connection closed")
+		if len(lines) != 2 {
+			return fmt.Sprintf("the server closed %d streams, want 2", len(lines))
+		}
+		a, _ := lines[0]["read_bytes"].(float64)
+		b, _ := lines[1]["read_bytes"].(float64)
+		slow, fast = min(a, b), max(a, b)
+		return ""
+	})
+	t.Logf("server read slow %.0f, fast %.0f bytes", slow, fast)
+	if slow > 6<<20 || fast < 20*slow {
+		t.Errorf("server read %.0f on the slow stream, %.0f on the fast: want the slow near 1 MiB/s and the fast far beyond", slow, fast)
+	}
+	if read, _, _, _ := serverTotals(srv, sum.RunID); read != sum.BytesWritten || sum.BytesAcked != sum.BytesWritten {
+		t.Errorf("server read %d, client wrote %d (acked %d)", read, sum.BytesWritten, sum.BytesAcked)
+	}
+}

@@ -1,0 +1,171 @@
+package hop
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/http2"
+
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+)
+
+// HTTP/2 on the HTTP listener (docs/HTTP2.md): h2 by ALPN over TLS, h2c
+// with prior knowledge on plain TCP, HTTP/1.1 (and so WebSocket upgrades)
+// beside them. x/net's server runs the frames, behind the hop's tap.
+
+// The server's HTTP/2 settings. A stream's window is what one slow run
+// leaves unread before the client's writes to it block; the connection's
+// is the streams' together (up to 64 of them at the full window), so a
+// slow stream cannot shut the connection's window on the fast ones: the
+// server gives the connection window back only as handlers read.
+const (
+	H2StreamWindow = 1 << 20
+	H2ConnWindow   = 64 << 20
+	h2MaxStreams   = 250
+	h2MaxFrame     = 1 << 20
+)
+
+// HTTP2Path is where HTTP/2 runs are served: one POST per run.
+const HTTP2Path = "/h2"
+
+// socketKey is the context key of the connection an HTTP/2 request
+// arrived on.
+type socketKey struct{}
+
+// Socket is the connection r arrived on over HTTP/2 (TLS or TCP), shared
+// by its streams; nil for HTTP/1.1.
+func Socket(r *http.Request) net.Conn {
+	c, _ := r.Context().Value(socketKey{}).(net.Conn)
+	return c
+}
+
+// HTTP2 returns the HTTP/2 handler: the guard (limit), the hello from the
+// request body, then handle, tracked until it returns. A refused hello is
+// answered 400 with the reason.
+func (h *Hop) HTTP2(ctx context.Context, handle Handler) http.HandlerFunc {
+	connCtx := h.ConnContext(ctx)
+	return func(w http.ResponseWriter, r *http.Request) {
+		sock := Socket(r)
+		switch {
+		case sock == nil:
+			http.Error(w, "HTTP/2 only: use an h2c:// (prior knowledge) or https:// (ALPN h2) target", http.StatusHTTPVersionNotSupported)
+			return
+		case r.Method != http.MethodPost:
+			http.Error(w, "POST a run (docs/HTTP2.md)", http.StatusMethodNotAllowed)
+			return
+		}
+		if !h.Guard.AdmitStream(w, r) {
+			return
+		}
+		defer h.Guard.ReleaseStream()
+		hello, c, err := flow.AcceptHTTP2(w, r, sock, h.HelloTimeout)
+		if err != nil {
+			h.Guard.Refused(flow.HTTP2, r.RemoteAddr, err)
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		h.conns.Add(1)
+		defer h.conns.Done()
+		handle(connCtx, hello, c, r.RemoteAddr)
+	}
+}
+
+// enableHTTP2 makes srv serve HTTP/2 beside HTTP/1.1, through x/net's
+// server behind a tap per connection (h2Tap), whose frames and floods are
+// counted in m.
+func enableHTTP2(srv *http.Server, m *h2Metrics, warn func(string, string, ...any)) {
+	h2s := &http2.Server{
+		MaxConcurrentStreams:         h2MaxStreams,
+		MaxUploadBufferPerStream:     H2StreamWindow,
+		MaxUploadBufferPerConnection: H2ConnWindow,
+		MaxReadFrameSize:             h2MaxFrame,
+		IdleTimeout:                  srv.IdleTimeout,
+		CountError:                   func(errType string) { m.errors.WithLabelValues(errType).Inc() },
+	}
+	protos := new(http.Protocols)
+	protos.SetHTTP1(true)
+	protos.SetHTTP2(true)
+	protos.SetUnencryptedHTTP2(true)
+	srv.Protocols = protos
+	serve := func(hs *http.Server, tap net.Conn, sock net.Conn, h http.Handler, sawPreface bool) {
+		ctx := context.Background()
+		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
+			ctx = bc.BaseContext() // net/http's connection context, unexported
+		}
+		ctx = context.WithValue(ctx, socketKey{}, sock)
+		h2s.ServeConn(tap, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: hs, SawClientPreface: sawPreface})
+	}
+	srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){
+		http2.NextProtoTLS: func(hs *http.Server, c *tls.Conn, h http.Handler) {
+			serve(hs, h2TLSTap{newH2Tap(c, m, warn, false), c}, c, h, false)
+		},
+		// net/http hands a plain connection that sent the preface over
+		// in a tls.Conn shell, after reading the preface.
+		"unencrypted_http2": func(hs *http.Server, c *tls.Conn, h http.Handler) {
+			u, ok := c.NetConn().(interface{ UnencryptedNetConn() net.Conn })
+			if !ok {
+				c.NetConn().Close()
+				return
+			}
+			nc := u.UnencryptedNetConn()
+			serve(hs, newH2Tap(nc, m, warn, true), nc, h, true)
+		},
+	}
+	// x/net reports connection states of the tap; the bound on HTTP
+	// connections (httpConns) knows the socket underneath.
+	if state := srv.ConnState; state != nil {
+		srv.ConnState = func(c net.Conn, st http.ConnState) {
+			switch t := c.(type) {
+			case *h2Tap:
+				c = t.Conn
+			case h2TLSTap:
+				c = t.tc
+			}
+			state(c, st)
+		}
+	}
+}
+
+// h2TLSTap is the tap of a TLS connection: x/net's server reads the TLS
+// state through it.
+type h2TLSTap struct {
+	*h2Tap
+	tc *tls.Conn
+}
+
+func (t h2TLSTap) ConnectionState() tls.ConnectionState { return t.tc.ConnectionState() }
+
+// h2Metrics are the HTTP/2 server's frames and errors.
+type h2Metrics struct {
+	in, out [11]prometheus.Counter // by frame type; [10] is any unknown type
+	errors  *prometheus.CounterVec
+}
+
+func newH2Metrics(reg prometheus.Registerer) *h2Metrics {
+	in := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bp_http2_frames_received_total",
+		Help: "HTTP/2 frames the server received, by type (the server's own view of its peers' SETTINGS, WINDOW_UPDATE, RST_STREAM, GOAWAY...)."}, []string{"type"})
+	out := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bp_http2_frames_sent_total",
+		Help: "HTTP/2 frames the server sent, by type."}, []string{"type"})
+	m := &h2Metrics{errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bp_http2_protocol_errors_total",
+		Help: "HTTP/2 connections and streams the server ended for a peer's error: a flood (settings_flood, ping_flood, window_update_flood) or an error x/net's server found (its names)."}, []string{"reason"})}
+	reg.MustRegister(in, out, m.errors)
+	for i := range m.in {
+		name := "unknown"
+		if i < 10 {
+			name = http2.FrameType(i).String()
+		}
+		m.in[i], m.out[i] = in.WithLabelValues(name), out.WithLabelValues(name)
+	}
+	for _, r := range []string{"settings_flood", "ping_flood", "window_update_flood"} {
+		m.errors.WithLabelValues(r)
+	}
+	return m
+}
+
+func frameIndex(t http2.FrameType) int { return min(int(t), 10) }
+
+func (m *h2Metrics) received(t http2.FrameType) { m.in[frameIndex(t)].Inc() }
+func (m *h2Metrics) sent(t http2.FrameType)     { m.out[frameIndex(t)].Inc() }

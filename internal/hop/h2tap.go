@@ -1,0 +1,207 @@
+package hop
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
+)
+
+// h2Tap is an HTTP/2 server connection's socket seen by the hop before
+// x/net's server: it walks the frames both ways (headers only, no copy),
+// counts them by type, and ends a connection whose peer floods it with
+// frames that cost the server work and move no data (SETTINGS, PING,
+// WINDOW_UPDATE beyond what the data sent could need): GOAWAY
+// ENHANCE_YOUR_CALM with the reason, then the socket closes. x/net bounds
+// the frames it queues for answers but acks a flood it can keep up with
+// for ever, and says nothing the hop could count.
+type h2Tap struct {
+	net.Conn
+	m    *h2Metrics
+	warn func(reason, msg string, args ...any)
+
+	in       frameWalker // the peer's frames
+	out      frameWalker // the server's frames
+	wmu      sync.Mutex  // the server's writes, so a GOAWAY goes in between frames
+	settings budget
+	pings    budget
+	updates  budget
+	lastID   uint32 // the highest stream id the peer opened
+	flooded  error
+}
+
+// The flood budgets: a burst, then a rate per second. WINDOW_UPDATEs also
+// earn two per DATA frame the server sent (a reader returns the window of
+// each, on its stream and the connection).
+const (
+	settingsBurst, settingsRate = 100, 10
+	pingBurst, pingRate         = 100, 10
+	updateBurst, updateRate     = 1000, 100
+)
+
+func newH2Tap(c net.Conn, m *h2Metrics, warn func(string, string, ...any), sawPreface bool) *h2Tap {
+	now := time.Now()
+	t := &h2Tap{Conn: c, m: m, warn: warn}
+	t.settings.init(settingsBurst, settingsRate, now)
+	t.pings.init(pingBurst, pingRate, now)
+	t.updates.init(updateBurst, updateRate, now)
+	if !sawPreface {
+		t.in.skip = len(http2.ClientPreface)
+	}
+	return t
+}
+
+// Read passes the peer's bytes on after walking their frames; a flood ends
+// the connection there.
+func (t *h2Tap) Read(p []byte) (int, error) {
+	if t.flooded != nil {
+		return 0, t.flooded
+	}
+	n, err := t.Conn.Read(p)
+	t.in.walk(p[:n], t.received)
+	if t.flooded != nil {
+		t.goAway()
+		return 0, t.flooded
+	}
+	return n, err
+}
+
+// received counts one of the peer's frames and spends its budget.
+func (t *h2Tap) received(h http2.FrameHeader) {
+	t.m.received(h.Type)
+	now := time.Now()
+	var reason string
+	switch {
+	case h.Type == http2.FrameSettings && h.Flags&http2.FlagSettingsAck == 0 && !t.settings.take(now):
+		reason = "settings_flood"
+	case h.Type == http2.FramePing && h.Flags&http2.FlagPingAck == 0 && !t.pings.take(now):
+		reason = "ping_flood"
+	case h.Type == http2.FrameWindowUpdate && !t.updates.take(now):
+		reason = "window_update_flood"
+	case h.Type == http2.FrameHeaders && h.StreamID > t.lastID:
+		t.lastID = h.StreamID
+	}
+	if reason != "" && t.flooded == nil {
+		t.flooded = fmt.Errorf("http2: %s from %s: %s frames past the server's budget", reason, t.RemoteAddr(), h.Type)
+		t.m.errors.WithLabelValues(reason).Inc()
+		t.warn(reason, "http2 connection closed: frame flood", "peer", t.RemoteAddr().String(), "frame", h.Type.String())
+	}
+}
+
+// Write passes the server's frames on, counting them; DATA frames earn
+// the peer WINDOW_UPDATEs.
+func (t *h2Tap) Write(p []byte) (int, error) {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	n, err := t.Conn.Write(p)
+	t.out.walk(p[:n], func(h http2.FrameHeader) {
+		t.m.sent(h.Type)
+		if h.Type == http2.FrameData {
+			t.updates.earn(2)
+		}
+	})
+	return n, err
+}
+
+// goAway tells the flooding peer why (when the server is not in the middle
+// of a frame, and not blocked writing one) and closes the socket.
+func (t *h2Tap) goAway() {
+	if t.wmu.TryLock() {
+		if !t.out.midFrame() {
+			var b bytes.Buffer
+			fr := http2.NewFramer(&b, nil)
+			fr.WriteGoAway(t.lastID, http2.ErrCodeEnhanceYourCalm, []byte(t.flooded.Error()))
+			t.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+			t.Conn.Write(b.Bytes())
+		}
+		t.wmu.Unlock()
+	}
+	t.Conn.Close()
+}
+
+// frameWalker follows the frame boundaries of one direction of an HTTP/2
+// byte stream cut anywhere, reading only the 9-byte headers.
+type frameWalker struct {
+	skip   int // bytes to pass first (the client preface)
+	remain int // payload bytes left in the current frame
+	hdr    [9]byte
+	hdrN   int
+}
+
+// walk calls onFrame for each frame header that completes in b.
+func (w *frameWalker) walk(b []byte, onFrame func(http2.FrameHeader)) {
+	for len(b) > 0 {
+		switch {
+		case w.skip > 0:
+			m := min(w.skip, len(b))
+			w.skip -= m
+			b = b[m:]
+		case w.remain > 0:
+			m := min(w.remain, len(b))
+			w.remain -= m
+			b = b[m:]
+		default:
+			m := copy(w.hdr[w.hdrN:], b)
+			w.hdrN += m
+			b = b[m:]
+			if w.hdrN < len(w.hdr) {
+				return
+			}
+			w.hdrN = 0
+			h := http2.FrameHeader{Length: uint32(w.hdr[0])<<16 | uint32(w.hdr[1])<<8 | uint32(w.hdr[2]),
+				Type: http2.FrameType(w.hdr[3]), Flags: http2.Flags(w.hdr[4]),
+				StreamID: binary.BigEndian.Uint32(w.hdr[5:]) & (1<<31 - 1)}
+			w.remain = int(h.Length)
+			onFrame(h)
+		}
+	}
+}
+
+// midFrame reports whether the stream so far stopped inside a frame.
+func (w *frameWalker) midFrame() bool { return w.skip > 0 || w.remain > 0 || w.hdrN > 0 }
+
+// budget is a token bucket: burst tokens, refilled at rate per second,
+// and the tokens earned on top (earn), spent first. The reader takes, the
+// writer earns: mu orders them.
+type budget struct {
+	mu                  sync.Mutex
+	tokens, burst, rate float64
+	earned              float64
+	last                time.Time
+}
+
+func (b *budget) init(burst, rate float64, now time.Time) {
+	b.tokens, b.burst, b.rate, b.last = burst, burst, rate, now
+}
+
+// take spends a token; false when none is left.
+func (b *budget) take(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	b.last = now
+	switch {
+	case b.earned >= 1:
+		b.earned--
+	case b.tokens >= 1:
+		b.tokens--
+	default:
+		return false
+	}
+	return true
+}
+
+// maxEarned bounds the tokens a long download can bank.
+const maxEarned = 1 << 20
+
+// earn adds n tokens beyond the burst (the WINDOW_UPDATEs the server's
+// DATA frames call for).
+func (b *budget) earn(n float64) {
+	b.mu.Lock()
+	b.earned = min(b.earned+n, maxEarned)
+	b.mu.Unlock()
+}

@@ -1,0 +1,243 @@
+package flow
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The client's window accounting against a real Go HTTP/2 server (net/http's
+// own, h2c with prior knowledge) on loopback: what the windows allow is
+// exactly what moves, and a write waits on the window that is shut.
+
+// h2TestWindow is the test server's stream window, smaller than its
+// connection window, so a paused stream shuts its own window first.
+const (
+	h2TestWindow     = 256 << 10
+	h2TestConnWindow = 4 << 20
+)
+
+// startH2Server serves handler over h2c on loopback and returns the h2c://
+// target.
+func startH2Server(t *testing.T, handler http.HandlerFunc) Target {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	protos := new(http.Protocols)
+	protos.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Handler: handler, Protocols: protos,
+		HTTP2: &http.HTTP2Config{MaxReceiveBufferPerStream: h2TestWindow, MaxReceiveBufferPerConnection: h2TestConnWindow}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	target, err := ParseTarget("h2c://" + ln.Addr().String() + "/h2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return target
+}
+
+// waitFor polls cond for at most 5 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestH2UploadStreamWindow: a handler that stops reading shuts its
+// stream's window after exactly the window's bytes; the client's write then
+// waits on the stream window (not the connection's, not TCP), while a
+// second stream on the same connection moves on; reading again reopens it.
+func TestH2UploadStreamWindow(t *testing.T) {
+	resume := make(chan struct{})
+	var slowRead, fastRead = make(chan int64, 1), make(chan int64, 1)
+	target := startH2Server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		br := bufio.NewReader(r.Body)
+		line, _ := br.ReadString('\n') // the hello line
+		if strings.Contains(line, `"stream":1`) {
+			n, _ := io.Copy(io.Discard, br)
+			fastRead <- n
+			return
+		}
+		<-resume
+		n, _ := io.Copy(io.Discard, br)
+		slowRead <- n
+	})
+	mux, err := DialMux(context.Background(), target, SocketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mux.Close()
+	slow, err := mux.OpenStream(context.Background(), Hello{Direction: Up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := slow.(StreamConn)
+	payload := make([]byte, 16<<10)
+	written := make(chan int64, 1)
+	go func() {
+		var n int64
+		for range 40 { // 640 KiB: more than the stream window
+			m, err := slow.WritePayload(payload)
+			n += int64(m)
+			if err != nil {
+				break
+			}
+		}
+		written <- n
+	}()
+	waitFor(t, "the stream window to shut", func() bool { return sc.StreamLayer().SendStreamWindow == 0 })
+	time.Sleep(50 * time.Millisecond)
+	st := sc.StreamLayer()
+	if st.BlockedStream < 40*time.Millisecond || st.BlockedConn != 0 || st.StreamClosedAt.IsZero() {
+		t.Errorf("blocked stream %v conn %v, closed at %v: want the stream window's wait only", st.BlockedStream, st.BlockedConn, st.StreamClosedAt)
+	}
+	if st.SendConnWindow <= 0 || st.Source != "frames" {
+		t.Errorf("connection window %d, source %q: want open, frames", st.SendConnWindow, st.Source)
+	}
+	// A second stream at full speed on the same connection is not held.
+	fast, err := mux.OpenStream(context.Background(), Hello{Direction: Up, Stream: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 64 { // 1 MiB: four times the stream window
+		if _, err := fast.WritePayload(payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fast.(HalfCloser).CloseWrite()
+	if n := <-fastRead; n != 64*(16<<10+FrameHeaderSize) {
+		t.Errorf("fast stream: the server read %d bytes, want %d", n, 64*(16<<10+FrameHeaderSize))
+	}
+	close(resume)
+	n := <-written
+	slow.(HalfCloser).CloseWrite()
+	if got := <-slowRead; got != n+40*FrameHeaderSize {
+		t.Errorf("slow stream: the server read %d bytes, the client wrote %d payload in 40 frames", got, n)
+	}
+	if after := sc.StreamLayer(); after.WindowUpdatesReceived == 0 {
+		t.Errorf("no WINDOW_UPDATE counted on stream 0 after the server read again")
+	}
+	fast.Close()
+	slow.Close()
+}
+
+// TestH2UploadWindowExact: the bytes sent before the stream window shut
+// are the server's window to the byte: hello line, frame headers and
+// payload, all DATA.
+func TestH2UploadWindowExact(t *testing.T) {
+	release := make(chan struct{})
+	target := startH2Server(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+	})
+	mux, err := DialMux(context.Background(), target, SocketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mux.Close()
+	defer close(release)
+	c, err := mux.OpenStream(context.Background(), Hello{Direction: Up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent int64
+	line, _ := helloLine(Hello{Direction: Up})
+	sent += int64(len(line))
+	payload := make([]byte, 10000) // not a divisor of the window
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			n, err := c.WritePayload(payload)
+			if err != nil || n < len(payload) {
+				return
+			}
+		}
+	}()
+	sc := c.(StreamConn)
+	waitFor(t, "the stream window to shut", func() bool { return sc.StreamLayer().SendStreamWindow == 0 })
+	h := c.(*h2Conn).tcpConn.conn.(*h2Stream)
+	h.m.mu.Lock()
+	connWin := h.m.sendConn
+	h.m.mu.Unlock()
+	if want := int64(h2TestConnWindow - h2TestWindow); connWin != want {
+		t.Errorf("connection window %d after the stream's shut, want %d (the server's %d less the stream's %d)", connWin, want, h2TestConnWindow, h2TestWindow)
+	}
+	c.Close()
+	<-done
+}
+
+// TestH2DownloadWindow: a client that does not read leaves exactly its
+// stream window unread; the server's writes then wait, and reading gives
+// the window back as WINDOW_UPDATEs.
+func TestH2DownloadWindow(t *testing.T) {
+	wrote := make(chan int64, 1)
+	target := startH2Server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		rc := http.NewResponseController(w)
+		buf := make([]byte, 32<<10)
+		var n int64
+		for n < 4*h2RecvStreamWindow {
+			m, err := w.Write(buf)
+			if err == nil {
+				err = rc.Flush()
+			}
+			n += int64(m)
+			if err != nil {
+				break
+			}
+		}
+		wrote <- n
+	})
+	mux, err := DialMux(context.Background(), target, SocketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mux.Close()
+	c, err := mux.OpenStream(context.Background(), Hello{Direction: Down})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := c.(StreamConn)
+	waitFor(t, "the receive window to shut", func() bool { return sc.StreamLayer().RecvStreamWindow == 0 })
+	h := c.(*h2Conn).tcpConn.conn.(*h2Stream)
+	h.m.mu.Lock()
+	queued := h.recv.Len()
+	h.m.mu.Unlock()
+	if queued != h2RecvStreamWindow {
+		t.Errorf("%d bytes queued unread, want the stream window, %d", queued, h2RecvStreamWindow)
+	}
+	raw := c.(*h2Conn).tcpConn.conn
+	var read int64
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := raw.Read(buf)
+		read += int64(n)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w := <-wrote; read != w {
+		t.Errorf("read %d bytes, the server wrote %d", read, w)
+	}
+	if st := sc.StreamLayer(); st.WindowUpdatesSent < 4 {
+		t.Errorf("%d WINDOW_UPDATEs sent for 4 windows read, want at least 4", st.WindowUpdatesSent)
+	}
+	c.Close()
+}
