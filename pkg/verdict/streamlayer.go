@@ -117,14 +117,27 @@ func StreamLayerOf(f StreamFigures) *StreamLayer {
 	return l
 }
 
-// stopLayer is the deepest layer whose window closed.
+// heldMin is the least time a layer must have held the writes to count
+// as where they stopped: a window shut for an instant (the connection's
+// first 64 KiB before the peer's first WINDOW_UPDATE widens it) is not a
+// stop. A layer counts when it held them at least this long and at least
+// heldShare of all their waits.
+const (
+	heldMin   = 0.1 // seconds
+	heldShare = 0.1
+)
+
+// stopLayer is the deepest layer that held the writes for long: TCP's
+// window (the kernel saw it shut), the connection's, the stream's.
 func stopLayer(l *StreamLayer, tcpKnown bool, k *sockstat.Totals) string {
+	waited := l.BlockedStreamWindowSeconds + l.BlockedConnectionWindowSeconds + l.BlockedTCPSeconds
+	held := func(secs float64) bool { return secs >= heldMin && secs >= heldShare*waited }
 	switch {
-	case tcpKnown && (k.PeerWindowCloses > 0 || k.PeerWindowZero > 0):
+	case tcpKnown && held(k.PeerWindowZero.Seconds()):
 		return StopTCP
-	case l.ConnectionWindowClosedAtSeconds != nil || l.BlockedConnectionWindowSeconds > 0:
+	case held(l.BlockedConnectionWindowSeconds):
 		return StopConnection
-	case l.StreamWindowClosedAtSeconds != nil || l.BlockedStreamWindowSeconds > 0 || l.StreamsWindowClosed > 0:
+	case held(l.BlockedStreamWindowSeconds):
 		return StopStream
 	}
 	return StopNone
@@ -138,7 +151,11 @@ func stopWords(l *StreamLayer, tcpKnown bool, kernelReason string) string {
 		closed = append(closed, "the stream window closed"+atWords(l.StreamWindowClosedAtSeconds)+ofStreams(l))
 	}
 	if l.ConnectionWindowClosedAtSeconds != nil || l.BlockedConnectionWindowSeconds > 0 {
-		closed = append(closed, "the connection window"+atWords(l.ConnectionWindowClosedAtSeconds))
+		w := "the connection window" + atWords(l.ConnectionWindowClosedAtSeconds)
+		if l.Stop != StopConnection && l.Stop != StopTCP {
+			w += " for an instant (writes waited " + shortSeconds(l.BlockedConnectionWindowSeconds) + " on it)"
+		}
+		closed = append(closed, w)
 	}
 	s := strings.Join(closed, ", ")
 	tcp := "TCP's window is not known (" + orDefault(kernelReason, "kernel socket statistics not read") + ")"
@@ -146,6 +163,8 @@ func stopWords(l *StreamLayer, tcpKnown bool, kernelReason string) string {
 	case !tcpKnown:
 	case l.Stop == StopTCP:
 		tcp = "TCP's window closed too" + atWords(l.TCPWindowClosedAtSeconds)
+	case l.TCPWindowClosedAtSeconds != nil:
+		tcp = fmt.Sprintf("TCP's only for moments (%s in all)", seconds(*l.TCPWindowZeroSeconds))
 	default:
 		tcp = "TCP's never did"
 	}
@@ -161,9 +180,12 @@ func stopWords(l *StreamLayer, tcpKnown bool, kernelReason string) string {
 	case StopStream:
 		return s + "; " + tcp + ": the stop was at the stream layer (the peer multiplexes: it holds a stop per stream, and the other streams of the connection can go on)" + tcpDoubt(tcpKnown)
 	}
-	words := "no window closed, neither a stream's nor a connection's"
+	words := "no window held the writes for long, neither a stream's nor a connection's"
 	if tcpKnown {
 		words += " nor TCP's"
+	}
+	if s != "" {
+		words = s + "; " + tcp + ": " + words
 	}
 	if l.BlockedTCPSeconds > 0 {
 		words += fmt.Sprintf("; writes waited %s on the socket with every window open: the path's throughput, not a stop", seconds(l.BlockedTCPSeconds))
@@ -244,4 +266,12 @@ func bytesOrUnknown(v *int64) string {
 		return "unknown"
 	}
 	return fmt.Sprintf("%d bytes", *v)
+}
+
+// shortSeconds is seconds, down to microseconds: "52 µs", "3 ms", "1.5 s".
+func shortSeconds(s float64) string {
+	if s < 0.001 {
+		return fmt.Sprintf("%.0f µs", s*1e6)
+	}
+	return seconds(s)
 }

@@ -26,6 +26,10 @@ func TestStreamLayerOf(t *testing.T) {
 		Counters: sockstat.Counters{PeerWindowZero: 5 * time.Second, PeerWindowCloses: 1}}
 	connShut := streams
 	connShut.BlockedConn, connShut.ConnClosedAt, connShut.SendConnWindowLowest = 3*time.Second, at(2.3), 0
+	instants := streams
+	instants.BlockedConn, instants.ConnClosedAt = 52*time.Microsecond, at(0.005)
+	tcpMoment := &sockstat.Totals{Has: sockstat.AllFields, FirstPeerWindowClose: at(3),
+		Counters: sockstat.Counters{PeerWindowZero: 100 * time.Millisecond, PeerWindowCloses: 1}}
 	nothing := sockstat.StreamTotals{StreamCounters: sockstat.StreamCounters{BlockedTCP: 1500 * time.Millisecond},
 		Streams: 8, SendStreamWindowLowest: 12_000, SendConnWindowLowest: 40_000, RecvStreamWindowLowest: -1, RecvConnWindowLowest: -1,
 		Sources: []string{"channelz: windows polled every 100 ms, blocked time from Send() calls"}}
@@ -61,6 +65,17 @@ func TestStreamLayerOf(t *testing.T) {
 			source:  "from this side's own frames (exact)",
 		},
 		{
+			// The gRPC run the e2e test sees: the connection's first
+			// 64 KiB shut for 52 µs before the server widened it, the
+			// kernel's window seen shut at one sample; the stop is the
+			// stream's.
+			name: "instants", f: StreamFigures{Start: start, Streams: instants, Connections: 1, ClientWrites: true, Kernel: tcpMoment},
+			stop:       StopStream,
+			summary:    "the stream window closed at 2.1 s (1 of 2 streams), the connection window at 5 ms for an instant (writes waited 52 µs on it); TCP's only for moments (0.10 s in all): the stop was at the stream layer (the peer multiplexes: it holds a stop per stream, and the other streams of the connection can go on)",
+			source:     "from this side's own frames (exact)",
+			tcpClosedS: ptr(3.0),
+		},
+		{
 			// TCP's window closed as well: the stop reached the socket.
 			name: "socket", f: StreamFigures{Start: start, Streams: connShut, Connections: 1, ClientWrites: true, Kernel: tcpClosed},
 			stop:       StopTCP,
@@ -74,7 +89,7 @@ func TestStreamLayerOf(t *testing.T) {
 			// figures are estimated, and said so.
 			name: "nothing closed", f: StreamFigures{Start: start, Streams: nothing, Connections: 2, ClientWrites: true, Kernel: tcpOpen},
 			stop:    StopNone,
-			summary: "no window closed, neither a stream's nor a connection's nor TCP's; writes waited 1.5 s on the socket with every window open: the path's throughput, not a stop",
+			summary: "no window held the writes for long, neither a stream's nor a connection's nor TCP's; writes waited 1.5 s on the socket with every window open: the path's throughput, not a stop",
 			source:  "estimated: channelz: windows polled every 100 ms, blocked time from Send() calls",
 		},
 		{
