@@ -17,7 +17,8 @@ import (
 // stream kept the socket read. Its figures are checked against
 // references outside the stream layer: the layers' blocked times add up
 // to the time the write calls themselves took (the session's clock), and
-// the client's bp_stream_* metrics are the report's figures.
+// the client's bp_stream_* metrics are the report's figures. In the pause
+// the client's metrics show the shared socket counted once.
 func TestStreamLayerReport(t *testing.T) {
 	t.Parallel()
 	const pauseAfter, pauseFor = 500 * time.Millisecond, 2500 * time.Millisecond
@@ -34,6 +35,16 @@ func TestStreamLayerReport(t *testing.T) {
 			}
 			c := startClient(t, "--target", tc.scheme+addr+tc.path, "--streams", "2", "--slow-streams", "1",
 				"--duration", "3500ms", "--payload-size", "16KiB", "--rate", "1000")
+			// In the pause: two streams on one socket, which the sampler
+			// reads once; one of the two streams' windows shut.
+			time.Sleep(pauseAfter + pauseFor/2 - 200*time.Millisecond) // from the client's start, less its own start
+			mid := scrape(t, c.MetricsURL)
+			for name, want := range map[string]float64{"bp_connections": 2, "bp_socket_sampled_connections": 1,
+				"bp_stream_sampled_streams": 2, "bp_stream_window_closed_streams": 1} {
+				if got := mid.Value(t, name, "protocol", tc.protocol); got != want {
+					t.Errorf("in the pause: %s{protocol=%q} = %v, want %v", name, tc.protocol, got, want)
+				}
+			}
 			c.WaitLinger(t, time.Minute)
 			m := scrape(t, c.MetricsURL)
 			sum := parseReport(t, c.Proc) // printed before it lingers
