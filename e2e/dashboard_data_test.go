@@ -248,3 +248,16 @@ func TestDashboardTwoHops(t *testing.T) {
 		"relay_hop": {"edge", "mesh"}, "lb_hop": nil, "sidecar_hop": nil,
 	})
 }
+
+// TestDashboardGRPC is bp-client to bp-server over gRPC: the stream-layer
+// row applies (stream_protocol finds grpc) and every one of its panels has
+// data, on both hops.
+func TestDashboardGRPC(t *testing.T) {
+	t.Parallel()
+	needTool(t, "prometheus", "prometheus")
+	srv := startServer(t, "--pause-after", "2s", "--pause-for", "3s", "--rcvbuf", "128KiB")
+	runTopology(t, srv.grpcTarget(), map[string]string{"server": hostPort(srv.MetricsURL())}, map[string][]string{
+		"hop": {"client", "server"}, "bp_hop": {"client", "server"}, "stream_protocol": {"grpc"},
+		"relay_hop": nil, "lb_hop": nil, "sidecar_hop": nil,
+	})
+}
