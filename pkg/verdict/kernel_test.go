@@ -17,21 +17,7 @@ func TestObserverReadsSampler(t *testing.T) {
 	if !sockstat.Supported() || sockstat.KernelFields()&sockstat.FieldSendQueue == 0 {
 		t.Skip("kernel socket statistics not available here")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	peer, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close() // never read: the writer's send queue fills
+	nc := unreadSocket(t)
 
 	sampler := sockstat.NewSampler(sockstat.SamplerOptions{Interval: time.Hour}) // passes by hand
 	o := New(Options{Kernel: sampler, StallThreshold: 50 * time.Millisecond, Interval: 10 * time.Millisecond})
@@ -73,21 +59,7 @@ func TestObserverSharedSocketSendQueue(t *testing.T) {
 	if !sockstat.Supported() || sockstat.KernelFields()&sockstat.FieldSendQueue == 0 {
 		t.Skip("kernel socket statistics not available here")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	peer, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer peer.Close() // never read: the writer's send queue fills
+	nc := unreadSocket(t)
 
 	sampler := sockstat.NewSampler(sockstat.SamplerOptions{Interval: time.Hour}) // passes by hand
 	o := New(Options{Kernel: sampler, StallThreshold: 50 * time.Millisecond, Interval: 10 * time.Millisecond})
@@ -122,4 +94,26 @@ func TestObserverSharedSocketSendQueue(t *testing.T) {
 	if d := int64(socketQueue) - sum; d < 0 || d > 1 {
 		t.Errorf("the streams' send queues add up to %d bytes, the socket's is %d: want it counted once (within rounding)", sum, socketQueue)
 	}
+}
+
+// unreadSocket is a real loopback connection whose peer never reads, so
+// that its send queue fills; both ends are closed at cleanup.
+func unreadSocket(t *testing.T) net.Conn {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	peer, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { peer.Close() })
+	return nc
 }
