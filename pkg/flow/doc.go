@@ -28,7 +28,10 @@
 // Files: conn.go (Conn and its optional abilities), tcp.go, frame.go (TCP
 // framing), websocket.go, wsclose.go (close codes and the close frame),
 // target.go, session.go, observedwrite.go and acktracker.go (how writes and
-// acks are reported), pacer.go, protocol.go, errors.go.
+// acks are reported), ackpolicy.go (when to ack), idlewatch.go and
+// callbacks.go (the session's timers: a side that writes no payload runs in
+// its caller's goroutine alone), readbuf.go, pacer.go, protocol.go,
+// errors.go.
 //
 // Code that forwards one connection onto another (pkg/relay) uses only what
 // is exported here: the optional abilities HalfCloser, Aborter and
