@@ -92,9 +92,13 @@ func checkDashboardData(t *testing.T, q promQuerier, from time.Time, want map[st
 		}
 	}
 	fleet := len(vals["fleet"]) > 0
+	streams := len(vals["stream_protocol"]) > 0
 	for _, r := range d.rows() {
 		if strings.HasPrefix(r.Title, "Fleet") && !fleet {
 			t.Logf("row %q: no bp_fleet_info scraped (no fleet in this topology, or the fleet metrics are not merged yet): queries run, data not required", r.Title)
+		}
+		if strings.HasPrefix(r.Title, "Stream layer") && !streams {
+			t.Logf("row %q: no bp_stream_* scraped (no HTTP/2 or gRPC streams in this topology): queries run, data not required", r.Title)
 		}
 		values := []string{""}
 		if r.Repeat != "" {
@@ -112,7 +116,8 @@ func checkDashboardData(t *testing.T, q promQuerier, from time.Time, want map[st
 					some = some || len(res) > 0
 				}
 			}
-			required := len(values) > 0 && (fleet || !strings.HasPrefix(r.Title, "Fleet"))
+			required := len(values) > 0 && (fleet || !strings.HasPrefix(r.Title, "Fleet")) &&
+				(streams || !strings.HasPrefix(r.Title, "Stream layer"))
 			if required && !some {
 				t.Errorf("panel %q (row %q, values %v): no data", p.Title, r.Title, values)
 			}
@@ -241,5 +246,18 @@ func TestDashboardTwoHops(t *testing.T) {
 	}, map[string][]string{
 		"hop": {"client", "edge", "mesh", "server"}, "bp_hop": {"client", "edge", "mesh", "server"},
 		"relay_hop": {"edge", "mesh"}, "lb_hop": nil, "sidecar_hop": nil,
+	})
+}
+
+// TestDashboardGRPC is bp-client to bp-server over gRPC: the stream-layer
+// row applies (stream_protocol finds grpc) and every one of its panels has
+// data, on both hops.
+func TestDashboardGRPC(t *testing.T) {
+	t.Parallel()
+	needTool(t, "prometheus", "prometheus")
+	srv := startServer(t, "--pause-after", "2s", "--pause-for", "3s", "--rcvbuf", "128KiB")
+	runTopology(t, srv.grpcTarget(), map[string]string{"server": hostPort(srv.MetricsURL())}, map[string][]string{
+		"hop": {"client", "server"}, "bp_hop": {"client", "server"}, "stream_protocol": {"grpc"},
+		"relay_hop": nil, "lb_hop": nil, "sidecar_hop": nil,
 	})
 }

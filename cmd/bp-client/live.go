@@ -110,7 +110,7 @@ func liveLine(dir flow.Direction, cur, last *report.Totals, dt float64) string {
 		desc = fmt.Sprintf("up %s/s  blocked %3.0f%%%s  in pipe %s  stalls %d",
 			config.HumanBytes(float64(cur.Written-last.Written)/dt), 100*min(blocked, 1), waitedOn(blocked, cur.Stalled),
 			config.HumanBytes(float64(cur.InPipe)), cur.Stalls)
-		desc += kernelLive(cur.Kernel, last.Kernel, dt*float64(max(cur.Open, 1)))
+		desc += kernelLive(cur.Kernel, last.Kernel, dt*float64(max(liveSockets(cur), 1)))
 		if cur.Verdict != "" {
 			desc += "  | " + cur.Verdict
 		}
@@ -122,6 +122,16 @@ func liveLine(dir flow.Direction, cur, last *report.Totals, dt float64) string {
 		desc += fmt.Sprintf("down %s/s", config.HumanBytes(float64(cur.Read-last.Read)/dt))
 	}
 	return desc
+}
+
+// liveSockets is how many sockets the kernel's figures sum over: the open
+// connections, or fewer when they are streams that share sockets (the
+// sampler counts each socket once).
+func liveSockets(cur *report.Totals) int64 {
+	if cur.Kernel != nil && cur.Kernel.Sockets > 0 {
+		return min(cur.Open, int64(cur.Kernel.Sockets))
+	}
+	return cur.Open
 }
 
 // waitedOn says what blocked writes wait for, when they wait at all (1% of

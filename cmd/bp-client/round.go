@@ -52,16 +52,20 @@ func (c *client) round(ctx context.Context, n int) error {
 	if ctx.Err() != nil {
 		runErr = errors.New("interrupted")
 	}
-	c.writeReport(rec, hello.RunID, elapsed, runErr, ctx.Err() != nil)
+	c.writeReport(rec, hello.RunID, start, elapsed, runErr, ctx.Err() != nil)
 	return runErr
 }
 
 // recorder is a new round's account, reading the kernel's view from the
-// socket sampler when it samples.
+// socket sampler when it samples, and the stream layer's when the target
+// carries streams.
 func (c *client) recorder() *report.Recorder {
 	rec := report.NewRecorder()
 	if c.sampler.Enabled() {
 		rec.SetKernel(c.sampler)
+	}
+	if c.sampler.StreamsEnabled() && c.cfg.multiplexed() {
+		rec.SetStreams(c.sampler)
 	}
 	return rec
 }
@@ -118,13 +122,17 @@ func (c *client) runConns(ctx context.Context, cr connRun) error {
 
 // writeReport prints the round's report, and logs why it failed unless it
 // was interrupted.
-func (c *client) writeReport(rec *report.Recorder, runID string, elapsed time.Duration, runErr error, interrupted bool) {
+func (c *client) writeReport(rec *report.Recorder, runID string, start time.Time, elapsed time.Duration, runErr error, interrupted bool) {
 	cfg := c.cfg
-	sum := rec.Summarize(report.Run{
+	run := report.Run{
 		RunID: runID, Target: cfg.Target, Direction: cfg.direction(), Connections: cfg.Connections,
 		PayloadSize: int(cfg.PayloadSize), Rate: cfg.Rate, StallThreshold: cfg.StallThreshold,
-		Fleet: cfg.fleetReport(),
-	}, elapsed, runErr)
+		Fleet: cfg.fleetReport(), Start: start,
+	}
+	if cfg.multiplexed() {
+		run.Streams = cfg.Streams // each stream is a run of its own
+	}
+	sum := rec.Summarize(run, elapsed, runErr)
 	c.verdictMetrics.Set(verdictFigures(sum.Verdict))
 	if cfg.Output == "json" {
 		sum.WriteJSON(c.stdout)

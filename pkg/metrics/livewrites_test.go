@@ -17,27 +17,11 @@ import (
 // protocol="tcp" in reg.
 func gatherValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v, ok := series(t, reg, name, map[string]string{"protocol": "tcp"})
+	if !ok {
+		t.Fatalf("no %s{protocol=\"tcp\"}", name)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "protocol" && l.GetValue() == "tcp" {
-					if c := m.GetCounter(); c != nil {
-						return c.GetValue()
-					}
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("no %s{protocol=\"tcp\"}", name)
-	return 0
+	return v
 }
 
 // TestLiveBlockedWrites: while a write is blocked behind a paused reader,

@@ -13,11 +13,16 @@ import (
 type SamplerOptions = sockstat.SamplerOptions
 
 // NewSocketSampler returns a socket sampler (pkg/sockstat) whose figures
-// reg exports as the bp_socket_* metrics; call its Run to start sampling,
-// and add it to the binary's observers so that connections register.
+// reg exports as the bp_socket_* metrics, and the stream layer's of
+// multiplexed connections as the bp_stream_* ones; call its Run to start
+// sampling, and add it to the binary's observers so that connections
+// register.
 func NewSocketSampler(reg prometheus.Registerer, opts SamplerOptions) (*sockstat.Sampler, error) {
 	s := sockstat.NewSampler(opts)
 	if err := reg.Register(NewSocketCollector(s)); err != nil {
+		return nil, err
+	}
+	if err := reg.Register(NewStreamCollector(s)); err != nil {
 		return nil, err
 	}
 	return s, nil

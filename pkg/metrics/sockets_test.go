@@ -70,27 +70,11 @@ func (s *side) observer() flow.Observer { return flow.Multi(s.core, s.sampler) }
 // metric has one, the protocol label. ok is false when the series is absent.
 func (s *side) value(t testing.TB, name string, proto flow.Protocol) (v float64, ok bool) {
 	t.Helper()
-	mfs, err := s.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	labels := map[string]string{}
+	if proto != "" {
+		labels["protocol"] = string(proto)
 	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			if proto != "" && labelValue(m, "protocol") != string(proto) {
-				continue
-			}
-			switch {
-			case m.Gauge != nil:
-				return m.Gauge.GetValue(), true
-			case m.Counter != nil:
-				return m.Counter.GetValue(), true
-			}
-		}
-	}
-	return 0, false
+	return series(t, s.reg, name, labels)
 }
 
 func labelValue(m *dto.Metric, name string) string {

@@ -151,7 +151,7 @@ func Merge(reports []Named) (FleetSummary, error) {
 		s := n.Summary
 		fs.Instances = append(fs.Instances, s)
 		t.addTotals(s)
-		connTime += s.DurationSeconds * float64(max(s.Connections, 1))
+		connTime += s.DurationSeconds * float64(s.units().Runs)
 		p50s = append(p50s, s.WriteBlockedP50)
 		verdicts = append(verdicts, s.Verdict)
 		if !s.Completed && t.Completed {

@@ -68,6 +68,7 @@ func missing(reports []Named, instances int) []int {
 // addTotals adds one instance's report to the fleet's totals (see Merge).
 func (t *Summary) addTotals(s Summary) {
 	t.Connections += s.Connections
+	t.Streams += s.Streams
 	t.FailedConns += s.FailedConns
 	t.Reconnects += s.Reconnects
 	t.DurationSeconds = max(t.DurationSeconds, s.DurationSeconds)

@@ -30,13 +30,16 @@ type Recorder struct {
 	// walk, and the scrape that came during it waited for the CPU they
 	// took (mutex profile of bp-client: 50% of the delay in Wrote, 26% in
 	// blockedNow).
-	histMu     sync.Mutex
-	hist       *hdrhistogram.Histogram
-	kernel     KernelSource          // the kernel's view, if known (SetKernel)
-	kernelBase sockstat.Totals       // the kernel's counters at SetKernel
-	verdict    *verdict.Observer     // the verdict's timelines, if kept (SetVerdict)
-	live       map[*recConn]struct{} // open connections, under mu
-	timeline   *timeline             // the run's samples, if kept (KeepTimeline), under mu
+	histMu       sync.Mutex
+	hist         *hdrhistogram.Histogram
+	kernel       KernelSource          // the kernel's view, if known (SetKernel)
+	kernelBase   sockstat.Totals       // the kernel's counters at SetKernel
+	streams      StreamSource          // the stream layer, if known (SetStreams)
+	streamBase   sockstat.StreamTotals // its counters at SetStreams
+	streamsSince time.Time             // when SetStreams was called
+	verdict      *verdict.Observer     // the verdict's timelines, if kept (SetVerdict)
+	live         map[*recConn]struct{} // open connections, under mu
+	timeline     *timeline             // the run's samples, if kept (KeepTimeline), under mu
 }
 
 var _ flow.Observer = (*Recorder)(nil)

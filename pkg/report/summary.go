@@ -14,15 +14,22 @@ import (
 
 // Run describes what was asked for, for the report's header.
 type Run struct {
-	RunID          string
-	Target         string
-	Direction      flow.Direction
-	Connections    int
+	RunID       string
+	Target      string
+	Direction   flow.Direction
+	Connections int
+	// Streams is, with --streams on HTTP/2 or gRPC, each connection's
+	// streams: every stream is a run of its own; 0 when each connection
+	// is one run.
+	Streams        int
 	PayloadSize    int
 	Rate           float64 // messages per second per connection; 0: unlimited
 	StallThreshold time.Duration
 	// Fleet is this client's place in a fleet (nil: not in one).
 	Fleet *Fleet
+	// Start is when the run started, for the stream layer's "at" times
+	// (zero: when the recorder was set up).
+	Start time.Time
 }
 
 // Summary is the end-of-run report. Its JSON form is what --output json
@@ -32,10 +39,14 @@ type Summary struct {
 	Target      string         `json:"target"`
 	Direction   flow.Direction `json:"direction"`
 	Connections int            `json:"connections"`
-	PayloadSize int            `json:"payload_size"`
-	Completed   bool           `json:"completed"`
-	Error       string         `json:"error,omitempty"`
-	FailedConns int64          `json:"failed_connections"`
+	// Streams is how many streams the connections carried in all (each a
+	// run of its own: the write figures sum over them), absent when the
+	// target has no streams.
+	Streams     int    `json:"streams,omitempty"`
+	PayloadSize int    `json:"payload_size"`
+	Completed   bool   `json:"completed"`
+	Error       string `json:"error,omitempty"`
+	FailedConns int64  `json:"failed_connections"`
 	// Reconnects counts attempts to connect again after a break
 	// (--reconnect); a connection that broke counts in FailedConns even
 	// when a reconnect carried its run to the end.
@@ -74,6 +85,11 @@ type Summary struct {
 	// path absorb (see pkg/verdict); absent when the client does not write.
 	Verdict *verdict.Verdict `json:"verdict,omitempty"`
 
+	// StreamLayer: where the streams' writes waited (their window, their
+	// connection's, TCP) and the layer where the stop was (pkg/verdict);
+	// absent when the run had no streams.
+	StreamLayer *verdict.StreamLayer `json:"stream_layer,omitempty"`
+
 	// Timeline is the run sampled at a fixed interval (see Timeline),
 	// absent unless the recorder kept one (KeepTimeline).
 	Timeline *Timeline `json:"timeline,omitempty"`
@@ -88,11 +104,16 @@ func (r *Recorder) Summarize(run Run, elapsed time.Duration, runErr error) Summa
 	t := r.Totals()
 	secs := elapsed.Seconds()
 	conns := max(run.Connections, 1)
+	streams := conns * max(run.Streams, 0)
+	runs := conns // the write figures sum over runs: connections, or streams
+	if streams > 0 {
+		runs = streams
+	}
 	s := Summary{
-		RunID: run.RunID, Target: run.Target, Direction: run.Direction, Connections: run.Connections,
+		RunID: run.RunID, Target: run.Target, Direction: run.Direction, Connections: run.Connections, Streams: streams,
 		PayloadSize: run.PayloadSize, Completed: runErr == nil, FailedConns: r.failed.Load(),
 		DurationSeconds: secs, BytesWritten: t.Written, BytesAcked: t.Acked, BytesRead: t.Read,
-		WriteCalls: t.Writes, AskedMessagesPerSecond: run.Rate * float64(conns),
+		WriteCalls: t.Writes, AskedMessagesPerSecond: run.Rate * float64(runs),
 		BlockedSeconds: t.Blocked.Seconds(), StallThresholdSeconds: run.StallThreshold.Seconds(),
 		Stalls: t.Stalls, LongestStallSeconds: time.Duration(r.longestNs.Load()).Seconds(),
 		WriteBlockedP50: r.quantile(50).Seconds(), WriteBlockedP99: r.quantile(99).Seconds(),
@@ -105,9 +126,9 @@ func (r *Recorder) Summarize(run Run, elapsed time.Duration, runErr error) Summa
 		s.AchievedMessagesPerSecond = float64(t.Writes) / secs
 		s.WriteBytesPerSecond = float64(t.Written) / secs
 		s.ReadBytesPerSecond = float64(t.Read) / secs
-		// Blocked time is summed over connections, so the share is of the
-		// connections' combined time.
-		s.BlockedShare = t.Blocked.Seconds() / (secs * float64(conns))
+		// Blocked time is summed over the runs, so the share is of their
+		// combined time.
+		s.BlockedShare = t.Blocked.Seconds() / (secs * float64(runs))
 	}
 	if !run.Direction.ClientWrites() {
 		s.StallThresholdSeconds = run.StallThreshold.Seconds()
@@ -116,7 +137,8 @@ func (r *Recorder) Summarize(run Run, elapsed time.Duration, runErr error) Summa
 		s.fillKernel(t.Kernel, secs, conns)
 		s.Verdict = r.verdictNow()
 	}
-	s.Timeline = r.finishTimeline(elapsed, t, conns)
+	s.StreamLayer = r.streamLayerNow(run, t.Kernel)
+	s.Timeline = r.finishTimeline(elapsed, t, runs)
 	return s
 }
 
@@ -134,7 +156,7 @@ func (s Summary) WriteText(w io.Writer) error {
 	if !s.Completed {
 		status = "FAILED: " + s.Error
 	}
-	fmt.Fprintf(&b, "\nbp-client report: run %s, %s, direction %s, %d connection(s)\n", s.RunID, s.Target, s.Direction, s.Connections)
+	fmt.Fprintf(&b, "\nbp-client report: run %s, %s, direction %s, %d connection(s)%s\n", s.RunID, s.Target, s.Direction, s.Connections, s.streamsWords())
 	row := func(k, format string, a ...any) { fmt.Fprintf(&b, "  %-16s "+format+"\n", append([]any{k}, a...)...) }
 	row("result", "%s", status)
 	s.writeFleetText(row)
@@ -161,8 +183,9 @@ func (s Summary) WriteText(w io.Writer) error {
 	if s.Direction.ServerWrites() {
 		row("read", "%s (%d bytes), %s/s", config.HumanBytes(float64(s.BytesRead)), s.BytesRead, config.HumanBytes(s.ReadBytesPerSecond))
 	}
+	s.writeStreamText(row)
 	if s.FailedConns > 0 {
-		row("failed", "%d connection(s)", s.FailedConns)
+		row("failed", "%s", s.units().Count(int(s.FailedConns)))
 	}
 	if s.Reconnects > 0 {
 		row("reconnects", "%d (bytes a broken connection had written but not had acknowledged were written again)", s.Reconnects)

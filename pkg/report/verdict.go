@@ -83,11 +83,11 @@ func wrap(text string, width int) []string {
 // kept flowing (the writer is faster than the path: throughput, not
 // backpressure from a stop), or a stopped server (a stall, no progress).
 func (s Summary) writeBlockedText(row func(k, format string, a ...any)) {
-	conns := max(s.Connections, 1)
+	u := s.units()
 	text := fmt.Sprintf("%.2f s in write calls, %.0f%% of the run", s.BlockedSeconds, 100*s.BlockedShare)
-	if conns > 1 {
-		text = fmt.Sprintf("in all %.2f s in write calls over %d connections, %.2f s per connection, %.0f%% of the run each",
-			s.BlockedSeconds, conns, s.BlockedSeconds/float64(conns), 100*s.BlockedShare)
+	if u.Runs > 1 {
+		text = fmt.Sprintf("in all %.2f s in write calls %s, %.2f s %s, %.0f%% of the run each",
+			s.BlockedSeconds, u.Over(), s.BlockedSeconds/float64(u.Runs), u.Per(), 100*s.BlockedShare)
 	}
 	if v := s.Verdict; v != nil && s.BlockedSeconds >= 0.01 {
 		stalled := min(v.WaitedStalledSeconds, s.BlockedSeconds)

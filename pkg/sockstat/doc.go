@@ -32,6 +32,15 @@
 //	    Conn(nc).Latest --> pkg/verdict (send queue, peer window closed since)
 //	    OnWindow --> bp-server's window log
 //
+// Streams of a multiplexed connection (HTTP/2, gRPC) share one socket: the
+// Sampler reads and counts it once, however many streams hold it, and lets
+// it go when the last of them closes. It also polls each open stream's
+// flow.StreamConn at its passes and at close, for the windows and blocked
+// times of the layer above TCP that the kernel cannot see (streams.go):
+//
+//	Open (info.Stream) --> StreamStats  --> pkg/metrics (StreamCollector: bp_stream_*)
+//	                   --> StreamTotals --> pkg/report (the stream-layer section)
+//
 // ReadNetstat reads the host-wide TcpExt zero-window counters from
 // /proc/net/netstat.
 //

@@ -7,17 +7,19 @@ import (
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 )
 
-// SampledConn is one connection registered with a Sampler: its Reader, its
+// SampledConn is one socket registered with a Sampler: its Reader, its
 // reused Sample, and what the previous sample said, for deltas and window
-// transitions. It is the flow.ConnObserver the Sampler's Open returns
-// (Closing takes the last sample) and the handle Sampler.Conn gives.
+// transitions. Several streams of one multiplexed connection share one
+// (holders), so that their socket is read and counted once. It is the
+// handle Sampler.Conn gives; the observers Open returns (connHandle) let
+// go of it, and the last of them takes its last sample.
 type SampledConn struct {
-	flow.Nop // the flow events other than Closing and Closed are of no use here
-	s        *Sampler
-	info     flow.ConnInfo
-	proto    int
-	reader   *Reader
-	index    int // position in s.conns, under s.mu; -1 once unregistered
+	s       *Sampler
+	info    flow.ConnInfo
+	proto   int
+	reader  *Reader
+	index   int // position in s.conns, under s.mu; -1 once unregistered
+	holders int // connections (streams) on this socket still open, under s.mu
 
 	mu      sync.Mutex // guards the fields below
 	done    bool
@@ -25,8 +27,6 @@ type SampledConn struct {
 	lastAt  time.Time
 	tally   // the last sample, the kernel's counters at it, the zero-window clock
 }
-
-var _ flow.ClosingObserver = (*SampledConn)(nil)
 
 // Latest is the sampler's latest reading of one connection.
 type Latest struct {
@@ -50,9 +50,23 @@ func (c *SampledConn) Latest() Latest {
 	return Latest{At: c.lastAt, Sample: c.sample, PeerWindowClosedSince: c.peerZeroSince, OwnWindowClosedSince: c.ownZeroSince}
 }
 
-// Closing takes the connection's last sample, while its socket is still
-// open, and unregisters it (flow.ClosingObserver).
-func (c *SampledConn) Closing() {
+// widen adds a joining stream's directions to the socket's: a socket is
+// sampled as a writer's if any of its streams writes, as a reader's if
+// any reads.
+func (c *SampledConn) widen(info flow.ConnInfo) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.info.Writes = c.info.Writes || info.Writes
+	c.info.Reads = c.info.Reads || info.Reads
+}
+
+// leave lets go of one holder. The last one unregisters the socket; when
+// it is closing (the socket still open) it takes the last sample first,
+// so that counters that grow until the end lose nothing.
+func (c *SampledConn) leave(closing bool) {
+	if !c.s.release(c) {
+		return
+	}
 	now := time.Now()
 	var g Gauges
 	var d Counters
@@ -61,22 +75,13 @@ func (c *SampledConn) Closing() {
 		c.mu.Unlock()
 		return
 	}
-	c.sampleLocked(now, &g, &d)
+	if closing {
+		c.sampleLocked(now, &g, &d)
+	}
 	c.done = true
 	c.mu.Unlock()
-	c.s.unregister(c)
-	c.s.publishFinal(c.proto, g, d)
-}
-
-// Closed unregisters the connection if Closing was not called (the socket
-// is closed by then, so there is nothing left to read).
-func (c *SampledConn) Closed(error) {
-	c.mu.Lock()
-	already := c.done
-	c.done = true
-	c.mu.Unlock()
-	if !already {
-		c.s.unregister(c)
+	if closing {
+		c.s.publishFinal(c.proto, g, d)
 	}
 }
 

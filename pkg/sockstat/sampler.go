@@ -37,8 +37,11 @@ const numProtocols = len(flow.Protocols)
 // connection's Latest sample. Fields the running kernel lacks are left out
 // of Has, never shown as zero.
 type Sampler struct {
-	interval time.Duration
-	onWindow func(WindowEvent)
+	// interval is the kernel passes' (0: off, or not supported here);
+	// streamInterval the stream layer's, which needs no kernel support.
+	interval, streamInterval time.Duration
+	onWindow                 func(WindowEvent)
+	streams                  streamSet
 
 	mu      sync.Mutex
 	conns   []*SampledConn // registered connections
@@ -65,7 +68,8 @@ type SamplerOptions struct {
 
 // NewSampler returns a sampler; call Run to start sampling.
 func NewSampler(opts SamplerOptions) *Sampler {
-	s := &Sampler{interval: opts.Interval, onWindow: opts.OnWindow, byConn: map[net.Conn]*SampledConn{}}
+	s := &Sampler{interval: opts.Interval, streamInterval: max(opts.Interval, 0), onWindow: opts.OnWindow, byConn: map[net.Conn]*SampledConn{}}
+	s.streams.run = newStreamRun(time.Now())
 	if !Supported() {
 		s.interval = 0
 	}
@@ -75,10 +79,10 @@ func NewSampler(opts SamplerOptions) *Sampler {
 	return s
 }
 
-// Enabled reports whether the sampler samples at all.
+// Enabled reports whether the sampler reads the kernel at all.
 func (s *Sampler) Enabled() bool { return s.interval > 0 }
 
-// Interval is the time between passes (0: disabled).
+// Interval is the time between the kernel's passes (0: disabled).
 func (s *Sampler) Interval() time.Duration { return s.interval }
 
 // Run samples every interval until ctx ends. It returns at once when
@@ -88,10 +92,14 @@ func (s *Sampler) Interval() time.Duration { return s.interval }
 // a tenth of a core, and the counters stay exact because each sample adds
 // the time since the previous one.
 func (s *Sampler) Run(ctx context.Context) error {
-	if s.interval <= 0 {
+	interval := s.interval
+	if interval <= 0 {
+		interval = s.streamInterval // the stream layer needs no kernel support
+	}
+	if interval <= 0 {
 		return nil
 	}
-	runPaced(ctx, s.interval, s.Sample)
+	runPaced(ctx, interval, s.Sample)
 	return nil
 }
 
@@ -117,28 +125,65 @@ func runPaced(ctx context.Context, interval time.Duration, pass func(now time.Ti
 	}
 }
 
-// Open implements flow.Observer: it registers the connection for sampling.
-// A connection whose socket cannot be read (no socket, not TCP) is skipped.
+// Open implements flow.Observer: it registers the connection for sampling,
+// its socket with the kernel's passes and, when it is a stream of a
+// multiplexed connection, the stream with the stream layer's. A socket
+// several streams share is registered once, by the first of them, and
+// counted once: the others join it, and it leaves when the last of them
+// does (socketRef). A connection whose socket cannot be read (no socket,
+// not TCP) is left out of the kernel's passes.
 func (s *Sampler) Open(info flow.ConnInfo) flow.ConnObserver {
 	proto := flow.ProtocolIndex(info.Protocol)
-	if s.interval <= 0 || info.Conn == nil || proto < 0 {
+	if proto < 0 {
 		return flow.Nop{}
+	}
+	h := &connHandle{}
+	if s.interval > 0 && info.Conn != nil {
+		h.socket = s.joinSocket(info, proto)
+	}
+	if s.streamInterval > 0 && info.Stream != nil {
+		h.stream = s.streams.add(info.Stream, proto)
+	}
+	if h.socket == nil && h.stream == nil {
+		return flow.Nop{}
+	}
+	return h
+}
+
+// joinSocket returns the registered connection of info's socket, with one
+// more holder, or registers it; nil when the socket cannot be read.
+func (s *Sampler) joinSocket(info flow.ConnInfo, proto int) *SampledConn {
+	comparable := reflect.TypeOf(info.Conn).Comparable() // a map key; sockets are pointers
+	if comparable {
+		s.mu.Lock()
+		if c := s.byConn[info.Conn]; c != nil {
+			c.holders++
+			s.mu.Unlock()
+			c.widen(info)
+			return c
+		}
+		s.mu.Unlock()
 	}
 	r, err := NewReader(info.Conn)
 	if err != nil {
-		return flow.Nop{}
+		return nil
 	}
-	c := &SampledConn{s: s, info: info, proto: proto, reader: r, lastAt: time.Now()}
+	c := &SampledConn{s: s, info: info, proto: proto, reader: r, lastAt: time.Now(), holders: 1}
 	if s.onWindow != nil {
 		c.onWindow = func(w WindowSide, closed bool, now time.Time) { s.notify(c, w, closed, now) }
 	}
 	s.mu.Lock()
-	c.index = len(s.conns)
-	s.conns = append(s.conns, c)
-	if reflect.TypeOf(info.Conn).Comparable() { // a map key; sockets are pointers
+	defer s.mu.Unlock()
+	if comparable {
+		if other := s.byConn[info.Conn]; other != nil { // another stream registered it meanwhile
+			other.holders++
+			other.widen(info)
+			return other
+		}
 		s.byConn[info.Conn] = c
 	}
-	s.mu.Unlock()
+	c.index = len(s.conns)
+	s.conns = append(s.conns, c)
 	return c
 }
 
@@ -155,9 +200,20 @@ func (s *Sampler) Conn(nc net.Conn) *SampledConn {
 	return s.byConn[nc]
 }
 
-func (s *Sampler) unregister(c *SampledConn) {
+// release drops one holder of c and reports whether it was the last,
+// which unregisters it.
+func (s *Sampler) release(c *SampledConn) (last bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if c.holders--; c.holders > 0 {
+		return false
+	}
+	s.unregisterLocked(c)
+	return true
+}
+
+// unregisterLocked takes c out of the passes; s.mu must be held.
+func (s *Sampler) unregisterLocked(c *SampledConn) {
 	i := c.index
 	if i < 0 {
 		return
@@ -174,7 +230,7 @@ func (s *Sampler) unregister(c *SampledConn) {
 }
 
 // Sample runs one pass over every registered connection, as Run does every
-// interval; now is the time of the pass. It does not allocate once its
+// interval, and then over every open stream; now is the time of the pass. It does not allocate once its
 // scratch space has grown to the number of connections.
 func (s *Sampler) Sample(now time.Time) {
 	s.mu.Lock()
@@ -195,6 +251,7 @@ func (s *Sampler) Sample(now time.Time) {
 		s.stats[p].addPass(gauges[p], deltas[p])
 	}
 	s.statsMu.Unlock()
+	s.streams.pass(now)
 }
 
 // publishFinal adds a closing connection's last deltas; its gauges leave
@@ -204,6 +261,7 @@ func (s *Sampler) publishFinal(proto int, g Gauges, d Counters) {
 	st := &s.stats[proto]
 	st.Counters.add(d)
 	st.PeakSendQueue = max(st.PeakSendQueue, g.LargestSendQueue)
+	st.FirstPeerWindowClose = earliest(st.FirstPeerWindowClose, g.FirstPeerWindowClose)
 	s.statsMu.Unlock()
 }
 
@@ -222,14 +280,19 @@ func (s *Sampler) Totals() Totals {
 	return sumTotals(stats[:], fields)
 }
 
-// ResetPeak starts a new PeakSendQueue (and Totals.PeakConnSendQueue), for
-// a report that covers one run of several in the same process.
+// ResetPeak starts a new PeakSendQueue (and Totals.PeakConnSendQueue) and
+// FirstPeerWindowClose, and
+// a new run of the stream layer's StreamTotals (lowest windows, first
+// closures, streams), for a report that covers one run of several in the
+// same process.
 func (s *Sampler) ResetPeak() {
 	s.statsMu.Lock()
 	defer s.statsMu.Unlock()
 	for p := range s.stats {
 		s.stats[p].PeakSendQueue = 0
+		s.stats[p].FirstPeerWindowClose = time.Time{}
 	}
+	s.streams.resetRun(time.Now())
 }
 
 func (s *Sampler) notify(c *SampledConn, w WindowSide, closed bool, now time.Time) {

@@ -24,6 +24,9 @@ type Gauges struct {
 	OwnWindowMin       uint32
 	HasOwnWindowMin    bool
 	OwnWindowZeroConns int
+	// FirstPeerWindowClose is the pass's earliest closing of a writing
+	// connection's peer window (zero: none closed in it).
+	FirstPeerWindowClose time.Time
 }
 
 // Counters accumulate time and events over connections: the seconds add
@@ -64,6 +67,9 @@ type ProtocolStats struct {
 	// PeakSendQueue is the largest send queue of one writing connection
 	// since start or the last ResetPeak.
 	PeakSendQueue int
+	// FirstPeerWindowClose is when a writing connection's peer window
+	// first closed since start or the last ResetPeak; zero: none did.
+	FirstPeerWindowClose time.Time
 }
 
 // Totals is the sampler's account summed over protocols, for the client's
@@ -78,9 +84,15 @@ type Totals struct {
 	// PeakConnSendQueue is the largest send queue of any one writing
 	// connection (since ResetPeak).
 	PeakConnSendQueue int
-	// The last pass.
+	// FirstPeerWindowClose is when a peer window first closed since
+	// ResetPeak (zero: none did), as the passes saw it: to within one
+	// sample interval.
+	FirstPeerWindowClose time.Time
+	// The last pass. Sockets is how many it read: each once, however
+	// many streams of a multiplexed connection share it.
 	SendQueue, Unsent, RecvQueue int
 	PeerWindowZeroConnections    int
+	Sockets                      int
 }
 
 // Since returns t with its counters counted from base (an earlier Totals
@@ -97,10 +109,12 @@ func sumTotals(stats []ProtocolStats, has Fields) Totals {
 	for _, st := range stats {
 		t.Counters.add(st.Counters)
 		t.PeakConnSendQueue = max(t.PeakConnSendQueue, st.PeakSendQueue)
+		t.FirstPeerWindowClose = earliest(t.FirstPeerWindowClose, st.FirstPeerWindowClose)
 		t.SendQueue += st.SendQueue
 		t.Unsent += st.Unsent
 		t.RecvQueue += st.RecvQueue
 		t.PeerWindowZeroConnections += st.PeerWindowZeroConns
+		t.Sockets += st.Sampled
 	}
 	return t
 }

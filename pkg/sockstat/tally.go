@@ -33,6 +33,12 @@ func (c *tally) addWriter(now time.Time, dt time.Duration, g *Gauges, d *Counter
 		g.Probes += int(smp.Probes)
 	}
 	if smp.Has&FieldPeerWindow != 0 {
+		wasOpen := c.peerZeroSince.IsZero()
+		defer func() {
+			if wasOpen && !c.peerZeroSince.IsZero() {
+				g.FirstPeerWindowClose = earliest(g.FirstPeerWindowClose, now)
+			}
+		}()
 		c.tallyWindow(PeerWindow, smp.PeerWindow, &c.peerZeroSince, now, dt, windowTally{
 			&g.PeerWindowMin, &g.HasPeerWindowMin, &g.PeerWindowZeroConns, &d.PeerWindowZero, &d.PeerWindowCloses})
 	}
@@ -101,4 +107,5 @@ func (st *ProtocolStats) addPass(g Gauges, d Counters) {
 	st.Gauges = g
 	st.Counters.add(d)
 	st.PeakSendQueue = max(st.PeakSendQueue, g.LargestSendQueue)
+	st.FirstPeerWindowClose = earliest(st.FirstPeerWindowClose, g.FirstPeerWindowClose)
 }

@@ -62,16 +62,17 @@ func (n *notes) waits(v Verdict, p Params) {
 		return
 	}
 	n.add(0, "write calls waited while acks kept moving, %s, %s: the path's throughput set the pace, not a stall",
-		inAll(v.WaitedFlowingSeconds, conns), shareOf(v.WaitedFlowingSeconds/runTime, conns))
+		inAll(v.WaitedFlowingSeconds, p.units(v)), shareOf(v.WaitedFlowingSeconds/runTime, conns))
 }
 
-// inAll is a time summed over conns connections, in words: "2.5 s", or
-// "in all 9.96 s over 4 connections, 2.49 s per connection".
-func inAll(secs float64, conns int) string {
-	if conns <= 1 {
+// inAll is a time summed over the runs, in words: "2.5 s", or "in all
+// 9.96 s over 4 connections, 2.49 s per connection" ("over 8 streams on
+// 2 connections, ... per stream").
+func inAll(secs float64, u Units) string {
+	if u.Runs <= 1 {
 		return seconds(secs)
 	}
-	return fmt.Sprintf("in all %s over %d connections, %s per connection", seconds(secs), conns, seconds(secs/float64(conns)))
+	return fmt.Sprintf("in all %s %s, %s %s", seconds(secs), u.Over(), seconds(secs/float64(u.Runs)), u.Per())
 }
 
 // shareOf is a share of the run, "20% of the run", or "20% of the run
@@ -122,8 +123,8 @@ func describeNotStalled(n *notes, p Params, resolution time.Duration, blocksWith
 func describeStalled(n *notes, v Verdict, a aggregated, p Params, resolution time.Duration) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "the server stopped reading at %s", seconds(*v.ServerStoppedAtSeconds))
-	if v.Connections > 1 {
-		fmt.Fprintf(&b, " (%d of %d connections; figures per connection, the median)", a.views, v.Connections)
+	if u := p.units(v); v.Connections > 1 {
+		fmt.Fprintf(&b, " (%d of %s; figures %s, the median)", a.views, strings.TrimPrefix(u.Over(), "over "), u.Per())
 	}
 	if v.Outcome == OutcomeBlocked {
 		describeBlocked(&b, n, v, a, p)
@@ -137,7 +138,7 @@ func describeStalled(n *notes, v Verdict, a aggregated, p Params, resolution tim
 		fmt.Fprintf(&b, "; it had not resumed reading when the run ended")
 	}
 	n.stop(v, resolution)
-	stalledDoubts(n, v, a, resolution)
+	stalledDoubts(n, v, a, resolution, p.units(v))
 	return b.String()
 }
 
@@ -166,7 +167,7 @@ func describeBlocked(b *strings.Builder, n *notes, v Verdict, a aggregated, p Pa
 		n.add(0, "bytes at the moment of blocking are known to within one write (%s)", config.HumanBytes(float64(a.payload)))
 	}
 	if a.blocked < a.views {
-		n.add(1, "connections disagree: %d of the %d whose server stopped blocked, the others did not", a.blocked, a.views)
+		n.add(1, "%ss disagree: %d of the %d whose server stopped blocked, the others did not", p.units(v).Noun(), a.blocked, a.views)
 	}
 }
 
@@ -176,7 +177,7 @@ func describeAbsorbed(b *strings.Builder, n *notes, v Verdict, a aggregated, p P
 	fmt.Fprintf(b, "; this client never blocked: at least %s were absorbed between it and the server", config.HumanBytes(float64(*v.AbsorbedBytes)))
 	n.add(0, "writes never blocked for %s or more during the stall, so the path's capacity is at least what it took", seconds(p.StallThreshold.Seconds()))
 	if a.blocked > 0 {
-		n.add(1, "connections disagree: %d of the %d whose server stopped blocked", a.blocked, a.views)
+		n.add(1, "%ss disagree: %d of the %d whose server stopped blocked", p.units(v).Noun(), a.blocked, a.views)
 	}
 	if a.kernelMissing > 0 && p.KernelReason != "" {
 		n.add(0, "kernel socket statistics not read (%s)", p.KernelReason)
@@ -186,24 +187,24 @@ func describeAbsorbed(b *strings.Builder, n *notes, v Verdict, a aggregated, p P
 // stalledDoubts notes what any stalled run may leave open: a server that
 // never resumed, writes still blocked, no ack at all, connections that
 // disagree, more stalls than the verdict describes.
-func stalledDoubts(n *notes, v Verdict, a aggregated, resolution time.Duration) {
+func stalledDoubts(n *notes, v Verdict, a aggregated, resolution time.Duration, u Units) {
 	if a.notResumed > 0 {
-		n.add(1, "the server had not resumed when the run ended (%d connection(s)), so nothing confirms a stop rather than acks held back", a.notResumed)
+		n.add(1, "the server had not resumed when the run ended (%s), so nothing confirms a stop rather than acks held back", u.Count(a.notResumed))
 	}
 	if a.ongoing > 0 {
 		n.add(0, "%d write call(s) still blocked when the run ended", a.ongoing)
 	}
 	if a.noAck > 0 {
-		n.add(1, "no ack arrived before the stall on %d connection(s): the server may never have read, or acks do not come back", a.noAck)
+		n.add(1, "no ack arrived before the stall on %s: the server may never have read, or acks do not come back", u.Count(a.noAck))
 	}
 	if spread(a.absorbed) > 2 {
-		n.add(1, "connections disagree: absorbed bytes range from %s to %s", config.HumanBytes(float64(slices.Min(a.absorbed))), config.HumanBytes(float64(slices.Max(a.absorbed))))
+		n.add(1, "%ss disagree: absorbed bytes range from %s to %s", u.Noun(), config.HumanBytes(float64(slices.Min(a.absorbed))), config.HumanBytes(float64(slices.Max(a.absorbed))))
 	}
 	if len(a.stopped) > 1 && slices.Max(a.stopped)-slices.Min(a.stopped) > 2*resolution+time.Second {
-		n.add(0, "connections saw the server stop at different times, from %s to %s", seconds(slices.Min(a.stopped).Seconds()), seconds(slices.Max(a.stopped).Seconds()))
+		n.add(0, "%ss saw the server stop at different times, from %s to %s", u.Noun(), seconds(slices.Min(a.stopped).Seconds()), seconds(slices.Max(a.stopped).Seconds()))
 	}
 	if v.Stalls > a.views {
-		n.add(0, "%d stalls in all; this verdict describes, per connection, the first that made a write block, else the longest", v.Stalls)
+		n.add(0, "%d stalls in all; this verdict describes, %s, the first that made a write block, else the longest", v.Stalls, u.Per())
 	}
 	if a.blockedBefore > 0 {
 		n.add(0, "%d write call(s) had blocked before the server stopped", a.blockedBefore)

@@ -31,7 +31,7 @@ func (c *conn) readKernel(st *Stall) {
 	at, smp := c.o.since(latest.At), &latest.Sample
 	sq := int64(-1)
 	if smp.Has&sockstat.FieldSendQueue != 0 {
-		sq = int64(smp.SendQueue)
+		sq = int64(smp.SendQueue) / c.sharing()
 	}
 	c.ring[c.nRing%ringSize] = kSample{at: at, sendQueue: sq}
 	c.nRing++
@@ -50,4 +50,18 @@ func (c *conn) readKernel(st *Stall) {
 	if st != nil && st.PeerWindowZeroAt < 0 {
 		st.PeerWindowZeroAt = closed
 	}
+}
+
+// sharing is how many open writing streams share the connection's socket
+// (1 for a connection of its own). The socket's send queue holds all of
+// their bytes, interleaved in frames, so each is given an equal share:
+// summed over the streams, the queue counts once. c.mu must be held; it
+// takes o.mu (never held while a conn's mu is taken).
+func (c *conn) sharing() int64 {
+	if !c.stream {
+		return 1
+	}
+	c.o.mu.Lock()
+	defer c.o.mu.Unlock()
+	return int64(max(c.o.streamSockets[c.socket], 1))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -52,6 +53,12 @@ type Observer struct {
 
 	mu    sync.Mutex
 	conns []*conn
+	// streamSockets are the sockets under the writing connections that
+	// are streams of multiplexed ones (HTTP/2, gRPC), each with its open
+	// writing streams: how many connections the streams are on ("over 8
+	// streams on 2 connections"), and how many share a socket's send
+	// queue (kernel.go).
+	streamSockets map[net.Conn]int
 }
 
 var _ flow.Observer = (*Observer)(nil)
@@ -87,6 +94,9 @@ type conn struct {
 	// kernel the sampler's handle on it (nil: the kernel is not read).
 	socket net.Conn
 	kernel *sockstat.SampledConn
+	// stream: the connection is one stream of a multiplexed one, whose
+	// socket (and send queue) its sibling streams share.
+	stream bool
 
 	written   atomic.Int64
 	blockedNs atomic.Int64 // time in write calls, in all
@@ -151,6 +161,13 @@ func (o *Observer) Open(info flow.ConnInfo) flow.ConnObserver {
 	c.findKernel()
 	o.mu.Lock()
 	o.conns = append(o.conns, c)
+	if info.Stream != nil && info.Conn != nil && reflect.TypeOf(info.Conn).Comparable() {
+		if o.streamSockets == nil {
+			o.streamSockets = map[net.Conn]int{}
+		}
+		o.streamSockets[info.Conn]++
+		c.stream = true
+	}
 	o.mu.Unlock()
 	return c
 }
@@ -312,6 +329,11 @@ func (c *conn) Closed(error) {
 	}
 	c.closed = true
 	c.stuck = false
+	if c.stream {
+		c.o.mu.Lock()
+		c.o.streamSockets[c.socket]--
+		c.o.mu.Unlock()
+	}
 }
 
 // Run passes over the connections every interval until ctx ends.
@@ -426,6 +448,9 @@ func (o *Observer) Timelines(now time.Time) []Timeline {
 // Verdict judges the run as it stands now (at its end, for the report).
 func (o *Observer) Verdict(now time.Time) Verdict {
 	p := Params{End: o.since(now), StallThreshold: o.opts.StallThreshold, KernelReason: o.opts.KernelReason}
+	o.mu.Lock()
+	p.StreamConnections = len(o.streamSockets)
+	o.mu.Unlock()
 	return Compute(o.Timelines(now), p)
 }
 

@@ -91,6 +91,16 @@ type Params struct {
 	// KernelReason, when not empty, says why the kernel's socket
 	// statistics were not read (sampling off, unsupported system).
 	KernelReason string
+	// StreamConnections is, when the timelines are streams (HTTP/2, gRPC
+	// with --streams), how many connections carry them; 0 when each
+	// timeline is a connection of its own. It only changes the words.
+	StreamConnections int
+}
+
+// units names v's timelines in words: connections, or streams on
+// connections.
+func (p Params) units(v Verdict) Units {
+	return Units{Runs: v.Connections, Connections: p.StreamConnections}
 }
 
 // Outcomes of a verdict.

@@ -290,6 +290,9 @@ func TestComputeWords(t *testing.T) {
 		tls     []Timeline
 		summary string
 		reasons []string
+		// streamConns: the timelines are streams on this many
+		// connections (--streams); 0: each is a connection.
+		streamConns int
 	}{
 		{
 			// Blocked 0.1 s after the stop, half in the client's socket.
@@ -343,10 +346,29 @@ func TestComputeWords(t *testing.T) {
 				"connections disagree: 1 of the 2 whose server stopped blocked, the others did not",
 				stopExact, "connections disagree: absorbed bytes range from 1.0 MB to 41.5 MB", noPath},
 		},
+		{
+			// The throughput run as four streams on two connections:
+			// the time is summed over streams, and said so.
+			name: "throughput, streams", tls: []Timeline{flowing, flowing, flowing, flowing}, streamConns: 2,
+			summary: "the server kept reading: its acks never stopped moving for long while bytes were waiting (acks every 0.10 s)",
+			reasons: []string{acksEvery, "no stall: acks kept moving whenever bytes were unacknowledged",
+				"write calls waited while acks kept moving, in all 10.0 s over 4 streams on 2 connections, 2.5 s per stream, 25% of the run each: the path's throughput set the pace, not a stall",
+				noPath},
+		},
+		{
+			// The disagreement as two streams of one connection.
+			name: "disagree, streams", tls: []Timeline{direct, buffered}, streamConns: 1,
+			summary: "the server stopped reading at 2.0 s (2 of 2 streams on 1 connection; figures per stream, the median); " + blockedSum,
+			reasons: []string{acksEvery, sendQueue, oneWrite,
+				"streams disagree: 1 of the 2 whose server stopped blocked, the others did not",
+				stopExact, "streams disagree: absorbed bytes range from 1.0 MB to 41.5 MB", noPath},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			v := Compute(tt.tls, params)
+			p := params
+			p.StreamConnections = tt.streamConns
+			v := Compute(tt.tls, p)
 			if v.Summary != tt.summary {
 				t.Errorf("summary\n got %q\nwant %q", v.Summary, tt.summary)
 			}

@@ -119,6 +119,7 @@ func variables() []cog.Builder[dashboard.VariableModel] {
 		query(varLB, "HAProxy hops", `label_values(haproxy_frontend_current_sessions{hop=~"$hop"}, hop)`, hidden),
 		query(varSidecar, "bp-sockets hops", `label_values(bp_socket_sampled_connections{hop=~"$hop",side=~".+"}, hop)`, hidden),
 		query(varFleet, "fleets", `label_values(bp_fleet_info, fleet)`, hidden),
+		query(varStreams, "stream protocols", `label_values(bp_stream_send_window_min_bytes{hop=~"$hop"}, protocol)`, hidden),
 	}
 }
 
@@ -129,4 +130,9 @@ const (
 	varLB      = "lb_hop"
 	varSidecar = "sidecar_hop"
 	varFleet   = "fleet"
+	// varStreams lists the protocols whose streams were open among the
+	// selected hops (their windows exist only while a stream is open; the
+	// other bp_stream_* series of grpc and http2 exist from start at 0):
+	// the stream-layer row has data only where it has values.
+	varStreams = "stream_protocol"
 )

@@ -6,6 +6,7 @@ func rows() []row {
 	return []row{
 		{title: "The whole path: every selected hop", panels: pathPanels()},
 		{title: "Fleet: many bp-clients, one verdict each", panels: fleetPanels()},
+		{title: "Stream layer (HTTP/2, gRPC): where the streams' writes waited, hop by hop", panels: streamPanels()},
 		{title: "Hop $bp_hop (bp binary)", repeat: varBP, panels: bpPanels()},
 		{title: "Relay $relay_hop: its own buffer", repeat: varRelay, panels: relayPanels()},
 		{title: "Load balancer $lb_hop (HAProxy's exporter)", repeat: varLB, panels: haproxyPanels()},

@@ -1,0 +1,106 @@
+package e2e
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestStreamLayerReport: bp-client over gRPC and over HTTP/2 to a real
+// bp-server that pauses its reading, two streams on one connection, one
+// read slowly (paused) and one at full speed (--streams 2 --slow-streams
+// 1). The report's stream-layer section says the stop was at the stream
+// layer: the slow stream's writes waited on its window for most of the
+// pause, the kernel saw TCP's window (nearly) never shut, since the fast
+// stream kept the socket read. Its figures are checked against
+// references outside the stream layer: the layers' blocked times add up
+// to the time the write calls themselves took (the session's clock), and
+// the client's bp_stream_* metrics are the report's figures. In the pause
+// the client's metrics show the shared socket counted once.
+func TestStreamLayerReport(t *testing.T) {
+	t.Parallel()
+	const pauseAfter, pauseFor = 500 * time.Millisecond, 2500 * time.Millisecond
+	for _, tc := range []struct{ protocol, scheme, path string }{
+		{"grpc", "grpc://", ""},
+		{"http2", "h2c://", "/h2"},
+	} {
+		t.Run(tc.protocol, func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t, "--pause-after", pauseAfter.String(), "--pause-for", pauseFor.String())
+			addr := srv.HTTPAddr
+			if tc.protocol == "grpc" {
+				addr = srv.GRPCAddr
+			}
+			c := startClient(t, "--target", tc.scheme+addr+tc.path, "--streams", "2", "--slow-streams", "1",
+				"--duration", "3500ms", "--payload-size", "16KiB", "--rate", "1000")
+			// In the pause: two streams on one socket, which the sampler
+			// reads once; one of the two streams' windows shut.
+			time.Sleep(pauseAfter + pauseFor/2 - 200*time.Millisecond) // from the client's start, less its own start
+			mid := scrape(t, c.MetricsURL)
+			for name, want := range map[string]float64{"bp_connections": 2, "bp_socket_sampled_connections": 1,
+				"bp_stream_sampled_streams": 2, "bp_stream_window_closed_streams": 1} {
+				if got := mid.Value(t, name, "protocol", tc.protocol); got != want {
+					t.Errorf("in the pause: %s{protocol=%q} = %v, want %v", name, tc.protocol, got, want)
+				}
+			}
+			c.WaitLinger(t, time.Minute)
+			m := scrape(t, c.MetricsURL)
+			sum := parseReport(t, c.Proc) // printed before it lingers
+			defer func() {
+				if _, code := c.Finish(t, 10*time.Second); code != 0 {
+					t.Errorf("bp-client exit %d; stderr:\n%s", code, lastLines(c.Stderr(), 10))
+				}
+			}()
+			if !sum.Completed {
+				t.Fatalf("bp-client's run did not complete: %s; stderr:\n%s", sum.Error, lastLines(c.Stderr(), 10))
+			}
+			l := sum.StreamLayer
+			if l == nil {
+				t.Fatalf("no stream_layer in the report: %+v", sum)
+			}
+			t.Logf("stream layer: %+v; report blocked %.3f s", *l, sum.BlockedSeconds)
+			if sum.Connections != 1 || sum.Streams != 2 || l.Streams != 2 || l.Connections != 1 {
+				t.Errorf("report: %d connection(s), %d streams; stream layer %d streams on %d connection(s); want 2 streams on 1", sum.Connections, sum.Streams, l.Streams, l.Connections)
+			}
+			if l.Stop != "stream" || !strings.Contains(l.Summary, ": the stop was at the stream layer") {
+				t.Errorf("stop %q: %q; want the stream layer", l.Stop, l.Summary)
+			}
+			if l.BlockedStreamWindowSeconds < pauseFor.Seconds()/2 || l.StreamWindowClosedAtSeconds == nil {
+				t.Errorf("writes waited %.2f s on the stream window, closed at %v: want most of the %s pause, and when", l.BlockedStreamWindowSeconds, l.StreamWindowClosedAtSeconds, pauseFor)
+			} else if at := *l.StreamWindowClosedAtSeconds; at < pauseAfter.Seconds()-0.2 || at > pauseAfter.Seconds()+1 {
+				t.Errorf("the stream window first closed at %.2f s, want soon after the pause began at %s", at, pauseAfter)
+			}
+			if l.TCPWindowZeroSeconds == nil || *l.TCPWindowZeroSeconds > pauseFor.Seconds()/4 {
+				t.Errorf("TCP's window zero for %v s: want it (nearly) never shut, the fast stream reading on", l.TCPWindowZeroSeconds)
+			}
+			if l.SendStreamWindowLowestBytes == nil || *l.SendStreamWindowLowestBytes != 0 || l.WindowUpdatesReceived == 0 {
+				t.Errorf("lowest send stream window %v, %d WINDOW_UPDATEs received: want 0 and some", l.SendStreamWindowLowestBytes, l.WindowUpdatesReceived)
+			}
+			// The layers split the write calls' waits: their sum is the
+			// blocked time the session measured around each call.
+			layers := l.BlockedStreamWindowSeconds + l.BlockedConnectionWindowSeconds + l.BlockedTCPSeconds
+			if layers < 0.8*sum.BlockedSeconds || layers > 1.1*sum.BlockedSeconds+0.05 {
+				t.Errorf("blocked by layer %.3f s in all, the write calls' own clock %.3f s: want them to agree", layers, sum.BlockedSeconds)
+			}
+			// The metrics are the report's figures (one round: both count
+			// from the start).
+			for layer, want := range map[string]float64{"stream": l.BlockedStreamWindowSeconds, "connection": l.BlockedConnectionWindowSeconds, "tcp": l.BlockedTCPSeconds} {
+				if got := m.Value(t, "bp_stream_blocked_seconds_total", "protocol", tc.protocol, "layer", layer); math.Abs(got-want) > 1e-6 {
+					t.Errorf("bp_stream_blocked_seconds_total{layer=%q} = %v, the report says %v", layer, got, want)
+				}
+			}
+			if got := m.Value(t, "bp_stream_window_updates_total", "protocol", tc.protocol, "direction", "received"); got != float64(l.WindowUpdatesReceived) {
+				t.Errorf("bp_stream_window_updates_total{received} = %v, the report says %d", got, l.WindowUpdatesReceived)
+			}
+			// The gauges leave with the streams at the sampler's next pass.
+			eventually(t, 2*time.Second, func() string {
+				if got := scrape(t, c.MetricsURL).Value(t, "bp_stream_sampled_streams", "protocol", tc.protocol); got != 0 {
+					return fmt.Sprintf("bp_stream_sampled_streams = %v after the run, want 0 (every stream closed)", got)
+				}
+				return ""
+			})
+		})
+	}
+}
