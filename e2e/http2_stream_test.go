@@ -45,7 +45,10 @@ func TestHTTP2PausedStream(t *testing.T) {
 			t.Fatal(err)
 		}
 		conns[k] = c
-		plan := flow.Plan{Initiator: true, Write: &flow.WritePlan{Payload: make([]byte, hello.PayloadSize), Duration: hello.Duration()}}
+		// The fast stream at 16 MB/s, not as fast as loopback allows: a
+		// busy machine's server reader would fall behind that and shut
+		// TCP's window for moments, which is not what this test is about.
+		plan := flow.Plan{Initiator: true, Write: &flow.WritePlan{Payload: make([]byte, hello.PayloadSize), Duration: hello.Duration(), Rate: 1000}}
 		sessions[k] = flow.NewSession(c, plan, flow.Nop{})
 		go func() { _, err := sessions[k].Run(ctx); done <- err }()
 	}
@@ -81,8 +84,8 @@ func TestHTTP2PausedStream(t *testing.T) {
 	if slowAfter != slowBefore {
 		t.Errorf("the paused server acknowledged %d bytes of the slow stream in the second", slowAfter-slowBefore)
 	}
-	if fastAfter-fastBefore < 10<<20 {
-		t.Errorf("the fast stream moved %d bytes in the second: want it going on (more than 10 MiB)", fastAfter-fastBefore)
+	if fastAfter-fastBefore < 8<<20 {
+		t.Errorf("the fast stream moved %d bytes in the second: want it going on at its 16 MB/s", fastAfter-fastBefore)
 	}
 	if peerMin == 0 {
 		t.Errorf("TCP's peer window was seen at zero: the stop should be at the stream layer only")
@@ -91,6 +94,9 @@ func TestHTTP2PausedStream(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Errorf("session: %v", err)
 		}
+	}
+	for _, c := range conns {
+		c.Close() // as bp-client does after a run: the server reads the stream's end
 	}
 	var acked int64
 	for _, s := range sessions {
