@@ -233,4 +233,3 @@ func TestHTTP2Hostile(t *testing.T) {
 		t.Errorf("the bystander run beside the hostile peers: exit %d, %+v", code, sum)
 	}
 }
-
