@@ -35,12 +35,15 @@ type h2Tap struct {
 }
 
 // The flood budgets: a burst, then a rate per second. WINDOW_UPDATEs also
-// earn two per DATA frame the server sent (a reader returns the window of
-// each, on its stream and the connection).
+// earn tokens for each DATA frame the server sent: a reader returns the
+// window of each on its stream and the connection, maybe in pieces (HAProxy
+// acks what each buffer took of a frame), so four per frame and one per
+// KiB in it. A flood of updates with no data behind them runs out.
 const (
 	settingsBurst, settingsRate = 100, 10
 	pingBurst, pingRate         = 100, 10
 	updateBurst, updateRate     = 1000, 100
+	updatesPerData, updateBytes = 4, 1024
 )
 
 func newH2Tap(c net.Conn, m *h2Metrics, warn func(string, string, ...any), sawPreface bool) *h2Tap {
@@ -101,7 +104,7 @@ func (t *h2Tap) Write(p []byte) (int, error) {
 	t.out.walk(p[:n], func(h http2.FrameHeader) {
 		t.m.sent(h.Type)
 		if h.Type == http2.FrameData {
-			t.updates.earn(2)
+			t.updates.earn(updatesPerData + float64(h.Length)/updateBytes)
 		}
 	})
 	return n, err
