@@ -289,11 +289,24 @@ func (s *h2Stream) CloseWrite() error {
 	return s.writeData(nil, true)
 }
 
+// h2CloseLinger bounds how long Close waits for the response to end after
+// the request's end.
+const h2CloseLinger = time.Second
+
 // Close ends the stream: the request body ends (the server reads its end
-// as TCP's FIN), and a response still running is reset (CANCEL), as a
-// closed socket would be.
+// as TCP's FIN), what the server still sends is read and dropped until
+// its response ends (at most h2CloseLinger: through a proxy, a reset
+// would overtake the end and cut the server's run short), and a response
+// still running then is reset (CANCEL), as a closed socket would be.
 func (s *h2Stream) Close() error {
 	s.CloseWrite()
+	s.SetReadDeadline(time.Now().Add(h2CloseLinger))
+	buf := make([]byte, 16<<10)
+	for {
+		if _, err := s.Read(buf); err != nil {
+			break
+		}
+	}
 	s.m.mu.Lock()
 	running := !s.endRecv && s.err == nil && s.m.err == nil
 	s.m.mu.Unlock()
