@@ -170,6 +170,14 @@ func TestHTTP2Hostile(t *testing.T) {
 		r.open(3, "h2-beside-reset")
 		r.payload(1, 100000)
 		r.payload(3, 100000)
+		eventually(t, 10*time.Second, func() string { // reset a run, not a hello
+			for _, l := range srv.Logs("connection opened") {
+				if l["run"] == "h2-reset" {
+					return ""
+				}
+			}
+			return "run h2-reset not opened"
+		})
 		if err := r.fr.WriteRSTStream(1, http2.ErrCodeCancel); err != nil {
 			t.Fatal(err)
 		}
