@@ -22,7 +22,7 @@ const CaddyInstallHint = "install with: GOBIN=/usr/local/bin go install github.c
 // its addresses given through the environment, and its data and config
 // directories inside the run's directory so that it touches nothing of the
 // user's.
-func caddyHop(file string) func(context.Context, *run, serverAddrs) (string, *hop, error) {
+func caddyHop(file, scheme string) func(context.Context, *run, serverAddrs) (string, *hop, error) {
 	return func(ctx context.Context, r *run, srv serverAddrs) (string, *hop, error) {
 		listen, err := r.listenAddr("caddy")
 		if err != nil {
@@ -46,10 +46,14 @@ func caddyHop(file string) func(context.Context, *run, serverAddrs) (string, *ho
 		h := &hop{name: "caddy", proc: p, metricsURL: "http://" + admin + "/metrics", accessLog: accessLog,
 			bufferMax:  32 << 10,
 			bufferNote: "not measured: Caddy counts no bytes of an upgraded connection; at most stream_buffer_size (32 KiB) per direction"}
+		if scheme == "h2c" {
+			h.bufferMax = 1<<20 + 32<<10
+			h.bufferNote = "not measured: Go's HTTP/2 server under Caddy holds up to its stream window (1 MiB) unread per stream, and the proxy's copy 32 KiB"
+		}
 		if err := waitHTTP(ctx, p, h.metricsURL, 15*time.Second); err != nil {
 			return "", h, err
 		}
-		return target("ws", listen), h, r.startSockets(ctx, h, listen, srv.http)
+		return target(scheme, listen), h, r.startSockets(ctx, h, listen, srv.http)
 	}
 }
 
