@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -138,5 +139,52 @@ func TestHTTP2SlowStreams(t *testing.T) {
 	}
 	if read, _, _, _ := serverTotals(srv, sum.RunID); read != sum.BytesWritten || sum.BytesAcked != sum.BytesWritten {
 		t.Errorf("server read %d, client wrote %d (acked %d)", read, sum.BytesWritten, sum.BytesAcked)
+	}
+}
+
+// TestHTTP2OneSlowAmongEight: eight streams on one connection, each paced
+// at 8 MB/s, against a server reading at 1 MiB/s: with one of them read
+// slowly (--slow-streams 1), the seven fast ones move within 20% of what
+// they move when none is slow (--slow-streams 0), since bp-server's
+// connection window is larger than its stream windows together. The
+// paced writers keep the runs well below what the machine can do, so the
+// two runs compare side by side on a busy machine; a hop that tied the
+// streams together would bring the fast ones down to the slow one's pace.
+func TestHTTP2OneSlowAmongEight(t *testing.T) {
+	srv := startServer(t, "--read-rate", "1MiB")
+	fastBytes := func(slow string) (perStream float64) {
+		sum, code, stderr := runClient(t, "--target", "h2c://"+srv.HTTPAddr+"/h2", "--duration", "2s",
+			"--streams", "8", "--slow-streams", slow, "--payload-size", "16KiB", "--rate", "500")
+		if code != 0 || !sum.Completed {
+			t.Fatalf("client exit %d, report %+v\nstderr:\n%s", code, sum, lastLines(stderr, 20))
+		}
+		var reads []float64
+		eventually(t, 15*time.Second, func() string {
+			reads = reads[:0]
+			for _, l := range append(srv.Logs("connection closed"), srv.Logs("connection failed")...) {
+				if l["run"] == sum.RunID {
+					n, _ := l["read_bytes"].(float64)
+					reads = append(reads, n)
+				}
+			}
+			if len(reads) != 8 {
+				return fmt.Sprintf("%d streams of run %s logged, want 8", len(reads), sum.RunID)
+			}
+			return ""
+		})
+		slices.Sort(reads)
+		if slow == "1" {
+			reads = reads[1:] // the slowest is the slow one
+		}
+		var total float64
+		for _, n := range reads {
+			total += n
+		}
+		return total / float64(len(reads))
+	}
+	none, one := fastBytes("0"), fastBytes("1")
+	t.Logf("a fast stream moved %.0f bytes with no slow stream beside it, %.0f with one (%.0f%%)", none, one, 100*one/none)
+	if one < 0.8*none {
+		t.Errorf("with one slow stream the fast ones moved %.0f bytes each, %.0f without: more than 20%% less", one, none)
 	}
 }
