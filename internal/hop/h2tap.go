@@ -21,7 +21,7 @@ import (
 // for ever, and says nothing the hop could count.
 type h2Tap struct {
 	net.Conn
-	m    *h2Metrics
+	m    *H2Metrics
 	warn func(reason, msg string, args ...any)
 
 	in       frameWalker // the peer's frames
@@ -46,7 +46,7 @@ const (
 	updatesPerData, updateBytes = 4, 1024
 )
 
-func newH2Tap(c net.Conn, m *h2Metrics, warn func(string, string, ...any), sawPreface bool) *h2Tap {
+func newH2Tap(c net.Conn, m *H2Metrics, warn func(string, string, ...any), sawPreface bool) *h2Tap {
 	now := time.Now()
 	t := &h2Tap{Conn: c, m: m, warn: warn}
 	t.settings.init(settingsBurst, settingsRate, now)
