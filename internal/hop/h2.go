@@ -145,6 +145,8 @@ type H2Metrics struct {
 	errors  *prometheus.CounterVec
 }
 
+// NewH2Metrics registers the HTTP/2 metrics on reg, every frame type and
+// flood reason present from the start.
 func NewH2Metrics(reg prometheus.Registerer) *H2Metrics {
 	in := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bp_http2_frames_received_total",
 		Help: "HTTP/2 frames the server received, by type (the server's own view of its peers' SETTINGS, WINDOW_UPDATE, RST_STREAM, GOAWAY...)."}, []string{"type"})
