@@ -241,3 +241,69 @@ func TestH2DownloadWindow(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestH2GoAwayAndStreamLimit: the server's SETTINGS_MAX_CONCURRENT_STREAMS
+// holds a second stream until the first ends; its GOAWAY (a graceful
+// shutdown) lets the open stream finish and refuses new ones, naming it.
+func TestH2GoAwayAndStreamLimit(t *testing.T) {
+	release := make(chan struct{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	protos := new(http.Protocols)
+	protos.SetUnencryptedHTTP2(true)
+	srv := &http.Server{Protocols: protos, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 1},
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusOK)
+			http.NewResponseController(w).Flush()
+			<-release
+			io.WriteString(w, "bye")
+		})}
+	go srv.Serve(ln)
+	defer srv.Close()
+	target, _ := ParseTarget("h2c://" + ln.Addr().String() + "/h2")
+	mux, err := DialMux(context.Background(), target, SocketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mux.Close()
+	first, err := mux.OpenStream(context.Background(), Hello{Direction: Down})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := first.(*h2Conn).tcpConn.conn
+	h := raw.(*h2Stream)
+	waitFor(t, "the response headers (so the server's SETTINGS came first)", func() bool {
+		h.m.mu.Lock()
+		defer h.m.mu.Unlock()
+		return h.status != ""
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if _, err := mux.OpenStream(ctx, Hello{Direction: Down, Stream: 1}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a second stream beyond the server's limit of 1: %v, want it held until the deadline", err)
+	}
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(context.Background()) }()
+	waitFor(t, "the GOAWAY", func() bool {
+		h.m.mu.Lock()
+		defer h.m.mu.Unlock()
+		return h.m.goAway != nil
+	})
+	if _, err := mux.OpenStream(context.Background(), Hello{Direction: Down, Stream: 2}); !errors.Is(err, ErrGoAway) {
+		t.Errorf("a stream after the GOAWAY: %v, want ErrGoAway", err)
+	}
+	close(release)
+	b, err := io.ReadAll(readerFunc(raw.Read))
+	if err != nil || string(b) != "bye" {
+		t.Errorf("the open stream after the GOAWAY read %q, %v; want the rest of its response", b, err)
+	}
+	if err := <-shut; err != nil {
+		t.Errorf("shutdown: %v", err)
+	}
+}
+
+type readerFunc func([]byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
