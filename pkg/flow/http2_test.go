@@ -23,9 +23,17 @@ const (
 	h2TestConnWindow = 4 << 20
 )
 
-// startH2Server serves handler over h2c on loopback and returns the h2c://
-// target.
+// startH2Server serves handler over h2c on loopback with the test's
+// windows and returns the h2c:// target.
 func startH2Server(t *testing.T, handler http.HandlerFunc) Target {
+	t.Helper()
+	_, target := newH2Server(t, handler, &http.HTTP2Config{MaxReceiveBufferPerStream: h2TestWindow, MaxReceiveBufferPerConnection: h2TestConnWindow})
+	return target
+}
+
+// newH2Server serves handler over h2c on loopback with cfg until the test
+// ends, and returns the server and its h2c:// target.
+func newH2Server(t *testing.T, handler http.HandlerFunc, cfg *http.HTTP2Config) (*http.Server, Target) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -33,15 +41,30 @@ func startH2Server(t *testing.T, handler http.HandlerFunc) Target {
 	}
 	protos := new(http.Protocols)
 	protos.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Handler: handler, Protocols: protos,
-		HTTP2: &http.HTTP2Config{MaxReceiveBufferPerStream: h2TestWindow, MaxReceiveBufferPerConnection: h2TestConnWindow}}
+	srv := &http.Server{Handler: handler, Protocols: protos, HTTP2: cfg}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	target, err := ParseTarget("h2c://" + ln.Addr().String() + "/h2")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return target
+	return srv, target
+}
+
+// openH2 dials target and opens a stream with hello; the connection is
+// closed at the test's end.
+func openH2(t *testing.T, target Target, hello Hello) (Mux, Conn) {
+	t.Helper()
+	mux, err := DialMux(context.Background(), target, SocketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mux.Close() })
+	c, err := mux.OpenStream(context.Background(), hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mux, c
 }
 
 // waitFor polls cond for at most 5 s.
@@ -76,15 +99,7 @@ func TestH2UploadStreamWindow(t *testing.T) {
 		n, _ := io.Copy(io.Discard, br)
 		slowRead <- n
 	})
-	mux, err := DialMux(context.Background(), target, SocketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mux.Close()
-	slow, err := mux.OpenStream(context.Background(), Hello{Direction: Up})
-	if err != nil {
-		t.Fatal(err)
-	}
+	mux, slow := openH2(t, target, Hello{Direction: Up})
 	sc := slow.(StreamConn)
 	payload := make([]byte, 16<<10)
 	written := make(chan int64, 1)
@@ -202,15 +217,7 @@ func TestH2DownloadWindow(t *testing.T) {
 		}
 		wrote <- n
 	})
-	mux, err := DialMux(context.Background(), target, SocketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mux.Close()
-	c, err := mux.OpenStream(context.Background(), Hello{Direction: Down})
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, c := openH2(t, target, Hello{Direction: Down})
 	sc := c.(StreamConn)
 	waitFor(t, "the receive window to shut", func() bool { return sc.StreamLayer().RecvStreamWindow == 0 })
 	h := c.(*h2Conn).tcpConn.conn.(*h2Stream)
@@ -247,31 +254,13 @@ func TestH2DownloadWindow(t *testing.T) {
 // shutdown) lets the open stream finish and refuses new ones, naming it.
 func TestH2GoAwayAndStreamLimit(t *testing.T) {
 	release := make(chan struct{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	protos := new(http.Protocols)
-	protos.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Protocols: protos, HTTP2: &http.HTTP2Config{MaxConcurrentStreams: 1},
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			w.WriteHeader(http.StatusOK)
-			http.NewResponseController(w).Flush()
-			<-release
-			io.WriteString(w, "bye")
-		})}
-	go srv.Serve(ln)
-	defer srv.Close()
-	target, _ := ParseTarget("h2c://" + ln.Addr().String() + "/h2")
-	mux, err := DialMux(context.Background(), target, SocketOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mux.Close()
-	first, err := mux.OpenStream(context.Background(), Hello{Direction: Down})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, target := newH2Server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		<-release
+		io.WriteString(w, "bye")
+	}, &http.HTTP2Config{MaxConcurrentStreams: 1})
+	mux, first := openH2(t, target, Hello{Direction: Down})
 	raw := first.(*h2Conn).tcpConn.conn
 	h := raw.(*h2Stream)
 	waitFor(t, "the response headers (so the server's SETTINGS came first)", func() bool {
