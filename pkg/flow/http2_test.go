@@ -117,7 +117,9 @@ func TestH2UploadStreamWindow(t *testing.T) {
 	waitFor(t, "the stream window to shut", func() bool { return sc.StreamLayer().SendStreamWindow == 0 })
 	time.Sleep(50 * time.Millisecond)
 	st := sc.StreamLayer()
-	if st.BlockedStream < 40*time.Millisecond || st.BlockedConn != 0 || st.StreamClosedAt.IsZero() {
+	// The first writes may wait a moment on the connection's window, before
+	// the server's first WINDOW_UPDATE widens it from 64 KiB.
+	if st.BlockedStream < 40*time.Millisecond || st.BlockedConn > 20*time.Millisecond || st.StreamClosedAt.IsZero() {
 		t.Errorf("blocked stream %v conn %v, closed at %v: want the stream window's wait only", st.BlockedStream, st.BlockedConn, st.StreamClosedAt)
 	}
 	if st.SendConnWindow <= 0 || st.Source != "frames" {
