@@ -85,6 +85,12 @@ func enableHTTP2(srv *http.Server, m *H2Metrics, warn func(string, string, ...an
 		IdleTimeout:                  srv.IdleTimeout,
 		CountError:                   func(errType string) { m.errors.WithLabelValues(errType).Inc() },
 	}
+	// ConfigureServer ties h2s to srv's Shutdown (a GOAWAY to every
+	// connection, then each closes when its streams are done); its
+	// TLSNextProto entries are replaced below by the tapped ones.
+	if err := http2.ConfigureServer(srv, h2s); err != nil {
+		panic(err) // only for a TLSConfig with bad cipher suites: srv has none
+	}
 	protos := new(http.Protocols)
 	protos.SetHTTP1(true)
 	protos.SetHTTP2(true)
