@@ -32,6 +32,7 @@ type h2Tap struct {
 	updates  budget
 	lastID   uint32 // the highest stream id the peer opened
 	flooded  error
+	wrote    error // set with wmu once the GOAWAY went out: the server writes no more
 }
 
 // The flood budgets: a burst, then a rate per second. WINDOW_UPDATEs also
@@ -100,6 +101,9 @@ func (t *h2Tap) received(h http2.FrameHeader) {
 func (t *h2Tap) Write(p []byte) (int, error) {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
+	if t.wrote != nil {
+		return 0, t.wrote
+	}
 	n, err := t.Conn.Write(p)
 	t.out.walk(p[:n], func(h http2.FrameHeader) {
 		t.m.sent(h.Type)
@@ -110,18 +114,30 @@ func (t *h2Tap) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// goAway tells the flooding peer why (when the server is not in the middle
-// of a frame, and not blocked writing one) and closes the socket.
+// goAwayWait bounds how long goAway waits for the server's writer to be
+// between frames: a flood keeps it busy writing answers.
+const goAwayWait = 250 * time.Millisecond
+
+// goAway tells the flooding peer why, once the server's writer is between
+// two frames (at most goAwayWait), lets the server write nothing more, and
+// closes the socket.
 func (t *h2Tap) goAway() {
-	if t.wmu.TryLock() {
-		if !t.out.midFrame() {
-			var b bytes.Buffer
-			fr := http2.NewFramer(&b, nil)
-			fr.WriteGoAway(t.lastID, http2.ErrCodeEnhanceYourCalm, []byte(t.flooded.Error()))
-			t.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-			t.Conn.Write(b.Bytes())
+	for deadline := time.Now().Add(goAwayWait); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if !t.wmu.TryLock() {
+			continue
 		}
+		if t.out.midFrame() {
+			t.wmu.Unlock()
+			continue
+		}
+		var b bytes.Buffer
+		fr := http2.NewFramer(&b, nil)
+		fr.WriteGoAway(t.lastID, http2.ErrCodeEnhanceYourCalm, []byte(t.flooded.Error()))
+		t.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		t.Conn.Write(b.Bytes())
+		t.wrote = t.flooded // nothing after the GOAWAY
 		t.wmu.Unlock()
+		break
 	}
 	t.Conn.Close()
 }
