@@ -4,7 +4,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/go-backpressure/go-backpressure/pkg/config.Version=$(VERSION)
 BINS    := bp-server bp-client $(if $(wildcard cmd/bp-relay),bp-relay) $(if $(wildcard cmd/bp-sockets),bp-sockets)
 
-.PHONY: all build demo lab lab-all lab-observe test lint fuzz bench bench-smoke soak dashboard clean
+.PHONY: all build demo lab lab-all lab-observe test lint fuzz bench bench-smoke soak dashboard proto clean
 
 all: build
 
@@ -29,6 +29,7 @@ lab-all:
 	@$(GO) run ./scripts/lab $(LAB_FLAGS) -all
 
 ## lab-observe: docker-compose's topology natively (client, relay, HAProxy, server) with Prometheus, until Ctrl-C
+## (OBSERVE_FLAGS=-hosts: each on a host of its own with shaped links, as root)
 lab-observe: build
 	@$(GO) run ./scripts/lab-observe $(OBSERVE_FLAGS)
 
@@ -57,10 +58,20 @@ fuzz:
 dashboard:
 	$(GO) run ./scripts/dashboard -o deploy/grafana/dashboards/go-backpressure.json
 
+## proto: regenerate the gRPC service's Go code from proto/ (protoc from Debian's
+## protobuf-compiler, protoc-gen-go and protoc-gen-go-grpc at the versions
+## scripts/install-test-deps pins); a test fails when the committed code differs
+PROTO_PATH := $(PATH):$(shell $(GO) env GOPATH)/bin
+proto:
+	PATH="$(PROTO_PATH)" protoc -I proto --go_out=paths=source_relative:proto \
+		--go-grpc_out=paths=source_relative:proto proto/backpressure/v1/backpressure.proto
+
 ## bench: whole-system throughput against iperf3, HAProxy and socat on loopback,
-## several rounds, then a table of ratios (BENCH_FLAGS="-rounds 9 -v"); not part of test
+## several rounds, then a table of ratios (BENCH_FLAGS="-rounds 9 -v"); then the lab's
+## delay line at 1 Gbit/s (root and iperf3, else it skips); not part of test
 bench:
 	@$(GO) run ./scripts/bench $(BENCH_FLAGS)
+	@$(GO) test -run - -bench DelayLine -benchtime 1x ./internal/netlab/
 
 ## bench-smoke: one very short round of make bench, to check it still works
 bench-smoke:

@@ -76,7 +76,7 @@ func TestBadSettings(t *testing.T) {
 			// The server's listeners are made harmless should it ever start.
 			args := tc.args
 			if tc.bin == "bp-server" {
-				args = append([]string{"--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0"}, args...)
+				args = append([]string{"--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--grpc-addr", ""}, args...)
 			} else {
 				args = append([]string{"--metrics-addr", "", "--target", "tcp://127.0.0.1:1"}, args...)
 			}
@@ -160,7 +160,7 @@ func TestPORT(t *testing.T) {
 		t.Parallel()
 		port := freePort(t)
 		p := startProc(t, "bp-server", []string{fmt.Sprintf("PORT=%d", port), "BP_HTTP_ADDR=127.0.0.1:0"},
-			"--tcp-addr", "", "--log-format", "json")
+			"--tcp-addr", "", "--grpc-addr", "", "--log-format", "json")
 		l := p.WaitLog(t, "bp-server listening", 20*time.Second)
 		if addr, _ := l["http"].(string); !strings.HasSuffix(addr, fmt.Sprintf(":%d", port)) {
 			t.Errorf("http listener %q, want port %d from PORT (over BP_HTTP_ADDR)", addr, port)

@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"strconv"
 	"testing"
 	"time"
@@ -134,5 +136,62 @@ func TestFDLimitWarning(t *testing.T) {
 	small.WaitLog(t, "file descriptor limit", 5*time.Second)
 	if n := len(small.Logs(warning)); n != 0 {
 		t.Errorf("limits that fit warned about: %v", small.Logs(warning))
+	}
+}
+
+// TestFDLimitDefaultFits: a bp-server whose file descriptors are few
+// (prlimit --nofile 300, before it starts) and whose --max-connections is
+// left at its default lowers it to what fits: (300 - 10 HTTP connections -
+// 64 of margin) / 2 listeners = 113 a listener, logged, with no warning.
+// The server then refuses the 114th raw TCP connection, as its own
+// count of refusals says, while the 113 before it are held.
+func TestFDLimitDefaultFits(t *testing.T) {
+	t.Parallel()
+	prlimit, err := exec.LookPath("prlimit")
+	if err != nil {
+		t.Skip("prlimit not installed (apt-get install util-linux)")
+	}
+	const fit = 113
+	args := []string{"--nofile=300:300", "--", binary("bp-server"), "--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0",
+		"--log-format", "json", "--max-http-connections", "10", "--hello-timeout", "30s", "--sample-interval", "0"}
+	p := startCmd(t, "bp-server", exec.Command(prlimit, args...), nil)
+	l := p.WaitLog(t, "bp-server listening", 20*time.Second)
+	lowered := p.WaitLog(t, "--max-connections (not set) lowered from its default to what the file descriptor limit fits", time.Second)
+	if lowered["max_connections"] != float64(fit) || lowered["default"] != float64(20000) || l["max_connections"] != float64(fit) {
+		t.Errorf("lowered %v, listening with %v; want max_connections %d from the default 20000", lowered, l["max_connections"], fit)
+	}
+	if w := p.Logs("connection limits exceed the file descriptor limit: accept fails and is retried before --max-connections refuses anyone; lower --max-connections or raise ulimit -n"); len(w) != 0 {
+		t.Errorf("a default fitted to the limit still warned: %v", w)
+	}
+	tcpAddr, _ := l["tcp"].(string)
+	var peers []net.Conn
+	defer func() {
+		for _, c := range peers {
+			c.Close()
+		}
+	}()
+	for range fit + 1 {
+		c, err := net.DialTimeout("tcp", tcpAddr, 2*time.Second)
+		if err != nil {
+			t.Fatalf("dial %d: %v", len(peers)+1, err)
+		}
+		peers = append(peers, c)
+	}
+	metricsURL := "http://" + l["http"].(string) + "/metrics"
+	eventually(t, 10*time.Second, func() string {
+		if refused := scrape(t, metricsURL).Value(t, "bp_connections_rejected_total", "protocol", "tcp", "reason", "limit"); refused != 1 {
+			return fmt.Sprintf("%d connections made, %v refused for the limit; want 1", len(peers), refused)
+		}
+		return ""
+	})
+	// The kernel's view: the last one is closed by the server, the first held.
+	last, first := peers[fit], peers[0]
+	last.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := last.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("connection %d: read %v, want it closed by the server", fit+1, err)
+	}
+	first.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if _, err := first.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("connection 1: read %v, want it held open (no data, no close)", err)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/report"
 	"github.com/go-backpressure/go-backpressure/pkg/verdict"
 )
@@ -82,22 +83,42 @@ func TestFleetOneMachine(t *testing.T) {
 	} else {
 		t.Log("prometheus not installed (apt-get install prometheus): fleet queries not checked")
 	}
+	paused := pauseInPipe(t, srv, clients, startAt)
 	for _, c := range clients {
 		c.WaitLinger(t, 40*time.Second)
 	}
 	if prom != "" {
 		checkFleetQueries(t, prom, append(slices.Clone(fleetQueries), dashboardFleetQueries(t)...))
 	}
-	checkFleetMerge(t, srv, clients)
+	checkFleetMerge(t, srv, clients, paused)
+}
+
+// pauseInPipe is what the fleet had in the pipe in the middle of the
+// server's pause (from 1 s to 4 s into the run): every client's written
+// bytes less what the server read, from the two ends' own counts, one
+// scrape each while nothing moves. -1 when the pause was over before the
+// test could look (a slow Prometheus start).
+func pauseInPipe(t *testing.T, srv *Server, clients []*Client, startAt time.Time) int64 {
+	t.Helper()
+	if time.Until(startAt.Add(3500*time.Millisecond)) <= 0 {
+		t.Log("the server's pause was over before it could be scraped: the fleet peak not checked against it")
+		return -1
+	}
+	time.Sleep(time.Until(startAt.Add(2500 * time.Millisecond)))
+	var written float64
+	for _, c := range clients {
+		written += scrape(t, c.MetricsURL).Sum("bp_bytes_written_total")
+	}
+	return int64(written - scrape(t, srv.MetricsURL()).Sum("bp_bytes_read_total"))
 }
 
 // checkFleetMerge: each instance's share and report, and the merge's
 // totals against the sum of the instances and the server's count.
-func checkFleetMerge(t *testing.T, srv *Server, clients []*Client) {
+func checkFleetMerge(t *testing.T, srv *Server, clients []*Client, paused int64) {
 	t.Helper()
 	dir := t.TempDir()
 	var files []string
-	var sumWritten, sumAcked int64
+	var sumWritten, sumAcked, sumPeaks, mostPeak int64
 	wantConns := []int{3, 3, 2, 2}
 	for i, c := range clients {
 		s, code := c.Finish(t, 30*time.Second)
@@ -109,6 +130,8 @@ func checkFleetMerge(t *testing.T, srv *Server, clients []*Client) {
 		}
 		sumWritten += s.BytesWritten
 		sumAcked += s.BytesAcked
+		sumPeaks += s.PeakBytesInPipe
+		mostPeak = max(mostPeak, s.PeakBytesInPipe)
 		path := filepath.Join(dir, fmt.Sprintf("instance-%d.json", i))
 		// As kubectl logs gives it: the logs around the report.
 		if err := os.WriteFile(path, []byte(c.Stderr()+c.Stdout()), 0o644); err != nil {
@@ -146,13 +169,43 @@ func checkFleetMerge(t *testing.T, srv *Server, clients []*Client) {
 	} else if last := fs.Timeline.Points[len(fs.Timeline.Points)-1]; last.BytesWritten != fs.BytesWritten || last.BytesAcked != fs.BytesAcked {
 		t.Errorf("the fleet timeline ends at %d written, %d acked; the fleet's totals %d, %d", last.BytesWritten, last.BytesAcked, fs.BytesWritten, fs.BytesAcked)
 	}
+	checkFleetPeak(t, fs, sumPeaks, mostPeak, paused)
 	if b, err := os.ReadFile(page); err != nil || !strings.Contains(string(b), "instances blocked") {
 		t.Errorf("merge --report-html: %v (%d bytes)", err, len(b))
 	}
 	text, err := exec.Command(binary("bp-client"), append([]string{"merge"}, files...)...).Output()
-	if err != nil || !strings.Contains(string(text), fmt.Sprintf("%d of %d instances blocked", len(clients), len(clients))) {
+	if err != nil || !strings.Contains(string(text), fmt.Sprintf("%d of %d instances blocked", len(clients), len(clients))) ||
+		!strings.Contains(string(text), "fleet peak       "+config.HumanBytes(float64(fs.PeakBytesInPipe))+" at ") {
 		t.Errorf("merged text report (%v):\n%s", err, text)
 	}
+}
+
+// checkFleetPeak: the merged peak in the pipe is the fleet's own, from the
+// instances' timelines: between the largest instance's peak and the sum
+// of their peaks (the bound it reports, which their peaks, at moments of
+// their own, need not reach together), and at least what the fleet held
+// in the server's pause by the clients' and the server's counts (paused;
+// less a payload write per connection, which a client counts when it
+// returns).
+func checkFleetPeak(t *testing.T, fs report.FleetSummary, sumPeaks, mostPeak, paused int64) {
+	t.Helper()
+	slack := int64(fs.Connections * fs.PayloadSize)
+	switch {
+	case fs.PeakInPipeSource != report.PeakFromTimeline:
+		t.Errorf("peak in the pipe from %q, want %q (the instances kept timelines)", fs.PeakInPipeSource, report.PeakFromTimeline)
+	case fs.PeakInPipeUpperBoundBytes != sumPeaks:
+		t.Errorf("upper bound %d, the instances' peaks add up to %d", fs.PeakInPipeUpperBoundBytes, sumPeaks)
+	case fs.PeakBytesInPipe < mostPeak || fs.PeakBytesInPipe > sumPeaks:
+		t.Errorf("fleet peak %d, want between the largest instance's peak %d and their sum %d", fs.PeakBytesInPipe, mostPeak, sumPeaks)
+	case paused >= 0 && fs.PeakBytesInPipe < paused-slack:
+		t.Errorf("fleet peak %d, below the %d in the pipe in the server's pause (clients' written - server's read)", fs.PeakBytesInPipe, paused)
+	}
+	at := "an instance's own peak"
+	if fs.PeakInPipeAtSeconds != nil {
+		at = fmt.Sprintf("%.1f s", *fs.PeakInPipeAtSeconds)
+	}
+	t.Logf("fleet peak in the pipe %d at %s; in the pause %d (clients' written - server's read); the instances' peaks add up to %d, the largest %d",
+		fs.PeakBytesInPipe, at, paused, sumPeaks, mostPeak)
 }
 
 // startFleetPrometheus runs Debian's Prometheus scraping the clients every

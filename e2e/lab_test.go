@@ -191,11 +191,14 @@ func TestLabConfigsValid(t *testing.T) {
 		if len(files) < 1 {
 			t.Fatalf("want caddy-ws.Caddyfile in deploy/caddy, found %v", files)
 		}
+		// caddy-wss.Caddyfile loads its certificate when validated.
+		certs := newTestPKI(t, "caddy")
 		for _, f := range files {
 			dir := t.TempDir()
 			cmd := exec.Command(caddy, "validate", "--config", f, "--adapter", "caddyfile")
-			cmd.Env = testEnv(append(lab.CaddyEnv("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", filepath.Join(dir, "access.log")),
-				"XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir))
+			env := append(lab.CaddyEnv("127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3", filepath.Join(dir, "access.log")),
+				lab.CaddyTLSEnv(certs.CertFile, certs.KeyFile)...)
+			cmd.Env = testEnv(append(env, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir))
 			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "Valid configuration") {
 				t.Errorf("caddy validate --config %s: %v\n%s", f, err, out)
@@ -259,16 +262,14 @@ func TestLabByteMap(t *testing.T) {
 	client := []string{"--duration", "1500ms", "--rate", "0", "--sndbuf", "256KiB"}
 	// One profile at a time: each writes at full speed, and two at once on
 	// two cores starve each other's pollers and the stall they look for.
-	// A map taken at the stall's peak (the poller saw no still moment at
-	// the first block, twice) need not close, since bytes were moving: the
-	// lab says so, and that is counted here rather than failed, unless it
-	// happens to more than two profiles of the run.
-	unsettled := 0
-	defer func() {
-		if unsettled > 2 {
-			t.Errorf("%d profiles had no still moment at the client's first block, twice: the poller misses too often", unsettled)
-		}
-	}()
+	// Every profile's map must close. Maps that did not used to come from
+	// samplers' pages seconds old, which look still two in a row: the
+	// pacing held the next pass back nine times the last one's wall time,
+	// which bp-sockets' dump of a host with tens of thousands of sockets
+	// made long (it now asks the kernel for the hop's ports only), and so
+	// did preemption on a busy machine (the cost is now the pass's CPU
+	// time). Or from a stall's peak taken while a sampler was a pass
+	// behind (it is now taken once it holds still, as the first block is).
 	for _, p := range lab.Profiles {
 		if p.OnHosts() {
 			continue // e2e/paths_test.go, one at a time
@@ -290,11 +291,6 @@ func TestLabByteMap(t *testing.T) {
 			if m == nil {
 				t.Fatalf("no byte map; client: %+v", res.Client)
 			}
-			if m.Moment != "first_block" && !m.Closes {
-				unsettled++
-				t.Logf("%s: again no still moment at the first block; the lab said: %s", p.Name, m.ClosingLine())
-				return
-			}
 			var sum float64
 			for _, pc := range m.Pieces {
 				sum += pc.Bytes
@@ -305,9 +301,11 @@ func TestLabByteMap(t *testing.T) {
 			if sum != m.TotalBytes || m.ClosingErrorBytes != m.TotalBytes-m.InPipeBytes {
 				t.Errorf("total %.0f, pieces sum %.0f, closing error %.0f: inconsistent", m.TotalBytes, sum, m.ClosingErrorBytes)
 			}
-			// The map is taken at the client's first block, or, when the
-			// poller saw no block while the server was paused (a busy
-			// machine can starve it), at the stall's peak: either must close.
+			// The map is taken at the client's first block or, when the
+			// client never blocked (bp-relay's receive window, autotuned to
+			// tens of MB, takes all a client starved by a busy machine
+			// writes in 1.5 s), at the stall's peak; either once it holds
+			// still, so it must close.
 			if m.Moment != "first_block" && m.Moment != "stall_peak" {
 				t.Errorf("moment %q, want first_block or stall_peak", m.Moment)
 			}

@@ -120,8 +120,14 @@ func testEnv(extra []string) []string {
 // test ends; a data race reported by a -race binary fails the test.
 func startProc(t testing.TB, name string, env []string, args ...string) *Proc {
 	t.Helper()
-	p := &Proc{Name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(binary(name), args...)
+	return startCmd(t, name, exec.Command(binary(name), args...), env)
+}
+
+// startCmd is startProc of a command of the test's making (the binary
+// under prlimit, which execs it: the same pid).
+func startCmd(t testing.TB, name string, cmd *exec.Cmd, env []string) *Proc {
+	t.Helper()
+	p := &Proc{Name: name, done: make(chan struct{}), cmd: cmd}
 	p.cmd.Env = testEnv(env)
 	p.cmd.Stdout = lockedWriter{&p.mu, &p.stdout}
 	errPipe, err := p.cmd.StderrPipe()
@@ -264,10 +270,11 @@ type Server struct {
 	*Proc
 	HTTPAddr string // host:port of /ws, /metrics, /healthz
 	TCPAddr  string // host:port of the raw TCP sink ("" when off)
+	GRPCAddr string // host:port of the gRPC service ("" when off)
 }
 
 // startServer starts bp-server on loopback with JSON logs and free ports
-// (--http-addr 127.0.0.1:0 --tcp-addr 127.0.0.1:0 --log-format json; args
+// (--http-addr, --tcp-addr and --grpc-addr 127.0.0.1:0, --log-format json; args
 // come after these, so they can override them) and waits until it listens.
 func startServer(t testing.TB, args ...string) *Server {
 	t.Helper()
@@ -277,12 +284,13 @@ func startServer(t testing.TB, args ...string) *Server {
 // startServerEnv is startServer with extra environment variables.
 func startServerEnv(t testing.TB, env []string, args ...string) *Server {
 	t.Helper()
-	all := append([]string{"--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--log-format", "json"}, args...)
+	all := append([]string{"--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--log-format", "json"}, args...)
 	p := startProc(t, "bp-server", env, all...)
 	l := p.WaitLog(t, "bp-server listening", 20*time.Second)
 	s := &Server{Proc: p}
 	s.HTTPAddr, _ = l["http"].(string)
 	s.TCPAddr, _ = l["tcp"].(string)
+	s.GRPCAddr, _ = l["grpc"].(string)
 	if s.HTTPAddr == "" {
 		t.Fatalf("bp-server logged no http address: %v", l)
 	}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -13,6 +16,7 @@ import (
 	"time"
 
 	"github.com/go-backpressure/go-backpressure/internal/lab"
+	"github.com/go-backpressure/go-backpressure/internal/netlab"
 )
 
 // promSeries is one series of a Prometheus query_range answer.
@@ -71,18 +75,91 @@ func TestLabObserve(t *testing.T) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	ob, err := lab.Observe(ctx, lab.ObserveOptions{
+	ob, err := lab.Observe(ctx, observeOptions(t))
+	if err != nil {
+		t.Fatalf("lab-observe: %v", err)
+	}
+	t.Cleanup(ob.Stop)
+	checkObserved(ctx, t, ob, start)
+}
+
+// observeOptions is the observed lab with a short pause schedule: a pause
+// of 4 s after 2 s of reading, 8 s client runs 1 s apart, scraped every
+// second.
+func observeOptions(t *testing.T) lab.ObserveOptions {
+	return lab.ObserveOptions{
 		Bin: binDir, Deploy: labDeploy, Dir: t.TempDir(),
 		Server:         []string{"--pause-after", "2s", "--pause-for", "4s", "--rcvbuf", "128KiB"},
 		Relay:          []string{"--buffer", "1MiB"},
 		Client:         []string{"--loop", "--loop-pause", "1s", "--duration", "8s", "--rate", "100", "--sndbuf", "128KiB"},
 		PrometheusAddr: fmt.Sprintf("127.0.0.1:%d", freePort(t)),
 		ScrapeInterval: time.Second,
-	})
-	if err != nil {
-		t.Fatalf("lab-observe: %v", err)
 	}
-	t.Cleanup(ob.Stop)
+}
+
+// TestPathObserve: the observed lab on hosts of their own (make
+// lab-observe OBSERVE_FLAGS=-hosts), as root: the same checks as
+// TestLabObserve through Prometheus, which scrapes every host from the
+// machine's own namespace; each program listens inside its own host's
+// namespace, and the client's connection to the relay has the long link's
+// round trip (its kernel's tcpi_min_rtt within 10% of 20 ms).
+func TestPathObserve(t *testing.T) {
+	p, _ := lab.Lookup("wan-haproxy")
+	needPaths(t, p)
+	needTool(t, "prometheus", "prometheus")
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	o := observeOptions(t)
+	o.Hosts = true
+	ob, err := lab.Observe(ctx, o)
+	if err != nil {
+		t.Fatalf("lab-observe -hosts: %v", err)
+	}
+	t.Cleanup(func() {
+		ob.Stop()
+		checkGone(t, ob.Hosts)
+	})
+	if len(ob.Hosts) != 4 {
+		t.Fatalf("hosts %+v, want client, relay, haproxy, server", ob.Hosts)
+	}
+	for hop, u := range ob.Targets {
+		host := strings.TrimSuffix(hop, "/sockets")
+		addr := strings.TrimSuffix(strings.TrimPrefix(u, "http://"), "/metrics")
+		out, err := exec.Command("ip", "netns", "exec", hostNS(ob.Hosts, host), "ss", "-Htln", "src", addr).Output()
+		if err != nil || !strings.Contains(string(out), addr) {
+			t.Errorf("%s's metrics %s: not listening in host %s's namespace: %v %q", hop, addr, host, err, out)
+		}
+	}
+	checkObserved(ctx, t, ob, start)
+	relay := strings.Split(ob.Hosts[1].Interfaces[0].Address, "/")[0]
+	out, _ := exec.Command("ip", "netns", "exec", hostNS(ob.Hosts, "client"), "ss", "-tinH", "dst", relay).Output()
+	m := regexp.MustCompile(`minrtt:([0-9.]+)`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("no connection from the client to the relay: %q", out)
+	}
+	if v, _ := strconv.ParseFloat(m[1], 64); v < 18 || v > 22 {
+		t.Errorf("client to relay: min_rtt %.2f ms, want 20 ms within 10%%", v)
+	}
+	t.Logf("client to relay: min_rtt %s ms", m[1])
+}
+
+// hostNS is the namespace of the host with the name.
+func hostNS(hosts []netlab.Host, name string) string {
+	for _, h := range hosts {
+		if h.Name == name {
+			return h.Namespace
+		}
+	}
+	return ""
+}
+
+// checkObserved: through Prometheus's HTTP API, every hop's target is up,
+// the backpressure shows (the server pauses, the client's writes block,
+// bytes move through every hop), and every query of the Grafana dashboard
+// runs and returns data.
+func checkObserved(ctx context.Context, t *testing.T, ob *lab.Observatory, start time.Time) {
+	t.Helper()
 
 	// Every hop's target is up, with its hop label.
 	eventually(t, 30*time.Second, func() string {
@@ -182,4 +259,52 @@ func TestLabObserve(t *testing.T) {
 		t.Errorf("writes blocked per hop: client never blocked: %v", maxBlocked)
 	}
 	t.Logf("observed %s: blocked share max per hop %v", time.Since(start).Round(time.Second), maxBlocked)
+}
+
+// TestPathObserveCommand: the command docs/LAB.md shows, scripts/lab-observe
+// -hosts -link client-relay=100mbit,40ms, comes up with that link changed
+// and Prometheus on loopback, and Ctrl-C removes every host it made.
+func TestPathObserveCommand(t *testing.T) {
+	p, _ := lab.Lookup("wan-haproxy")
+	needPaths(t, p)
+	needTool(t, "prometheus", "prometheus")
+	bin := filepath.Join(t.TempDir(), "lab-observe")
+	build := exec.Command("go", "build", "-o", bin, "./scripts/lab-observe")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build scripts/lab-observe: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	prom := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	cmd := exec.CommandContext(ctx, bin, "-bin", binDir, "-deploy", labDeploy, "-prometheus-addr", prom,
+		"-hosts", "-link", "client-relay=100mbit,40ms")
+	logFile := filepath.Join(t.TempDir(), "out")
+	f, err := os.Create(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	cmd.Stdout, cmd.Stderr = f, f
+	output := func() string { b, _ := os.ReadFile(logFile); return string(b) }
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	prefix := netlab.Prefix + strconv.Itoa(cmd.Process.Pid) + "-"
+	eventually(t, 40*time.Second, func() string {
+		if !strings.Contains(output(), "Prometheus is up: http://"+prom) {
+			return "not up yet: " + output()
+		}
+		return ""
+	})
+	hosts, _ := ofRun(prefix)
+	cmd.Process.Signal(os.Interrupt)
+	err = cmd.Wait()
+	text := output()
+	if err != nil || !strings.Contains(text, "link client-relay=100mbit,40ms") || len(hosts) != 7 {
+		t.Errorf("exit %v; namespaces while up %v (want 4 hosts and 3 wires); output:\n%s", err, hosts, text)
+	}
+	if left, _ := ofRun(prefix); len(left) > 0 {
+		t.Errorf("left after Ctrl-C: %v", left)
+	}
 }

@@ -193,7 +193,7 @@ func startServer(t *testing.T, args ...string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	args = append([]string{"--http-addr", "127.0.0.1:0", "--tcp-addr", "", "--log-format", "json"}, args...)
+	args = append([]string{"--http-addr", "127.0.0.1:0", "--tcp-addr", "", "--grpc-addr", "", "--log-format", "json"}, args...)
 	p := startProc(t, path, args...)
 	rec := p.waitLog(t, "bp-server listening", 15*time.Second)
 	addr, _ := rec["http"].(string)

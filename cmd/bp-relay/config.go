@@ -42,6 +42,7 @@ func loadConfig(args []string) (relayConfig, error) {
 	if err != nil {
 		return cfg, err
 	}
+	cfg.Limits.NoteDefaults(loaded)
 	if port := os.Getenv("PORT"); port != "" && !loaded.Set("http-addr") {
 		cfg.HTTPAddr = ":" + port
 	}

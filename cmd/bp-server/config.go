@@ -12,6 +12,7 @@ type serverConfig struct {
 	config.Common
 	HTTPAddr string `envconfig:"HTTP_ADDR" flag:"http-addr" default:":8080" desc:"HTTP listener for /ws, /metrics, /healthz; PORT, when set, wins over BP_HTTP_ADDR and the default"`
 	TCPAddr  string `envconfig:"TCP_ADDR" flag:"tcp-addr" default:":8081" desc:"raw TCP sink listener (empty: off)"`
+	GRPCAddr string `envconfig:"GRPC_ADDR" flag:"grpc-addr" default:":8082" desc:"gRPC listener, the Backpressure service (proto/backpressure/v1): h2c, or TLS with --tls-cert and --tls-key; each stream a run (empty: off)"`
 	config.Reading
 	config.Limits
 	config.TLSServe
@@ -25,7 +26,7 @@ type serverConfig struct {
 	SampleInterval time.Duration `envconfig:"SAMPLE_INTERVAL" flag:"sample-interval" default:"100ms" desc:"how often to read the kernel's socket statistics (windows, queues) of every connection (0: off)"`
 }
 
-const summary = "bp-server: a slow reader (and writer) for measuring TCP backpressure over TCP and WebSocket."
+const summary = "bp-server: a slow reader (and writer) for measuring TCP backpressure over TCP, WebSocket and gRPC."
 
 // loadConfig reads flags over environment over defaults, then PORT.
 func loadConfig(args []string) (serverConfig, error) {
@@ -34,6 +35,7 @@ func loadConfig(args []string) (serverConfig, error) {
 	if err != nil {
 		return cfg, err
 	}
+	cfg.Limits.NoteDefaults(loaded)
 	if port := os.Getenv("PORT"); port != "" && !loaded.Set("http-addr") {
 		cfg.HTTPAddr = ":" + port
 	}

@@ -56,7 +56,7 @@ type inProc struct {
 // ports; the cleanup stops it.
 func startInProc(t *testing.T, args ...string) *inProc {
 	t.Helper()
-	cfg, err := loadConfig(append([]string{"--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--log-format", "json", "--sample-interval", "0"}, args...))
+	cfg, err := loadConfig(append([]string{"--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--grpc-addr", "", "--log-format", "json", "--sample-interval", "0"}, args...))
 	if err != nil {
 		t.Fatal(err)
 	}

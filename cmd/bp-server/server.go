@@ -32,7 +32,7 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 		log.Info("kernel socket statistics incomplete: their metrics are left out", "missing", missing)
 	}
 	st, err := hop.Start(ctx, hop.Options{Name: "bp-server", Log: log, Limits: cfg.Limits, TLS: cfg.TLSServe,
-		HTTPAddr: cfg.HTTPAddr, TCPAddr: cfg.TCPAddr, Socket: cfg.socketOptions(),
+		HTTPAddr: cfg.HTTPAddr, TCPAddr: cfg.TCPAddr, GRPCAddr: cfg.GRPCAddr, Socket: cfg.socketOptions(),
 		StallThreshold: cfg.StallThreshold, HelloTimeout: cfg.HelloTimeout, SampleInterval: cfg.SampleInterval,
 		OnWindow: s.windows.event, HTTP2: true})
 	if err != nil {
@@ -49,11 +49,11 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 	servers := []hop.Served{st.Served(ctx, mux, st.HTTPLn)}
 
 	httpAddr := st.HTTPLn.Addr().String()
-	log.Info("bp-server listening", "http", httpAddr, "tcp", st.TCPAddr(),
+	log.Info("bp-server listening", "http", httpAddr, "tcp", st.TCPAddr(), "grpc", st.GRPCAddr(),
 		"version", config.Version, "read_size", cfg.ReadSize, "read_delay", cfg.ReadDelay,
 		"read_rate", cfg.ReadRate, "pause_after", cfg.PauseAfter, "pause_for", cfg.PauseFor,
 		"pause_every", cfg.PauseEvery, "rcvbuf", cfg.RcvBuf, "sample_interval", cfg.SampleInterval,
-		"max_connections", cfg.MaxConnections, "max_http_connections", cfg.MaxHTTPConnections, "idle_timeout", cfg.IdleTimeout, "allowed_origins", st.Hop.Guard.Origins().String(), "tls", st.TLS != nil)
+		"max_connections", st.Limits().MaxConnections, "max_http_connections", cfg.MaxHTTPConnections, "idle_timeout", cfg.IdleTimeout, "allowed_origins", st.Hop.Guard.Origins().String(), "tls", st.TLS != nil)
 	if ready != nil {
 		ready(httpAddr, st.TCPAddr())
 	}

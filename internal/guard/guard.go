@@ -22,6 +22,7 @@ type Guard struct {
 	warn    *ratelog.Logger
 	tcp     *admission.ConnLimit
 	ws      *admission.ConnLimit
+	grpc    *admission.ConnLimit
 	h2      *admission.ConnLimit // HTTP/2 streams (runs), not connections
 	origins *admission.OriginPolicy
 }
@@ -30,7 +31,8 @@ type Guard struct {
 func New(l config.Limits, m *metrics.Metrics, log *slog.Logger) *Guard {
 	return &Guard{m: m, warn: ratelog.New(log), origins: l.Origins(),
 		tcp: admission.NewConnLimit(l.MaxConnections), ws: admission.NewConnLimit(l.MaxConnections),
-		h2: admission.NewConnLimit(l.MaxConnections)}
+		grpc: admission.NewConnLimit(l.MaxConnections),
+		h2:   admission.NewConnLimit(l.MaxConnections)}
 }
 
 // Warn is the guard's rate-limited log of refusals, for the hop's other
@@ -55,6 +57,21 @@ func (g *Guard) AdmitTCP(nc net.Conn) bool {
 
 // ReleaseTCP gives back a place AdmitTCP took.
 func (g *Guard) ReleaseTCP() { g.tcp.Release() }
+
+// AdmitGRPC is AdmitTCP for the gRPC listener, whose connections (each
+// carrying any number of streams) have a limit of their own.
+func (g *Guard) AdmitGRPC(nc net.Conn) bool {
+	if g.grpc.Acquire() {
+		return true
+	}
+	g.m.Reject(flow.GRPC, "limit")
+	g.warn.Warn("limit", "connection refused: listener full", "protocol", flow.GRPC, "peer", nc.RemoteAddr().String(), "max_connections", g.grpc.Max())
+	nc.Close()
+	return false
+}
+
+// ReleaseGRPC gives back a place AdmitGRPC took.
+func (g *Guard) ReleaseGRPC() { g.grpc.Release() }
 
 // AdmitWebSocket checks a /ws request against the origin policy and the
 // listener's limit before the upgrade; a refused request is answered (403,

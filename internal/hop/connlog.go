@@ -68,6 +68,10 @@ func (l ConnLogger) With(peer string, c flow.Conn, hello *flow.Hello) ConnLog {
 			attrs = append(attrs, "via", hello.Via)
 		}
 	}
+	if sc, ok := c.(flow.StreamConn); ok {
+		// Streams of one connection share its peer: the stream tells them apart.
+		attrs = append(attrs, "stream", sc.StreamIndex())
+	}
 	cl := ConnLog{Logger: l.Log.With(attrs...), hello: kind, logged: true, fails: l.fails}
 	if l.conns != nil {
 		cl.logged, cl.suppressed = l.conns.Allow("connection")

@@ -25,21 +25,53 @@ func fdNeed(l config.Limits, tcp bool, perConn, httpListeners int) (need int, un
 		l.MaxConnections == 0 || l.MaxHTTPConnections == 0
 }
 
+// fitConnections is the most --max-connections whose need (fdNeed) fits
+// in soft file descriptors, the other limits as they are; 0 when none does
+// (or the HTTP connections are unbounded).
+func fitConnections(l config.Limits, tcp bool, perConn, httpListeners int, soft uint64) int {
+	if l.MaxHTTPConnections == 0 {
+		return 0
+	}
+	one := l
+	one.MaxConnections = 1
+	base, _ := fdNeed(one, tcp, perConn, httpListeners) // the need at one connection per listener
+	each, _ := fdNeed(config.Limits{MaxConnections: 1}, tcp, perConn, 0)
+	each -= fdMargin // the fds one more connection per listener takes
+	if uint64(base) > soft {
+		return 0
+	}
+	return 1 + int((soft-uint64(base))/uint64(each))
+}
+
 // checkFDs raises the soft RLIMIT_NOFILE to the hard one (what servers
 // commonly do; Go's runtime does too, since 1.19, but a binary should not
-// depend on it silently) and logs both with what the limits need; when the
-// limits do not fit, once, a warning with the numbers: beyond the limit
+// depend on it silently) and logs both with what the limits need, and
+// returns the limits to serve with. A --max-connections left at its
+// default that does not fit is lowered to what does (logged: the default
+// of 20000 a listener needs more than many containers allow, and a warning
+// at every start would teach people to ignore it). Limits set that do not
+// fit are kept and warned about, once, with the numbers: beyond the limit
 // accept() fails (retried, counted in bp_accept_errors_total{reason=
 // "fd_limit"}) before --max-connections refuses anyone.
-func checkFDs(o Options) {
+func checkFDs(o Options) config.Limits {
+	l := o.Limits
 	soft, hard, err := raiseNOFILE()
 	if err != nil {
 		o.Log.Warn("file descriptor limit unknown", "err", err)
-		return
+		return l
 	}
-	need, unbounded := fdNeed(o.Limits, o.TCPAddr != "", o.FDsPerConnection, 1+o.ExtraHTTPListeners)
-	fields := []any{"nofile_soft", soft, "nofile_hard", hard, "max_connections", o.Limits.MaxConnections,
-		"max_http_connections", o.Limits.MaxHTTPConnections, "fds_per_connection", max(o.FDsPerConnection, 1)}
+	tcp, perConn, httpListeners := o.TCPAddr != "", max(o.FDsPerConnection, 1), 1+o.ExtraHTTPListeners
+	need, unbounded := fdNeed(l, tcp, perConn, httpListeners)
+	if !unbounded && uint64(need) > soft && l.MaxConnectionsDefault {
+		if fit := fitConnections(l, tcp, perConn, httpListeners, soft); fit > 0 {
+			o.Log.Info("--max-connections (not set) lowered from its default to what the file descriptor limit fits",
+				"default", l.MaxConnections, "max_connections", fit, "nofile_soft", soft)
+			l.MaxConnections = fit
+			need, _ = fdNeed(l, tcp, perConn, httpListeners)
+		}
+	}
+	fields := []any{"nofile_soft", soft, "nofile_hard", hard, "max_connections", l.MaxConnections,
+		"max_http_connections", l.MaxHTTPConnections, "fds_per_connection", perConn}
 	switch {
 	case unbounded:
 		o.Log.Warn("connection limits off: file descriptors are bound only by the process's limit, beyond which accept fails and is retried", fields...)
@@ -49,4 +81,5 @@ func checkFDs(o Options) {
 	default:
 		o.Log.Info("file descriptor limit", append(fields, "fds_needed", need)...)
 	}
+	return l
 }

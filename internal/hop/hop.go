@@ -31,6 +31,7 @@ type Hop struct {
 	HelloTimeout time.Duration
 
 	conns sync.WaitGroup
+	grpc  *grpcServed // nil: no gRPC listener (Setup.Serve sets it)
 	// ctx is every connection's context: cancelled at shutdown, after the
 	// listeners stopped accepting, not when the caller's ctx ends.
 	ctx    context.Context
@@ -143,6 +144,13 @@ func (h *Hop) Serve(ctx context.Context, servers []Served, tcpLn net.Listener, h
 			}
 		}()
 	}
+	if g := h.grpc; g != nil {
+		go func() {
+			if err := g.server.Serve(g.listener); err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("grpc %s: %w", g.listener.Addr(), err)
+			}
+		}()
+	}
 
 	var runErr error
 	select {
@@ -159,6 +167,12 @@ func (h *Hop) Serve(ctx context.Context, servers []Served, tcpLn net.Listener, h
 	for _, s := range servers {
 		shut.Add(1)
 		go func() { defer shut.Done(); s.Server.Shutdown(shutCtx) }()
+	}
+	if g := h.grpc; g != nil {
+		// Stops accepting at once; the open streams end below, when
+		// their context is cancelled, and are then let go with GOAWAY.
+		shut.Add(1)
+		go func() { defer shut.Done(); g.server.Stop(shutCtx) }()
 	}
 	h.Close() // Shutdown does not see hijacked WebSocket connections
 	waited := make(chan struct{})

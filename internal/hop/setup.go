@@ -29,6 +29,7 @@ type Options struct {
 	TLS      config.TLSServe
 	HTTPAddr string
 	TCPAddr  string             // empty: no raw TCP listener
+	GRPCAddr string             // empty: no gRPC listener
 	Socket   flow.SocketOptions // on the downstream listeners
 
 	// FDsPerConnection is how many file descriptors one admitted
@@ -60,6 +61,9 @@ type Setup struct {
 	TLS      *tls.Config  // nil: plain TCP
 	HTTPLn   net.Listener // /ws and the binary's HTTP endpoints
 	TCPLn    net.Listener // nil when Options.TCPAddr is empty
+	// GRPCLn is the gRPC listener, plain TCP (the gRPC server does TLS
+	// itself, above its frame tap); nil when Options.GRPCAddr is empty.
+	GRPCLn net.Listener
 
 	limits      config.Limits
 	listener    *metrics.Listener
@@ -84,9 +88,9 @@ func Start(ctx context.Context, o Options) (*Setup, error) {
 	if err := metrics.RegisterNetstat(reg); err != nil {
 		return nil, fmt.Errorf("host metrics: %w", err)
 	}
+	o.Limits = checkFDs(o) // the guard's limits: --max-connections may be fitted to RLIMIT_NOFILE
 	s := &Setup{Hop: newHop(o, m), Registry: reg, Metrics: m, Sampler: sampler, limits: o.Limits,
 		listener: metrics.NewListener(reg), acceptWarn: ratelog.New(o.Log), samplerDone: make(chan struct{})}
-	checkFDs(o)
 	connCtx := s.Hop.ConnContext(ctx)
 	go func() { defer close(s.samplerDone); sampler.Run(connCtx) }()
 
@@ -106,6 +110,14 @@ func Start(ctx context.Context, o Options) (*Setup, error) {
 		s.Close()
 		return nil, err
 	}
+	if o.GRPCAddr != "" {
+		ln, err := flow.ListenTCP(ctx, o.GRPCAddr, o.Socket)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("grpc listener: %w", err)
+		}
+		s.GRPCLn = s.retry(ln, "grpc")
+	}
 	return s, nil
 }
 
@@ -122,6 +134,10 @@ func newHop(o Options, m *metrics.Metrics) *Hop {
 	return h
 }
 
+// Limits are the limits the hop serves with: the configuration's, with
+// --max-connections fitted to RLIMIT_NOFILE when it was left unset.
+func (s *Setup) Limits() config.Limits { return s.limits }
+
 // Close cancels every connection, waits for the sampler to stop and
 // closes the listeners (Serve, when it ran, has closed them already).
 // Safe to call more than once.
@@ -133,6 +149,9 @@ func (s *Setup) Close() {
 	}
 	if s.TCPLn != nil {
 		s.TCPLn.Close()
+	}
+	if s.GRPCLn != nil {
+		s.GRPCLn.Close()
 	}
 }
 
@@ -181,7 +200,19 @@ func (s *Setup) retry(ln net.Listener, name string) net.Listener {
 	return newRetryListener(ln, name, s.listener.AcceptErrors, s.acceptWarn)
 }
 
-// Serve is Hop.Serve with the TCP listener Start opened.
-func (s *Setup) Serve(ctx context.Context, servers []Served, handleTCP Handler) error {
-	return s.Hop.Serve(ctx, servers, s.TCPLn, handleTCP)
+// GRPCAddr is the gRPC listener's address, or "" without one.
+func (s *Setup) GRPCAddr() string {
+	if s.GRPCLn == nil {
+		return ""
+	}
+	return s.GRPCLn.Addr().String()
+}
+
+// Serve is Hop.Serve with the TCP listener Start opened and, when Start
+// opened one, the gRPC listener, whose streams handle serves too.
+func (s *Setup) Serve(ctx context.Context, servers []Served, handle Handler) error {
+	if s.GRPCLn != nil {
+		s.Hop.grpc = &grpcServed{server: s.Hop.GRPCServer(ctx, s.TLS, handle), listener: s.GRPCLn}
+	}
+	return s.Hop.Serve(ctx, servers, s.TCPLn, handle)
 }

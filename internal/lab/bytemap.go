@@ -104,46 +104,59 @@ func stateOf(s snapshot, keys []string) snapshotState {
 // buildByteMap reads the pieces from the snapshot of the moment: the
 // client's send queue, each hop's three places, the server's receive
 // queue. The moment is the client's first block: its first snapshot in
-// which a client write is stalled while the server is paused. While the
-// client stays blocked nothing is written or read, so every later snapshot
-// of that stall with the same counters is the same moment; the map is
+// which a client write is stalled while the server is paused. Without a
+// block (a hop that takes everything the client writes in its run, on a
+// machine too busy for the client to fill it), the most in the pipe while
+// the server was paused ("stall_peak"). Either way the map is taken once
+// the moment holds still (settleMap).
+func buildByteMap(snaps []snapshot, keys []string, hops []*hop, flights []flight, scheme string, payload int) *ByteMap {
+	at := func(s snapshot, moment string) *ByteMap {
+		return mapAt(s, keys, hops, flights, moment, scheme, payload)
+	}
+	for i, s := range snaps {
+		if st := stateOf(s, keys); st.complete && st.stalled && st.paused {
+			return settleMap(snaps, i, keys, "first_block", func(n snapshotState) bool { return n.stalled }, at)
+		}
+	}
+	peak := -1
+	for i, s := range snaps {
+		if st := stateOf(s, keys); st.complete && st.paused && (peak < 0 || st.inPipe > stateOf(snaps[peak], keys).inPipe) {
+			peak = i
+		}
+	}
+	if peak < 0 {
+		return nil
+	}
+	return settleMap(snaps, peak, keys, "stall_peak", func(snapshotState) bool { return true }, at)
+}
+
+// settleMap is the map of the moment that starts at snaps[i]. While nothing
+// is written or read (the server paused, the client blocked or done) every
+// later snapshot with the same counters is the same moment; the map is
 // taken from the first of them whose pieces equal the previous one's,
 // because each sampler reads the kernel on a 100 ms clock of its own, and
-// bytes still crossing from one queue into the next just after the block
-// would otherwise be counted on both sides. Without a block, the paused
-// snapshot with the most in the pipe ("stall_peak").
-func buildByteMap(snaps []snapshot, keys []string, hops []*hop, flights []flight, scheme string, payload int) *ByteMap {
-	for i, s := range snaps {
-		st := stateOf(s, keys)
-		if !st.complete || !st.stalled || !st.paused {
-			continue
+// bytes still crossing from one queue into the next just after the moment
+// began would otherwise be counted on both sides, or in none. still says
+// what else the moment needs (the client still blocked).
+func settleMap(snaps []snapshot, i int, keys []string, moment string, still func(snapshotState) bool, at func(snapshot, string) *ByteMap) *ByteMap {
+	st := stateOf(snaps[i], keys)
+	first := at(snaps[i], moment)
+	chosen, prev := first, first
+	for _, next := range snaps[i+1:] {
+		nst := stateOf(next, keys)
+		if !nst.complete || !nst.paused || !still(nst) || nst.inPipe != st.inPipe {
+			break // the client wrote again, or the server read: the moment is over
 		}
-		first := mapAt(s, keys, hops, flights, "first_block", scheme, payload)
-		chosen, prev := first, first
-		for _, next := range snaps[i+1:] {
-			nst := stateOf(next, keys)
-			if !nst.complete || !nst.stalled || !nst.paused || nst.inPipe != st.inPipe {
-				break // the client wrote again, or the server read: the moment is over
-			}
-			m := mapAt(next, keys, hops, flights, "first_block", scheme, payload)
-			if chosen == first {
-				chosen = m // at least one sampler pass after the block
-			}
-			if samePieces(m, prev) {
-				chosen = m
-				break
-			}
-			prev = m
+		m := at(next, moment)
+		if chosen == first {
+			chosen = m // at least one sampler pass after the moment began
 		}
-		return chosen
+		if samePieces(m, prev) {
+			return m
+		}
+		prev = m
 	}
-	var best *ByteMap
-	for _, s := range snaps {
-		if st := stateOf(s, keys); st.complete && st.paused && (best == nil || st.inPipe > best.InPipeBytes) {
-			best = mapAt(s, keys, hops, flights, "stall_peak", scheme, payload)
-		}
-	}
-	return best
+	return chosen
 }
 
 // samePieces reports whether two maps hold the same bytes in every place.

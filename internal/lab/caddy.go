@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/go-backpressure/go-backpressure/internal/pki"
 )
 
 // CaddyVersion is the Caddy release scripts/install-test-deps builds from
@@ -21,8 +23,10 @@ const CaddyInstallHint = "install with: GOBIN=/usr/local/bin go install github.c
 // caddyHop runs Caddy in the foreground with a Caddyfile from deploy/caddy,
 // its addresses given through the environment, and its data and config
 // directories inside the run's directory so that it touches nothing of the
-// user's.
-func caddyHop(file, scheme string) func(context.Context, *run, serverAddrs) (string, *hop, error) {
+// user's. The scheme is the client's: with wss Caddy terminates TLS with
+// a certificate for its listen address from a throwaway CA in the run's
+// directory, which the client is given (--ca-file); h2c is HTTP/2 runs.
+func caddyHop(file, scheme string) hopFunc {
 	return func(ctx context.Context, r *run, srv serverAddrs) (string, *hop, error) {
 		listen, err := r.listenAddr("caddy")
 		if err != nil {
@@ -35,6 +39,15 @@ func caddyHop(file, scheme string) func(context.Context, *run, serverAddrs) (str
 		accessLog := filepath.Join(r.dir, "caddy-access.log")
 		env := append(CaddyEnv(listen, srv.http, admin, accessLog),
 			"XDG_DATA_HOME="+filepath.Join(r.dir, "caddy-data"), "XDG_CONFIG_HOME="+filepath.Join(r.dir, "caddy-config"))
+		if scheme == "wss" {
+			ip, _, _ := net.SplitHostPort(listen)
+			certs, err := pki.Write(r.dir, "bp-lab caddy", ip)
+			if err != nil {
+				return "", nil, fmt.Errorf("caddy certificate: %w", err)
+			}
+			env = append(env, CaddyTLSEnv(certs.CertFile, certs.KeyFile)...)
+			r.caFile = certs.CAFile
+		}
 		conf, err := r.caddyConfig(file, listen)
 		if err != nil {
 			return "", nil, err
@@ -79,6 +92,11 @@ func (r *run) caddyConfig(file, listen string) (string, error) {
 func CaddyEnv(listen, upstream, admin, accessLog string) []string {
 	return []string{"BP_CADDY_LISTEN=" + listen, "BP_CADDY_UPSTREAM=" + upstream,
 		"BP_CADDY_ADMIN=" + admin, "BP_CADDY_ACCESS_LOG=" + accessLog}
+}
+
+// CaddyTLSEnv is the certificate and key caddy-wss.Caddyfile serves.
+func CaddyTLSEnv(cert, key string) []string {
+	return []string{"BP_CADDY_CERT=" + cert, "BP_CADDY_KEY=" + key}
 }
 
 // caddyNumbers reads Caddy's access log, one JSON line per request when it

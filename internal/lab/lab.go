@@ -105,6 +105,8 @@ type run struct {
 	procs []*process
 	net   *netlab.Net // the hosts, for a profile with hosts of its own
 	port  int         // the last port listenAddr gave out on a host
+	// caFile is the CA of a hop that terminates TLS: the client trusts it.
+	caFile string
 }
 
 type serverAddrs struct{ http, tcp string }
@@ -115,7 +117,7 @@ type serverAddrs struct{ http, tcp string }
 // nil *os.File in an interface is not, and the program's output would go
 // nowhere.
 func (r *run) start(name, bin string, args, env []string, stdout io.Writer) (*process, error) {
-	if r.net != nil {
+	if r.net != nil && !onMachine(name) {
 		bin, args = netlab.Exec(r.net.NS(hostFor(name)), bin, args...)
 	}
 	p, err := start(r.dir, name, bin, args, env, stdout)
@@ -236,6 +238,7 @@ func (res *Result) addPolled(snaps []snapshot, endpoints []endpoint, hops []*hop
 // run's directory.
 func (r *run) finish(ctx context.Context) {
 	r.stopAll()
+	r.readNetstat()
 	r.stopNet(ctx)
 	if r.opts.Keep {
 		r.progress("logs and configs kept in %s", r.dir)
@@ -257,7 +260,7 @@ func (r *run) startServerOn(ctx context.Context, name, host string) (serverAddrs
 		ip = r.net.FirstAddr(host)
 	}
 	proc, err := r.start(name, filepath.Join(r.opts.Bin, "bp-server"), append([]string{
-		"--http-addr", ip + ":0", "--tcp-addr", ip + ":0", "--log-format", "json",
+		"--http-addr", ip + ":0", "--tcp-addr", ip + ":0", "--grpc-addr", ip + ":0", "--log-format", "json",
 	}, r.opts.Server...), nil, nil)
 	if err != nil {
 		return serverAddrs{}, err
@@ -288,7 +291,7 @@ func (r *run) runClientOn(ctx context.Context, name, target, clientMetrics strin
 	cli, err := r.start(name, filepath.Join(r.opts.Bin, "bp-client"), append([]string{
 		"--target", target, "--output", "json", "--progress", "off", "--log-format", "json",
 		"--metrics-addr", clientMetrics, "--linger", "1m",
-	}, flags...), nil, wr)
+	}, append(r.caFlags(), flags...)...), nil, wr)
 	wr.Close()
 	if err != nil {
 		return rd, err
@@ -305,6 +308,14 @@ func (r *run) runClientOn(ctx context.Context, name, target, clientMetrics strin
 		return rd, ctx.Err()
 	}
 	return rd, nil
+}
+
+// caFlags make the client trust the CA of a hop that terminates TLS.
+func (r *run) caFlags() []string {
+	if r.caFile == "" {
+		return nil
+	}
+	return []string{"--ca-file", r.caFile}
 }
 
 // scrape adds every hop's numbers to res, from the client to the server,

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/go-backpressure/go-backpressure/internal/netlab"
 )
 
 // The observed lab runs docker-compose.yml's topology natively, from the
@@ -53,6 +55,13 @@ type ObserveOptions struct {
 	ScrapeInterval time.Duration // 0: the one in deploy/prometheus/prometheus.yml
 	Dir            string        // logs, rendered configs and Prometheus's data ("": a new temporary directory)
 	Progress       io.Writer
+
+	// Hosts runs each program on a host of its own (root): client, relay,
+	// haproxy and server in network namespaces joined by shaped links
+	// (observeNet), Prometheus in the machine's own namespace scraping
+	// each through a forwarder. Links changes a link, in -link syntax.
+	Hosts bool
+	Links []string
 }
 
 // Observatory is a running observed lab. Stop ends it.
@@ -63,8 +72,11 @@ type Observatory struct {
 	// Reports is the file that collects bp-client's report of every run
 	// (they are also written to Progress, when set).
 	Reports string
-	run     *run
-	reports *os.File
+	// Hosts are the hosts, with ObserveOptions.Hosts.
+	Hosts      []netlab.Host
+	run        *run
+	reports    *os.File
+	forwarders []*forwarder
 }
 
 // withDefaults fills in what the options leave out.
@@ -105,6 +117,11 @@ func Observe(ctx context.Context, o ObserveOptions) (ob *Observatory, err error)
 			ob = nil
 		}
 	}()
+	if o.Hosts {
+		if err := ob.startObserveNet(ctx, o); err != nil {
+			return nil, err
+		}
+	}
 	// From the server to the client, each in front of the one before.
 	srvHTTP, err := ob.startServer(ctx, o)
 	if err != nil {
@@ -129,6 +146,9 @@ func Observe(ctx context.Context, o ObserveOptions) (ob *Observatory, err error)
 
 // missing says which program or tool the observed lab lacks, if any.
 func (o ObserveOptions) missing() error {
+	if o.Hosts && os.Geteuid() != 0 {
+		return fmt.Errorf("%w: -hosts: %v", ErrMissing, netlab.ErrNotRoot)
+	}
 	for _, bin := range []string{"bp-server", "bp-relay", "bp-client", "bp-sockets"} {
 		if _, err := os.Stat(filepath.Join(o.Bin, bin)); err != nil {
 			return fmt.Errorf("%w: %s is not built in %s (make build)", ErrMissing, bin, o.Bin)
@@ -154,8 +174,12 @@ func makeDir(dir, pattern string) (string, error) {
 // startServer starts bp-server, on ports it picks, and returns its HTTP
 // address.
 func (ob *Observatory) startServer(ctx context.Context, o ObserveOptions) (string, error) {
+	ip := "127.0.0.1"
+	if ob.run.net != nil {
+		ip = ob.run.net.FirstAddr("server")
+	}
 	proc, err := ob.run.start("bp-server", filepath.Join(o.Bin, "bp-server"), append([]string{
-		"--http-addr", "127.0.0.1:0", "--tcp-addr", "", "--log-format", "json",
+		"--http-addr", ip + ":0", "--tcp-addr", "", "--grpc-addr", "", "--log-format", "json",
 	}, o.Server...), nil, nil)
 	if err != nil {
 		return "", err
@@ -171,7 +195,11 @@ func (ob *Observatory) startServer(ctx context.Context, o ObserveOptions) (strin
 // startHAProxy starts HAProxy in front of the server at srvHTTP, in
 // WebSocket mode as in docker-compose.yml, and returns its listener.
 func (ob *Observatory) startHAProxy(ctx context.Context, o ObserveOptions, srvHTTP string) (string, error) {
-	listen, stats, err := twoAddrs()
+	listen, err := ob.run.listenAddr("haproxy")
+	if err != nil {
+		return "", err
+	}
+	stats, err := ob.run.listenAddr("haproxy")
 	if err != nil {
 		return "", err
 	}
@@ -204,7 +232,7 @@ func (ob *Observatory) startSockets(ctx context.Context, listen, srvHTTP string)
 // startRelay starts bp-relay in front of HAProxy at hapListen, its metrics
 // on its HTTP listener, and returns that listener.
 func (ob *Observatory) startRelay(ctx context.Context, o ObserveOptions, hapListen string) (string, error) {
-	relayHTTP, err := freeAddr()
+	relayHTTP, err := ob.run.listenAddr("relay")
 	if err != nil {
 		return "", err
 	}
@@ -220,7 +248,7 @@ func (ob *Observatory) startRelay(ctx context.Context, o ObserveOptions, hapList
 
 // startClient starts bp-client, in a loop, through the relay at relayHTTP.
 func (ob *Observatory) startClient(ctx context.Context, o ObserveOptions, relayHTTP string) error {
-	clientMetrics, err := freeAddr()
+	clientMetrics, err := ob.run.listenAddr("client")
 	if err != nil {
 		return err
 	}
@@ -250,6 +278,14 @@ func (ob *Observatory) startPrometheus(ctx context.Context, o ObserveOptions) er
 	addrs := map[string]string{}
 	for hop, u := range ob.Targets {
 		addrs[hop] = strings.TrimSuffix(strings.TrimPrefix(u, "http://"), "/metrics")
+		if ob.run.net != nil {
+			f, err := forward(addrs[hop])
+			if err != nil {
+				return err
+			}
+			ob.forwarders = append(ob.forwarders, f)
+			addrs[hop] = f.Addr()
+		}
 	}
 	conf, err := RenderPrometheus(filepath.Join(o.Deploy, "prometheus", "prometheus.yml"), addrs, o.ScrapeInterval)
 	if err != nil {
@@ -277,6 +313,14 @@ func (ob *Observatory) startPrometheus(ctx context.Context, o ObserveOptions) er
 func (ob *Observatory) Stop() {
 	if ob != nil {
 		ob.run.stopAll()
+		for _, f := range ob.forwarders {
+			f.Close()
+		}
+		ob.forwarders = nil
+		if ob.run.net != nil {
+			ob.run.net.Close()
+			ob.run.net = nil
+		}
 		if ob.reports != nil {
 			ob.reports.Close()
 		}
@@ -298,15 +342,6 @@ func (ob *Observatory) Exited() string {
 // Log is the path of a program's log ("bp-client", "prometheus", ...).
 func (ob *Observatory) Log(name string) string {
 	return filepath.Join(ob.Dir, name+".log")
-}
-
-func twoAddrs() (string, string, error) {
-	a, err := freeAddr()
-	if err != nil {
-		return "", "", err
-	}
-	b, err := freeAddr()
-	return a, b, err
 }
 
 // RenderPrometheus reads the Prometheus configuration at path and returns it

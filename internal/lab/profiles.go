@@ -119,9 +119,9 @@ var Profiles = []Profile{
 			{A: "haproxy", B: "server", Rate: 10_000_000_000, RTT: 500 * time.Microsecond}}},
 	},
 	{
-		Name: "wan-router", Scheme: "ws", Needs: "caddy", Path: "client host -> 1 Gbit/s, 20 ms -> router host (Caddy, wss in production) -> 10 Gbit/s, 0.5 ms -> server host",
+		Name: "wan-router", Scheme: "ws", Needs: "caddy", Path: "client host -> 1 Gbit/s, 20 ms -> router host (Caddy terminating TLS, wss) -> 10 Gbit/s, 0.5 ms -> server host",
 		Shows: "the Cloud Foundry shape: a Go reverse proxy in front of the app; after the WebSocket upgrade it copies through a 32 KiB buffer, and its host's autotuned sockets hold the rest",
-		hop:   caddyHop("caddy-ws.Caddyfile", "ws"),
+		hop:   caddyHop("caddy-wss.Caddyfile", "wss"),
 		wan: &wanSpec{hosts: []string{"client", "caddy", "server"}, links: []netlab.Link{
 			{A: "client", B: "caddy", Rate: 1_000_000_000, RTT: 20 * time.Millisecond},
 			{A: "caddy", B: "server", Rate: 10_000_000_000, RTT: 500 * time.Microsecond}}},
@@ -397,8 +397,8 @@ func nginxGlobals() (string, error) {
 
 func target(scheme, addr string) string {
 	switch scheme {
-	case "ws":
-		return "ws://" + addr + "/ws"
+	case "ws", "wss":
+		return scheme + "://" + addr + "/ws"
 	case "h2c":
 		return "h2c://" + addr + "/h2"
 	}

@@ -84,6 +84,10 @@ func (r *Result) writeLinks(w io.Writer) {
 			ifs = append(ifs, i.Name+" "+i.Address)
 		}
 		fmt.Fprintf(w, "  host %s: ip netns exec %s ... (%s)\n", h.Name, h.Namespace, strings.Join(ifs, ", "))
+		if h.Netstat != nil {
+			fmt.Fprintf(w, "    its own counters (/proc/net/netstat, snmp): %d zero windows advertised, %d segments in, %d out, %d retransmitted\n",
+				h.Netstat["TcpExtTCPToZeroWindowAdv"], h.Netstat["TcpInSegs"], h.Netstat["TcpOutSegs"], h.Netstat["TcpRetransSegs"])
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"strconv"
@@ -127,6 +128,49 @@ func (r *run) startNet(ctx context.Context, p Profile, res *Result) error {
 		r.progress("host %s: namespace %s (ip netns exec %s ss -tin)", h.Name, h.Namespace, h.Namespace)
 	}
 	return nil
+}
+
+// netstatSettle is how long the lab waits, at most, for a host's
+// counters to stop moving once its processes are stopped: the last
+// segments (FINs, their acks) may still be on a 20 ms link.
+const netstatSettle = time.Second
+
+// readNetstat fills in each host's own kernel counters: read every 100 ms
+// until two reads in a row agree on every host, or netstatSettle passed.
+func (r *run) readNetstat() {
+	if r.net == nil {
+		return
+	}
+	deadline := time.Now().Add(netstatSettle)
+	prev := r.netstatOnce()
+	for time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		now := r.netstatOnce()
+		same := len(now) == len(prev)
+		for i := range now {
+			same = same && maps.Equal(now[i], prev[i])
+		}
+		prev = now
+		if same {
+			break
+		}
+	}
+	// res.Hosts shares n.Hosts' array, so the results see these too.
+	for i := range r.net.Hosts {
+		r.net.Hosts[i].Netstat = prev[i]
+	}
+}
+
+func (r *run) netstatOnce() []map[string]int64 {
+	out := make([]map[string]int64, len(r.net.Hosts))
+	for i, h := range r.net.Hosts {
+		m, err := r.net.Netstat(h.Name)
+		if err != nil {
+			r.progress("netstat of host %s: %v", h.Name, err)
+		}
+		out[i] = m
+	}
+	return out
 }
 
 // stopNet removes the hosts; with Keep it first waits for Ctrl-C, so that

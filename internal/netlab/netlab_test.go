@@ -87,3 +87,22 @@ func TestPathRTT(t *testing.T) {
 		t.Errorf("left: %v", left)
 	}
 }
+
+// TestParseNetstat: the pairs of lines of /proc/net/netstat and snmp,
+// named as nstat names them.
+func TestParseNetstat(t *testing.T) {
+	out := map[string]int64{}
+	err := parseNetstat("TcpExt: SyncookiesSent TCPToZeroWindowAdv\nTcpExt: 0 17\nTcp: RtoAlgorithm MaxConn OutSegs\nTcp: 1 -1 4242\n", out)
+	want := map[string]int64{"TcpExtSyncookiesSent": 0, "TcpExtTCPToZeroWindowAdv": 17, "TcpRtoAlgorithm": 1, "TcpMaxConn": -1, "TcpOutSegs": 4242}
+	if err != nil || len(out) != len(want) {
+		t.Fatalf("parse: %v, %v", out, err)
+	}
+	for k, v := range want {
+		if out[k] != v {
+			t.Errorf("%s = %d, want %d", k, out[k], v)
+		}
+	}
+	if err := parseNetstat("TcpExt: A B\nTcpExt: 1\n", map[string]int64{}); err == nil {
+		t.Error("unpaired lines: no error")
+	}
+}

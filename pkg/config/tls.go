@@ -11,7 +11,7 @@ import (
 // bp-relay): with both set, the HTTP listener serves https and wss, and the
 // raw TCP listener serves TLS (clients use tls:// targets). See docs/TLS.md.
 type TLSServe struct {
-	TLSCert string `envconfig:"TLS_CERT" flag:"tls-cert" default:"" desc:"PEM certificate (chain) file: serve TLS on the HTTP listener (https, wss) and the TCP listener (tls:// targets); needs --tls-key"`
+	TLSCert string `envconfig:"TLS_CERT" flag:"tls-cert" default:"" desc:"PEM certificate (chain) file: serve TLS on the HTTP listener (https, wss), the TCP listener (tls:// targets) and the gRPC listener (grpcs://, bp-server only); needs --tls-key"`
 	TLSKey  string `envconfig:"TLS_KEY" flag:"tls-key" default:"" desc:"PEM private key file of --tls-cert"`
 }
 
@@ -49,7 +49,7 @@ func (t TLSServe) ServerConfig() (*tls.Config, error) {
 // TLSDial is how a binary verifies the servers it connects to over TLS
 // (wss:// and tls:// targets; bp-client, and bp-relay upstream).
 type TLSDial struct {
-	CAFile             string `envconfig:"CA_FILE" flag:"ca-file" default:"" desc:"PEM file of the certificate authorities to trust for wss:// and tls:// (default: the system's)"`
+	CAFile             string `envconfig:"CA_FILE" flag:"ca-file" default:"" desc:"PEM file of the certificate authorities to trust for wss://, tls:// and grpcs:// (default: the system's)"`
 	InsecureSkipVerify bool   `envconfig:"INSECURE_SKIP_VERIFY" flag:"insecure-skip-verify" default:"false" desc:"do not verify the server's TLS certificate (tests only: anyone in the path can read and change the stream)"`
 }
 

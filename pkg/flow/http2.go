@@ -34,8 +34,6 @@ const (
 	// h2MaxReadFrame is the largest frame this client reads (its
 	// SETTINGS_MAX_FRAME_SIZE).
 	h2MaxReadFrame = 1 << 20
-	// h2DefaultWindow is RFC 9113's initial window, before SETTINGS.
-	h2DefaultWindow = 65535
 	// h2DefaultPath is the request path when the target names none.
 	h2DefaultPath = "/h2"
 	// h2SocketBlockMin is how long a socket write must take to count as

@@ -1,55 +1,12 @@
 package metrics_test
 
 import (
-	"context"
-	"net"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 )
-
-// The HTTP/2 side of the tests' harness: net/http's server with h2c by
-// prior knowledge on ln, each stream handed to serve as bp-server does
-// (flow.AcceptHTTP2), and a dial that opens a connection and one stream on
-// it. The connection is closed at the test's end.
-
-// h2SocketKey is the context key of a request's connection.
-type h2SocketKey struct{}
-
-// serveHTTP2 serves streams on ln until the test ends; serve gets each
-// one, or a nil Conn and the error that refused it.
-func serveHTTP2(t *testing.T, ln net.Listener, serve func(*flow.Hello, flow.Conn, error)) {
-	t.Helper()
-	protos := new(http.Protocols)
-	protos.SetUnencryptedHTTP2(true)
-	srv := &http.Server{Protocols: protos,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context { return context.WithValue(ctx, h2SocketKey{}, c) },
-		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			sock, _ := r.Context().Value(h2SocketKey{}).(net.Conn)
-			h, c, err := flow.AcceptHTTP2(w, r, sock, 5*time.Second)
-			serve(h, c, err)
-		})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-}
-
-// dialHTTP2 opens a connection to addr and one stream on it.
-func dialHTTP2(t *testing.T, ctx context.Context, addr string, hello flow.Hello, opts flow.SocketOptions) (flow.Conn, error) {
-	t.Helper()
-	target, err := flow.ParseTarget("h2c://" + addr + "/h2")
-	if err != nil {
-		return nil, err
-	}
-	mux, err := flow.DialMux(ctx, target, opts)
-	if err != nil {
-		return nil, err
-	}
-	t.Cleanup(func() { mux.Close() })
-	return mux.OpenStream(ctx, hello)
-}
 
 // TestSocketMetricsPausedStream is TestSocketMetricsPausedReader over
 // HTTP/2: the paused reader shuts the stream's window, and the client's

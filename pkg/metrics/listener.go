@@ -8,7 +8,7 @@ import (
 // Listeners are the values of the listener label: the HTTP listener
 // (/ws and the binary's endpoints, or bp-relay's --metrics-addr) and the
 // raw TCP one.
-var Listeners = []string{"http", "tcp"}
+var Listeners = []string{"http", "tcp", "grpc"}
 
 // AcceptErrorReasons are the reasons a listener's accept() failed for a
 // while (it backs off and tries again): fd_limit (EMFILE, ENFILE: out of

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"regexp"
 	"runtime"
@@ -17,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/go-backpressure/go-backpressure/internal/flowtest"
 	"github.com/go-backpressure/go-backpressure/internal/hop"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
@@ -61,60 +60,18 @@ func runUpload(t *testing.T, o uploadOptions, client, server flow.Observer) uplo
 	}
 	hello := flow.Hello{RunID: "metrics-test", Direction: flow.Up, PayloadSize: o.payload, TotalBytes: o.total}
 	opts := flow.SocketOptions{SendBuffer: o.sndbuf}
-	var conn flow.Conn
-	var err error
-	if o.proto == flow.TCP {
-		ln, lerr := flow.ListenTCP(ctx, "127.0.0.1:0", flow.SocketOptions{ReceiveBuffer: o.rcvbuf})
-		if lerr != nil {
-			t.Fatal(lerr)
-		}
-		defer ln.Close()
-		go func() {
-			nc, err := ln.Accept()
-			if err != nil {
-				serverDone <- uploadResult{serverErr: err}
-				return
-			}
-			h, c, err := flow.AcceptTCP(nc, 5*time.Second)
-			if err != nil {
-				serverDone <- uploadResult{serverErr: err}
-				return
-			}
-			serve(h, c)
-		}()
-		conn, err = flow.DialTCP(ctx, ln.Addr().String(), hello, opts)
-	} else if o.proto == flow.HTTP2 {
-		ln, lerr := flow.ListenTCP(ctx, "127.0.0.1:0", flow.SocketOptions{ReceiveBuffer: o.rcvbuf})
-		if lerr != nil {
-			t.Fatal(lerr)
-		}
-		serveHTTP2(t, ln, func(h *flow.Hello, c flow.Conn, err error) {
-			if err != nil {
-				serverDone <- uploadResult{serverErr: err}
-				return
-			}
-			serve(h, c)
-		})
-		conn, err = dialHTTP2(t, ctx, ln.Addr().String(), hello, opts)
-	} else {
-		up := flow.NewUpgrader()
-		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			h, c, err := up.Accept(w, r)
-			if err != nil {
-				serverDone <- uploadResult{serverErr: err}
-				return
-			}
-			serve(h, c)
-		}))
-		ln, lerr := flow.ListenTCP(ctx, "127.0.0.1:0", flow.SocketOptions{ReceiveBuffer: o.rcvbuf})
-		if lerr != nil {
-			t.Fatal(lerr)
-		}
-		srv.Listener = ln
-		srv.Start()
-		defer srv.Close()
-		conn, err = flow.DialWebSocket(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", hello, opts, nil)
+	ln, err := flow.ListenTCP(ctx, "127.0.0.1:0", flow.SocketOptions{ReceiveBuffer: o.rcvbuf})
+	if err != nil {
+		t.Fatal(err)
 	}
+	target := flowtest.Serve(t, o.proto, ln, func(_ context.Context, h *flow.Hello, c flow.Conn, err error) {
+		if err != nil {
+			serverDone <- uploadResult{serverErr: err}
+			return
+		}
+		serve(h, c)
+	})
+	conn, err := flowtest.Dial(t, ctx, target, hello, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

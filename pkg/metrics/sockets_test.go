@@ -3,7 +3,6 @@ package metrics_test
 import (
 	"context"
 	"net"
-	"net/http"
 	"runtime"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/go-backpressure/go-backpressure/internal/flowtest"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
 	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
@@ -131,48 +131,13 @@ func runPair(t *testing.T, proto flow.Protocol, client, server *side, run pairRu
 	serverPlan := flow.Plan{Read: read, PeerWrites: true}
 	serverErr := make(chan error, 1)
 	hello := flow.Hello{RunID: "sockets-test", Direction: flow.Up, PayloadSize: 16 << 10, DurationMS: writeFor.Milliseconds()}
-	var dial func() (flow.Conn, error)
-	if proto == flow.TCP {
-		go func() {
-			nc, err := ln.Accept()
-			if err != nil {
-				serverErr <- err
-				return
-			}
-			_, c, err := flow.AcceptTCP(nc, 5*time.Second)
-			if err != nil {
-				serverErr <- err
-				return
-			}
+	target := flowtest.Serve(t, proto, ln, func(_ context.Context, _ *flow.Hello, c flow.Conn, err error) {
+		if err == nil {
 			_, err = flow.NewSession(c, serverPlan, server.observer()).Run(ctx)
-			serverErr <- err
-		}()
-		dial = func() (flow.Conn, error) { return flow.DialTCP(ctx, ln.Addr().String(), hello, opts) }
-	} else if proto == flow.HTTP2 {
-		serveHTTP2(t, ln, func(_ *flow.Hello, c flow.Conn, err error) {
-			if err == nil {
-				_, err = flow.NewSession(c, serverPlan, server.observer()).Run(ctx)
-			}
-			serverErr <- err
-		})
-		dial = func() (flow.Conn, error) { return dialHTTP2(t, ctx, ln.Addr().String(), hello, opts) }
-	} else {
-		up := flow.NewUpgrader()
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			_, c, err := up.Accept(w, r)
-			if err != nil {
-				serverErr <- err
-				return
-			}
-			_, err = flow.NewSession(c, serverPlan, server.observer()).Run(ctx)
-			serverErr <- err
-		})}
-		go srv.Serve(ln)
-		defer srv.Close()
-		dial = func() (flow.Conn, error) {
-			return flow.DialWebSocket(ctx, "ws://"+ln.Addr().String()+"/ws", hello, opts, nil)
 		}
-	}
+		serverErr <- err
+	})
+	dial := func() (flow.Conn, error) { return flowtest.Dial(t, ctx, target, hello, opts) }
 	c, err := dial()
 	if err != nil {
 		t.Fatal(err)
@@ -206,9 +171,6 @@ func TestSocketMetricsPausedReader(t *testing.T) {
 	const pauseAfter, pauseFor = 500 * time.Millisecond, 2 * time.Second
 	for _, proto := range metrics.Protocols {
 		t.Run(string(proto), func(t *testing.T) {
-			if proto == flow.HTTP2 {
-				t.Skip("a paused HTTP/2 reader shuts its stream's window, not TCP's: TestSocketMetricsPausedStream")
-			}
 			t.Parallel()
 			client, server := newSide(t, 50*time.Millisecond), newSide(t, 50*time.Millisecond)
 			zeroAdvBefore, hasNetstat := server.value(t, "bp_host_tcp_to_zero_window_adv_total", "")
@@ -238,6 +200,10 @@ func TestSocketMetricsPausedReader(t *testing.T) {
 			runPair(t, proto, client, server, pairRun{read: read, buffer: testBuffer, writeFor: pauseAfter + pauseFor + 300*time.Millisecond, during: watch})
 
 			t.Logf("peer window min %v, own window min %v, peak send queue %v, peak recv queue %v", peerMin, ownMin, peakSendQueue, peakRecvQueue)
+			if (flow.Target{Protocol: proto}).Multiplexed() {
+				tcpWindowsStayedOpen(t, proto, client, server, pauseFor)
+				return
+			}
 			if peerMin != 0 {
 				t.Errorf("client bp_socket_peer_window_min_bytes: lowest seen %v, want 0 during the pause", peerMin)
 			}
@@ -316,6 +282,33 @@ func TestSocketMetricsPausedReader(t *testing.T) {
 				t.Errorf("client totals %+v: want peak send queue near %d and peer window zero >= %.1fs", tot, testBuffer, minimum)
 			}
 		})
+	}
+}
+
+// tcpWindowsStayedOpen is the paused reader's check on a multiplexed
+// transport: there the stream's window closes (pkg/flow's gRPC tests check
+// it from the frames), and the server's transport keeps reading the socket,
+// so TCP's windows stay open; the kernel sees no stop. A loaded machine may
+// close them for moments while the run is at full speed (up to a tenth of
+// the pause seen with the TCP and WebSocket runs beside it, 0.2 s of 2 s);
+// never for a quarter of it, where a paused TCP reader shows most of it.
+func tcpWindowsStayedOpen(t *testing.T, proto flow.Protocol, client, server *side, pause time.Duration) {
+	t.Helper()
+	for _, c := range []struct {
+		s    *side
+		name string
+	}{
+		{client, "bp_socket_peer_window_zero_seconds_total"},
+		{server, "bp_socket_own_window_zero_seconds_total"},
+	} {
+		v, ok := c.s.value(t, c.name, proto)
+		t.Logf("%s = %.3f", c.name, v)
+		if !ok || v > 0.25*pause.Seconds() {
+			t.Errorf("%s = %v (present %v), want about 0: the stream's window holds a %s, not TCP's", c.name, v, ok, proto)
+		}
+	}
+	if written, _ := client.value(t, "bp_bytes_written_total", proto); written < 1<<20 {
+		t.Errorf("only %v bytes written: the run did not run", written)
 	}
 }
 

@@ -57,13 +57,7 @@ func sumAt(ins []Summary, t float64, final bool) TimelinePoint {
 		pts := s.Timeline.Points
 		p := pts[len(pts)-1]
 		if !final {
-			p = TimelinePoint{PeerWindowZeroConnections: -1, StalledConnections: -1}
-			for _, q := range pts {
-				if q.Seconds > t {
-					break
-				}
-				p = q
-			}
+			p = pointAt(pts, t)
 		}
 		sum.BytesWritten += p.BytesWritten
 		sum.BytesAcked += p.BytesAcked
@@ -74,6 +68,19 @@ func sumAt(ins []Summary, t float64, final bool) TimelinePoint {
 		sum.StalledConnections = addCount(sum.StalledConnections, p.StalledConnections)
 	}
 	return sum
+}
+
+// pointAt is an instance's point at t: its last at or before t, or none
+// yet (zero counts, unknown connection counts).
+func pointAt(pts []TimelinePoint, t float64) TimelinePoint {
+	p := TimelinePoint{PeerWindowZeroConnections: -1, StalledConnections: -1}
+	for _, q := range pts {
+		if q.Seconds > t {
+			break
+		}
+		p = q
+	}
+	return p
 }
 
 // addCount adds connection counts where -1 means "not known".

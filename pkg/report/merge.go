@@ -28,6 +28,14 @@ type FleetSummary struct {
 	Missing []int `json:"missing_instances,omitempty"`
 	// Instances are the instances' reports, in the order of their index.
 	Instances []Summary `json:"instances"`
+	// PeakInPipeSource says how Summary's peak_bytes_in_pipe was made:
+	// PeakFromTimeline (the fleet's own peak) or PeakSumOfInstances (an
+	// upper bound). PeakInPipeAtSeconds is when the fleet's timeline
+	// peaked, when that point is the peak; PeakInPipeUpperBoundBytes the
+	// instances' peaks added up, which need not coincide.
+	PeakInPipeSource          string   `json:"peak_bytes_in_pipe_source"`
+	PeakInPipeAtSeconds       *float64 `json:"peak_bytes_in_pipe_at_seconds,omitempty"`
+	PeakInPipeUpperBoundBytes int64    `json:"peak_bytes_in_pipe_upper_bound"`
 }
 
 // Named is one instance's report and the file it came from, for errors.
@@ -102,8 +110,11 @@ func ReadReportFile(path string, stdin io.Reader) ([]Named, error) {
 // (an error names the first file that differs). The totals:
 //   - summed: connections, bytes, write calls, rates (each instance's is
 //     its own, and they ran side by side), blocked seconds, stalls, failed
-//     connections, reconnects, the peaks in the pipe (an upper bound: the
-//     instances' peaks need not coincide), the kernel's seconds;
+//     connections, reconnects, the kernel's seconds;
+//   - the peak in the pipe: the most the summed timeline holds at one
+//     point (at least the largest instance's peak), since the instances'
+//     peaks need not coincide; without timelines their sum, an upper bound
+//     (setPeakInPipe);
 //   - shares (blocked, peer window zero, rwnd-limited) recomputed over the
 //     connections' combined time, as an instance computes its own;
 //   - the largest: duration, longest stall, write-blocked p99 (quantiles do
@@ -156,6 +167,7 @@ func Merge(reports []Named) (FleetSummary, error) {
 	t.WriteBlockedP50 = medianOf(p50s)
 	t.shares(connTime)
 	t.Timeline = fleetTimeline(fs.Instances, t.Connections)
+	fs.setPeakInPipe()
 	if t.Direction.ClientWrites() {
 		fv, v := verdict.Fleet(verdicts)
 		fs.FleetVerdict, t.Verdict = fv, &v

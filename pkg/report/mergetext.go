@@ -40,6 +40,7 @@ func (fs FleetSummary) WriteText(w io.Writer) error {
 		return err
 	}
 	b.Reset()
+	b.WriteString(fs.peakInPipeLine())
 	fmt.Fprintf(&b, "\ninstances:\n")
 	for _, s := range fs.Instances {
 		b.WriteString(instanceLine(s))

@@ -21,6 +21,10 @@ const diagStates = 1<<unix.BPF_TCP_ESTABLISHED | 1<<unix.BPF_TCP_SYN_SENT | 1<<u
 // diagExt asks for TCP_INFO and the socket's memory with every socket.
 const diagExt = 1<<(diagAttrInfo-1) | 1<<(diagAttrSkMemInfo-1)
 
+// diagReqBytecode is INET_DIAG_REQ_BYTECODE, the request's filter
+// attribute.
+const diagReqBytecode = 1
+
 // dumpRetries bounds the dumps started again because the socket table
 // changed under one (NLM_F_DUMP_INTR): its answer may miss or repeat a
 // socket, and a gauge must not.
@@ -44,12 +48,31 @@ func (r *diagRequest) Serialize() []byte {
 // it: one sock_diag (NETLINK_INET_DIAG) dump per address family, read
 // with github.com/vishvananda/netlink. Any process's sockets are read, no
 // root needed; another namespace's are not.
-func DumpSockets(buf []DiagSocket) ([]DiagSocket, error) {
+func DumpSockets(buf []DiagSocket) ([]DiagSocket, error) { return dump(buf, nil) }
+
+// DumpHopSockets is DumpSockets of the hop's sockets only, as far as the
+// kernel can tell by port (hopFilter): a superset of what hopClassifier
+// keeps, at the cost of those sockets rather than of the namespace's. A
+// kernel that refuses the filter (older than 4.16) gets a whole dump.
+func DumpHopSockets(buf []DiagSocket, p HopPorts) ([]DiagSocket, error) {
+	bc := hopFilter(p)
+	if bc == nil {
+		return DumpSockets(buf)
+	}
+	out, err := dump(buf, bc)
+	if errors.Is(err, unix.EINVAL) {
+		return dump(out, nil)
+	}
+	return out, err
+}
+
+// dump is DumpSockets with the kernel filter bc (nil: every socket).
+func dump(buf []DiagSocket, bc []byte) ([]DiagSocket, error) {
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		n := len(buf)
 		var err error
 		for range dumpRetries {
-			buf, err = dumpFamily(buf[:n], fam)
+			buf, err = dumpFamily(buf[:n], fam, bc)
 			if !errors.Is(err, nl.ErrDumpInterrupted) {
 				break
 			}
@@ -67,9 +90,12 @@ func DumpSockets(buf []DiagSocket) ([]DiagSocket, error) {
 }
 
 // dumpFamily runs one dump of fam's TCP sockets, appending them to buf.
-func dumpFamily(buf []DiagSocket, fam uint8) ([]DiagSocket, error) {
+func dumpFamily(buf []DiagSocket, fam uint8, bc []byte) ([]DiagSocket, error) {
 	req := nl.NewNetlinkRequest(nl.SOCK_DIAG_BY_FAMILY, unix.NLM_F_DUMP)
 	req.AddData(&diagRequest{family: fam, protocol: unix.IPPROTO_TCP, ext: diagExt, states: diagStates})
+	if bc != nil {
+		req.AddData(nl.NewRtAttr(diagReqBytecode, bc))
+	}
 	var parseErr error
 	err := req.ExecuteIter(unix.NETLINK_INET_DIAG, nl.SOCK_DIAG_BY_FAMILY, func(msg []byte) bool {
 		buf = append(buf, DiagSocket{})

@@ -10,14 +10,14 @@ import (
 // ErrNoPass is HostSampler.Stats' error before the first pass.
 var ErrNoPass = errors.New("sockstat: no sampling pass yet")
 
-// HostSampler reads every TCP connection of its network namespace with
-// one sock_diag dump per pass (DumpSockets), keeps the ones of one hop
-// (HopPorts), and accounts for them per side the way a Sampler does per
+// HostSampler reads the TCP connections of its network namespace with
+// one sock_diag dump per pass (DumpHopSockets: the kernel answers only
+// sockets on the hop's ports), keeps the ones of one hop (HopPorts), and accounts for them per side the way a Sampler does per
 // protocol: the last pass's gauges, and counters that add each socket's
 // growth since the previous pass (a tally per socket, keyed by its
 // cookie), kept when the socket closes so that they never go down.
 //
-//	every interval (runPaced): DumpSockets -> side by ports -> tally per
+//	every interval (runPaced): DumpHopSockets -> side by ports -> tally per
 //	    socket -> per-side Gauges, Counters --> Stats --> pkg/metrics
 //
 // A hop's sockets both read and write, so every socket counts on both the
@@ -71,8 +71,10 @@ type PassState struct {
 
 // NewHostSampler returns a sampler of the hop's sockets; call Run.
 func NewHostSampler(opts HostSamplerOptions) *HostSampler {
+	ports := opts.Ports
 	return &HostSampler{
-		interval: opts.Interval, hop: newHopClassifier(opts.Ports), dump: DumpSockets,
+		interval: opts.Interval, hop: newHopClassifier(ports),
+		dump:   func(buf []DiagSocket) ([]DiagSocket, error) { return DumpHopSockets(buf, ports) },
 		onPass: opts.OnPass, socks: map[uint64]*hostSocket{}, err: ErrNoPass,
 		fields: diagFields(KernelFields()),
 	}

@@ -4,6 +4,7 @@ package sockstat
 
 import (
 	"errors"
+	"maps"
 	"testing"
 	"time"
 )
@@ -110,4 +111,43 @@ func TestHostSamplerFailedDump(t *testing.T) {
 	if len(states) != 2 || !errors.Is(states[0].Err, refused) || states[1].Err != nil {
 		t.Errorf("OnPass heard %+v, want the failure once, then the recovery", states)
 	}
+}
+
+// TestDumpHopSockets: the kernel, given the hop's ports, answers the
+// sockets hopClassifier keeps of a whole dump, and no other: the accepted
+// socket of a connection to the downstream port, the dialled one of a
+// connection to the upstream port (and any other socket of the host on
+// those ports).
+func TestDumpHopSockets(t *testing.T) {
+	w1, r1 := tcpPair(t) // its listener's port is the hop's downstream port
+	w2, r2 := tcpPair(t) // its listener's port is the hop's upstream one
+	down, up := addrPort(r1.LocalAddr()), addrPort(r2.LocalAddr())
+	ports := HopPorts{Downstream: []uint16{down.Port()}, Upstream: []uint16{up.Port()}}
+	hop := newHopClassifier(ports)
+	for range 20 { // until no socket on those ports opened or closed between the two dumps
+		all, err := DumpSockets(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		some, err := DumpHopSockets(nil, ports)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, got := map[uint64]bool{}, map[uint64]bool{}
+		for i := range all {
+			if _, ok := hop.side(&all[i]); ok {
+				want[all[i].Cookie] = true
+			}
+		}
+		for _, s := range some {
+			got[s.Cookie] = true
+		}
+		accepted, dialled := findDiag(t, some, down, addrPort(w1.LocalAddr())), findDiag(t, some, addrPort(w2.LocalAddr()), up)
+		if maps.Equal(got, want) && len(some) == len(got) {
+			t.Logf("the filtered dump: %d sockets (ours %d, %d) of the whole dump's %d", len(some), accepted.Cookie, dialled.Cookie, len(all))
+			return
+		}
+		t.Logf("filtered %d sockets, the classifier keeps %d of the whole dump; again", len(got), len(want))
+	}
+	t.Fatal("the filtered dump never answered the sockets the classifier keeps")
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"reflect"
+	"runtime"
 	"sync"
 	"time"
 
@@ -95,9 +96,13 @@ func (s *Sampler) Run(ctx context.Context) error {
 }
 
 // runPaced calls pass every interval until ctx ends, the next call no
-// sooner than ten times the last pass's duration after its start: the cost
-// cap every sampler of this package shares (a tenth of a core at most).
+// sooner than ten times the last pass's cost after its start: the cost cap
+// every sampler of this package shares (a tenth of a core at most).
 func runPaced(ctx context.Context, interval time.Duration, pass func(now time.Time)) {
+	// The pass's cost is the CPU time of its thread (passCost), so the
+	// goroutine keeps its thread while it samples.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	t := time.NewTimer(interval)
 	defer t.Stop()
 	for {
@@ -105,14 +110,9 @@ func runPaced(ctx context.Context, interval time.Duration, pass func(now time.Ti
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			// The pass's own duration: the time the goroutine waited to
-			// run after the timer fired is not sampling, and on a loaded
-			// machine counting it nine times over would leave seconds
-			// between passes.
-			began := time.Now()
+			cost := startPassCost()
 			pass(now)
-			took := time.Since(began)
-			t.Reset(max(interval-time.Since(now), 9*took))
+			t.Reset(max(interval-time.Since(now), 9*cost()))
 		}
 	}
 }

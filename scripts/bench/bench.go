@@ -315,7 +315,7 @@ type serverAddrs struct {
 
 func startServer(ctx context.Context, start func(string, []string, ...string) (*proc, error), bin, name, sample string) (serverAddrs, error) {
 	a := serverAddrs{http: freeAddr(), tcp: freeAddr()}
-	p, err := start(name, nil, filepath.Join(bin, "bp-server"), "--http-addr", a.http, "--tcp-addr", a.tcp,
+	p, err := start(name, nil, filepath.Join(bin, "bp-server"), "--http-addr", a.http, "--tcp-addr", a.tcp, "--grpc-addr", "",
 		"--sample-interval", sample, "--log-interval", "0", "--log-format", "text")
 	if err != nil {
 		return a, err

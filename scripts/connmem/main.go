@@ -152,7 +152,7 @@ func errNote(s string) string {
 // measure runs one protocol: server, client, samples, then the ends.
 func measure(dir string, o opts, proto string) (*result, error) {
 	httpAddr, tcpAddr, clientAddr := freeAddr(), freeAddr(), freeAddr()
-	srv, err := start(dir, "bp-server-"+proto, nil, filepath.Join(o.bin, "bp-server"), "--http-addr", httpAddr, "--tcp-addr", tcpAddr,
+	srv, err := start(dir, "bp-server-"+proto, nil, filepath.Join(o.bin, "bp-server"), "--http-addr", httpAddr, "--tcp-addr", tcpAddr, "--grpc-addr", "",
 		"--log-interval", "0", "--max-connections", strconv.Itoa(o.conns+100))
 	if err != nil {
 		return nil, err

@@ -5,6 +5,8 @@
 //	bp-client --loop -> bp-relay -> HAProxy -> bp-server, and Prometheus
 //
 //	go run ./scripts/lab-observe      # make lab-observe
+//	go run ./scripts/lab-observe -hosts   # each on a host of its own, shaped links (root)
+//	go run ./scripts/lab-observe -hosts -link client-relay=100mbit,40ms
 //
 // It needs HAProxy and Prometheus from Debian's packages
 // (sudo apt-get install -y haproxy prometheus) and the binaries in bin/
@@ -21,11 +23,18 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/go-backpressure/go-backpressure/internal/lab"
 )
+
+// listFlag is a repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
 
 func main() {
 	os.Exit(run())
@@ -37,6 +46,9 @@ func run() int {
 	deploy := fs.String("deploy", "deploy", "the deploy/ directory")
 	addr := fs.String("prometheus-addr", "127.0.0.1:9090", "Prometheus's web listener")
 	dir := fs.String("dir", "", "directory for logs, rendered configs and Prometheus's data (default: a new temporary one, removed at the end)")
+	hosts := fs.Bool("hosts", false, "run client, relay, HAProxy and server on hosts of their own (network namespaces, root): client -> 1 Gbit/s, 20 ms -> relay -> 10 Gbit/s, 0.5 ms -> haproxy -> 10 Gbit/s, 0.5 ms -> server")
+	var links listFlag
+	fs.Var(&links, "link", "with -hosts, a link: a-b=RATE,RTT[,LOSS%][,mtu=N] (client-relay, relay-haproxy, haproxy-server; repeatable; docs/LAB.md)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		return 2
 	}
@@ -44,8 +56,13 @@ func run() int {
 	defer stop()
 
 	keep := *dir != ""
-	fmt.Println("starting bp-server, HAProxy, bp-relay, bp-client (--loop) and Prometheus on loopback...")
-	ob, err := lab.Observe(ctx, lab.ObserveOptions{Bin: *bin, Deploy: *deploy, PrometheusAddr: *addr, Dir: *dir, Progress: os.Stdout})
+	where := "on loopback"
+	if *hosts {
+		where = "on hosts of their own, Prometheus on loopback"
+	}
+	fmt.Printf("starting bp-server, HAProxy, bp-relay, bp-client (--loop) and Prometheus %s...\n", where)
+	ob, err := lab.Observe(ctx, lab.ObserveOptions{Bin: *bin, Deploy: *deploy, PrometheusAddr: *addr, Dir: *dir, Progress: os.Stdout,
+		Hosts: *hosts, Links: links})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lab-observe:", err)
 		if errors.Is(err, lab.ErrMissing) {
@@ -84,6 +101,9 @@ runs 30 s at a time, 5 s apart. Stop everything with Ctrl-C (or: kill %d).
 		query(`sum(bp_reads_paused{hop="server"})`),
 		ob.Targets["client"], ob.Targets["relay"], ob.Targets["haproxy"], ob.Targets["haproxy/sockets"], ob.Targets["server"], ob.Dir, ob.Reports, os.Getpid())
 
+	for _, h := range ob.Hosts {
+		fmt.Printf("host %s: ip netns exec %s ... (ss -tin, nstat, tshark -i %s)\n", h.Name, h.Namespace, h.Interfaces[0].Name)
+	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {

@@ -123,7 +123,11 @@ func startHop(ctx context.Context, dir, bin, name string, args []string) (*hop, 
 	if err != nil {
 		return nil, err
 	}
-	h.cmd = exec.Command(filepath.Join(bin, name), append([]string{"--http-addr", h.httpAddr, "--tcp-addr", h.tcpAddr}, args...)...)
+	base := []string{"--http-addr", h.httpAddr, "--tcp-addr", h.tcpAddr}
+	if name == "bp-server" {
+		base = append(base, "--grpc-addr", "") // the soak runs no gRPC
+	}
+	h.cmd = exec.Command(filepath.Join(bin, name), append(base, args...)...)
 	h.cmd.Stdout, h.cmd.Stderr = f, f
 	if err := h.cmd.Start(); err != nil {
 		f.Close()

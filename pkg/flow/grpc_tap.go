@@ -1,0 +1,356 @@
+package flow
+
+import (
+	"encoding/binary"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	pb "github.com/go-backpressure/go-backpressure/proto/backpressure/v1"
+)
+
+// h2Tap follows the HTTP/2 frames one side of a gRPC connection writes and
+// reads, as plain text (above TLS, below grpc-go), to know what grpc-go
+// keeps to itself: the flow-control windows of the connection and of each
+// stream, both ways, and the WINDOW_UPDATE frames. Only frame headers and
+// the few frames that move windows are decoded; payload bytes are counted,
+// never copied. Its figures are exact, since every frame passes it.
+type h2Tap struct {
+	out, in h2FrameReader // what this side writes, what it reads
+
+	mu sync.Mutex
+	// sendInit and recvInit are SETTINGS_INITIAL_WINDOW_SIZE as the peer
+	// and this side last set it: a new stream's send and receive window.
+	sendInit, recvInit int64
+	// sendConn and recvConn are the connection's windows.
+	sendConn, recvConn        int64
+	connClosedAt              time.Time
+	connUpdatesIn, connUpdOut uint64
+	streams                   map[uint32]*tapStream
+	// helloFromOut: the client's hellos are in what this side writes (a
+	// client), or in what it reads (a server).
+	helloFromOut bool
+}
+
+// tapStream is one stream's state in the tap.
+type tapStream struct {
+	send, recv            int64 // the stream's windows
+	closedAt              time.Time
+	updatesIn, updatesOut uint64
+	hello                 *pb.Hello // decoded from its first DATA frame; nil: not (yet)
+	claimed               bool      // a Conn took it (claim)
+	endOut, endIn         bool      // END_STREAM or RST_STREAM each way
+	firstData             bool      // its first DATA frame from the client has passed
+}
+
+// The HTTP/2 frame types and settings the tap follows (RFC 9113).
+const (
+	h2FrameData         = 0x0
+	h2FrameHeaders      = 0x1
+	h2FrameRSTStream    = 0x3
+	h2FrameSettings     = 0x4
+	h2FrameWindowUpdate = 0x8
+	h2FlagEndStream     = 0x1
+	h2FlagAck           = 0x1
+	h2SettingInitialWin = 0x4
+	h2DefaultWindow     = 65535
+	h2ClientPreface     = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	// tapKeep bounds the frame bytes the tap keeps to decode one frame:
+	// SETTINGS and WINDOW_UPDATE are small, a hello's DATA frame at most
+	// MaxHelloSize plus its framing.
+	tapKeep = 2 * MaxHelloSize
+)
+
+// newH2Tap is the tap of a client's connection (client true) or a server's.
+func newH2Tap(client bool) *h2Tap {
+	t := &h2Tap{sendInit: h2DefaultWindow, recvInit: h2DefaultWindow, sendConn: h2DefaultWindow,
+		recvConn: h2DefaultWindow, streams: make(map[uint32]*tapStream), helloFromOut: client}
+	// The client's preface comes first in what the client writes and in
+	// what the server reads.
+	if client {
+		t.out.preface = len(h2ClientPreface)
+		t.out.wantData = t.wantHello
+	} else {
+		t.in.preface = len(h2ClientPreface)
+		t.in.wantData = t.wantHello
+	}
+	return t
+}
+
+// wantHello reports whether stream id's first DATA frame from the client
+// is still to come.
+func (t *h2Tap) wantHello(id uint32) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	st := t.streams[id]
+	return st == nil || !st.firstData
+}
+
+// wrote and read feed the tap the bytes that passed.
+func (t *h2Tap) wrote(b []byte) { t.out.feed(b, func(f h2Frame) { t.frame(f, true) }) }
+func (t *h2Tap) read(b []byte)  { t.in.feed(b, func(f h2Frame) { t.frame(f, false) }) }
+
+// h2Frame is one frame's header and, for the frames the tap decodes, its
+// payload (cut at tapKeep).
+type h2Frame struct {
+	length  int
+	typ     byte
+	flags   byte
+	stream  uint32
+	payload []byte
+}
+
+// frame applies one whole frame, written (out) or read.
+func (t *h2Tap) frame(f h2Frame, out bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch f.typ {
+	case h2FrameData:
+		t.data(f, out)
+	case h2FrameHeaders:
+		st := t.stream(f.stream)
+		if f.flags&h2FlagEndStream != 0 {
+			t.end(f.stream, st, out)
+		}
+	case h2FrameRSTStream:
+		if st := t.streams[f.stream]; st != nil {
+			st.endOut, st.endIn = true, true
+			t.forget(f.stream, st)
+		}
+	case h2FrameSettings:
+		if f.flags&h2FlagAck == 0 {
+			t.settings(f.payload, out)
+		}
+	case h2FrameWindowUpdate:
+		if len(f.payload) >= 4 {
+			t.windowUpdate(f.stream, int64(binary.BigEndian.Uint32(f.payload)&0x7fffffff), out)
+		}
+	}
+}
+
+// data counts a DATA frame against the windows it uses, and decodes a
+// stream's first one from the client: its hello.
+func (t *h2Tap) data(f h2Frame, out bool) {
+	st := t.stream(f.stream)
+	n := int64(f.length)
+	now := time.Now()
+	if out {
+		t.sendConn -= n
+		st.send -= n
+		if t.sendConn <= 0 && t.connClosedAt.IsZero() {
+			t.connClosedAt = now
+		}
+		if st.send <= 0 && st.closedAt.IsZero() {
+			st.closedAt = now
+		}
+	} else {
+		t.recvConn -= n
+		st.recv -= n
+	}
+	if out == t.helloFromOut && !st.firstData {
+		st.firstData = true
+		if len(f.payload) > 5 {
+			st.hello = decodeHelloFrame(f.payload)
+		}
+	}
+	if f.flags&h2FlagEndStream != 0 {
+		t.end(f.stream, st, out)
+	}
+}
+
+// decodeHelloFrame decodes the gRPC message at the start of a DATA frame
+// (a 5-byte prefix, then the Message) when it is a hello; nil otherwise.
+func decodeHelloFrame(b []byte) *pb.Hello {
+	size := int(binary.BigEndian.Uint32(b[1:5]))
+	if b[0] != 0 || size > len(b)-5 {
+		return nil // compressed, or longer than a hello
+	}
+	var m pb.Message
+	if proto.Unmarshal(b[5:5+size], &m) != nil {
+		return nil
+	}
+	return m.GetHello()
+}
+
+// settings applies SETTINGS_INITIAL_WINDOW_SIZE: a change moves the send
+// (or receive) window of every open stream by the difference (RFC 9113
+// 6.9.2).
+func (t *h2Tap) settings(b []byte, out bool) {
+	for ; len(b) >= 6; b = b[6:] {
+		if binary.BigEndian.Uint16(b) != h2SettingInitialWin {
+			continue
+		}
+		v := int64(binary.BigEndian.Uint32(b[2:]))
+		if out {
+			for _, st := range t.streams {
+				st.recv += v - t.recvInit
+			}
+			t.recvInit = v
+		} else {
+			for _, st := range t.streams {
+				st.send += v - t.sendInit
+			}
+			t.sendInit = v
+		}
+	}
+}
+
+// windowUpdate opens a window: the peer's (read) or this side's (written).
+func (t *h2Tap) windowUpdate(id uint32, inc int64, out bool) {
+	if id == 0 {
+		if out {
+			t.recvConn += inc
+			t.connUpdOut++
+		} else {
+			t.sendConn += inc
+			t.connUpdatesIn++
+		}
+		return
+	}
+	st := t.streams[id]
+	if st == nil {
+		return // a stream already forgotten
+	}
+	if out {
+		st.recv += inc
+		st.updatesOut++
+	} else {
+		st.send += inc
+		st.updatesIn++
+	}
+}
+
+// stream returns id's state, new streams starting at the initial windows.
+func (t *h2Tap) stream(id uint32) *tapStream {
+	st := t.streams[id]
+	if st == nil {
+		st = &tapStream{send: t.sendInit, recv: t.recvInit}
+		t.streams[id] = st
+	}
+	return st
+}
+
+// end marks one direction of a stream ended; a stream ended both ways
+// that no Conn took is forgotten (a taken one, at release).
+func (t *h2Tap) end(id uint32, st *tapStream, out bool) {
+	if out {
+		st.endOut = true
+	} else {
+		st.endIn = true
+	}
+	if st.endOut && st.endIn {
+		t.forget(id, st)
+	}
+}
+
+func (t *h2Tap) forget(id uint32, st *tapStream) {
+	if !st.claimed {
+		delete(t.streams, id)
+	}
+}
+
+// claim finds the stream whose hello names place k on the connection and
+// that no Conn took yet (the earliest), takes it and returns its id; 0
+// when its hello has not passed the tap yet.
+func (t *h2Tap) claim(k int) uint32 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var found uint32
+	for id, st := range t.streams {
+		if !st.claimed && st.hello != nil && int(st.hello.GetStream()) == k && (found == 0 || id < found) {
+			found = id
+		}
+	}
+	if found != 0 {
+		t.streams[found].claimed = true
+	}
+	return found
+}
+
+// release forgets a claimed stream once its Conn is closed.
+func (t *h2Tap) release(id uint32) {
+	t.mu.Lock()
+	delete(t.streams, id)
+	t.mu.Unlock()
+}
+
+// tapView is a copy of what the tap knows of one stream and its connection.
+type tapView struct {
+	sendStream, recvStream, sendConn, recvConn int64
+	streamClosedAt, connClosedAt               time.Time
+	updatesIn, updatesOut                      uint64
+	connUpdatesIn, connUpdatesOut              uint64
+}
+
+// view returns stream id's figures; ok is false when the tap does not
+// know the stream (windows then -1).
+func (t *h2Tap) view(id uint32) (v tapView, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	v = tapView{sendStream: -1, recvStream: -1, sendConn: t.sendConn, recvConn: t.recvConn,
+		connClosedAt: t.connClosedAt, connUpdatesIn: t.connUpdatesIn, connUpdatesOut: t.connUpdOut}
+	st := t.streams[id]
+	if st == nil {
+		return v, false
+	}
+	v.sendStream, v.recvStream, v.streamClosedAt = st.send, st.recv, st.closedAt
+	v.updatesIn, v.updatesOut = st.updatesIn, st.updatesOut
+	return v, true
+}
+
+// h2FrameReader splits a byte stream into frames across the calls that
+// carry it.
+type h2FrameReader struct {
+	preface int // bytes of the client preface still to skip
+	hdr     [9]byte
+	hdrN    int
+	cur     h2Frame
+	remain  int // payload bytes of cur still to come
+	keep    bool
+	// wantData says whether a stream's DATA frame is to be kept: its
+	// first, which carries the hello.
+	wantData func(stream uint32) bool
+}
+
+// feed takes the next bytes and calls done for every frame they complete.
+func (r *h2FrameReader) feed(b []byte, done func(h2Frame)) {
+	if r.preface > 0 {
+		n := min(r.preface, len(b))
+		r.preface -= n
+		b = b[n:]
+	}
+	for len(b) > 0 {
+		if r.hdrN < len(r.hdr) {
+			n := copy(r.hdr[r.hdrN:], b)
+			r.hdrN += n
+			b = b[n:]
+			if r.hdrN < len(r.hdr) {
+				return
+			}
+			r.start()
+		}
+		n := min(r.remain, len(b))
+		if r.keep && len(r.cur.payload) < tapKeep {
+			r.cur.payload = append(r.cur.payload, b[:min(n, tapKeep-len(r.cur.payload))]...)
+		}
+		r.remain -= n
+		b = b[n:]
+		if r.remain == 0 {
+			done(r.cur)
+			r.hdrN = 0
+		}
+	}
+}
+
+// start begins the frame whose header was just read.
+func (r *h2FrameReader) start() {
+	h := r.hdr[:]
+	r.cur = h2Frame{length: int(h[0])<<16 | int(h[1])<<8 | int(h[2]), typ: h[3], flags: h[4],
+		stream: binary.BigEndian.Uint32(h[5:]) & 0x7fffffff, payload: r.cur.payload[:0]}
+	r.remain = r.cur.length
+	// The frames that move windows are kept whole; a DATA frame only when
+	// it may carry a hello (its first bytes), so payload is never copied.
+	r.keep = r.cur.typ == h2FrameSettings || r.cur.typ == h2FrameWindowUpdate ||
+		(r.cur.typ == h2FrameData && r.wantData != nil && r.wantData(r.cur.stream))
+}

@@ -1,0 +1,153 @@
+package flow_test
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/internal/flowtest"
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+)
+
+// startGRPC serves one session per gRPC stream on 127.0.0.1:0 and sends
+// each result on the channel.
+func startGRPC(t *testing.T, read flow.ReadSettings) (flow.Target, <-chan flowtest.ServerResult) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := make(chan flowtest.ServerResult, 16)
+	target := flowtest.Serve(t, flow.GRPC, ln, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {
+		if err != nil {
+			flowtest.Send(ctx, results, flowtest.ServerResult{Err: err})
+			return
+		}
+		snap, err := flow.NewSession(c, flowtest.ServerPlan(h, read), nil).Run(ctx)
+		flowtest.Send(ctx, results, flowtest.ServerResult{Hello: h, Snap: snap, Err: err})
+	})
+	return target, results
+}
+
+// TestGRPCDirections: up, down and both over one gRPC stream each, every
+// byte accounted for on both sides, acks to the byte.
+func TestGRPCDirections(t *testing.T) {
+	target, results := startGRPC(t, flow.ReadSettings{Size: 16 << 10})
+	const total = 5<<20 + 123
+	for _, dir := range []flow.Direction{flow.Up, flow.Down, flow.Both} {
+		t.Run(string(dir), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			hello := flow.Hello{RunID: "grpc-test", Direction: dir, PayloadSize: 64 << 10, TotalBytes: total}
+			c, err := flowtest.Dial(t, ctx, target, hello, flow.SocketOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			snap, err := flow.NewSession(c, flowtest.ClientPlan(dir, total), nil).Run(ctx)
+			if err != nil {
+				t.Fatalf("client: %v", err)
+			}
+			var res flowtest.ServerResult
+			select {
+			case res = <-results:
+			case <-ctx.Done():
+				t.Fatal("no server result")
+			}
+			if res.Err != nil {
+				t.Fatalf("server: %v", res.Err)
+			}
+			var up, down int64
+			if dir.ClientWrites() {
+				up = total
+			}
+			if dir.ServerWrites() {
+				down = total
+			}
+			if snap.Written != up || snap.Acked != up || res.Snap.Read != up {
+				t.Errorf("up: client wrote %d, acked %d, server read %d; want %d", snap.Written, snap.Acked, res.Snap.Read, up)
+			}
+			if res.Snap.Written != down || res.Snap.Acked != down || snap.Read != down {
+				t.Errorf("down: server wrote %d, acked %d, client read %d; want %d", res.Snap.Written, res.Snap.Acked, snap.Read, down)
+			}
+			sc, ok := c.(flow.StreamConn)
+			if !ok {
+				t.Fatal("a gRPC stream is no StreamConn")
+			}
+			t.Logf("%s: stream layer %+v", dir, sc.StreamLayer())
+		})
+	}
+}
+
+// TestGRPCSlowStreamAmongFast: two streams on one connection, the server
+// pausing its reads of stream 0 and reading stream 1 at full speed. While
+// stream 0 is paused its Sends wait on its stream window, which the frames
+// show at zero, and stream 1 keeps moving: the stop is at the stream layer.
+func TestGRPCSlowStreamAmongFast(t *testing.T) {
+	const pauseAfter, pauseFor = 300 * time.Millisecond, 1500 * time.Millisecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := flow.ReadSettings{Pause: flow.PauseSchedule{After: pauseAfter, For: pauseFor}}
+	target := flowtest.Serve(t, flow.GRPC, ln, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {
+		if err != nil {
+			return
+		}
+		r := read
+		if h.FullSpeed {
+			r = r.FullSpeed()
+		}
+		flow.NewSession(c, flowtest.ServerPlan(h, r), nil).Run(ctx)
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	mux, err := flow.DialMux(ctx, target, flow.SocketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mux.Close()
+	writeFor := pauseAfter + pauseFor + 200*time.Millisecond
+	sessions := make([]*flow.Session, 2)
+	conns := make([]flow.Conn, 2)
+	for k := range sessions {
+		hello := flow.Hello{RunID: "slow-among-fast", Direction: flow.Up, PayloadSize: 16 << 10, DurationMS: writeFor.Milliseconds(), Stream: k, FullSpeed: k == 1}
+		if conns[k], err = mux.OpenStream(ctx, hello); err != nil {
+			t.Fatal(err)
+		}
+		plan := flow.Plan{Initiator: true, Write: &flow.WritePlan{Payload: make([]byte, 16<<10), Duration: writeFor, Rate: 2000}}
+		sessions[k] = flow.NewSession(conns[k], plan, nil)
+	}
+	errs := make(chan error, 2)
+	for _, s := range sessions {
+		go func() { _, err := s.Run(ctx); errs <- err }()
+	}
+	// In the middle of the pause: stream 0 held at its window, stream 1 moving.
+	time.Sleep(pauseAfter + pauseFor/2)
+	slowBefore, fastBefore := sessions[0].Snapshot().Written, sessions[1].Snapshot().Written
+	mid := conns[0].(flow.StreamConn).StreamLayer()
+	time.Sleep(pauseFor / 4)
+	slowAfter, fastAfter := sessions[0].Snapshot().Written, sessions[1].Snapshot().Written
+	for range sessions {
+		if err := <-errs; err != nil {
+			t.Errorf("client session: %v", err)
+		}
+	}
+	t.Logf("mid-pause stream 0: %+v", mid)
+	if mid.SendStreamWindow != 0 {
+		t.Errorf("stream 0's send window mid-pause = %d, want 0", mid.SendStreamWindow)
+	}
+	if mid.StreamClosedAt.IsZero() {
+		t.Error("stream 0's window never closed")
+	}
+	if slowAfter != slowBefore {
+		t.Errorf("stream 0 wrote %d bytes while paused (window closed): want none", slowAfter-slowBefore)
+	}
+	if fastAfter-fastBefore < 1<<20 {
+		t.Errorf("stream 1 wrote only %d bytes in %s beside the paused one: want it moving", fastAfter-fastBefore, pauseFor/4)
+	}
+	end := conns[0].(flow.StreamConn).StreamLayer()
+	if end.BlockedStream < pauseFor/2 || end.BlockedStream < 4*(end.BlockedConn+end.BlockedTCP) {
+		t.Errorf("stream 0 blocked %s on its window, %s on the connection's, %s on TCP: want most of the %s pause on the stream's", end.BlockedStream, end.BlockedConn, end.BlockedTCP, pauseFor)
+	}
+}
