@@ -298,3 +298,32 @@ func TestH2GoAwayAndStreamLimit(t *testing.T) {
 type readerFunc func([]byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// TestH2ServerReset: a stream the server resets (RST_STREAM) ends with an
+// error that says so, and another stream on the connection goes on.
+func TestH2ServerReset(t *testing.T) {
+	target := startH2Server(t, func(w http.ResponseWriter, r *http.Request) {
+		line, _ := bufio.NewReader(r.Body).ReadString('\n')
+		if strings.Contains(line, `"stream":1`) {
+			io.WriteString(w, "fine")
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		panic(http.ErrAbortHandler) // net/http resets the stream
+	})
+	mux, reset := openH2(t, target, Hello{Direction: Down})
+	if _, _, err := reset.Read(make([]byte, 10)); err == nil || !strings.Contains(err.Error(), "reset stream 1") {
+		t.Errorf("read of the reset stream: %v, want the server's reset named", err)
+	}
+	other, err := mux.OpenStream(context.Background(), Hello{Direction: Down, Stream: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(readerFunc(other.(*h2Conn).tcpConn.conn.Read))
+	if err != nil || string(b) != "fine" {
+		t.Errorf("the stream beside the reset one read %q, %v", b, err)
+	}
+	reset.Close()
+	other.Close()
+}
