@@ -79,6 +79,22 @@ func TestClientSIGINT(t *testing.T) {
 	}
 }
 
+// stopServer sends SIGTERM and checks the server exits 0 within 6 s
+// without waiting out its shutdown deadline.
+func stopServer(t *testing.T, srv *Server) {
+	t.Helper()
+	srv.Signal(t, syscall.SIGTERM)
+	began := time.Now()
+	code := srv.Wait(t, 6*time.Second)
+	t.Logf("server exited %s after SIGTERM with status %d", time.Since(began).Round(time.Millisecond), code)
+	if code != 0 {
+		t.Errorf("server exit status %d after SIGTERM, want 0; stderr:\n%s", code, srv.Stderr())
+	}
+	if len(srv.Logs("connections still open at shutdown deadline")) > 0 {
+		t.Errorf("server waited out its shutdown deadline instead of closing its connections")
+	}
+}
+
 // TestServerSIGTERM: the server exits within a few seconds of SIGTERM while
 // TCP and WebSocket connections are open (one writing freely, one blocked on
 // a reader the server paused).
@@ -104,16 +120,7 @@ func TestServerSIGTERM(t *testing.T) {
 				}
 				return ""
 			})
-			srv.Signal(t, syscall.SIGTERM)
-			began := time.Now()
-			code := srv.Wait(t, 6*time.Second)
-			t.Logf("server exited %s after SIGTERM with status %d", time.Since(began).Round(time.Millisecond), code)
-			if code != 0 {
-				t.Errorf("server exit status %d after SIGTERM, want 0; stderr:\n%s", code, srv.Stderr())
-			}
-			if len(srv.Logs("connections still open at shutdown deadline")) > 0 {
-				t.Errorf("server waited out its shutdown deadline instead of closing its connections")
-			}
+			stopServer(t, srv)
 			// The clients see their connections end and fail.
 			for _, c := range clients {
 				sum, code := c.Finish(t, 10*time.Second)

@@ -152,7 +152,7 @@ func TestFDLimitDefaultFits(t *testing.T) {
 		t.Skip("prlimit not installed (apt-get install util-linux)")
 	}
 	const fit = 113
-	args := []string{"--nofile=300:300", "--", binary("bp-server"), "--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0",
+	args := []string{"--nofile=300:300", "--", binary("bp-server"), "--http-addr", "127.0.0.1:0", "--tcp-addr", "127.0.0.1:0", "--grpc-addr", "",
 		"--log-format", "json", "--max-http-connections", "10", "--hello-timeout", "30s", "--sample-interval", "0"}
 	p := startCmd(t, "bp-server", exec.Command(prlimit, args...), nil)
 	l := p.WaitLog(t, "bp-server listening", 20*time.Second)

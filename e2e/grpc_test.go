@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -23,6 +24,20 @@ func serverStreamTotals(srv *Server) (read, written int64, streams int) {
 	return read, written, streams
 }
 
+// waitStreamTotals waits until the server has logged n gRPC streams closed
+// and returns their payload totals (serverStreamTotals).
+func waitStreamTotals(t *testing.T, srv *Server, n int) (read, written int64) {
+	t.Helper()
+	eventually(t, 5*time.Second, func() string {
+		var streams int
+		if read, written, streams = serverStreamTotals(srv); streams != n {
+			return fmt.Sprintf("%d grpc streams closed in the server's log, want %d", streams, n)
+		}
+		return ""
+	})
+	return read, written
+}
+
 // TestGRPCDirect: up, down and both over gRPC straight to bp-server, two
 // streams on each of two connections: every byte the client wrote the
 // server read and every byte the server wrote the client read, to the
@@ -38,14 +53,7 @@ func TestGRPCDirect(t *testing.T) {
 			if code != 0 || !sum.Completed {
 				t.Fatalf("bp-client exit %d, completed %v; stderr:\n%s", code, sum.Completed, lastLines(stderr, 10))
 			}
-			var read, written int64
-			var streams int
-			eventually(t, 5*time.Second, func() string {
-				if read, written, streams = serverStreamTotals(srv); streams != 4 {
-					return fmt.Sprintf("%d grpc streams closed in the server's log, want 4", streams)
-				}
-				return ""
-			})
+			read, written := waitStreamTotals(t, srv, 4)
 			if sum.BytesWritten != read || sum.BytesAcked != sum.BytesWritten {
 				t.Errorf("client wrote %d (acked %d), server read %d", sum.BytesWritten, sum.BytesAcked, read)
 			}
@@ -123,4 +131,55 @@ func progressDuring(srv *Server, stream float64, from, to time.Duration) int64 {
 		return -1
 	}
 	return last - first
+}
+
+// TestGRPCServerSIGTERM: with two gRPC streams open, one of them blocked on
+// a reader the server paused, the server exits cleanly within a few
+// seconds of SIGTERM: it ends both streams (logged at shutdown), sends
+// GOAWAY, and the client sees its run fail.
+func TestGRPCServerSIGTERM(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, "--pause-after", "200ms", "--pause-for", "1m", "--sample-interval", "0")
+	c := startClient(t, "--target", srv.grpcTarget(), "--streams", "2", "--slow-streams", "1", "--duration", "1m", "--rate", "200")
+	eventually(t, 10*time.Second, func() string {
+		if n := scrape(t, srv.MetricsURL()).Value(t, "bp_connections", "protocol", "grpc"); n != 2 {
+			return fmt.Sprintf("server has %.0f grpc streams open, want 2", n)
+		}
+		return ""
+	})
+	stopServer(t, srv)
+	if n := len(srv.Logs("connection closed at shutdown")); n != 2 {
+		t.Errorf("%d streams logged as closed at shutdown, want 2", n)
+	}
+	if sum, code := c.Finish(t, 10*time.Second); code == 0 || sum.Completed {
+		t.Errorf("client exit %d, completed %v after the server went away; want a failure", code, sum.Completed)
+	}
+}
+
+// TestGRPCS: grpcs:// against bp-server's gRPC listener with the
+// certificate flags: a run in both directions, verified against the test
+// CA, bytes conserved; a grpc:// (h2c) client at the same TLS port fails
+// with the hint, and a client that does not trust the CA fails the
+// handshake.
+func TestGRPCS(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t, "server")
+	srv := startServer(t, append(pki.ServeArgs(), "--sample-interval", "0", "--log-interval", "0")...)
+	sum, code, stderr := runClient(t, "--target", "grpcs://"+srv.GRPCAddr, "--ca-file", pki.CAFile,
+		"--direction", "both", "--streams", "2", "--duration", "1s")
+	if code != 0 || !sum.Completed {
+		t.Fatalf("grpcs:// run: exit %d, completed %v; stderr:\n%s", code, sum.Completed, lastLines(stderr, 10))
+	}
+	read, written := waitStreamTotals(t, srv, 2)
+	if sum.BytesWritten != read || sum.BytesRead != written || read == 0 || written == 0 {
+		t.Errorf("grpcs://: client wrote %d and read %d; server read %d and wrote %d", sum.BytesWritten, sum.BytesRead, read, written)
+	}
+	_, code, stderr = runClient(t, "--target", srv.grpcTarget(), "--duration", "1s")
+	if code == 0 || !strings.Contains(stderr, "grpcs:// TLS") {
+		t.Errorf("grpc:// at a TLS port: exit %d, want a failure naming grpcs://; stderr:\n%s", code, lastLines(stderr, 5))
+	}
+	_, code, stderr = runClient(t, "--target", "grpcs://"+srv.GRPCAddr, "--duration", "1s")
+	if code == 0 || !strings.Contains(stderr, "tls handshake") {
+		t.Errorf("grpcs:// without the CA: exit %d, want a failed TLS handshake; stderr:\n%s", code, lastLines(stderr, 5))
+	}
 }

@@ -125,3 +125,46 @@ func TestDocRelayUpstreamSchemes(t *testing.T) {
 		t.Error("udp:// accepted")
 	}
 }
+
+// streamCommandRE is a bp-client command of README.md's HTTP/2 and gRPC
+// section: one line, at the default gRPC or HTTP port.
+var streamCommandRE = regexp.MustCompile(`(?m)^bin/bp-client --target (grpc://127\.0\.0\.1:8082|h2c://127\.0\.0\.1:8080/h2) .*$`)
+
+// TestDocStreamCommands runs README's gRPC and HTTP/2 commands at a
+// bp-server on the test's ports, bounded to a second of writing, and checks
+// that every stream ran and the server read every byte the client had
+// acknowledged.
+func TestDocStreamCommands(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join(repoRoot, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := streamCommandRE.FindAllString(string(b), -1)
+	if len(lines) != 2 {
+		t.Fatalf("README.md: want a gRPC and an HTTP/2 bp-client command, found %q", lines)
+	}
+	for _, line := range lines {
+		t.Run(strings.Fields(line)[2], func(t *testing.T) {
+			t.Parallel()
+			srv := startServer(t)
+			line := strings.NewReplacer("127.0.0.1:8082", srv.GRPCAddr, "127.0.0.1:8080", srv.HTTPAddr).Replace(line)
+			args := append(strings.Fields(line)[1:], "--duration", "1s")
+			sum, code, stderr := runClient(t, args...)
+			if code != 0 || !sum.Completed {
+				t.Fatalf("%s: exit %d, completed %v\n%s", line, code, sum.Completed, stderr)
+			}
+			proto := "grpc"
+			if strings.Contains(line, "h2c://") {
+				proto = "http2"
+			}
+			eventually(t, 10*time.Second, func() string {
+				m := scrape(t, srv.MetricsURL())
+				if got := m.Value(t, "bp_bytes_read_total", "protocol", proto); got != float64(sum.BytesAcked) || got == 0 {
+					return fmt.Sprintf("%s: server read %.0f bytes, the client's report says %d acknowledged", line, got, sum.BytesAcked)
+				}
+				return ""
+			})
+		})
+	}
+}

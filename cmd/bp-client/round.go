@@ -109,7 +109,7 @@ func (c *client) runConns(ctx context.Context, cr connRun) error {
 				c.runStreams(ctx, cr, record)
 				return
 			}
-			record(runConn(ctx, cr))
+			record(runConn(ctx, &cr))
 		})
 	}
 	wg.Wait()

@@ -85,7 +85,7 @@ func (c *client) runStreams(ctx context.Context, cr connRun, record func(error))
 	for k := range c.cfg.Streams {
 		sr := cr
 		sr.dial = m.streamDial(k, c.cfg.SlowStreams)
-		wg.Go(func() { record(runConn(ctx, sr)) })
+		wg.Go(func() { record(runConn(ctx, &sr)) })
 	}
 	wg.Wait()
 }

@@ -111,16 +111,19 @@ func TestAcceptErrorReason(t *testing.T) {
 // TestFDNeed: what the start-up check counts.
 func TestFDNeed(t *testing.T) {
 	l := config.Limits{MaxConnections: 1000, MaxHTTPConnections: 100}
-	if need, unb := fdNeed(l, true, 1, 1); need != 2000+100+fdMargin || unb {
+	if need, unb := fdNeed(l, 1, 1, 1); need != 2000+100+fdMargin || unb {
 		t.Errorf("server: %d, %v", need, unb)
 	}
-	if need, _ := fdNeed(l, true, 2, 2); need != 4000+200+fdMargin {
+	if need, _ := fdNeed(l, 1, 2, 2); need != 4000+200+fdMargin {
 		t.Errorf("relay with a metrics listener: %d", need)
 	}
-	if need, _ := fdNeed(l, false, 1, 1); need != 1000+100+fdMargin {
+	if need, _ := fdNeed(l, 2, 1, 1); need != 3000+100+fdMargin { // TCP and gRPC listeners
+		t.Errorf("with a gRPC listener too: need %d", need)
+	}
+	if need, _ := fdNeed(l, 0, 1, 1); need != 1000+100+fdMargin {
 		t.Errorf("no TCP listener: %d", need)
 	}
-	if _, unb := fdNeed(config.Limits{MaxHTTPConnections: 1}, true, 1, 1); !unb {
+	if _, unb := fdNeed(config.Limits{MaxHTTPConnections: 1}, 1, 1, 1); !unb {
 		t.Error("--max-connections 0 fits")
 	}
 }

@@ -12,14 +12,11 @@ const fdMargin = 64
 
 // fdNeed is how many file descriptors the binary holds at its connection
 // limits: each listener's --max-connections (WebSocket on the HTTP
-// listener, raw TCP) times fds per connection, plus --max-http-connections
+// listener, and rawListeners more: raw TCP, gRPC) times fds per connection, plus --max-http-connections
 // per HTTP listener, plus fdMargin. unbounded: a limit is 0 (none), so no
 // number fits.
-func fdNeed(l config.Limits, tcp bool, perConn, httpListeners int) (need int, unbounded bool) {
-	listeners := 1 // WebSocket, on the HTTP listener
-	if tcp {
-		listeners++
-	}
+func fdNeed(l config.Limits, rawListeners, perConn, httpListeners int) (need int, unbounded bool) {
+	listeners := 1 + rawListeners // WebSocket, on the HTTP listener, and the others
 	perConn = max(perConn, 1)
 	return listeners*perConn*l.MaxConnections + httpListeners*l.MaxHTTPConnections + fdMargin,
 		l.MaxConnections == 0 || l.MaxHTTPConnections == 0
@@ -28,14 +25,14 @@ func fdNeed(l config.Limits, tcp bool, perConn, httpListeners int) (need int, un
 // fitConnections is the most --max-connections whose need (fdNeed) fits
 // in soft file descriptors, the other limits as they are; 0 when none does
 // (or the HTTP connections are unbounded).
-func fitConnections(l config.Limits, tcp bool, perConn, httpListeners int, soft uint64) int {
+func fitConnections(l config.Limits, rawListeners, perConn, httpListeners int, soft uint64) int {
 	if l.MaxHTTPConnections == 0 {
 		return 0
 	}
 	one := l
 	one.MaxConnections = 1
-	base, _ := fdNeed(one, tcp, perConn, httpListeners) // the need at one connection per listener
-	each, _ := fdNeed(config.Limits{MaxConnections: 1}, tcp, perConn, 0)
+	base, _ := fdNeed(one, rawListeners, perConn, httpListeners) // the need at one connection per listener
+	each, _ := fdNeed(config.Limits{MaxConnections: 1}, rawListeners, perConn, 0)
 	each -= fdMargin // the fds one more connection per listener takes
 	if uint64(base) > soft {
 		return 0
@@ -60,14 +57,20 @@ func checkFDs(o Options) config.Limits {
 		o.Log.Warn("file descriptor limit unknown", "err", err)
 		return l
 	}
-	tcp, perConn, httpListeners := o.TCPAddr != "", max(o.FDsPerConnection, 1), 1+o.ExtraHTTPListeners
-	need, unbounded := fdNeed(l, tcp, perConn, httpListeners)
+	raw := 0 // the raw TCP and gRPC listeners
+	for _, addr := range []string{o.TCPAddr, o.GRPCAddr} {
+		if addr != "" {
+			raw++
+		}
+	}
+	perConn, httpListeners := max(o.FDsPerConnection, 1), 1+o.ExtraHTTPListeners
+	need, unbounded := fdNeed(l, raw, perConn, httpListeners)
 	if !unbounded && uint64(need) > soft && l.MaxConnectionsDefault {
-		if fit := fitConnections(l, tcp, perConn, httpListeners, soft); fit > 0 {
+		if fit := fitConnections(l, raw, perConn, httpListeners, soft); fit > 0 {
 			o.Log.Info("--max-connections (not set) lowered from its default to what the file descriptor limit fits",
 				"default", l.MaxConnections, "max_connections", fit, "nofile_soft", soft)
 			l.MaxConnections = fit
-			need, _ = fdNeed(l, tcp, perConn, httpListeners)
+			need, _ = fdNeed(l, raw, perConn, httpListeners)
 		}
 	}
 	fields := []any{"nofile_soft", soft, "nofile_hard", hard, "max_connections", l.MaxConnections,

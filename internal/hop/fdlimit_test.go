@@ -13,27 +13,29 @@ func TestFitConnections(t *testing.T) {
 	limits := config.Limits{MaxConnections: 20000, MaxHTTPConnections: 1000, MaxConnectionsDefault: true}
 	tests := []struct {
 		name          string
-		tcp           bool
+		raw           int // raw TCP and gRPC listeners
 		perConn       int
 		httpListeners int
 		soft          uint64
 		want          int
 	}{
 		// bp-server under ulimit -n 20000: 2 x 9468 + 1000 + 64 = 20000.
-		{"server", true, 1, 1, 20000, 9468},
+		{"server", 1, 1, 1, 20000, 9468},
 		// bp-relay: two fds a connection, a second HTTP listener (its
 		// --metrics-addr): 2 x 2 x 4484 + 2 x 1000 + 64 = 20000.
-		{"relay", true, 2, 2, 20000, 4484},
+		{"relay", 1, 2, 2, 20000, 4484},
 		// No raw TCP listener, WebSocket only: 18936 + 1000 + 64.
-		{"websocket only", false, 1, 1, 20000, 18936},
+		{"websocket only", 0, 1, 1, 20000, 18936},
+		// bp-server with its gRPC listener too: 3 x 6312 + 1000 + 64 = 20000.
+		{"server with grpc", 2, 1, 1, 20000, 6312},
 		// Not even one connection a listener fits beside the HTTP ones.
-		{"nothing fits", true, 1, 1, 1000, 0},
+		{"nothing fits", 1, 1, 1, 1000, 0},
 		// The last connection fits to the descriptor.
-		{"exact", true, 1, 1, 1066, 1},
+		{"exact", 1, 1, 1, 1066, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := fitConnections(limits, tt.tcp, tt.perConn, tt.httpListeners, tt.soft)
+			got := fitConnections(limits, tt.raw, tt.perConn, tt.httpListeners, tt.soft)
 			if got != tt.want {
 				t.Fatalf("fit %d, want %d", got, tt.want)
 			}
@@ -42,15 +44,15 @@ func TestFitConnections(t *testing.T) {
 			}
 			l := limits
 			l.MaxConnections = got
-			need, _ := fdNeed(l, tt.tcp, tt.perConn, tt.httpListeners)
+			need, _ := fdNeed(l, tt.raw, tt.perConn, tt.httpListeners)
 			l.MaxConnections++
-			more, _ := fdNeed(l, tt.tcp, tt.perConn, tt.httpListeners)
+			more, _ := fdNeed(l, tt.raw, tt.perConn, tt.httpListeners)
 			if uint64(need) > tt.soft || uint64(more) <= tt.soft {
 				t.Errorf("at %d the limits need %d, at one more %d: want the first within %d and the second beyond", got, need, more, tt.soft)
 			}
 		})
 	}
-	if got := fitConnections(config.Limits{MaxConnections: 20000}, true, 1, 1, 20000); got != 0 {
+	if got := fitConnections(config.Limits{MaxConnections: 20000}, 1, 1, 1, 20000); got != 0 {
 		t.Errorf("HTTP connections unbounded: fit %d, want 0 (nothing to fit against)", got)
 	}
 }

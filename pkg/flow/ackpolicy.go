@@ -27,20 +27,30 @@ const (
 // (one atomic load per read call), and once AckBytes more were read than
 // the last ack said, the ack is due. Where this side writes no payload (the
 // server of an upload, the client of a download) the reader sends it
-// itself, at once: handing it to the acker goroutine costs a wake-up, and on
-// a busy machine that wake-up can wait long enough for tens of MB to pass.
-// Where this side writes payload too, a control write can wait behind its
-// own backpressure, so the reader wakes the acker instead. It also holds
+// itself, at once: handing it on costs a wake-up, and on a busy machine
+// that wake-up can wait long enough for tens of MB to pass. Where this side
+// writes payload too, a control write can wait behind its own
+// backpressure, so the reader fires the ack timer instead. It also holds
 // the hello's via list, which the first ack echoes.
+//
+// The periodic acks (every AckInterval while the count changes) come from
+// a timer the reader arms when it reads bytes and no ack is pending (and
+// Run once at the start, for the first ack): a connection that reads
+// nothing costs nothing after that, where a ticker goroutine per
+// connection woke ten times a second and held a stack.
 type ackPolicy struct {
 	sent   atomic.Int64 // bytes in the last ack sent (-1: none yet)
 	lastAt atomic.Int64 // when it was sent, unix nanoseconds
-	due    chan struct{}
 	via    atomic.Pointer[[]string]
+	// armed: the ack timer will fire and send what was read by then.
+	armed atomic.Bool
+	// poked: the byte trigger moved the timer forward; cleared when it fires.
+	poked atomic.Bool
+	timer *time.Timer // created by Run or the reader, on first use
 }
 
 func newAckPolicy() *ackPolicy {
-	p := &ackPolicy{due: make(chan struct{}, 1)}
+	p := &ackPolicy{}
 	p.sent.Store(-1)
 	return p
 }
@@ -51,31 +61,59 @@ func (p *ackPolicy) byBytes(total int64) bool {
 	return total-p.sent.Load() >= AckBytes && time.Now().UnixNano()-p.lastAt.Load() >= int64(MinAckGap)
 }
 
-// poke wakes the acker for an ack due by bytes.
-func (p *ackPolicy) poke() {
-	select {
-	case p.due <- struct{}{}:
-		// The acker now waits in this goroutine's run slot, where it
-		// would stay while reads never block (a full-speed reader always
+// armAck has the ack timer send the bytes read so far in AckInterval,
+// unless it is armed already. Only the reader calls it, and Run before the
+// reader starts (the first ack).
+func (s *Session) armAck() {
+	p := s.ackp
+	if p.armed.Load() || p.armed.Swap(true) {
+		return
+	}
+	if p.timer == nil {
+		p.timer = time.AfterFunc(s.plan.AckInterval, s.ackTick)
+		return
+	}
+	p.timer.Reset(s.plan.AckInterval)
+}
+
+// pokeAck has the ack timer fire now (an ack due by bytes, where this side
+// writes payload): at once, or when MinAckGap has passed since the last
+// ack, the byte trigger's bound on the ack rate. Only the reader calls it.
+func (s *Session) pokeAck() {
+	p := s.ackp
+	if p.poked.Swap(true) {
+		return
+	}
+	s.armAck() // creates the timer on first use
+	p.armed.Store(true)
+	d := MinAckGap - time.Duration(time.Now().UnixNano()-p.lastAt.Load())
+	p.timer.Reset(max(d, 0))
+	if d <= 0 {
+		// The timer's goroutine would wait for this one's run slot, where
+		// it stays while reads never block (a full-speed reader always
 		// finds bytes): yield, so the ack goes out now, not at the next
-		// preemption (10 ms, 20 MB at 2 GB/s) or tick.
+		// preemption (10 ms, 20 MB at 2 GB/s).
 		runtime.Gosched()
-	default:
 	}
 }
 
-// wait returns once MinAckGap has passed since the last ack, or done is
-// closed: the byte trigger's bound on the ack rate.
-func (p *ackPolicy) wait(done <-chan struct{}) {
-	d := MinAckGap - time.Duration(time.Now().UnixNano()-p.lastAt.Load())
-	if d <= 0 {
+// ackTick is the ack timer's callback: it sends the bytes read so far.
+// Clearing armed before reading the count means a read after it arms the
+// timer again, so no bytes are left without an ack.
+func (s *Session) ackTick() {
+	if !s.timers.enter() {
 		return
 	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-done:
+	defer s.timers.wg.Done()
+	s.ackp.poked.Store(false)
+	s.ackp.armed.Store(false)
+	if s.ctx.Err() != nil || isClosed(s.peerDone) {
+		return // the reader sent the final ack, or the run ended
+	}
+	if _, err := s.sendAck(); err != nil {
+		if !s.closing.Load() && s.ctx.Err() == nil && !isClosed(s.peerDone) {
+			s.fail(fmt.Errorf("send ack: %w", err))
+		}
 	}
 }
 
@@ -83,6 +121,13 @@ func (p *ackPolicy) wait(done <-chan struct{}) {
 func (p *ackPolicy) sentAck(n int64) {
 	p.sent.Store(n)
 	p.lastAt.Store(time.Now().UnixNano())
+}
+
+// stopAck stops the ack timer, once the reader is done.
+func (s *Session) stopAck() {
+	if s.ackp.timer != nil {
+		s.ackp.timer.Stop()
+	}
 }
 
 // sendAck sends the bytes read so far, unless an ack said as much already or
@@ -105,13 +150,18 @@ func (s *Session) sendAck() (done bool, err error) {
 	return false, nil
 }
 
-// ackByBytes is the reader's part of the policy, after each read.
+// ackByBytes is the reader's part of the policy, after each read of
+// payload: an ack due by bytes now, else the periodic one armed.
 func (s *Session) ackByBytes(total int64) error {
+	if !s.conn.SpeaksControl() {
+		return nil // a hello-less peer gets no acks
+	}
 	if !s.ackp.byBytes(total) {
+		s.armAck()
 		return nil
 	}
 	if s.plan.Write != nil {
-		s.ackp.poke()
+		s.pokeAck()
 		return nil
 	}
 	if _, err := s.sendAck(); err != nil && !s.closing.Load() && !isClosed(s.peerDone) {

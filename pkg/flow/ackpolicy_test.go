@@ -104,3 +104,30 @@ func TestAckPolicy(t *testing.T) {
 		})
 	}
 }
+
+// TestFirstAckBeforePayload: the first ack comes about one ack interval
+// after the hello even when no payload was read, and echoes the via list
+// (docs/PROTOCOL.md): the writer learns that the back channel works and
+// its path before a byte arrives.
+func TestFirstAckBeforePayload(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	addr := echoServer(t, []string{"r1"})
+	c, err := flow.DialTCP(ctx, addr, flow.Hello{RunID: "t", PayloadSize: 1 << 10}, flow.SocketOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	began := time.Now()
+	c.NetConn().SetReadDeadline(began.Add(5 * time.Second)) // bounded if no ack comes
+	n, ctl, err := c.Read(make([]byte, 64))
+	if err != nil || n != 0 {
+		t.Fatalf("read %d payload bytes, %v; want a control message", n, err)
+	}
+	if ctl.Type != flow.Ack || ctl.Bytes != 0 || !slices.Equal(ctl.Via, []string{"r1"}) {
+		t.Errorf("first message %+v, want an ack of 0 bytes with via [r1]", ctl)
+	}
+	if waited := time.Since(began); waited < flow.DefaultAckInterval/2 {
+		t.Errorf("first ack after %s, want about one ack interval (%s)", waited, flow.DefaultAckInterval)
+	}
+}

@@ -17,10 +17,21 @@
 // a tcp://, tls://, ws:// or wss:// URL into a connection, with a hello or
 // raw.
 //
+// The multiplexed transports open many streams on one connection (a Mux,
+// stream.go); each stream is a Conn and a StreamConn. gRPC (grpc.go: the
+// client, grpc_server.go, grpc_stream.go: a stream as a Conn) runs
+// grpc-go on a connection dialled or accepted here, whose every HTTP/2 frame
+// passes an h2Tap (grpc_tap.go, grpc_tapconn.go) for the stream and
+// connection windows grpc-go does not tell, and whose Sends' waits
+// grpc_sends.go splits by layer. docs/HTTP2.md.
+//
 // Files: conn.go (Conn and its optional abilities), tcp.go, frame.go (TCP
 // framing), websocket.go, wsclose.go (close codes and the close frame),
 // target.go, session.go, observedwrite.go and acktracker.go (how writes and
-// acks are reported), pacer.go, protocol.go, errors.go.
+// acks are reported), ackpolicy.go (when to ack), idlewatch.go and
+// callbacks.go (the session's timers: a side that writes no payload runs in
+// its caller's goroutine alone), readbuf.go, pacer.go, protocol.go,
+// errors.go.
 //
 // Code that forwards one connection onto another (pkg/relay) uses only what
 // is exported here: the optional abilities HalfCloser, Aborter and

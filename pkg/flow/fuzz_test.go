@@ -3,6 +3,7 @@ package flow_test
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"reflect"
 	"testing"
 
@@ -73,6 +74,13 @@ func FuzzParseControl(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := flow.ParseControl(b)
+		// The fast path for the canonical form agrees with JSON itself.
+		var ref flow.Control
+		refOK := json.Unmarshal(b, &ref) == nil && len(b) <= flow.MaxControlSize &&
+			(ref.Type == flow.Ack || ref.Type == flow.Fin) && ref.Bytes >= 0
+		if refOK != (err == nil) || (refOK && !reflect.DeepEqual(ref, c)) {
+			t.Fatalf("ParseControl(%q) = %+v, %v; json.Unmarshal: %+v (accepted: %v)", b, c, err, ref, refOK)
+		}
 		if err != nil {
 			return
 		}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
@@ -35,6 +36,10 @@ type GRPCServerOptions struct {
 	// Refused, if set, hears of every stream whose hello was refused.
 	Refused func(peer string, err error)
 }
+
+// errStreamGone is the end of a stream whose client reset it (RST_STREAM)
+// or whose connection closed under it.
+var errStreamGone = fmt.Errorf("the client reset the stream or its connection closed: %w", syscall.ECONNRESET)
 
 // GRPCHandler serves one stream: the same signature as a TCP or WebSocket
 // connection's handler, so the server's session code serves all three.
@@ -135,12 +140,14 @@ func (s *GRPCServer) serve(dir Direction, rpc grpc.BidiStreamingServer[pb.Messag
 		once.Do(func() { result = grpcStatus(err); close(closed) })
 		c.markEnded()
 	}
-	hctx, cancel := context.WithCancel(s.opts.Base)
-	defer context.AfterFunc(ctx, cancel)() // the client went away: the session ends
+	// The client reset the stream, or its connection went: the session
+	// ends with that cause (reason reset), not as a shutdown would.
+	hctx, cancel := context.WithCancelCause(s.opts.Base)
+	defer context.AfterFunc(ctx, func() { cancel(errStreamGone) })()
 	handled := make(chan struct{})
 	go func() {
 		defer close(handled)
-		defer cancel()
+		defer cancel(nil)
 		s.handle(hctx, &hello, c, peerAddr)
 	}()
 	select {

@@ -41,8 +41,9 @@ type grpcStream struct {
 	id    atomic.Uint32
 	clock sendClock
 
-	wmu  sync.Mutex // one Send at a time: grpc-go's streams allow no more
-	rest []byte     // payload of the last message not yet read
+	wmu        sync.Mutex // one Send at a time: grpc-go's streams allow no more
+	pendingAck atomic.Pointer[pb.Message]
+	rest       []byte // payload of the last message not yet read
 
 	// end closes the stream the way err calls for: the client's cancels
 	// it or ends its sending side, the server's returns the handler.
@@ -135,7 +136,7 @@ func (s *grpcStream) WritePayload(p []byte) (int, error) {
 	s.conn.sends.begin(&s.clock)
 	s.wmu.Lock()
 	err := s.rpc.Send(&pb.Message{Kind: &pb.Message_Payload{Payload: p}})
-	s.wmu.Unlock()
+	s.unlockWrites()
 	s.conn.sends.end(&s.clock)
 	if err != nil {
 		return 0, s.sendError(err)
@@ -154,12 +155,41 @@ func (s *grpcStream) WriteControl(c Control) error {
 	default:
 		return fmt.Errorf("unknown control message type %q", c.Type)
 	}
+	if c.Type == Ack {
+		// An ack never waits behind a payload Send held by flow control:
+		// the reader that sends it would stop reading, and a hop that
+		// ties the streams together (HAProxy's demultiplexer) could then
+		// hold the very window that Send waits on. Acks are cumulative,
+		// so the latest pending one stands for all; the Send in progress
+		// sends it when it returns.
+		s.pendingAck.Store(m)
+		if !s.wmu.TryLock() {
+			return nil
+		}
+		s.unlockWrites()
+		return nil
+	}
 	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if err := s.rpc.Send(m); err != nil {
+	err := s.rpc.Send(m)
+	s.unlockWrites()
+	if err != nil {
 		return s.sendError(err)
 	}
 	return nil
+}
+
+// unlockWrites sends the pending ack, if any, and releases the write
+// lock; an ack stored while it was held is sent before or after, never lost.
+func (s *grpcStream) unlockWrites() {
+	for {
+		if m := s.pendingAck.Swap(nil); m != nil {
+			_ = s.rpc.Send(m) // a failed stream fails the next Send or Recv too
+		}
+		s.wmu.Unlock()
+		if s.pendingAck.Load() == nil || !s.wmu.TryLock() {
+			return
+		}
+	}
 }
 
 // sendError: a client's Send says io.EOF when the stream has ended, the

@@ -3,22 +3,16 @@ package flow
 import (
 	"net"
 	"sync"
-	"sync/atomic"
-	"time"
 )
 
 // tapConn is the connection grpc-go reads and writes: the plain text of
 // one TCP connection (inside TLS when there is TLS), passing every byte
-// through the connection's h2Tap, and timing each write, since a write in
-// progress is grpc-go's one writer waiting on the socket: the kernel, TCP.
+// through the connection's h2Tap.
 type tapConn struct {
 	net.Conn          // the plain text: the socket, or TLS on it
 	raw      net.Conn // the TCP socket, for NetConn
 	tap      *h2Tap
 	sends    *sendSampler
-	// writingSince is when the socket write in progress began (UnixNano);
-	// 0: none.
-	writingSince atomic.Int64
 
 	closeOnce sync.Once
 	onClose   func() // run once, when grpc-go closes the connection
@@ -39,9 +33,7 @@ func (c *tapConn) Read(b []byte) (int, error) {
 }
 
 func (c *tapConn) Write(b []byte) (int, error) {
-	c.writingSince.Store(time.Now().UnixNano())
 	n, err := c.Conn.Write(b)
-	c.writingSince.Store(0)
 	if n > 0 {
 		c.tap.wrote(b[:n])
 	}
@@ -59,21 +51,20 @@ func (c *tapConn) Close() error {
 	return err
 }
 
-// layer is which layer holds a write that waits now: the socket (a write
-// in progress), the connection's send window, or the stream's (id; 0:
-// not known yet). A wait with every window open and no socket write in
-// progress is grpc-go's own writer at work, below the stream layer: it
-// counts as TCP's, as StreamStats says.
+// layer is which layer holds a write of stream id that waits now (id 0:
+// not known yet): the stream's send window when it is shut (its bytes
+// cannot go whatever else moves: other streams may keep the socket busy),
+// else the connection's when that is shut, else TCP: a socket write in
+// progress is grpc-go's writer waiting on the kernel, and a wait with
+// every window open and no such write is grpc-go's writer at work, below
+// the stream layer, counted as TCP's as StreamStats says.
 func (c *tapConn) layer(id uint32) streamLayer {
-	if c.writingSince.Load() != 0 {
-		return layerTCP
-	}
 	v, ok := c.tap.view(id)
 	switch {
-	case v.sendConn <= 0:
-		return layerConn
 	case ok && v.sendStream <= 0:
 		return layerStream
+	case v.sendConn <= 0:
+		return layerConn
 	}
 	return layerTCP
 }

@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -216,6 +217,9 @@ func parseControl(b []byte) (Control, error) {
 	if len(b) == 0 {
 		return Control{}, errors.New("empty control message")
 	}
+	if c, ok := parseCanonicalControl(b); ok {
+		return c, nil
+	}
 	// Unmarshal, not a Decoder: bytes after the JSON value are refused.
 	// The JSON error is quoted, not wrapped: a cut-off message is the
 	// peer breaking the protocol, not the end of its stream (io.EOF).
@@ -232,6 +236,52 @@ func parseControl(b []byte) (Control, error) {
 		return Control{}, fmt.Errorf("control message %s with negative bytes %d", c.Type, c.Bytes)
 	}
 	return c, nil
+}
+
+// parseCanonicalControl parses the form AppendControl writes for an ack or
+// fin without a via list or with an empty one, {"type":"ack","bytes":N}
+// and {"type":"ack","bytes":N,"via":[]}, which is nearly every
+// control message: json.Unmarshal's reflection costs allocations and
+// kilobytes of stack, which a slow connection's reader then keeps (its
+// goroutine's stack grows to 8 KiB and stays). Anything else, including
+// every malformed message, is left to json.Unmarshal (ok false).
+func parseCanonicalControl(b []byte) (Control, bool) {
+	const prefix, mid = `{"type":"`, `","bytes":`
+	rest, ok := bytes.CutPrefix(b, []byte(prefix))
+	if !ok {
+		return Control{}, false
+	}
+	var t ControlType
+	switch {
+	case bytes.HasPrefix(rest, []byte(Ack)):
+		t = Ack
+	case bytes.HasPrefix(rest, []byte(Fin)):
+		t = Fin
+	default:
+		return Control{}, false
+	}
+	rest, ok = bytes.CutPrefix(rest[len(t):], []byte(mid))
+	// bp-server's first ack on a direct path echoes an empty via list.
+	digits, via := bytes.CutSuffix(rest, []byte(`,"via":[]}`))
+	closed := via
+	if !via {
+		digits, closed = bytes.CutSuffix(rest, []byte("}"))
+	}
+	if !ok || !closed || len(digits) == 0 || len(digits) > 18 || (digits[0] == '0' && len(digits) > 1) {
+		return Control{}, false
+	}
+	var n int64
+	for _, d := range digits {
+		if d < '0' || d > '9' {
+			return Control{}, false
+		}
+		n = n*10 + int64(d-'0')
+	}
+	c := Control{Type: t, Bytes: n}
+	if via {
+		c.Via = []string{}
+	}
+	return c, true
 }
 
 // AppendControl appends the JSON form of c to dst without allocating when dst

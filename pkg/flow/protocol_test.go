@@ -151,6 +151,12 @@ func TestParseControl(t *testing.T) {
 		{"fraction", `{"type":"ack","bytes":1.5}`, flow.Control{}, false},
 		// Bytes are a number.
 		{"string bytes", `{"type":"ack","bytes":"1"}`, flow.Control{}, false},
+		// The canonical form's fast path (parseCanonicalControl) refuses
+		// what JSON refuses, and reads what it does not know as JSON.
+		{"leading zero", `{"type":"ack","bytes":01}`, flow.Control{}, false},
+		{"longer type", `{"type":"ackx","bytes":1}`, flow.Control{}, false},
+		{"nineteen digits", `{"type":"ack","bytes":1000000000000000000}`, flow.Control{Type: flow.Ack, Bytes: 1e18}, true},
+		{"canonical then via", `{"type":"fin","bytes":7,"via":["r"]}`, flow.Control{Type: flow.Fin, Bytes: 7, Via: []string{"r"}}, true},
 		// Beyond int64.
 		{"overflow", `{"type":"ack","bytes":99999999999999999999}`, flow.Control{}, false},
 		// Not JSON, and nothing at all.

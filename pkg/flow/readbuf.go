@@ -22,8 +22,11 @@ type readBuffer struct {
 }
 
 const (
-	smallReadSize    = 4 << 10
-	shrinkAfterReads = 64
+	smallReadSize = 4 << 10
+	// controlOnlyReadSize is the read buffer of a reader whose peer sends
+	// no payload (see Session.readLoop).
+	controlOnlyReadSize = 64
+	shrinkAfterReads    = 64
 )
 
 // fullReadBuffers holds full-size read buffers (*[]byte) between uses.

@@ -79,7 +79,7 @@ var ErrDrainTimeout = errors.New("peer did not acknowledge all bytes in time")
 var ErrPeerClosed = errors.New("peer closed the connection before the run ended")
 
 // Session runs one connection for one side: its writer (if it writes), its
-// reader (payload and control messages), and its acker.
+// reader (payload and control messages), and its ack timer.
 type Session struct {
 	conn  Conn
 	plan  Plan
@@ -105,7 +105,21 @@ type Session struct {
 	errOnce   sync.Once
 	err       error
 	failure   atomic.Pointer[error] // s.err, readable while the run goes on
+	// ctx is the run's context (Run's, with cancelRun), for the timer
+	// callbacks, which have no caller to pass it.
+	ctx       context.Context
 	cancelRun context.CancelFunc
+	timers    callbacks   // the timers' callbacks, waited for by Run
+	idleTimer *time.Timer // the idle watch (idlewatch.go), nil without one
+	// inline: the reader runs in Run's own goroutine (a side that writes
+	// no payload); then the reader itself ends the run once both
+	// directions are done (peerFinished).
+	inline      bool
+	lingerTimer *time.Timer // inline, not the initiator: the linger bound
+	// finished: both directions are done (no idle timeout from then on);
+	// cleanEnd: and ctx had not ended by then.
+	finished atomic.Bool
+	cleanEnd atomic.Bool
 
 	// ackMu orders the periodic acks before the final one: an ack after
 	// the final ack could reach a peer that has closed already, which
@@ -215,7 +229,7 @@ func (s *Session) fail(err error) {
 // first error; a run ended by ctx returns ctx's error.
 func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	s.cancelRun = cancel
+	s.ctx, s.cancelRun = ctx, cancel
 	defer cancel()
 	if release, err := s.lendPayload(); err != nil {
 		s.fail(err) // refused: the close tells the peer why
@@ -228,13 +242,22 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 	defer stopClose()
 
 	var wg sync.WaitGroup
-	writerDone, readerDone, bothDone := s.startLoops(ctx, &wg)
-	done := s.waitDone(ctx, writerDone, readerDone, bothDone)
+	s.timers.wg = &wg
+	s.startIdleWatch()
+	if s.plan.PeerWrites && s.conn.SpeaksControl() {
+		// The first ack goes out one interval in even when nothing was
+		// read yet: it tells the writer the back channel works, and
+		// carries the via echo (docs/PROTOCOL.md).
+		s.armAck()
+	}
+	done := s.runLoops(ctx, &wg)
 	s.closing.Store(true)
 	s.beforeClose()
 	s.closeConn(ctx)
 	cancel()
+	s.timers.stop()
 	wg.Wait()
+	s.stopTimers()
 	// Only now, with the reader gone, may a lingering close read on.
 	_ = endClose(s.conn)
 
@@ -242,6 +265,16 @@ func (s *Session) Run(ctx context.Context) (Snapshot, error) {
 	err := s.result(ctx, done)
 	s.obs.Closed(err)
 	return s.Snapshot(), err
+}
+
+// stopTimers stops the run's timers once nothing can arm them again.
+func (s *Session) stopTimers() {
+	s.stopAck()
+	for _, t := range []*time.Timer{s.idleTimer, s.lingerTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
 }
 
 // lendPayload takes the writer's payload from the plan's pool, when it
@@ -261,57 +294,84 @@ func (s *Session) lendPayload() (func(), error) {
 	return release, nil
 }
 
-// startLoops starts the run's goroutines: the writer (when this side writes),
-// the reader, the acker (when the peer writes and speaks acks) and the idle
-// watch (when there is an idle timeout, until bothDone is closed).
-func (s *Session) startLoops(ctx context.Context, wg *sync.WaitGroup) (writerDone, readerDone <-chan struct{}, bothDone chan struct{}) {
-	goFunc := func(f func()) {
-		wg.Add(1)
-		go func() { defer wg.Done(); f() }()
-	}
-	wDone := make(chan struct{})
-	if s.plan.Write != nil {
-		goFunc(func() {
-			defer close(wDone)
-			if err := s.writeLoop(ctx); err != nil {
-				s.fail(err)
-			}
-		})
-	} else {
-		close(wDone)
-	}
-	if !s.plan.PeerWrites {
-		s.peerOnce.Do(func() { close(s.peerDone) })
-	}
-	rDone := make(chan struct{})
-	goFunc(func() {
-		defer close(rDone)
+// runLoops runs the writer and the reader until both directions are done
+// or ctx ends, and reports whether both were done. The writer, when this
+// side writes, runs in this goroutine and the reader in one of its own;
+// else the reader runs here: one goroutine per connection fewer, and the
+// usual side of many slow connections (bp-server reading uploads) holds
+// just this one.
+func (s *Session) runLoops(ctx context.Context, wg *sync.WaitGroup) bool {
+	if s.plan.Write == nil {
+		s.inline = true
+		if !s.plan.PeerWrites {
+			s.peerFinished()
+		}
+		if s.plan.Initiator && isClosed(s.peerDone) {
+			return s.cleanEnd.Load() // nothing to read: close now
+		}
 		if err := s.readLoop(ctx); err != nil {
 			s.fail(err)
 		}
-	})
-	if s.plan.PeerWrites && s.conn.SpeaksControl() {
-		goFunc(func() { s.ackLoop(ctx) })
+		return s.cleanEnd.Load()
 	}
-	bothDone = make(chan struct{})
-	if s.plan.IdleTimeout > 0 {
-		goFunc(func() { s.idleLoop(ctx, bothDone) })
+	if !s.plan.PeerWrites {
+		s.peerFinished()
 	}
-	return wDone, rDone, bothDone
+	readerDone := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(readerDone)
+		if err := s.readLoop(ctx); err != nil {
+			s.fail(err)
+		}
+	}()
+	if err := s.writeLoop(ctx); err != nil {
+		s.fail(err)
+	}
+	return s.waitDone(ctx, readerDone)
 }
 
-// waitDone waits until both directions are done or ctx ends, and closes
-// bothDone. Done, a side that does not initiate the close waits (bounded by
+// peerFinished closes peerDone, once: the peer finished writing and all of
+// it was read. Where the reader runs inline (no writer, so both directions
+// are done now) it does what waitDone does for a side that writes: the
+// idle watch ends, and a side that does not initiate the close waits for
+// the initiator to close, bounded by the linger timeout.
+func (s *Session) peerFinished() {
+	s.peerOnce.Do(func() {
+		close(s.peerDone)
+		if !s.inline {
+			return
+		}
+		s.finished.Store(true)
+		s.cleanEnd.Store(s.ctx.Err() == nil)
+		if !s.plan.Initiator && s.cleanEnd.Load() {
+			s.lingerTimer = time.AfterFunc(s.plan.LingerTimeout, s.lingerUp)
+		}
+	})
+}
+
+// lingerUp ends an inline reader's wait for the initiator's close.
+func (s *Session) lingerUp() {
+	if !s.timers.enter() {
+		return
+	}
+	defer s.timers.wg.Done()
+	s.closing.Store(true)
+	s.beforeClose()
+	s.closeConn(s.ctx)
+}
+
+// waitDone waits until the peer is done too (this side's writer is) or ctx
+// ends. Done, a side that does not initiate the close waits (bounded by
 // the linger timeout) for the initiator to close, so it has read our last
 // acks. It reports whether both directions were done.
-func (s *Session) waitDone(ctx context.Context, writerDone, readerDone <-chan struct{}, bothDone chan struct{}) bool {
-	for _, ch := range []<-chan struct{}{writerDone, s.peerDone} {
-		select {
-		case <-ch:
-		case <-ctx.Done():
-		}
+func (s *Session) waitDone(ctx context.Context, readerDone <-chan struct{}) bool {
+	select {
+	case <-s.peerDone:
+	case <-ctx.Done():
 	}
-	close(bothDone)
+	s.finished.Store(true)
 	if ctx.Err() != nil {
 		return false
 	}
@@ -447,7 +507,15 @@ func (s *Session) finish(ctx context.Context, written int64) error {
 
 // readLoop reads payload at the plan's pace and handles control messages.
 func (s *Session) readLoop(ctx context.Context) error {
-	buf := newReadBuffer(s.plan.Read.Size) // small until reads fill it
+	size := s.plan.Read.Size
+	if !s.plan.PeerWrites && s.conn.SpeaksControl() {
+		// Only control messages may come (read into the connection's own
+		// buffer): any payload byte is refused, so a byte of buffer is
+		// as good as 4 KiB, which every uploading client held per
+		// connection.
+		size = controlOnlyReadSize
+	}
+	buf := newReadBuffer(size) // small until reads fill it
 	defer buf.release()
 	pace := newPacer(s.plan.Read, s.start, pausedObserver{s})
 	for {
@@ -491,6 +559,9 @@ func (s *Session) readLoop(ctx context.Context) error {
 				}
 				return cerr
 			}
+			if s.inline && s.plan.Initiator && isClosed(s.peerDone) {
+				return nil // both directions done: the initiator closes now
+			}
 		}
 		if err == nil {
 			continue
@@ -501,7 +572,7 @@ func (s *Session) readLoop(ctx context.Context) error {
 		if errors.Is(err, io.EOF) {
 			if !s.conn.SpeaksControl() {
 				// A hello-less peer ends its stream by closing it.
-				s.peerOnce.Do(func() { close(s.peerDone) })
+				s.peerFinished()
 				return nil
 			}
 			select {
@@ -570,7 +641,7 @@ func (s *Session) handleControl(ctl Control) error {
 		s.ackMu.Lock()
 		err := s.writeControl(s.ack(ctl.Bytes))
 		if err == nil {
-			s.peerOnce.Do(func() { close(s.peerDone) })
+			s.peerFinished()
 		}
 		s.ackMu.Unlock()
 		if err != nil {
@@ -578,36 +649,6 @@ func (s *Session) handleControl(ctl Control) error {
 		}
 	}
 	return nil
-}
-
-// ackLoop sends the bytes read so far every AckInterval while they change,
-// and sooner when the ack policy says so (ackpolicy.go: every AckBytes, at
-// most one per MinAckGap); the final ack, after the peer's fin, is sent by
-// the reader.
-func (s *Session) ackLoop(ctx context.Context) {
-	t := time.NewTicker(s.plan.AckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.peerDone:
-			return // the reader sent the final ack
-		case <-t.C:
-		case <-s.ackp.due:
-			s.ackp.wait(s.peerDone)
-		}
-		done, err := s.sendAck()
-		if done {
-			return
-		}
-		if err != nil {
-			if !s.closing.Load() && ctx.Err() == nil && !isClosed(s.peerDone) {
-				s.fail(fmt.Errorf("send ack: %w", err))
-			}
-			return
-		}
-	}
 }
 
 // writeControl sends a control message, within the control write timeout
@@ -629,31 +670,6 @@ func (s *Session) writeControl(ctl Control) error {
 		err = fmt.Errorf("peer did not read its acks for %s: %w", s.plan.ControlWriteTimeout, err)
 	}
 	return err
-}
-
-// idleLoop ends the run with ErrIdle once nothing moved for the idle
-// timeout while nothing was paused, pacing or blocked on purpose.
-func (s *Session) idleLoop(ctx context.Context, bothDone <-chan struct{}) {
-	every := max(s.plan.IdleTimeout/4, 10*time.Millisecond)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-bothDone:
-			return
-		case <-t.C:
-		}
-		if s.writing.Load() || s.pacing.Load() || s.paused.Load() {
-			s.touch() // on purpose, not idle: the clock starts again after it
-			continue
-		}
-		if idle := time.Since(s.start) - time.Duration(s.lastActive.Load()); idle >= s.plan.IdleTimeout {
-			s.fail(fmt.Errorf("%w: no byte moved either way for %s", ErrIdle, idle.Round(time.Millisecond)))
-			return
-		}
-	}
 }
 
 // closeConn starts closing the connection as the run's end calls for:

@@ -40,6 +40,7 @@ const (
 	caseTCP     = "bp tcp"
 	caseTCPOff  = "bp tcp, instrumentation off"
 	caseWS      = "bp websocket"
+	caseGRPC    = "bp grpc"
 	caseRelay   = "bp tcp via bp-relay (stream)"
 	caseHAProxy = "bp tcp via haproxy"
 	caseSocat   = "bp tcp via socat"
@@ -75,6 +76,7 @@ type ratio struct {
 var ratios = []ratio{
 	{"bp tcp / iperf3", caseTCP, caseIperf, false, 0.95},
 	{"bp websocket / iperf3", caseWS, caseIperf, false, 0.7},
+	{"bp grpc / bp tcp", caseGRPC, caseTCP, false, 0},
 	{"instrumentation on / off (tcp)", caseTCP, caseTCPOff, false, 0.97},
 	{"bp-relay / direct", caseRelay, caseTCP, false, 0},
 	{"haproxy / direct", caseHAProxy, caseTCP, false, 0},
@@ -83,6 +85,7 @@ var ratios = []ratio{
 	{"bp-relay / socat", caseRelay, caseSocat, false, 1.1},
 	{"CPU/GB bp tcp / iperf3", caseTCP, caseIperf, true, 1.1},
 	{"CPU/GB bp websocket / iperf3", caseWS, caseIperf, true, 0},
+	{"CPU/GB bp grpc / bp tcp", caseGRPC, caseTCP, true, 0},
 	{"CPU/GB instrumentation on / off (tcp)", caseTCP, caseTCPOff, true, 1.03},
 	{"CPU/GB bp-relay / haproxy", caseRelay, caseHAProxy, true, 0},
 	{"CPU/GB bp-relay / socat", caseRelay, caseSocat, true, 0},
@@ -180,6 +183,7 @@ func run(ctx context.Context, o options, log io.Writer) (*Result, error) {
 	add(caseTCP, "", true, "tcp://"+srvOn.tcp).peers = []*proc{srvOn.p}
 	add(caseTCPOff, "", false, "tcp://"+srvOff.tcp).peers = []*proc{srvOff.p}
 	add(caseWS, "", true, "ws://"+srvOn.http+"/ws").peers = []*proc{srvOn.p}
+	add(caseGRPC, "", true, "grpc://"+srvOn.grpc).peers = []*proc{srvOn.p}
 
 	relayHTTP, relayTCP := freeAddr(), freeAddr()
 	rp, err := start("bp-relay", nil, filepath.Join(bin, "bp-relay"), "--http-addr", relayHTTP, "--tcp-addr", relayTCP,
@@ -309,13 +313,13 @@ func missing(c *benchCase, o options) error {
 }
 
 type serverAddrs struct {
-	http, tcp string
-	p         *proc
+	http, tcp, grpc string
+	p               *proc
 }
 
 func startServer(ctx context.Context, start func(string, []string, ...string) (*proc, error), bin, name, sample string) (serverAddrs, error) {
-	a := serverAddrs{http: freeAddr(), tcp: freeAddr()}
-	p, err := start(name, nil, filepath.Join(bin, "bp-server"), "--http-addr", a.http, "--tcp-addr", a.tcp, "--grpc-addr", "",
+	a := serverAddrs{http: freeAddr(), tcp: freeAddr(), grpc: freeAddr()}
+	p, err := start(name, nil, filepath.Join(bin, "bp-server"), "--http-addr", a.http, "--tcp-addr", a.tcp, "--grpc-addr", a.grpc,
 		"--sample-interval", sample, "--log-interval", "0", "--log-format", "text")
 	if err != nil {
 		return a, err

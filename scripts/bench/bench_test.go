@@ -56,7 +56,7 @@ func TestSmoke(t *testing.T) {
 	var table strings.Builder
 	res.WriteTable(&table)
 	t.Log(table.String())
-	for _, name := range []string{caseIperf, caseTCP, caseTCPOff, caseWS, caseRelay, caseHAProxy, caseSocat} {
+	for _, name := range []string{caseIperf, caseTCP, caseTCPOff, caseWS, caseGRPC, caseRelay, caseHAProxy, caseSocat} {
 		if res.Rate(name) <= 0 {
 			t.Errorf("%s: no throughput measured", name)
 		}
