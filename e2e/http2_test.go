@@ -11,10 +11,11 @@ import (
 // bp-server's HTTP listener, every stream a run, the bytes counted on both
 // ends and compared to the byte.
 
-// serverTotals sums the server's "connection closed" lines of one run:
-// bytes read and written, and how many streams ended with an error.
+// serverTotals sums the server's last lines of one run's streams
+// ("connection closed", or "connection failed"): bytes read and written,
+// and how many streams ended with an error.
 func serverTotals(srv *Server, runID string) (read, written int64, streams, errs int) {
-	for _, l := range srv.Logs("connection closed") {
+	for _, l := range append(srv.Logs("connection closed"), srv.Logs("connection failed")...) {
 		if l["run"] != runID {
 			continue
 		}

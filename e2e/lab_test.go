@@ -275,6 +275,9 @@ func TestLabByteMap(t *testing.T) {
 			continue // e2e/paths_test.go, one at a time
 		}
 		t.Run(p.Name, func(t *testing.T) {
+			if p.Scheme == "h2c" {
+				t.Skip("the byte map has no piece yet for HTTP/2's stream buffers (x/net's in bp-server, HAProxy's, Go's under Caddy), where a paused stream's bytes wait: docs/HTTP2.md")
+			}
 			needLabProfile(t, p)
 			res := runLab(t, p, server, client)
 			// The map is taken at a moment the poller sees: on a machine

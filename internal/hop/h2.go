@@ -76,7 +76,7 @@ func (h *Hop) HTTP2(ctx context.Context, handle Handler) http.HandlerFunc {
 // enableHTTP2 makes srv serve HTTP/2 beside HTTP/1.1, through x/net's
 // server behind a tap per connection (h2Tap), whose frames and floods are
 // counted in m.
-func enableHTTP2(srv *http.Server, m *h2Metrics, warn func(string, string, ...any)) {
+func enableHTTP2(srv *http.Server, m *H2Metrics, warn func(string, string, ...any)) {
 	h2s := &http2.Server{
 		MaxConcurrentStreams:         h2MaxStreams,
 		MaxUploadBufferPerStream:     H2StreamWindow,
@@ -84,6 +84,12 @@ func enableHTTP2(srv *http.Server, m *h2Metrics, warn func(string, string, ...an
 		MaxReadFrameSize:             h2MaxFrame,
 		IdleTimeout:                  srv.IdleTimeout,
 		CountError:                   func(errType string) { m.errors.WithLabelValues(errType).Inc() },
+	}
+	// ConfigureServer ties h2s to srv's Shutdown (a GOAWAY to every
+	// connection, then each closes when its streams are done); its
+	// TLSNextProto entries are replaced below by the tapped ones.
+	if err := http2.ConfigureServer(srv, h2s); err != nil {
+		panic(err) // only for a TLSConfig with bad cipher suites: srv has none
 	}
 	protos := new(http.Protocols)
 	protos.SetHTTP1(true)
@@ -138,18 +144,21 @@ type h2TLSTap struct {
 
 func (t h2TLSTap) ConnectionState() tls.ConnectionState { return t.tc.ConnectionState() }
 
-// h2Metrics are the HTTP/2 server's frames and errors.
-type h2Metrics struct {
+// H2Metrics are the HTTP/2 server's frames and errors (exported for the
+// metrics tests, which keep docs/METRICS.md in step with every binary).
+type H2Metrics struct {
 	in, out [11]prometheus.Counter // by frame type; [10] is any unknown type
 	errors  *prometheus.CounterVec
 }
 
-func newH2Metrics(reg prometheus.Registerer) *h2Metrics {
+// NewH2Metrics registers the HTTP/2 metrics on reg, every frame type and
+// flood reason present from the start.
+func NewH2Metrics(reg prometheus.Registerer) *H2Metrics {
 	in := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bp_http2_frames_received_total",
 		Help: "HTTP/2 frames the server received, by type (the server's own view of its peers' SETTINGS, WINDOW_UPDATE, RST_STREAM, GOAWAY...)."}, []string{"type"})
 	out := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bp_http2_frames_sent_total",
 		Help: "HTTP/2 frames the server sent, by type."}, []string{"type"})
-	m := &h2Metrics{errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bp_http2_protocol_errors_total",
+	m := &H2Metrics{errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "bp_http2_protocol_errors_total",
 		Help: "HTTP/2 connections and streams the server ended for a peer's error: a flood (settings_flood, ping_flood, window_update_flood) or an error x/net's server found (its names)."}, []string{"reason"})}
 	reg.MustRegister(in, out, m.errors)
 	for i := range m.in {
@@ -167,5 +176,5 @@ func newH2Metrics(reg prometheus.Registerer) *h2Metrics {
 
 func frameIndex(t http2.FrameType) int { return min(int(t), 10) }
 
-func (m *h2Metrics) received(t http2.FrameType) { m.in[frameIndex(t)].Inc() }
-func (m *h2Metrics) sent(t http2.FrameType)     { m.out[frameIndex(t)].Inc() }
+func (m *H2Metrics) received(t http2.FrameType) { m.in[frameIndex(t)].Inc() }
+func (m *H2Metrics) sent(t http2.FrameType)     { m.out[frameIndex(t)].Inc() }

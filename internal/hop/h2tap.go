@@ -21,7 +21,7 @@ import (
 // for ever, and says nothing the hop could count.
 type h2Tap struct {
 	net.Conn
-	m    *h2Metrics
+	m    *H2Metrics
 	warn func(reason, msg string, args ...any)
 
 	in       frameWalker // the peer's frames
@@ -32,18 +32,22 @@ type h2Tap struct {
 	updates  budget
 	lastID   uint32 // the highest stream id the peer opened
 	flooded  error
+	wrote    error // set with wmu once the GOAWAY went out: the server writes no more
 }
 
 // The flood budgets: a burst, then a rate per second. WINDOW_UPDATEs also
-// earn two per DATA frame the server sent (a reader returns the window of
-// each, on its stream and the connection).
+// earn tokens for each DATA frame the server sent: a reader returns the
+// window of each on its stream and the connection, maybe in pieces (HAProxy
+// acks what each buffer took of a frame), so four per frame and one per
+// KiB in it. A flood of updates with no data behind them runs out.
 const (
 	settingsBurst, settingsRate = 100, 10
 	pingBurst, pingRate         = 100, 10
 	updateBurst, updateRate     = 1000, 100
+	updatesPerData, updateBytes = 4, 1024
 )
 
-func newH2Tap(c net.Conn, m *h2Metrics, warn func(string, string, ...any), sawPreface bool) *h2Tap {
+func newH2Tap(c net.Conn, m *H2Metrics, warn func(string, string, ...any), sawPreface bool) *h2Tap {
 	now := time.Now()
 	t := &h2Tap{Conn: c, m: m, warn: warn}
 	t.settings.init(settingsBurst, settingsRate, now)
@@ -97,28 +101,43 @@ func (t *h2Tap) received(h http2.FrameHeader) {
 func (t *h2Tap) Write(p []byte) (int, error) {
 	t.wmu.Lock()
 	defer t.wmu.Unlock()
+	if t.wrote != nil {
+		return 0, t.wrote
+	}
 	n, err := t.Conn.Write(p)
 	t.out.walk(p[:n], func(h http2.FrameHeader) {
 		t.m.sent(h.Type)
 		if h.Type == http2.FrameData {
-			t.updates.earn(2)
+			t.updates.earn(updatesPerData + float64(h.Length)/updateBytes)
 		}
 	})
 	return n, err
 }
 
-// goAway tells the flooding peer why (when the server is not in the middle
-// of a frame, and not blocked writing one) and closes the socket.
+// goAwayWait bounds how long goAway waits for the server's writer to be
+// between frames: a flood keeps it busy writing answers.
+const goAwayWait = 250 * time.Millisecond
+
+// goAway tells the flooding peer why, once the server's writer is between
+// two frames (at most goAwayWait), lets the server write nothing more, and
+// closes the socket.
 func (t *h2Tap) goAway() {
-	if t.wmu.TryLock() {
-		if !t.out.midFrame() {
-			var b bytes.Buffer
-			fr := http2.NewFramer(&b, nil)
-			fr.WriteGoAway(t.lastID, http2.ErrCodeEnhanceYourCalm, []byte(t.flooded.Error()))
-			t.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-			t.Conn.Write(b.Bytes())
+	for deadline := time.Now().Add(goAwayWait); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if !t.wmu.TryLock() {
+			continue
 		}
+		if t.out.midFrame() {
+			t.wmu.Unlock()
+			continue
+		}
+		var b bytes.Buffer
+		fr := http2.NewFramer(&b, nil)
+		fr.WriteGoAway(t.lastID, http2.ErrCodeEnhanceYourCalm, []byte(t.flooded.Error()))
+		t.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		t.Conn.Write(b.Bytes())
+		t.wrote = t.flooded // nothing after the GOAWAY
 		t.wmu.Unlock()
+		break
 	}
 	t.Conn.Close()
 }

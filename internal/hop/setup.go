@@ -69,7 +69,7 @@ type Setup struct {
 	listener    *metrics.Listener
 	acceptWarn  *ratelog.Logger
 	samplerDone chan struct{}
-	h2          *h2Metrics // nil: no HTTP/2
+	h2          *H2Metrics // nil: no HTTP/2
 }
 
 // Start builds everything both binaries set up before serving, in this
@@ -100,7 +100,7 @@ func Start(ctx context.Context, o Options) (*Setup, error) {
 	}
 	httpTLS := s.TLS
 	if o.HTTP2 {
-		s.h2 = newH2Metrics(reg)
+		s.h2 = NewH2Metrics(reg)
 		if httpTLS != nil {
 			httpTLS = httpTLS.Clone()
 			httpTLS.NextProtos = []string{"h2", "http/1.1"} // h2 first: WebSocket clients offer only http/1.1

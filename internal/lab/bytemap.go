@@ -60,10 +60,15 @@ type ByteMap struct {
 
 // headerBytes is the most protocol bytes one payload message carries on
 // the wire beyond its payload: the 5-byte frame header on TCP, at most 14
-// bytes of masked WebSocket frame header.
+// bytes of masked WebSocket frame header, and on HTTP/2 the 5-byte frame
+// header inside DATA frames of 9 bytes' header each (a 64 KiB message is
+// four or five of them at the usual 16 KiB frame size: 5 + 5*9).
 func headerBytes(scheme string) float64 {
-	if scheme == "ws" {
+	switch scheme {
+	case "ws":
 		return 14
+	case "h2c":
+		return 50
 	}
 	return 5
 }

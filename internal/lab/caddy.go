@@ -23,10 +23,10 @@ const CaddyInstallHint = "install with: GOBIN=/usr/local/bin go install github.c
 // caddyHop runs Caddy in the foreground with a Caddyfile from deploy/caddy,
 // its addresses given through the environment, and its data and config
 // directories inside the run's directory so that it touches nothing of the
-// user's. With tls Caddy terminates wss:// with a certificate for its
-// listen address from a throwaway CA in the run's directory, which the
-// client is given (--ca-file).
-func caddyHop(file string, tls bool) hopFunc {
+// user's. The scheme is the client's: with wss Caddy terminates TLS with
+// a certificate for its listen address from a throwaway CA in the run's
+// directory, which the client is given (--ca-file); h2c is HTTP/2 runs.
+func caddyHop(file, scheme string) hopFunc {
 	return func(ctx context.Context, r *run, srv serverAddrs) (string, *hop, error) {
 		listen, err := r.listenAddr("caddy")
 		if err != nil {
@@ -39,15 +39,14 @@ func caddyHop(file string, tls bool) hopFunc {
 		accessLog := filepath.Join(r.dir, "caddy-access.log")
 		env := append(CaddyEnv(listen, srv.http, admin, accessLog),
 			"XDG_DATA_HOME="+filepath.Join(r.dir, "caddy-data"), "XDG_CONFIG_HOME="+filepath.Join(r.dir, "caddy-config"))
-		scheme := "ws"
-		if tls {
+		if scheme == "wss" {
 			ip, _, _ := net.SplitHostPort(listen)
 			certs, err := pki.Write(r.dir, "bp-lab caddy", ip)
 			if err != nil {
 				return "", nil, fmt.Errorf("caddy certificate: %w", err)
 			}
 			env = append(env, CaddyTLSEnv(certs.CertFile, certs.KeyFile)...)
-			r.caFile, scheme = certs.CAFile, "wss"
+			r.caFile = certs.CAFile
 		}
 		conf, err := r.caddyConfig(file, listen)
 		if err != nil {
@@ -60,6 +59,10 @@ func caddyHop(file string, tls bool) hopFunc {
 		h := &hop{name: "caddy", proc: p, metricsURL: "http://" + admin + "/metrics", accessLog: accessLog,
 			bufferMax:  32 << 10,
 			bufferNote: "not measured: Caddy counts no bytes of an upgraded connection; at most stream_buffer_size (32 KiB) per direction"}
+		if scheme == "h2c" {
+			h.bufferMax = 1<<20 + 32<<10
+			h.bufferNote = "not measured: Go's HTTP/2 server under Caddy holds up to its stream window (1 MiB) unread per stream, and the proxy's copy 32 KiB"
+		}
 		if err := waitHTTP(ctx, p, h.metricsURL, 15*time.Second); err != nil {
 			return "", h, err
 		}

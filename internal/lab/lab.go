@@ -173,8 +173,8 @@ func Run(ctx context.Context, p Profile, o Options) (res *Result, err error) {
 		return nil, err
 	}
 	res.Target = target(p.Scheme, srv.tcp)
-	if p.Scheme == "ws" {
-		res.Target = target("ws", srv.http)
+	if p.Scheme != "tcp" {
+		res.Target = target(p.Scheme, srv.http) // WebSocket and HTTP/2: the HTTP listener
 	}
 	var hs []*hop
 	res.Target, hs, err = r.startHops(ctx, p, srv, res.Target)

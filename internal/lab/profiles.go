@@ -23,7 +23,7 @@ type Profile struct {
 	Name   string
 	Path   string // the path, for people
 	Shows  string // what it shows
-	Scheme string // how the client connects: "tcp" or "ws"
+	Scheme string // how the client connects: "tcp", "ws" or "h2c"
 	Needs  string // the program the hop runs: "", "bp-relay", "haproxy", "nginx" or "caddy"
 
 	hop func(ctx context.Context, r *run, srv serverAddrs) (target string, h *hop, err error)
@@ -77,7 +77,21 @@ var Profiles = []Profile{
 	{
 		Name: "caddy-ws", Scheme: "ws", Needs: "caddy", Path: "bp-client -> Caddy (reverse_proxy, WebSocket) -> bp-server",
 		Shows: "Caddy, a Go reverse proxy: after the upgrade it copies each direction through a 32 KiB buffer; flush_interval and request buffering do not apply to the tunnel",
-		hop:   caddyHop("caddy-ws.Caddyfile", false),
+		hop:   caddyHop("caddy-ws.Caddyfile", "ws"),
+	},
+	{
+		Name: "h2-direct", Scheme: "h2c", Path: "bp-client -> bp-server (HTTP/2, h2c)",
+		Shows: "the HTTP/2 baseline: a paused reader shuts its stream's window (1 MiB), not TCP's; the client's writes wait on the stream window",
+	},
+	{
+		Name: "haproxy-h2", Scheme: "h2c", Needs: "haproxy", Path: "bp-client -> HAProxy (mode http, h2 both sides) -> bp-server",
+		Shows: "HAProxy demultiplexes each stream into buffers of its own and multiplexes it again towards the server: its tune.h2.initial-window-size (64 KiB) is what a stream may send ahead of it",
+		hop:   haproxyHop("haproxy-h2.cfg", "h2c"),
+	},
+	{
+		Name: "caddy-h2", Scheme: "h2c", Needs: "caddy", Path: "bp-client -> Caddy (reverse_proxy, h2c both sides) -> bp-server",
+		Shows: "Caddy on Go's HTTP/2: each stream is a request proxied as a stream upstream; Go's windows (1 MiB per stream and per connection) hold what the server has not read",
+		hop:   caddyHop("caddy-h2.Caddyfile", "h2c"),
 	},
 	{
 		Name: "wan-direct", Scheme: "tcp", Path: "client host -> 100 Mbit/s, 30 ms -> server host (bp-server)",
@@ -107,7 +121,7 @@ var Profiles = []Profile{
 	{
 		Name: "wan-router", Scheme: "ws", Needs: "caddy", Path: "client host -> 1 Gbit/s, 20 ms -> router host (Caddy terminating TLS, wss) -> 10 Gbit/s, 0.5 ms -> server host",
 		Shows: "the Cloud Foundry shape: a Go reverse proxy in front of the app; after the WebSocket upgrade it copies through a 32 KiB buffer, and its host's autotuned sockets hold the rest",
-		hop:   caddyHop("caddy-wss.Caddyfile", true),
+		hop:   caddyHop("caddy-wss.Caddyfile", "wss"),
 		wan: &wanSpec{hosts: []string{"client", "caddy", "server"}, links: []netlab.Link{
 			{A: "client", B: "caddy", Rate: 1_000_000_000, RTT: 20 * time.Millisecond},
 			{A: "caddy", B: "server", Rate: 10_000_000_000, RTT: 500 * time.Microsecond}}},
@@ -225,8 +239,8 @@ func haproxyHop(file, scheme string) func(context.Context, *run, serverAddrs) (s
 			return "", nil, err
 		}
 		upstream := srv.tcp
-		if scheme == "ws" {
-			upstream = srv.http
+		if scheme != "tcp" {
+			upstream = srv.http // WebSocket and HTTP/2 are on the HTTP listener
 		}
 		p, err := r.start("haproxy", "haproxy",
 			[]string{"-f", filepath.Join(r.opts.Deploy, "haproxy", file), "-db"},
@@ -260,8 +274,8 @@ func nginxHop(file, scheme string) func(context.Context, *run, serverAddrs) (str
 			return "", nil, err
 		}
 		upstream := srv.tcp
-		if scheme == "ws" {
-			upstream = srv.http
+		if scheme != "tcp" {
+			upstream = srv.http // WebSocket and HTTP/2 are on the HTTP listener
 		}
 		prefix := filepath.Join(r.dir, "nginx")
 		conf, err := RenderNginx(filepath.Join(r.opts.Deploy, "nginx", file), prefix, NginxVars(listen, upstream, status))
@@ -382,8 +396,11 @@ func nginxGlobals() (string, error) {
 }
 
 func target(scheme, addr string) string {
-	if scheme == "ws" || scheme == "wss" {
+	switch scheme {
+	case "ws", "wss":
 		return scheme + "://" + addr + "/ws"
+	case "h2c":
+		return "h2c://" + addr + "/h2"
 	}
 	return "tcp://" + addr
 }

@@ -158,13 +158,12 @@ func (s *h2Stream) Write(p []byte) (int, error) {
 		s.pending = append(s.pending, p...)
 		return len(p), nil
 	}
-	held := len(s.pending)
-	if held > 0 {
-		s.joined = append(append(s.joined[:0], s.pending...), p...)
-		s.pending = s.pending[:0]
-		p = s.joined
-	}
-	n, err := s.send(p)
+	// The held bytes leave pending before the send, which may wait long
+	// on a window: Close must not find them there and wait too.
+	var head [64]byte
+	held := copy(head[:], s.pending)
+	s.pending = s.pending[:0]
+	n, err := s.send(head[:held], p)
 	return max(n-held, 0), err
 }
 
@@ -173,21 +172,32 @@ func (s *h2Stream) Flush() error {
 	if len(s.pending) == 0 {
 		return nil
 	}
-	_, err := s.send(s.pending)
+	_, err := s.send(s.pending, nil)
 	s.pending = s.pending[:0]
 	return err
 }
 
-// send writes p as DATA frames, each no larger than the windows and the
-// server's SETTINGS_MAX_FRAME_SIZE allow.
-func (s *h2Stream) send(p []byte) (int, error) {
-	sent := 0
-	for sent < len(p) {
-		n, err := s.acquire(int64(len(p) - sent))
+// send writes head and then p as DATA frames, each no larger than the
+// windows and the server's SETTINGS_MAX_FRAME_SIZE allow, and returns the
+// bytes of both it sent. Only a frame that carries some of head is copied
+// together (into joined); the others go from p as they are.
+func (s *h2Stream) send(head, p []byte) (int, error) {
+	sent, total := 0, len(head)+len(p)
+	for sent < total {
+		n, err := s.acquire(int64(total - sent))
 		if err != nil {
 			return sent, err
 		}
-		if err := s.writeData(p[sent:sent+int(n)], false); err != nil {
+		end := sent + int(n)
+		var frame []byte
+		if sent < len(head) {
+			s.joined = append(s.joined[:0], head[sent:min(len(head), end)]...)
+			s.joined = append(s.joined, p[:max(end-len(head), 0)]...)
+			frame = s.joined
+		} else {
+			frame = p[sent-len(head) : end-len(head)]
+		}
+		if err := s.writeData(frame, false); err != nil {
 			return sent, err
 		}
 		sent += int(n)
@@ -277,6 +287,11 @@ func (s *h2Stream) CloseWrite() error {
 	if err := s.Flush(); err != nil {
 		return err
 	}
+	return s.endRequest()
+}
+
+// endRequest sends END_STREAM, once.
+func (s *h2Stream) endRequest() error {
 	m := s.m
 	m.mu.Lock()
 	if s.endSent || s.err != nil || s.werr != nil || m.err != nil {
@@ -289,11 +304,24 @@ func (s *h2Stream) CloseWrite() error {
 	return s.writeData(nil, true)
 }
 
+// h2CloseLinger bounds how long Close waits for the response to end after
+// the request's end.
+const h2CloseLinger = time.Second
+
 // Close ends the stream: the request body ends (the server reads its end
-// as TCP's FIN), and a response still running is reset (CANCEL), as a
-// closed socket would be.
+// as TCP's FIN), what the server still sends is read and dropped until
+// its response ends (at most h2CloseLinger: through a proxy, a reset
+// would overtake the end and cut the server's run short), and a response
+// still running then is reset (CANCEL), as a closed socket would be.
 func (s *h2Stream) Close() error {
-	s.CloseWrite()
+	s.endRequest() // not Flush: a write may be waiting on the window with it
+	s.SetReadDeadline(time.Now().Add(h2CloseLinger))
+	buf := make([]byte, 16<<10)
+	for {
+		if _, err := s.Read(buf); err != nil {
+			break
+		}
+	}
 	s.m.mu.Lock()
 	running := !s.endRecv && s.err == nil && s.m.err == nil
 	s.m.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/go-backpressure/go-backpressure/internal/flowtest"
+	"github.com/go-backpressure/go-backpressure/internal/hop"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
 )
@@ -284,6 +285,7 @@ func binaryRegistry(t *testing.T) *recordingRegisterer {
 	metrics.NewRelay(reg, 64<<10, 1<<20) // bp-relay's own metrics
 	metrics.NewClient(reg)               // bp-client's own metrics
 	metrics.NewListener(reg)             // bp-server's and bp-relay's listeners
+	hop.NewH2Metrics(reg)                // bp-server's HTTP/2 frames and errors
 	// bp-client's verdict and fleet gauges, with a verdict so that every
 	// figure is gathered.
 	v := metrics.NewVerdict(reg, []string{"blocked", "absorbed", "not_stalled", "unknown"}, "lint", 4)

@@ -273,8 +273,9 @@ func TestSocketMetricsPausedReader(t *testing.T) {
 // transport: there the stream's window closes (pkg/flow's gRPC tests check
 // it from the frames), and the server's transport keeps reading the socket,
 // so TCP's windows stay open; the kernel sees no stop. A loaded machine may
-// close them for a moment while the run is at full speed, never for a
-// tenth of the pause.
+// close them for moments while the run is at full speed (up to a tenth of
+// the pause seen with the TCP and WebSocket runs beside it, 0.2 s of 2 s);
+// never for a quarter of it, where a paused TCP reader shows most of it.
 func tcpWindowsStayedOpen(t *testing.T, proto flow.Protocol, client, server *side, pause time.Duration) {
 	t.Helper()
 	for _, c := range []struct {
@@ -286,7 +287,7 @@ func tcpWindowsStayedOpen(t *testing.T, proto flow.Protocol, client, server *sid
 	} {
 		v, ok := c.s.value(t, c.name, proto)
 		t.Logf("%s = %.3f", c.name, v)
-		if !ok || v > 0.1*pause.Seconds() {
+		if !ok || v > 0.25*pause.Seconds() {
 			t.Errorf("%s = %v (present %v), want about 0: the stream's window holds a %s, not TCP's", c.name, v, ok, proto)
 		}
 	}
