@@ -24,8 +24,10 @@ func (t TLSServe) Validate() error {
 	return err
 }
 
-// ServerConfig loads the certificate; nil when TLS is off. Only HTTP/1.1 is
-// offered, since WebSocket upgrades need it.
+// ServerConfig loads the certificate; nil when TLS is off. It offers only
+// HTTP/1.1, which WebSocket upgrades need; bp-server's HTTP listener adds h2
+// ahead of it for its HTTP/2 streams (internal/hop), and its gRPC listener
+// asks for h2 alone.
 func (t TLSServe) ServerConfig() (*tls.Config, error) {
 	switch {
 	case !t.Enabled():
