@@ -131,6 +131,7 @@ func (c *client) writeReport(rec *report.Recorder, runID string, start time.Time
 	}
 	if cfg.multiplexed() {
 		run.Streams = cfg.Streams // each stream is a run of its own
+		run.SlowStreams = cfg.SlowStreams
 	}
 	sum := rec.Summarize(run, elapsed, runErr)
 	c.verdictMetrics.Set(verdictFigures(sum.Verdict))

@@ -39,6 +39,7 @@ type Recorder struct {
 	streamsSince time.Time             // when SetStreams was called
 	verdict      *verdict.Observer     // the verdict's timelines, if kept (SetVerdict)
 	live         map[*recConn]struct{} // open connections, under mu
+	byStream     map[int]*streamTally  // streams' figures by their index on a connection, under mu
 	timeline     *timeline             // the run's samples, if kept (KeepTimeline), under mu
 }
 
@@ -51,7 +52,7 @@ func NewRecorder() *Recorder {
 }
 
 // Open implements flow.Observer.
-func (r *Recorder) Open(flow.ConnInfo) flow.ConnObserver {
+func (r *Recorder) Open(info flow.ConnInfo) flow.ConnObserver {
 	r.opened.Add(1)
 	r.open.Add(1)
 	c := &recConn{r: r}
@@ -61,6 +62,9 @@ func (r *Recorder) Open(flow.ConnInfo) flow.ConnObserver {
 		r.live = map[*recConn]struct{}{}
 	}
 	r.live[c] = struct{}{}
+	if info.Stream != nil {
+		c.tally = r.tallyOf(info.Stream.StreamIndex())
+	}
 	r.mu.Unlock()
 	return c
 }
@@ -74,6 +78,9 @@ type recConn struct {
 	// lastAck is when the peer's last ack arrived (unix nanoseconds), and
 	// sinceAck the most in the pipe since: see InPipe.
 	lastAck, sinceAck atomic.Int64
+	// tally is the figures of the streams at this one's index (nil when
+	// the connection is not a stream): see StreamGroups.
+	tally *streamTally
 }
 
 // ackFresh is how long after an ack the bytes in the pipe still follow
@@ -101,6 +108,7 @@ func (c *recConn) Wrote(n int, blocked time.Duration, stalled bool) {
 			break
 		}
 	}
+	c.tally.wrote(blocked, stalled)
 	r.histMu.Lock()
 	_ = r.hist.RecordValue(max(blocked.Microseconds(), 1))
 	r.histMu.Unlock()
@@ -108,7 +116,10 @@ func (c *recConn) Wrote(n int, blocked time.Duration, stalled bool) {
 
 func (c *recConn) Read(n int) { c.r.read.Add(int64(n)) }
 
-func (c *recConn) Acked(d int64) { c.r.acked.Add(d) }
+func (c *recConn) Acked(d int64) {
+	c.r.acked.Add(d)
+	c.tally.ack(d)
+}
 
 // InPipe keeps the bytes in the pipe and their peak. Between two acks the
 // figure grows with every write by what the reader has in fact read since

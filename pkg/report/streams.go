@@ -80,6 +80,7 @@ func (s Summary) writeStreamText(row func(k, format string, a ...any)) {
 	}
 	row("recv windows", "lowest: stream %s, connection %s", windowBytes(l.RecvStreamWindowLowestBytes), windowBytes(l.RecvConnectionWindowLowestBytes))
 	row("window updates", "%d received, %d sent", l.WindowUpdatesReceived, l.WindowUpdatesSent)
+	writeStreamGroupsText(l, row)
 	for i, line := range wrap(l.Summary+".", verdictWidth) {
 		k := ""
 		if i == 0 {

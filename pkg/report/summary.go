@@ -27,6 +27,10 @@ type Run struct {
 	StallThreshold time.Duration
 	// Fleet is this client's place in a fleet (nil: not in one).
 	Fleet *Fleet
+	// SlowStreams is --slow-streams K: streams 0..K-1 of each connection
+	// are read slowly, the others at full speed; the report compares the
+	// two groups only when 0 < K < Streams.
+	SlowStreams int
 	// Start is when the run started, for the stream layer's "at" times
 	// (zero: when the recorder was set up).
 	Start time.Time
@@ -138,6 +142,10 @@ func (r *Recorder) Summarize(run Run, elapsed time.Duration, runErr error) Summa
 		s.Verdict = r.verdictNow()
 	}
 	s.StreamLayer = r.streamLayerNow(run, t.Kernel)
+	if g := r.streamGroupsNow(run, secs); g != nil && s.StreamLayer != nil {
+		s.StreamLayer.StreamGroups = g
+		s.StreamLayer.StreamsTied = verdict.StreamsTiedOf(*g, run.Rate > 0)
+	}
 	s.Timeline = r.finishTimeline(elapsed, t, runs)
 	return s
 }

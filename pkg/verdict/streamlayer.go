@@ -78,6 +78,12 @@ type StreamLayer struct {
 	RecvConnectionWindowLowestBytes *int64 `json:"recv_connection_window_lowest_bytes,omitempty"`
 	WindowUpdatesReceived           uint64 `json:"window_updates_received"`
 	WindowUpdatesSent               uint64 `json:"window_updates_sent"`
+
+	// StreamGroups and StreamsTied: with --slow-streams K of N, the slow
+	// and the fast streams side by side, and whether the path tied them
+	// together (streamgroups.go); absent otherwise.
+	StreamGroups *StreamGroups `json:"stream_groups,omitempty"`
+	StreamsTied  *StreamsTied  `json:"streams_tied,omitempty"`
 }
 
 // StreamLayerOf judges the stream layer of a run; nil when it had no
