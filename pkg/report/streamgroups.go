@@ -1,6 +1,7 @@
 package report
 
 import (
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -116,7 +117,7 @@ func writeStreamGroupsText(l *verdict.StreamLayer, row func(k, format string, a 
 	for i, line := range wrap(l.StreamsTied.Summary+".", verdictWidth) {
 		k := ""
 		if i == 0 {
-			k = "streams " + l.StreamsTied.Conclusion
+			k = "streams " + strings.ReplaceAll(l.StreamsTied.Conclusion, "_", " ") // "streams tied", "streams not shown"
 		}
 		row(k, "%s", line)
 	}
