@@ -18,6 +18,19 @@ type indexStream int
 func (s indexStream) StreamIndex() int              { return int(s) }
 func (s indexStream) StreamLayer() flow.StreamStats { return flow.StreamStats{} }
 
+// rendered is the summary's text and JSON reports.
+func rendered(t *testing.T, sum report.Summary) (string, []byte) {
+	t.Helper()
+	var text, js bytes.Buffer
+	if err := sum.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := sum.WriteJSON(&js); err != nil {
+		t.Fatal(err)
+	}
+	return text.String(), js.Bytes()
+}
+
 // TestReportStreamGroups: 2 connections of 4 streams, --slow-streams 1,
 // 10 s: the slow streams (index 0) held 8 s each, the fast ones 6 s each
 // with a stall: the report groups them by index, per stream, and says in
@@ -42,31 +55,24 @@ func TestReportStreamGroups(t *testing.T) {
 		PayloadSize: 1000, Rate: 100, StallThreshold: 100 * time.Millisecond}
 	sum := rec.Summarize(run, 10*time.Second, nil)
 
-	var text bytes.Buffer
-	if err := sum.WriteText(&text); err != nil {
-		t.Fatal(err)
-	}
+	text, js := rendered(t, sum)
 	for _, want := range []string{
 		"slow streams     2: 100.0 kB/s acked each, blocked 80% of their time, 2 stall(s), longest 8s\n",
 		"fast streams     6: 300.0 kB/s acked each, blocked 60% of their time, 6 stall(s), longest 6s\n",
 		"streams tied     the fast streams were held with the slow ones (blocked 60% of their time, 6 stall(s),\n",
 	} {
-		if !strings.Contains(text.String(), want) {
-			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		if !strings.Contains(text, want) {
+			t.Errorf("text report lacks %q:\n%s", want, text)
 		}
 	}
 
-	var js bytes.Buffer
-	if err := sum.WriteJSON(&js); err != nil {
-		t.Fatal(err)
-	}
 	var got struct {
 		StreamLayer struct {
 			StreamGroups map[string]map[string]float64 `json:"stream_groups"`
 			StreamsTied  map[string]any                `json:"streams_tied"`
 		} `json:"stream_layer"`
 	}
-	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
+	if err := json.Unmarshal(js, &got); err != nil {
 		t.Fatal(err)
 	}
 	g := got.StreamLayer.StreamGroups

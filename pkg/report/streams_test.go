@@ -1,7 +1,6 @@
 package report_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -59,10 +58,7 @@ func TestReportStreamLayer(t *testing.T) {
 	sum := rec.Summarize(report.Run{RunID: "s", Target: "h2c://x:1", Direction: flow.Up, Connections: 2, Streams: 4,
 		PayloadSize: 1000, StallThreshold: 100 * time.Millisecond, Start: start}, 10*time.Second, nil)
 
-	var text bytes.Buffer
-	if err := sum.WriteText(&text); err != nil {
-		t.Fatal(err)
-	}
+	text, js := rendered(t, sum)
 	for _, want := range []string{
 		"direction up, 2 connection(s), 8 stream(s)\n",
 		"blocked          in all 8.00 s in write calls over 8 streams on 2 connections, 1.00 s per stream, 10% of the run each",
@@ -75,21 +71,17 @@ func TestReportStreamLayer(t *testing.T) {
 		"window updates   120 received, 4 sent",
 		"stopped at       the stream window closed at 2.1 s (2 of 8 streams); TCP's never did: the stop was at the\n",
 	} {
-		if !strings.Contains(text.String(), want) {
-			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		if !strings.Contains(text, want) {
+			t.Errorf("text report lacks %q:\n%s", want, text)
 		}
 	}
 
-	var js bytes.Buffer
-	if err := sum.WriteJSON(&js); err != nil {
-		t.Fatal(err)
-	}
 	var got struct {
 		Connections, Streams int
 		BlockedShare         float64        `json:"blocked_share"`
 		StreamLayer          map[string]any `json:"stream_layer"`
 	}
-	if err := json.Unmarshal(js.Bytes(), &got); err != nil {
+	if err := json.Unmarshal(js, &got); err != nil {
 		t.Fatal(err)
 	}
 	if got.Connections != 2 || got.Streams != 8 || got.BlockedShare != 0.1 {
