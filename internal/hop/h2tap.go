@@ -2,13 +2,14 @@ package hop
 
 import (
 	"bytes"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"sync"
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
 )
 
 // h2Tap is an HTTP/2 server connection's socket seen by the hop before
@@ -24,9 +25,9 @@ type h2Tap struct {
 	m    *H2Metrics
 	warn func(reason, msg string, args ...any)
 
-	in       frameWalker // the peer's frames
-	out      frameWalker // the server's frames
-	wmu      sync.Mutex  // the server's writes, so a GOAWAY goes in between frames
+	in       flow.H2FrameWalker // the peer's frames
+	out      flow.H2FrameWalker // the server's frames
+	wmu      sync.Mutex         // the server's writes, so a GOAWAY goes in between frames
 	settings budget
 	pings    budget
 	updates  budget
@@ -54,7 +55,7 @@ func newH2Tap(c net.Conn, m *H2Metrics, warn func(string, string, ...any), sawPr
 	t.pings.init(pingBurst, pingRate, now)
 	t.updates.init(updateBurst, updateRate, now)
 	if !sawPreface {
-		t.in.skip = len(http2.ClientPreface)
+		t.in.Skip = len(http2.ClientPreface)
 	}
 	return t
 }
@@ -66,7 +67,7 @@ func (t *h2Tap) Read(p []byte) (int, error) {
 		return 0, t.flooded
 	}
 	n, err := t.Conn.Read(p)
-	t.in.walk(p[:n], t.received)
+	t.in.Walk(p[:n], t.received, nil)
 	if t.flooded != nil {
 		t.goAway()
 		return 0, t.flooded
@@ -105,12 +106,12 @@ func (t *h2Tap) Write(p []byte) (int, error) {
 		return 0, t.wrote
 	}
 	n, err := t.Conn.Write(p)
-	t.out.walk(p[:n], func(h http2.FrameHeader) {
+	t.out.Walk(p[:n], func(h http2.FrameHeader) {
 		t.m.sent(h.Type)
 		if h.Type == http2.FrameData {
 			t.updates.earn(updatesPerData + float64(h.Length)/updateBytes)
 		}
-	})
+	}, nil)
 	return n, err
 }
 
@@ -126,7 +127,7 @@ func (t *h2Tap) goAway() {
 		if !t.wmu.TryLock() {
 			continue
 		}
-		if t.out.midFrame() {
+		if t.out.MidFrame() {
 			t.wmu.Unlock()
 			continue
 		}
@@ -141,47 +142,6 @@ func (t *h2Tap) goAway() {
 	}
 	t.Conn.Close()
 }
-
-// frameWalker follows the frame boundaries of one direction of an HTTP/2
-// byte stream cut anywhere, reading only the 9-byte headers.
-type frameWalker struct {
-	skip   int // bytes to pass first (the client preface)
-	remain int // payload bytes left in the current frame
-	hdr    [9]byte
-	hdrN   int
-}
-
-// walk calls onFrame for each frame header that completes in b.
-func (w *frameWalker) walk(b []byte, onFrame func(http2.FrameHeader)) {
-	for len(b) > 0 {
-		switch {
-		case w.skip > 0:
-			m := min(w.skip, len(b))
-			w.skip -= m
-			b = b[m:]
-		case w.remain > 0:
-			m := min(w.remain, len(b))
-			w.remain -= m
-			b = b[m:]
-		default:
-			m := copy(w.hdr[w.hdrN:], b)
-			w.hdrN += m
-			b = b[m:]
-			if w.hdrN < len(w.hdr) {
-				return
-			}
-			w.hdrN = 0
-			h := http2.FrameHeader{Length: uint32(w.hdr[0])<<16 | uint32(w.hdr[1])<<8 | uint32(w.hdr[2]),
-				Type: http2.FrameType(w.hdr[3]), Flags: http2.Flags(w.hdr[4]),
-				StreamID: binary.BigEndian.Uint32(w.hdr[5:]) & (1<<31 - 1)}
-			w.remain = int(h.Length)
-			onFrame(h)
-		}
-	}
-}
-
-// midFrame reports whether the stream so far stopped inside a frame.
-func (w *frameWalker) midFrame() bool { return w.skip > 0 || w.remain > 0 || w.hdrN > 0 }
 
 // budget is a token bucket: burst tokens, refilled at rate per second,
 // and the tokens earned on top (earn), spent first. The reader takes, the

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http2"
 	"google.golang.org/protobuf/proto"
 
 	pb "github.com/go-backpressure/go-backpressure/proto/backpressure/v1"
@@ -17,7 +18,7 @@ import (
 // the few frames that move windows are decoded; payload bytes are counted,
 // never copied. Its figures are exact, since every frame passes it.
 type h2Tap struct {
-	out, in h2FrameReader // what this side writes, what it reads
+	out, in H2FrameWalker // what this side writes, what it reads
 
 	mu sync.Mutex
 	// sendInit and recvInit are SETTINGS_INITIAL_WINDOW_SIZE as the peer
@@ -44,18 +45,10 @@ type tapStream struct {
 	firstData             bool      // its first DATA frame from the client has passed
 }
 
-// The HTTP/2 frame types and settings the tap follows (RFC 9113).
 const (
-	h2FrameData         = 0x0
-	h2FrameHeaders      = 0x1
-	h2FrameRSTStream    = 0x3
-	h2FrameSettings     = 0x4
-	h2FrameWindowUpdate = 0x8
-	h2FlagEndStream     = 0x1
-	h2FlagAck           = 0x1
-	h2SettingInitialWin = 0x4
-	h2DefaultWindow     = 65535
-	h2ClientPreface     = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	// h2DefaultWindow is the windows' size before SETTINGS change it
+	// (RFC 9113 6.9.2; x/net keeps its own unexported).
+	h2DefaultWindow = 65535
 	// tapKeep bounds the frame bytes the tap keeps to decode one frame:
 	// SETTINGS and WINDOW_UPDATE are small, a hello's DATA frame at most
 	// MaxHelloSize plus its framing.
@@ -68,14 +61,28 @@ func newH2Tap(client bool) *h2Tap {
 		recvConn: h2DefaultWindow, streams: make(map[uint32]*tapStream), helloFromOut: client}
 	// The client's preface comes first in what the client writes and in
 	// what the server reads.
+	hello := &t.in
 	if client {
-		t.out.preface = len(h2ClientPreface)
-		t.out.wantData = t.wantHello
-	} else {
-		t.in.preface = len(h2ClientPreface)
-		t.in.wantData = t.wantHello
+		hello = &t.out
 	}
+	hello.Skip = len(http2.ClientPreface)
+	t.out.Keep = func(h http2.FrameHeader) int { return t.keep(h, client) }
+	t.in.Keep = func(h http2.FrameHeader) int { return t.keep(h, !client) }
 	return t
+}
+
+// keep is how much of a frame's payload the tap decodes (fromClient: the
+// frame is the client's): SETTINGS and WINDOW_UPDATE whole, a DATA frame
+// only when it may carry a hello (its first bytes), so payload is never
+// copied.
+func (t *h2Tap) keep(h http2.FrameHeader, fromClient bool) int {
+	switch {
+	case h.Type == http2.FrameSettings || h.Type == http2.FrameWindowUpdate:
+		return tapKeep
+	case h.Type == http2.FrameData && fromClient && t.wantHello(h.StreamID):
+		return tapKeep
+	}
+	return 0
 }
 
 // wantHello reports whether stream id's first DATA frame from the client
@@ -88,16 +95,18 @@ func (t *h2Tap) wantHello(id uint32) bool {
 }
 
 // wrote and read feed the tap the bytes that passed.
-func (t *h2Tap) wrote(b []byte) { t.out.feed(b, func(f h2Frame) { t.frame(f, true) }) }
-func (t *h2Tap) read(b []byte)  { t.in.feed(b, func(f h2Frame) { t.frame(f, false) }) }
+func (t *h2Tap) wrote(b []byte) {
+	t.out.Walk(b, nil, func(h http2.FrameHeader, p []byte) { t.frame(h2Frame{h, p}, true) })
+}
 
-// h2Frame is one frame's header and, for the frames the tap decodes, its
-// payload (cut at tapKeep).
+func (t *h2Tap) read(b []byte) {
+	t.in.Walk(b, nil, func(h http2.FrameHeader, p []byte) { t.frame(h2Frame{h, p}, false) })
+}
+
+// h2Frame is one whole frame's header and, for the frames the tap decodes,
+// its payload (cut at tapKeep).
 type h2Frame struct {
-	length  int
-	typ     byte
-	flags   byte
-	stream  uint32
+	http2.FrameHeader
 	payload []byte
 }
 
@@ -105,26 +114,26 @@ type h2Frame struct {
 func (t *h2Tap) frame(f h2Frame, out bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	switch f.typ {
-	case h2FrameData:
+	switch f.Type {
+	case http2.FrameData:
 		t.data(f, out)
-	case h2FrameHeaders:
-		st := t.stream(f.stream)
-		if f.flags&h2FlagEndStream != 0 {
-			t.end(f.stream, st, out)
+	case http2.FrameHeaders:
+		st := t.stream(f.StreamID)
+		if f.Flags.Has(http2.FlagHeadersEndStream) {
+			t.end(f.StreamID, st, out)
 		}
-	case h2FrameRSTStream:
-		if st := t.streams[f.stream]; st != nil {
+	case http2.FrameRSTStream:
+		if st := t.streams[f.StreamID]; st != nil {
 			st.endOut, st.endIn = true, true
-			t.forget(f.stream, st)
+			t.forget(f.StreamID, st)
 		}
-	case h2FrameSettings:
-		if f.flags&h2FlagAck == 0 {
+	case http2.FrameSettings:
+		if !f.Flags.Has(http2.FlagSettingsAck) {
 			t.settings(f.payload, out)
 		}
-	case h2FrameWindowUpdate:
+	case http2.FrameWindowUpdate:
 		if len(f.payload) >= 4 {
-			t.windowUpdate(f.stream, int64(binary.BigEndian.Uint32(f.payload)&0x7fffffff), out)
+			t.windowUpdate(f.StreamID, int64(binary.BigEndian.Uint32(f.payload)&0x7fffffff), out)
 		}
 	}
 }
@@ -132,8 +141,8 @@ func (t *h2Tap) frame(f h2Frame, out bool) {
 // data counts a DATA frame against the windows it uses, and decodes a
 // stream's first one from the client: its hello.
 func (t *h2Tap) data(f h2Frame, out bool) {
-	st := t.stream(f.stream)
-	n := int64(f.length)
+	st := t.stream(f.StreamID)
+	n := int64(f.Length)
 	now := time.Now()
 	if out {
 		t.sendConn -= n
@@ -154,8 +163,8 @@ func (t *h2Tap) data(f h2Frame, out bool) {
 			st.hello = decodeHelloFrame(f.payload)
 		}
 	}
-	if f.flags&h2FlagEndStream != 0 {
-		t.end(f.stream, st, out)
+	if f.Flags.Has(http2.FlagDataEndStream) {
+		t.end(f.StreamID, st, out)
 	}
 }
 
@@ -178,7 +187,7 @@ func decodeHelloFrame(b []byte) *pb.Hello {
 // 6.9.2).
 func (t *h2Tap) settings(b []byte, out bool) {
 	for ; len(b) >= 6; b = b[6:] {
-		if binary.BigEndian.Uint16(b) != h2SettingInitialWin {
+		if http2.SettingID(binary.BigEndian.Uint16(b)) != http2.SettingInitialWindowSize {
 			continue
 		}
 		v := int64(binary.BigEndian.Uint32(b[2:]))
@@ -297,60 +306,4 @@ func (t *h2Tap) view(id uint32) (v tapView, ok bool) {
 	v.sendStream, v.recvStream, v.streamClosedAt = st.send, st.recv, st.closedAt
 	v.updatesIn, v.updatesOut = st.updatesIn, st.updatesOut
 	return v, true
-}
-
-// h2FrameReader splits a byte stream into frames across the calls that
-// carry it.
-type h2FrameReader struct {
-	preface int // bytes of the client preface still to skip
-	hdr     [9]byte
-	hdrN    int
-	cur     h2Frame
-	remain  int // payload bytes of cur still to come
-	keep    bool
-	// wantData says whether a stream's DATA frame is to be kept: its
-	// first, which carries the hello.
-	wantData func(stream uint32) bool
-}
-
-// feed takes the next bytes and calls done for every frame they complete.
-func (r *h2FrameReader) feed(b []byte, done func(h2Frame)) {
-	if r.preface > 0 {
-		n := min(r.preface, len(b))
-		r.preface -= n
-		b = b[n:]
-	}
-	for len(b) > 0 {
-		if r.hdrN < len(r.hdr) {
-			n := copy(r.hdr[r.hdrN:], b)
-			r.hdrN += n
-			b = b[n:]
-			if r.hdrN < len(r.hdr) {
-				return
-			}
-			r.start()
-		}
-		n := min(r.remain, len(b))
-		if r.keep && len(r.cur.payload) < tapKeep {
-			r.cur.payload = append(r.cur.payload, b[:min(n, tapKeep-len(r.cur.payload))]...)
-		}
-		r.remain -= n
-		b = b[n:]
-		if r.remain == 0 {
-			done(r.cur)
-			r.hdrN = 0
-		}
-	}
-}
-
-// start begins the frame whose header was just read.
-func (r *h2FrameReader) start() {
-	h := r.hdr[:]
-	r.cur = h2Frame{length: int(h[0])<<16 | int(h[1])<<8 | int(h[2]), typ: h[3], flags: h[4],
-		stream: binary.BigEndian.Uint32(h[5:]) & 0x7fffffff, payload: r.cur.payload[:0]}
-	r.remain = r.cur.length
-	// The frames that move windows are kept whole; a DATA frame only when
-	// it may carry a hello (its first bytes), so payload is never copied.
-	r.keep = r.cur.typ == h2FrameSettings || r.cur.typ == h2FrameWindowUpdate ||
-		(r.cur.typ == h2FrameData && r.wantData != nil && r.wantData(r.cur.stream))
 }

@@ -122,6 +122,9 @@ func ReadReportFile(path string, stdin io.Reader) ([]Named, error) {
 //     the median of the instances' write-blocked p50;
 //   - completed when every instance completed; the first error, named by
 //     its instance;
+//   - the stream layer (stream_layer): times and counts summed, the lowest
+//     windows the least, the stop layer judged on those figures as an
+//     instance judges its own (mergeStreamLayer);
 //   - the verdict: verdict.Fleet of the instances' verdicts.
 func Merge(reports []Named) (FleetSummary, error) {
 	if len(reports) == 0 {
@@ -167,6 +170,7 @@ func Merge(reports []Named) (FleetSummary, error) {
 	t.WriteBlockedP50 = medianOf(p50s)
 	t.shares(connTime)
 	t.Timeline = fleetTimeline(fs.Instances, t.Connections)
+	t.StreamLayer = mergeStreamLayer(fs.Instances, t.Direction.ClientWrites())
 	fs.setPeakInPipe()
 	if t.Direction.ClientWrites() {
 		fv, v := verdict.Fleet(verdicts)

@@ -70,5 +70,8 @@ func instanceLine(s Summary) string {
 			line += fmt.Sprintf(", absorbed %s", config.HumanBytes(float64(*v.TotalAbsorbedBytes)))
 		}
 	}
+	if l := s.StreamLayer; l != nil {
+		line += fmt.Sprintf(", %d stream(s) stopped at: %s", l.Streams, l.Stop)
+	}
 	return line + "\n"
 }
