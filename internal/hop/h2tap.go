@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/net/http2"
+
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
 )
 
 // h2Tap is an HTTP/2 server connection's socket seen by the hop before
@@ -33,6 +35,9 @@ type h2Tap struct {
 	lastID   uint32 // the highest stream id the peer opened
 	flooded  error
 	wrote    error // set with wmu once the GOAWAY went out: the server writes no more
+	// buf counts the DATA payload that passed towards x/net's server and
+	// the handlers have not read (bp_stream_buffered_bytes).
+	buf *flow.ConnBuffer
 }
 
 // The flood budgets: a burst, then a rate per second. WINDOW_UPDATEs also
@@ -49,7 +54,7 @@ const (
 
 func newH2Tap(c net.Conn, m *H2Metrics, warn func(string, string, ...any), sawPreface bool) *h2Tap {
 	now := time.Now()
-	t := &h2Tap{Conn: c, m: m, warn: warn}
+	t := &h2Tap{Conn: c, m: m, warn: warn, buf: m.buffered.Conn()}
 	t.settings.init(settingsBurst, settingsRate, now)
 	t.pings.init(pingBurst, pingRate, now)
 	t.updates.init(updateBurst, updateRate, now)
@@ -66,7 +71,7 @@ func (t *h2Tap) Read(p []byte) (int, error) {
 		return 0, t.flooded
 	}
 	n, err := t.Conn.Read(p)
-	t.in.walk(p[:n], t.received)
+	t.buf.Received(t.in.walk(p[:n], t.received))
 	if t.flooded != nil {
 		t.goAway()
 		return 0, t.flooded
@@ -145,14 +150,17 @@ func (t *h2Tap) goAway() {
 // frameWalker follows the frame boundaries of one direction of an HTTP/2
 // byte stream cut anywhere, reading only the 9-byte headers.
 type frameWalker struct {
-	skip   int // bytes to pass first (the client preface)
-	remain int // payload bytes left in the current frame
+	skip   int  // bytes to pass first (the client preface)
+	remain int  // payload bytes left in the current frame
+	data   bool // the current frame is DATA
 	hdr    [9]byte
 	hdrN   int
 }
 
-// walk calls onFrame for each frame header that completes in b.
-func (w *frameWalker) walk(b []byte, onFrame func(http2.FrameHeader)) {
+// walk calls onFrame for each frame header that completes in b, and
+// returns how many of b's bytes were DATA payload (padding included: the
+// peers here send none).
+func (w *frameWalker) walk(b []byte, onFrame func(http2.FrameHeader)) (data int) {
 	for len(b) > 0 {
 		switch {
 		case w.skip > 0:
@@ -163,21 +171,25 @@ func (w *frameWalker) walk(b []byte, onFrame func(http2.FrameHeader)) {
 			m := min(w.remain, len(b))
 			w.remain -= m
 			b = b[m:]
+			if w.data {
+				data += m
+			}
 		default:
 			m := copy(w.hdr[w.hdrN:], b)
 			w.hdrN += m
 			b = b[m:]
 			if w.hdrN < len(w.hdr) {
-				return
+				return data
 			}
 			w.hdrN = 0
 			h := http2.FrameHeader{Length: uint32(w.hdr[0])<<16 | uint32(w.hdr[1])<<8 | uint32(w.hdr[2]),
 				Type: http2.FrameType(w.hdr[3]), Flags: http2.Flags(w.hdr[4]),
 				StreamID: binary.BigEndian.Uint32(w.hdr[5:]) & (1<<31 - 1)}
-			w.remain = int(h.Length)
+			w.remain, w.data = int(h.Length), h.Type == http2.FrameData
 			onFrame(h)
 		}
 	}
+	return data
 }
 
 // midFrame reports whether the stream so far stopped inside a frame.

@@ -102,6 +102,7 @@ func (s *grpcStream) Read(p []byte) (int, Control, error) {
 		}
 		return 0, Control{}, grpcError(err)
 	}
+	s.conn.buf.Read(grpcWireSize(m))
 	switch k := m.GetKind().(type) {
 	case *pb.Message_Payload:
 		n := copy(p, k.Payload)

@@ -311,6 +311,9 @@ type h2FrameReader struct {
 	// wantData says whether a stream's DATA frame is to be kept: its
 	// first, which carries the hello.
 	wantData func(stream uint32) bool
+	// onData, if set, hears of DATA payload bytes as they pass (a frame
+	// cut anywhere counts what came): a server's stream buffers fill so.
+	onData func(n int)
 }
 
 // feed takes the next bytes and calls done for every frame they complete.
@@ -333,6 +336,9 @@ func (r *h2FrameReader) feed(b []byte, done func(h2Frame)) {
 		n := min(r.remain, len(b))
 		if r.keep && len(r.cur.payload) < tapKeep {
 			r.cur.payload = append(r.cur.payload, b[:min(n, tapKeep-len(r.cur.payload))]...)
+		}
+		if r.cur.typ == h2FrameData && r.onData != nil && n > 0 {
+			r.onData(n)
 		}
 		r.remain -= n
 		b = b[n:]

@@ -13,6 +13,7 @@ type tapConn struct {
 	raw      net.Conn // the TCP socket, for NetConn
 	tap      *h2Tap
 	sends    *sendSampler
+	buf      *ConnBuffer // a server's: its streams' received-but-unread bytes; nil on a client
 
 	closeOnce sync.Once
 	onClose   func() // run once, when grpc-go closes the connection
