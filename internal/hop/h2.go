@@ -62,9 +62,7 @@ func (h *Hop) HTTP2(ctx context.Context, handle Handler) http.HandlerFunc {
 			http.Error(w, "POST a run (docs/HTTP2.md)", http.StatusMethodNotAllowed)
 			return
 		}
-		if t, ok := r.Context().Value(tapKey{}).(*h2Tap); ok {
-			r.Body = countedBody{r.Body, t.buf}
-		}
+		countBody(r)
 		if !h.Guard.AdmitStream(w, r) {
 			return
 		}
@@ -165,6 +163,14 @@ type H2Metrics struct {
 	// buffered is the DATA received and not yet read by the handlers,
 	// over every connection (bp_stream_buffered_bytes{protocol="http2"}).
 	buffered flow.StreamBuffer
+}
+
+// countBody makes r's body reads count against the stream buffers of
+// the connection r arrived on (none over HTTP/1.1).
+func countBody(r *http.Request) {
+	if t, ok := r.Context().Value(tapKey{}).(*h2Tap); ok {
+		r.Body = countedBody{r.Body, t.buf}
+	}
 }
 
 // countedBody is a request body whose reads are taken off its
