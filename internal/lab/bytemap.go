@@ -184,6 +184,13 @@ func samePieces(a, b *ByteMap) bool {
 // mapAt is the byte map of one snapshot.
 func mapAt(s snapshot, keys []string, hops []*hop, flights []flight, moment, scheme string, payload int) *ByteMap {
 	m := &ByteMap{Moment: moment, AtSeconds: s.at.Seconds(), InPipeBytes: stateOf(s, keys).inPipe}
+	if scheme == "grpc" {
+		// grpc-go's Send returns once its message is queued: it waits
+		// there for the stream's window, past the client's write count.
+		q, _ := s.pages["bp-client"].sum("bp_stream_queued_bytes", nil)
+		m.Pieces = append(m.Pieces, Piece{Hop: "bp-client", Place: "stream send buffers", Bytes: q, Measured: true,
+			Source: "bp_stream_queued_bytes (Send returned, not yet sent as DATA)"})
+	}
 	send, _ := s.pages["bp-client"].sum("bp_socket_send_queue_bytes", nil)
 	m.Pieces = append(m.Pieces, Piece{Hop: "bp-client", Place: "send queue", Bytes: send, Measured: true,
 		Source: "bp_socket_send_queue_bytes (sent and not acknowledged, plus not yet sent)"})

@@ -37,7 +37,9 @@ func (b *StreamBuffer) Conn() *ConnBuffer {
 
 // ConnBuffer is one connection's received-but-unread bytes. Its tap adds
 // what passes, its sessions take what they read, and Close takes the rest
-// off the total: what a closed connection held is gone.
+// off the total: what a closed connection held is gone. A client's send
+// side counts the other way round: what Send took comes in (Received),
+// what its tap sees go out leaves (Read).
 type ConnBuffer struct {
 	mu     sync.Mutex
 	total  *StreamBuffer
@@ -83,3 +85,16 @@ func (c *ConnBuffer) Close() {
 // service compresses nothing, and Go's encoding of a decoded message is
 // the one it was sent in).
 func grpcWireSize(m proto.Message) int { return 5 + proto.Size(m) }
+
+// grpcQueued is the process's gRPC clients' queued bytes: a client is
+// one per process, like its other metrics.
+var grpcQueued StreamBuffer
+
+// GRPCQueuedBytes is what this process's gRPC streams' Send calls took
+// (each message as gRPC frames it: its 5-byte prefix and encoding) that
+// grpc-go has not yet written to the connection as DATA: grpc-go's send
+// buffers, which hold up to a stream's write quota (64 KiB) beyond its
+// flow-control window, past the point where the session counts the write
+// as done and where no socket statistic sees it. A client's
+// (bp_stream_queued_bytes); a server's Sends are not counted.
+func GRPCQueuedBytes() int64 { return grpcQueued.Bytes() }
