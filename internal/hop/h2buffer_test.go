@@ -2,13 +2,16 @@ package hop
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 )
@@ -80,37 +83,17 @@ func TestStreamBufferedBytes(t *testing.T) {
 }
 
 // waitBuffered waits (up to 5 s: the server's reader runs on its own) for
-// the HTTP/2 stream buffers to hold want bytes.
-func waitBuffered(t *testing.T, reg *prometheus.Registry, want float64, when string) {
+// the gathered bp_stream_buffered_bytes to say want for HTTP/2 (and 0 for
+// gRPC, which this server does not serve).
+func waitBuffered(t *testing.T, reg *prometheus.Registry, want int, when string) {
 	t.Helper()
-	var got float64
+	page := fmt.Sprintf("# HELP bp_stream_buffered_bytes %s\n# TYPE bp_stream_buffered_bytes gauge\n"+
+		"bp_stream_buffered_bytes{protocol=\"grpc\"} 0\nbp_stream_buffered_bytes{protocol=\"http2\"} %d\n", streamBufferedHelp, want)
+	var err error
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-		if got = gaugeValue(t, reg, "bp_stream_buffered_bytes", "protocol", "http2"); got == want {
+		if err = testutil.GatherAndCompare(reg, strings.NewReader(page), "bp_stream_buffered_bytes"); err == nil {
 			return
 		}
 	}
-	t.Errorf("%s: bp_stream_buffered_bytes{protocol=http2} = %.0f, want %.0f", when, got, want)
-}
-
-// gaugeValue is the gathered value of the gauge name whose label is value.
-func gaugeValue(t *testing.T, reg *prometheus.Registry, name, label, value string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	t.Fatalf("%s{%s=%q} not gathered", name, label, value)
-	return 0
+	t.Errorf("%s: %v", when, err)
 }

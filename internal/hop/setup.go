@@ -126,18 +126,19 @@ func Start(ctx context.Context, o Options) (*Setup, error) {
 	return s, nil
 }
 
+const streamBufferedHelp = "Bytes the server's HTTP/2 or gRPC streams received (DATA payload past the frame tap) that its sessions have not read yet: in the HTTP/2 server's buffers, not in any socket queue."
+
 // RegisterStreamBuffers exports the bytes the server's HTTP/2 and gRPC
 // streams received and its sessions have not read (h2 and grpc; nil
 // counts 0, a protocol that is off): a place of the byte map no socket
 // statistic sees (docs/METRICS.md). Exported for the metrics docs test.
 func RegisterStreamBuffers(reg prometheus.Registerer, h2, grpc *flow.StreamBuffer) {
-	const name, help = "bp_stream_buffered_bytes", "Bytes the server's HTTP/2 or gRPC streams received (DATA payload past the frame tap) that its sessions have not read yet: in the HTTP/2 server's buffers, not in any socket queue."
 	for _, src := range []struct {
 		proto flow.Protocol
 		buf   *flow.StreamBuffer
 	}{{flow.HTTP2, h2}, {flow.GRPC, grpc}} {
 		buf := src.buf
-		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help,
+		reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "bp_stream_buffered_bytes", Help: streamBufferedHelp,
 			ConstLabels: prometheus.Labels{"protocol": string(src.proto)}}, func() float64 { return float64(buf.Bytes()) }))
 	}
 }
