@@ -25,7 +25,8 @@ func (h *Hop) GRPCServer(ctx context.Context, tlsCfg *tls.Config, handle Handler
 	return flow.NewGRPCServer(flow.GRPCServerOptions{
 		TLS: tlsCfg, HelloTimeout: h.HelloTimeout, Base: connCtx,
 		Admit: h.Guard.AdmitGRPC, Release: h.Guard.ReleaseGRPC,
-		Refused: func(peer string, err error) { h.Guard.Refused(flow.GRPC, peer, err) },
+		Refused:  func(peer string, err error) { h.Guard.Refused(flow.GRPC, peer, err) },
+		Buffered: &h.grpcBuffered,
 	}, func(ctx context.Context, hello *flow.Hello, c flow.Conn, peer string) {
 		h.conns.Add(1)
 		defer h.conns.Done()

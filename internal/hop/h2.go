@@ -3,6 +3,7 @@ package hop
 import (
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/http"
 
@@ -35,6 +36,10 @@ const HTTP2Path = "/h2"
 // arrived on.
 type socketKey struct{}
 
+// tapKey is the context key of the tap of the connection an HTTP/2
+// request arrived on: its body's reads are counted against it.
+type tapKey struct{}
+
 // Socket is the connection r arrived on over HTTP/2 (TLS or TCP), shared
 // by its streams; nil for HTTP/1.1.
 func Socket(r *http.Request) net.Conn {
@@ -57,6 +62,7 @@ func (h *Hop) HTTP2(ctx context.Context, handle Handler) http.HandlerFunc {
 			http.Error(w, "POST a run (docs/HTTP2.md)", http.StatusMethodNotAllowed)
 			return
 		}
+		countBody(r)
 		if !h.Guard.AdmitStream(w, r) {
 			return
 		}
@@ -96,17 +102,22 @@ func enableHTTP2(srv *http.Server, m *H2Metrics, warn func(string, string, ...an
 	protos.SetHTTP2(true)
 	protos.SetUnencryptedHTTP2(true)
 	srv.Protocols = protos
-	serve := func(hs *http.Server, tap net.Conn, sock net.Conn, h http.Handler, sawPreface bool) {
+	serve := func(hs *http.Server, tap *h2Tap, sock net.Conn, h http.Handler, sawPreface bool) {
 		ctx := context.Background()
 		if bc, ok := h.(interface{ BaseContext() context.Context }); ok {
 			ctx = bc.BaseContext() // net/http's connection context, unexported
 		}
-		ctx = context.WithValue(ctx, socketKey{}, sock)
-		h2s.ServeConn(tap, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: hs, SawClientPreface: sawPreface})
+		ctx = context.WithValue(context.WithValue(ctx, socketKey{}, sock), tapKey{}, tap)
+		var c net.Conn = tap
+		if tc, ok := sock.(*tls.Conn); ok {
+			c = h2TLSTap{tap, tc}
+		}
+		defer tap.buf.Close() // what the connection's streams held is gone with it
+		h2s.ServeConn(c, &http2.ServeConnOpts{Context: ctx, Handler: h, BaseConfig: hs, SawClientPreface: sawPreface})
 	}
 	srv.TLSNextProto = map[string]func(*http.Server, *tls.Conn, http.Handler){
 		http2.NextProtoTLS: func(hs *http.Server, c *tls.Conn, h http.Handler) {
-			serve(hs, h2TLSTap{newH2Tap(c, m, warn, false), c}, c, h, false)
+			serve(hs, newH2Tap(c, m, warn, false), c, h, false)
 		},
 		// net/http hands a plain connection that sent the preface over
 		// in a tls.Conn shell, after reading the preface.
@@ -149,6 +160,30 @@ func (t h2TLSTap) ConnectionState() tls.ConnectionState { return t.tc.Connection
 type H2Metrics struct {
 	in, out [11]prometheus.Counter // by frame type; [10] is any unknown type
 	errors  *prometheus.CounterVec
+	// buffered is the DATA received and not yet read by the handlers,
+	// over every connection (bp_stream_buffered_bytes{protocol="http2"}).
+	buffered flow.StreamBuffer
+}
+
+// countBody makes r's body reads count against the stream buffers of
+// the connection r arrived on (none over HTTP/1.1).
+func countBody(r *http.Request) {
+	if t, ok := r.Context().Value(tapKey{}).(*h2Tap); ok {
+		r.Body = countedBody{r.Body, t.buf}
+	}
+}
+
+// countedBody is a request body whose reads are taken off its
+// connection's stream-buffer count.
+type countedBody struct {
+	io.ReadCloser
+	buf *flow.ConnBuffer
+}
+
+func (b countedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.buf.Read(n)
+	return n, err
 }
 
 // NewH2Metrics registers the HTTP/2 metrics on reg, every frame type and

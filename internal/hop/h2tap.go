@@ -34,6 +34,9 @@ type h2Tap struct {
 	lastID   uint32 // the highest stream id the peer opened
 	flooded  error
 	wrote    error // set with wmu once the GOAWAY went out: the server writes no more
+	// buf counts the DATA payload that passed towards x/net's server and
+	// the handlers have not read (bp_stream_buffered_bytes).
+	buf *flow.ConnBuffer
 }
 
 // The flood budgets: a burst, then a rate per second. WINDOW_UPDATEs also
@@ -50,7 +53,7 @@ const (
 
 func newH2Tap(c net.Conn, m *H2Metrics, warn func(string, string, ...any), sawPreface bool) *h2Tap {
 	now := time.Now()
-	t := &h2Tap{Conn: c, m: m, warn: warn}
+	t := &h2Tap{Conn: c, m: m, warn: warn, buf: m.buffered.Conn()}
 	t.settings.init(settingsBurst, settingsRate, now)
 	t.pings.init(pingBurst, pingRate, now)
 	t.updates.init(updateBurst, updateRate, now)
@@ -67,7 +70,7 @@ func (t *h2Tap) Read(p []byte) (int, error) {
 		return 0, t.flooded
 	}
 	n, err := t.Conn.Read(p)
-	t.in.Walk(p[:n], t.received, nil)
+	t.buf.Received(t.in.Walk(p[:n], t.received, nil))
 	if t.flooded != nil {
 		t.goAway()
 		return 0, t.flooded

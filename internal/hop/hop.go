@@ -32,6 +32,9 @@ type Hop struct {
 
 	conns sync.WaitGroup
 	grpc  *grpcServed // nil: no gRPC listener (Setup.Serve sets it)
+	// grpcBuffered is what the gRPC streams received and their handlers
+	// have not read (bp_stream_buffered_bytes{protocol="grpc"}).
+	grpcBuffered flow.StreamBuffer
 	// ctx is every connection's context: cancelled at shutdown, after the
 	// listeners stopped accepting, not when the caller's ctx ends.
 	ctx    context.Context

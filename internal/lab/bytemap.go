@@ -69,9 +69,18 @@ func headerBytes(scheme string) float64 {
 		return 14
 	case "h2c":
 		return 50
+	case "grpc":
+		// gRPC's 5-byte message prefix, the message's protobuf tag and
+		// length (4 bytes at 64 KiB), in DATA frames of 9 bytes' header
+		// each (grpc-go sends 16 KiB frames: five for a 64 KiB message).
+		return 5 + 4 + 5*9
 	}
 	return 5
 }
+
+// multiplexed reports whether the client's scheme runs streams over
+// HTTP/2, whose server holds a stream's bytes past the socket.
+func multiplexed(scheme string) bool { return scheme == "h2c" || scheme == "grpc" }
 
 // snapshotState reads the two ends' live state from a snapshot.
 type snapshotState struct {
@@ -175,6 +184,13 @@ func samePieces(a, b *ByteMap) bool {
 // mapAt is the byte map of one snapshot.
 func mapAt(s snapshot, keys []string, hops []*hop, flights []flight, moment, scheme string, payload int) *ByteMap {
 	m := &ByteMap{Moment: moment, AtSeconds: s.at.Seconds(), InPipeBytes: stateOf(s, keys).inPipe}
+	if scheme == "grpc" {
+		// grpc-go's Send returns once its message is queued: it waits
+		// there for the stream's window, past the client's write count.
+		q, _ := s.pages["bp-client"].sum("bp_stream_queued_bytes", nil)
+		m.Pieces = append(m.Pieces, Piece{Hop: "bp-client", Place: "stream send buffers", Bytes: q, Measured: true,
+			Source: "bp_stream_queued_bytes (Send returned, not yet sent as DATA)"})
+	}
 	send, _ := s.pages["bp-client"].sum("bp_socket_send_queue_bytes", nil)
 	m.Pieces = append(m.Pieces, Piece{Hop: "bp-client", Place: "send queue", Bytes: send, Measured: true,
 		Source: "bp_socket_send_queue_bytes (sent and not acknowledged, plus not yet sent)"})
@@ -184,6 +200,13 @@ func mapAt(s snapshot, keys []string, hops []*hop, flights []flight, moment, sch
 	recv, _ := s.pages["bp-server"].sum("bp_socket_recv_queue_bytes", nil)
 	m.Pieces = append(m.Pieces, Piece{Hop: "bp-server", Place: "receive queue", Bytes: recv, Measured: true,
 		Source: "bp_socket_recv_queue_bytes"})
+	if multiplexed(scheme) {
+		// Past the socket, a stream's bytes wait in the HTTP/2 server's
+		// buffers until the session reads them: up to the stream's window.
+		buf, _ := s.pages["bp-server"].sum("bp_stream_buffered_bytes", nil)
+		m.Pieces = append(m.Pieces, Piece{Hop: "bp-server", Place: "stream buffers", Bytes: buf, Measured: true,
+			Source: "bp_stream_buffered_bytes (DATA received, not yet read by the session)"})
+	}
 	// The client, and every bp-relay, count a write when it returns: a
 	// blocked write is partly in the next socket already but still
 	// counted before it (the relay keeps it in bp_relay_buffered_bytes

@@ -60,8 +60,12 @@ func caddyHop(file, scheme string) hopFunc {
 			bufferMax:  32 << 10,
 			bufferNote: "not measured: Caddy counts no bytes of an upgraded connection; at most stream_buffer_size (32 KiB) per direction"}
 		if scheme == "h2c" {
-			h.bufferMax = 1<<20 + 32<<10
-			h.bufferNote = "not measured: Go's HTTP/2 server under Caddy holds up to its stream window (1 MiB) unread per stream, and the proxy's copy 32 KiB"
+			// Go's HTTP/2 transport reads a request body towards the
+			// server in chunks of up to 512 KiB (its frame scratch buffer,
+			// bounded by the server's 1 MiB max frame size), which wait
+			// there on the server's stream window.
+			h.bufferMax = 1<<20 + 512<<10 + 32<<10
+			h.bufferNote = "not measured: Go's HTTP/2 server under Caddy holds up to its stream window (1 MiB) unread per stream, the proxy's copy 32 KiB, and Go's HTTP/2 transport's body chunk towards the server up to 512 KiB"
 		}
 		if err := waitHTTP(ctx, p, h.metricsURL, 15*time.Second); err != nil {
 			return "", h, err

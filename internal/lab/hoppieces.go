@@ -59,7 +59,7 @@ func (h *hop) bufferPiece(s snapshot) Piece {
 	if h.name == "haproxy" {
 		page := s.pages[h.name]
 		in, _ := page.sum("haproxy_frontend_bytes_in_total", map[string]string{"proxy": "bp_in"})
-		out, _ := page.sum("haproxy_backend_bytes_in_total", map[string]string{"proxy": "bp_server"})
+		out, _ := page.sum("haproxy_backend_bytes_in_total", map[string]string{"proxy": h.haproxyBackend()})
 		return Piece{Hop: h.name, Place: "buffer", Bytes: in - out, Measured: true,
 			Source: "haproxy_frontend_bytes_in_total - haproxy_backend_bytes_in_total"}
 	}

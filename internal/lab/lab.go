@@ -109,7 +109,19 @@ type run struct {
 	caFile string
 }
 
-type serverAddrs struct{ http, tcp string }
+type serverAddrs struct{ http, tcp, grpc string }
+
+// forScheme is the server's listener a client of scheme connects to: TCP's,
+// gRPC's, or the HTTP listener (WebSocket and HTTP/2).
+func (a serverAddrs) forScheme(scheme string) string {
+	switch scheme {
+	case "tcp":
+		return a.tcp
+	case "grpc":
+		return a.grpc
+	}
+	return a.http
+}
 
 // start starts a program of the run. stdout, when not nil, takes its
 // standard output (a report); otherwise that goes to its log with stderr.
@@ -172,10 +184,7 @@ func Run(ctx context.Context, p Profile, o Options) (res *Result, err error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Target = target(p.Scheme, srv.tcp)
-	if p.Scheme != "tcp" {
-		res.Target = target(p.Scheme, srv.http) // WebSocket and HTTP/2: the HTTP listener
-	}
+	res.Target = target(p.Scheme, srv.forScheme(p.Scheme))
 	var hs []*hop
 	res.Target, hs, err = r.startHops(ctx, p, srv, res.Target)
 	if err != nil {
@@ -349,10 +358,10 @@ func waitServer(ctx context.Context, p *process) (serverAddrs, error) {
 		if f, err := os.Open(p.log); err == nil {
 			sc := bufio.NewScanner(f)
 			for sc.Scan() {
-				var line struct{ Msg, HTTP, TCP string }
+				var line struct{ Msg, HTTP, TCP, GRPC string }
 				if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "bp-server listening" {
 					f.Close()
-					return serverAddrs{http: line.HTTP, tcp: line.TCP}, nil
+					return serverAddrs{http: line.HTTP, tcp: line.TCP, grpc: line.GRPC}, nil
 				}
 			}
 			f.Close()
@@ -436,7 +445,7 @@ func (h *hop) numbers(ctx context.Context) (Hop, error) {
 		return bpNumbers(ctx, h.name, h.metricsURL)
 	case "haproxy":
 		fe := map[string]string{"proxy": "bp_in"}
-		be := map[string]string{"proxy": "bp_server"}
+		be := map[string]string{"proxy": h.haproxyBackend()}
 		ss, err := scrapeSettled(ctx, h.metricsURL, func(ss samples) bool {
 			open, _ := ss.sum("haproxy_frontend_current_sessions", fe)
 			return open == 0

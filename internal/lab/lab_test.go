@@ -72,14 +72,14 @@ func TestProfilesComplete(t *testing.T) {
 			t.Errorf("profile %s twice", p.Name)
 		}
 		seen[p.Name] = true
-		if p.Scheme != "tcp" && p.Scheme != "ws" && p.Scheme != "h2c" {
+		if p.Scheme != "tcp" && p.Scheme != "ws" && p.Scheme != "h2c" && p.Scheme != "grpc" {
 			t.Errorf("profile %s: scheme %q", p.Name, p.Scheme)
 		}
 		if (p.Needs == "") != (p.hop == nil) {
 			t.Errorf("profile %s: needs %q but hop set %v", p.Name, p.Needs, p.hop != nil)
 		}
 	}
-	for _, name := range []string{"direct", "relay-stream", "relay-buffered", "haproxy-tcp", "haproxy-ws", "nginx-ws", "nginx-tcp", "h2-direct", "haproxy-h2", "caddy-h2"} {
+	for _, name := range []string{"direct", "relay-stream", "relay-buffered", "haproxy-tcp", "haproxy-ws", "nginx-ws", "nginx-tcp", "h2-direct", "haproxy-h2", "caddy-h2", "grpc-direct", "nginx-grpc", "haproxy-grpc"} {
 		if _, ok := Lookup(name); !ok {
 			t.Errorf("no profile %s", name)
 		}

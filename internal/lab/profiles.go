@@ -23,7 +23,7 @@ type Profile struct {
 	Name   string
 	Path   string // the path, for people
 	Shows  string // what it shows
-	Scheme string // how the client connects: "tcp", "ws" or "h2c"
+	Scheme string // how the client connects: "tcp", "ws", "h2c" or "grpc"
 	Needs  string // the program the hop runs: "", "bp-relay", "haproxy", "nginx" or "caddy"
 
 	hop func(ctx context.Context, r *run, srv serverAddrs) (target string, h *hop, err error)
@@ -92,6 +92,20 @@ var Profiles = []Profile{
 		Name: "caddy-h2", Scheme: "h2c", Needs: "caddy", Path: "bp-client -> Caddy (reverse_proxy, h2c both sides) -> bp-server",
 		Shows: "Caddy on Go's HTTP/2: each stream is a request proxied as a stream upstream; Go's windows (1 MiB per stream and per connection) hold what the server has not read",
 		hop:   caddyHop("caddy-h2.Caddyfile", "h2c"),
+	},
+	{
+		Name: "grpc-direct", Scheme: "grpc", Path: "bp-client -> bp-server (gRPC, h2c)",
+		Shows: "the gRPC baseline: a paused handler leaves its messages in grpc-go's receive buffers up to the stream window (64 KiB, grown by BDP estimation), and the client's Send waits on it",
+	},
+	{
+		Name: "nginx-grpc", Scheme: "grpc", Needs: "nginx", Path: "bp-client -> nginx (grpc_pass, h2c both sides) -> bp-server",
+		Shows: "nginx's grpc_pass: one upstream connection per client stream, so streams stay apart; a stream's bytes wait in its 64k request-body buffer behind the 64k window nginx advertises",
+		hop:   nginxHop("nginx-grpc.conf", "grpc"),
+	},
+	{
+		Name: "haproxy-grpc", Scheme: "grpc", Needs: "haproxy", Path: "bp-client -> HAProxy (mode http, h2 both sides) -> bp-server (gRPC)",
+		Shows: "HAProxy carrying gRPC: each stream goes through its 16 KiB buffers behind a 64 KiB window (tune.h2.initial-window-size), streams of one client sharing one backend connection",
+		hop:   haproxyHop("haproxy-grpc.cfg", "grpc"),
 	},
 	{
 		Name: "wan-direct", Scheme: "tcp", Path: "client host -> 100 Mbit/s, 30 ms -> server host (bp-server)",
@@ -197,6 +211,16 @@ type hop struct {
 	// shows (nginx, Caddy): the most it holds by configuration, and why.
 	bufferMax  float64
 	bufferNote string
+	backend    string // HAProxy's backend towards bp-server: "" is bp_server
+}
+
+// haproxyBackend is the HAProxy backend whose counters are the bytes out
+// to bp-server (haproxy-grpc.cfg names its own).
+func (h *hop) haproxyBackend() string {
+	if h.backend != "" {
+		return h.backend
+	}
+	return "bp_server"
 }
 
 // relayHop starts bp-relay in front of the server's TCP listener.
@@ -238,10 +262,7 @@ func haproxyHop(file, scheme string) func(context.Context, *run, serverAddrs) (s
 		if err != nil {
 			return "", nil, err
 		}
-		upstream := srv.tcp
-		if scheme != "tcp" {
-			upstream = srv.http // WebSocket and HTTP/2 are on the HTTP listener
-		}
+		upstream := srv.forScheme(scheme)
 		p, err := r.start("haproxy", "haproxy",
 			[]string{"-f", filepath.Join(r.opts.Deploy, "haproxy", file), "-db"},
 			HAProxyEnv(listen, upstream, stats), nil)
@@ -249,6 +270,9 @@ func haproxyHop(file, scheme string) func(context.Context, *run, serverAddrs) (s
 			return "", nil, err
 		}
 		h := &hop{name: "haproxy", proc: p, metricsURL: "http://" + stats + "/metrics", livePage: true}
+		if scheme == "grpc" {
+			h.backend = "bp_grpc"
+		}
 		if err := waitHTTP(ctx, p, h.metricsURL, 10*time.Second); err != nil {
 			return "", h, err
 		}
@@ -273,10 +297,7 @@ func nginxHop(file, scheme string) func(context.Context, *run, serverAddrs) (str
 		if err != nil {
 			return "", nil, err
 		}
-		upstream := srv.tcp
-		if scheme != "tcp" {
-			upstream = srv.http // WebSocket and HTTP/2 are on the HTTP listener
-		}
+		upstream := srv.forScheme(scheme)
 		prefix := filepath.Join(r.dir, "nginx")
 		conf, err := RenderNginx(filepath.Join(r.opts.Deploy, "nginx", file), prefix, NginxVars(listen, upstream, status))
 		if err != nil {
@@ -293,6 +314,13 @@ func nginxHop(file, scheme string) func(context.Context, *run, serverAddrs) (str
 		h := &hop{name: "nginx", proc: p, metricsURL: "http://" + status + "/nginx_status",
 			accessLog: filepath.Join(prefix, "bp-access.log"), bufferMax: 16 << 10,
 			bufferNote: "not measured: nginx counts a connection's bytes only when it ends; at most proxy_buffer_size (16k) per direction"}
+		if scheme == "grpc" {
+			// nginx-grpc.conf: the stream window nginx advertises
+			// (http2_body_preread_size) into its request-body buffer
+			// (client_body_buffer_size), both 64k.
+			h.bufferMax = 128 << 10
+			h.bufferNote = "not measured: nginx logs a request's bytes when it ends; at most client_body_buffer_size (64k) plus the 64k stream window it advertises (http2_body_preread_size)"
+		}
 		if err := waitHTTP(ctx, p, h.metricsURL, 10*time.Second); err != nil {
 			return "", h, err
 		}
@@ -401,6 +429,8 @@ func target(scheme, addr string) string {
 		return scheme + "://" + addr + "/ws"
 	case "h2c":
 		return "h2c://" + addr + "/h2"
+	case "grpc":
+		return "grpc://" + addr
 	}
 	return "tcp://" + addr
 }

@@ -57,6 +57,8 @@ func dialGRPCMux(ctx context.Context, t Target, opts SocketOptions) (Mux, error)
 		}
 	}
 	tc := newTapConn(plain, raw, newH2Tap(true))
+	tc.queued = grpcQueued.Conn()
+	tc.tap.outData = tc.queued.Read
 	var dialed atomic.Bool
 	dial := func(context.Context, string) (net.Conn, error) {
 		if dialed.CompareAndSwap(false, true) {
@@ -137,7 +139,10 @@ func (m *grpcMux) OpenStream(ctx context.Context, hello Hello) (Conn, error) {
 	}
 	ph, err := helloToProto(hello)
 	if err == nil {
-		err = rpc.Send(&pb.Message{Kind: &pb.Message_Hello{Hello: ph}})
+		hm := &pb.Message{Kind: &pb.Message_Hello{Hello: ph}}
+		if err = rpc.Send(hm); err == nil {
+			m.conn.queued.Received(grpcWireSize(hm))
+		}
 	}
 	if err != nil {
 		cancel()

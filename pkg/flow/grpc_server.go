@@ -35,6 +35,9 @@ type GRPCServerOptions struct {
 	Release func()
 	// Refused, if set, hears of every stream whose hello was refused.
 	Refused func(peer string, err error)
+	// Buffered, if set, counts the bytes the streams received that their
+	// handlers have not read (grpc-go's receive buffers).
+	Buffered *StreamBuffer
 }
 
 // errStreamGone is the end of a stream whose client reset it (RST_STREAM)
@@ -123,7 +126,7 @@ func (s *GRPCServer) serve(dir Direction, rpc grpc.BidiStreamingServer[pb.Messag
 	if !ok {
 		return status.Error(codes.Internal, "the stream's connection is unknown")
 	}
-	hello, err := s.readHello(ctx, rpc, dir)
+	hello, err := s.readHello(ctx, rpc, dir, v.(*tapConn).buf)
 	if err != nil {
 		if s.opts.Refused != nil && ctx.Err() == nil {
 			s.opts.Refused(peerAddr, err)
@@ -161,13 +164,19 @@ func (s *GRPCServer) serve(dir Direction, rpc grpc.BidiStreamingServer[pb.Messag
 
 // readHello waits, at most HelloTimeout, for the stream's first message,
 // which must be a hello for the method's direction.
-func (s *GRPCServer) readHello(ctx context.Context, rpc grpcRPC, dir Direction) (Hello, error) {
+func (s *GRPCServer) readHello(ctx context.Context, rpc grpcRPC, dir Direction, buf *ConnBuffer) (Hello, error) {
 	type recvd struct {
 		m   *pb.Message
 		err error
 	}
 	ch := make(chan recvd, 1)
-	go func() { m, err := rpc.Recv(); ch <- recvd{m, err} }()
+	go func() {
+		m, err := rpc.Recv()
+		if err == nil {
+			buf.Read(grpcWireSize(m))
+		}
+		ch <- recvd{m, err}
+	}()
 	var timeout <-chan time.Time
 	if s.opts.HelloTimeout > 0 {
 		t := time.NewTimer(s.opts.HelloTimeout)
@@ -209,8 +218,11 @@ func (l *grpcListener) Accept() (net.Conn, error) {
 			plain = tls.Server(nc, o.TLS) // the handshake runs in grpc-go's goroutine
 		}
 		tc := newTapConn(plain, nc, newH2Tap(false))
+		tc.buf = o.Buffered.Conn()
+		tc.tap.inData = tc.buf.Received
 		addr := nc.RemoteAddr().String()
 		tc.onClose = func() {
+			tc.buf.Close()
 			l.s.conns.CompareAndDelete(addr, tc)
 			if o.Release != nil {
 				o.Release()

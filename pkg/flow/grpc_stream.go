@@ -86,6 +86,16 @@ func (s *grpcStream) streamID() uint32 {
 	return s.id.Load()
 }
 
+// send sends m; on a client, a message Send took is in grpc-go's send
+// buffers until the tap sees its DATA go (the connection's queued count).
+func (s *grpcStream) send(m *pb.Message) error {
+	err := s.rpc.Send(m)
+	if err == nil {
+		s.conn.queued.Received(grpcWireSize(m))
+	}
+	return err
+}
+
 // Read returns the next payload bytes (a message in read-size pieces) or
 // the next control message.
 func (s *grpcStream) Read(p []byte) (int, Control, error) {
@@ -102,6 +112,7 @@ func (s *grpcStream) Read(p []byte) (int, Control, error) {
 		}
 		return 0, Control{}, grpcError(err)
 	}
+	s.conn.buf.Read(grpcWireSize(m))
 	switch k := m.GetKind().(type) {
 	case *pb.Message_Payload:
 		n := copy(p, k.Payload)
@@ -135,7 +146,7 @@ func checkControl(c Control) error {
 func (s *grpcStream) WritePayload(p []byte) (int, error) {
 	s.conn.sends.begin(&s.clock)
 	s.wmu.Lock()
-	err := s.rpc.Send(&pb.Message{Kind: &pb.Message_Payload{Payload: p}})
+	err := s.send(&pb.Message{Kind: &pb.Message_Payload{Payload: p}})
 	s.unlockWrites()
 	s.conn.sends.end(&s.clock)
 	if err != nil {
@@ -170,7 +181,7 @@ func (s *grpcStream) WriteControl(c Control) error {
 		return nil
 	}
 	s.wmu.Lock()
-	err := s.rpc.Send(m)
+	err := s.send(m)
 	s.unlockWrites()
 	if err != nil {
 		return s.sendError(err)
@@ -183,7 +194,7 @@ func (s *grpcStream) WriteControl(c Control) error {
 func (s *grpcStream) unlockWrites() {
 	for {
 		if m := s.pendingAck.Swap(nil); m != nil {
-			_ = s.rpc.Send(m) // a failed stream fails the next Send or Recv too
+			_ = s.send(m) // a failed stream fails the next Send or Recv too
 		}
 		s.wmu.Unlock()
 		if s.pendingAck.Load() == nil || !s.wmu.TryLock() {

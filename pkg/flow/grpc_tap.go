@@ -19,6 +19,10 @@ import (
 // never copied. Its figures are exact, since every frame passes it.
 type h2Tap struct {
 	out, in H2FrameWalker // what this side writes, what it reads
+	// outData and inData, if set, hear of DATA payload bytes as they pass
+	// each way (a frame cut anywhere counts what came): a client's queued
+	// messages leave so, a server's stream buffers fill so.
+	outData, inData func(n int)
 
 	mu sync.Mutex
 	// sendInit and recvInit are SETTINGS_INITIAL_WINDOW_SIZE as the peer
@@ -96,11 +100,17 @@ func (t *h2Tap) wantHello(id uint32) bool {
 
 // wrote and read feed the tap the bytes that passed.
 func (t *h2Tap) wrote(b []byte) {
-	t.out.Walk(b, nil, func(h http2.FrameHeader, p []byte) { t.frame(h2Frame{h, p}, true) })
+	n := t.out.Walk(b, nil, func(h http2.FrameHeader, p []byte) { t.frame(h2Frame{h, p}, true) })
+	if n > 0 && t.outData != nil {
+		t.outData(n)
+	}
 }
 
 func (t *h2Tap) read(b []byte) {
-	t.in.Walk(b, nil, func(h http2.FrameHeader, p []byte) { t.frame(h2Frame{h, p}, false) })
+	n := t.in.Walk(b, nil, func(h http2.FrameHeader, p []byte) { t.frame(h2Frame{h, p}, false) })
+	if n > 0 && t.inData != nil {
+		t.inData(n)
+	}
 }
 
 // h2Frame is one whole frame's header and, for the frames the tap decodes,

@@ -13,6 +13,8 @@ type tapConn struct {
 	raw      net.Conn // the TCP socket, for NetConn
 	tap      *h2Tap
 	sends    *sendSampler
+	buf      *ConnBuffer // a server's: its streams' received-but-unread bytes; nil on a client
+	queued   *ConnBuffer // a client's: messages Send took that the tap has not seen go; nil on a server
 
 	closeOnce sync.Once
 	onClose   func() // run once, when grpc-go closes the connection
@@ -44,6 +46,7 @@ func (c *tapConn) Close() error {
 	err := c.Conn.Close()
 	c.closeOnce.Do(func() {
 		c.sends.stop()
+		c.queued.Close()
 		if c.onClose != nil {
 			c.onClose()
 		}

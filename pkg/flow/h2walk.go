@@ -35,7 +35,9 @@ type H2FrameWalker struct {
 // as each frame header completes, before the frame's payload has passed,
 // and frame (if not nil) as each whole frame has passed, with the payload
 // bytes Keep asked for; that slice is the walker's, valid during the call.
-func (w *H2FrameWalker) Walk(b []byte, header func(http2.FrameHeader), frame func(http2.FrameHeader, []byte)) {
+// It returns how many of b's bytes were DATA payload (padding included), so
+// a tap can count what fills a peer's stream buffers wherever frames are cut.
+func (w *H2FrameWalker) Walk(b []byte, header func(http2.FrameHeader), frame func(http2.FrameHeader, []byte)) (data int) {
 	if w.Skip > 0 {
 		n := min(w.Skip, len(b))
 		w.Skip -= n
@@ -47,7 +49,7 @@ func (w *H2FrameWalker) Walk(b []byte, header func(http2.FrameHeader), frame fun
 			w.hdrN += n
 			b = b[n:]
 			if w.hdrN < len(w.hdr) {
-				return
+				return data
 			}
 			w.start(header)
 			if w.remain == 0 {
@@ -59,12 +61,16 @@ func (w *H2FrameWalker) Walk(b []byte, header func(http2.FrameHeader), frame fun
 		if len(w.payload) < w.keep {
 			w.payload = append(w.payload, b[:min(n, w.keep-len(w.payload))]...)
 		}
+		if w.cur.Type == http2.FrameData {
+			data += n
+		}
 		w.remain -= n
 		b = b[n:]
 		if w.remain == 0 {
 			w.finish(frame)
 		}
 	}
+	return data
 }
 
 // start begins the frame whose header was just read.

@@ -25,6 +25,9 @@ func NewClient(reg prometheus.Registerer) *Client {
 	for _, p := range Protocols {
 		c.Reconnects.WithLabelValues(string(p))
 	}
+	promauto.With(reg).NewGaugeFunc(prometheus.GaugeOpts{Name: "bp_stream_queued_bytes",
+		Help:        "Bytes the client's gRPC streams' Send calls took (counted as written) that grpc-go has not yet sent as DATA: grpc-go's send buffers, which no socket statistic sees.",
+		ConstLabels: prometheus.Labels{"protocol": string(flow.GRPC)}}, func() float64 { return float64(flow.GRPCQueuedBytes()) })
 	return c
 }
 

@@ -282,10 +282,11 @@ func binaryRegistry(t *testing.T) *recordingRegisterer {
 	if err := metrics.RegisterNetstat(reg); err != nil {
 		t.Fatal(err)
 	}
-	metrics.NewRelay(reg, 64<<10, 1<<20) // bp-relay's own metrics
-	metrics.NewClient(reg)               // bp-client's own metrics
-	metrics.NewListener(reg)             // bp-server's and bp-relay's listeners
-	hop.NewH2Metrics(reg)                // bp-server's HTTP/2 frames and errors
+	metrics.NewRelay(reg, 64<<10, 1<<20)     // bp-relay's own metrics
+	metrics.NewClient(reg)                   // bp-client's own metrics
+	metrics.NewListener(reg)                 // bp-server's and bp-relay's listeners
+	hop.NewH2Metrics(reg)                    // bp-server's HTTP/2 frames and errors
+	hop.RegisterStreamBuffers(reg, nil, nil) // bp-server's stream buffers
 	// bp-client's verdict and fleet gauges, with a verdict so that every
 	// figure is gathered.
 	v := metrics.NewVerdict(reg, []string{"blocked", "absorbed", "not_stalled", "unknown"}, "lint", 4)
