@@ -300,7 +300,7 @@ func binaryRegistry(t *testing.T) *recordingRegisterer {
 	runUpload(t, uploadOptions{proto: flow.TCP, total: 64 << 10, payload: 1 << 10, read: flow.ReadSettings{Delay: time.Millisecond}}, obs, obs)
 	// A stream of a multiplexed connection, so that the bp_stream_* series
 	// are gathered (and linted) too.
-	stream := &testStream{stats: flow.StreamStats{SendStreamWindow: 0, SendConnWindow: 1 << 16, RecvStreamWindow: 1 << 16, RecvConnWindow: 1 << 16}}
+	stream := flowtest.NewStream(0, flow.StreamStats{SendStreamWindow: 0, SendConnWindow: 1 << 16, RecvStreamWindow: 1 << 16, RecvConnWindow: 1 << 16})
 	o := sampler.Open(flow.ConnInfo{Protocol: streamProtocol(), Writes: true, Stream: stream})
 	sampler.Sample(time.Now())
 	o.Closed(nil)

@@ -1,39 +1,15 @@
 package metrics_test
 
 import (
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/go-backpressure/go-backpressure/internal/flowtest"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
 )
-
-// testStream is a flow.StreamConn with figures the test sets: a unit test
-// of the adapter from the sampler's poll to the bp_stream_* metrics. The
-// figures of a real transport's streams are checked end to end where the
-// transports are (e2e).
-type testStream struct {
-	index int
-	mu    sync.Mutex
-	stats flow.StreamStats
-}
-
-func (s *testStream) StreamIndex() int { return s.index }
-
-func (s *testStream) StreamLayer() flow.StreamStats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stats
-}
-
-func (s *testStream) set(f func(*flow.StreamStats)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f(&s.stats)
-}
 
 // streamProtocol is the protocol the stream tests label their streams
 // with: gRPC once its transport is among flow.Protocols, tcp until then
@@ -85,12 +61,12 @@ func TestStreamMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	proto := streamProtocol()
-	slow, fast := &testStream{index: 0}, &testStream{index: 1}
-	slow.set(func(st *flow.StreamStats) {
+	slow, fast := flowtest.NewStream(0, flow.StreamStats{}), flowtest.NewStream(1, flow.StreamStats{})
+	slow.Set(func(st *flow.StreamStats) {
 		*st = flow.StreamStats{SendStreamWindow: 0, SendConnWindow: 900_000, RecvStreamWindow: 65_535, RecvConnWindow: 1 << 20,
 			BlockedStream: 2500 * time.Millisecond, WindowUpdatesReceived: 4, WindowUpdatesSent: 2, Source: "frames"}
 	})
-	fast.set(func(st *flow.StreamStats) {
+	fast.Set(func(st *flow.StreamStats) {
 		*st = flow.StreamStats{SendStreamWindow: 40_000, SendConnWindow: 900_000, RecvStreamWindow: 30_000, RecvConnWindow: 1 << 20,
 			BlockedTCP: 250 * time.Millisecond, WindowUpdatesReceived: 10, Source: "frames"}
 	})
@@ -131,7 +107,7 @@ func TestStreamMetrics(t *testing.T) {
 	// The slow stream is read again and ends: its window reopened, 0.5 s
 	// more on the stream window and one more WINDOW_UPDATE, counted at
 	// close; the gauges are the fast stream's alone at the next pass.
-	slow.set(func(st *flow.StreamStats) {
+	slow.Set(func(st *flow.StreamStats) {
 		st.SendStreamWindow = 65_535
 		st.BlockedStream += 500 * time.Millisecond
 		st.WindowUpdatesReceived++

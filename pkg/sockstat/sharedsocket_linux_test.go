@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-backpressure/go-backpressure/internal/flowtest"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 )
 
@@ -27,8 +28,8 @@ func TestSamplerCountsSharedSocketOnce(t *testing.T) {
 
 	s := NewSampler(SamplerOptions{Interval: time.Hour}) // passes by hand, at chosen times
 	tcp := flow.ProtocolIndex(flow.TCP)
-	first := s.Open(flow.ConnInfo{Protocol: flow.TCP, Conn: shared, Writes: true, Stream: &testStream{index: 0}})
-	second := s.Open(flow.ConnInfo{Protocol: flow.TCP, Conn: shared, Writes: true, Stream: &testStream{index: 1}})
+	first := s.Open(flow.ConnInfo{Protocol: flow.TCP, Conn: shared, Writes: true, Stream: flowtest.NewStream(0, flow.StreamStats{})})
+	second := s.Open(flow.ConnInfo{Protocol: flow.TCP, Conn: shared, Writes: true, Stream: flowtest.NewStream(1, flow.StreamStats{})})
 	alone := s.Open(flow.ConnInfo{Protocol: flow.TCP, Conn: other, Writes: true})
 	defer alone.Closed(nil)
 

@@ -1,34 +1,12 @@
 package sockstat
 
 import (
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/go-backpressure/go-backpressure/internal/flowtest"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 )
-
-// testStream is a flow.StreamConn with figures the test sets: a unit test
-// of the sampler's account, not of a transport's.
-type testStream struct {
-	index int
-	mu    sync.Mutex
-	stats flow.StreamStats
-}
-
-func (s *testStream) StreamIndex() int { return s.index }
-
-func (s *testStream) StreamLayer() flow.StreamStats {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.stats
-}
-
-func (s *testStream) set(f func(*flow.StreamStats)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f(&s.stats)
-}
 
 // TestSamplerStreamLayer: the sampler polls each open stream's figures at
 // its passes and at close: the blocked times and WINDOW_UPDATE counts add
@@ -39,13 +17,13 @@ func TestSamplerStreamLayer(t *testing.T) {
 	s := NewSampler(SamplerOptions{Interval: time.Hour}) // passes by hand
 	tcp := flow.ProtocolIndex(flow.TCP)
 	t0 := time.Now()
-	a := &testStream{index: 0}
-	b := &testStream{index: 1}
-	a.set(func(st *flow.StreamStats) {
+	a := flowtest.NewStream(0, flow.StreamStats{})
+	b := flowtest.NewStream(1, flow.StreamStats{})
+	a.Set(func(st *flow.StreamStats) {
 		*st = flow.StreamStats{SendStreamWindow: 65535, SendConnWindow: 1 << 20, RecvStreamWindow: 65535, RecvConnWindow: 1 << 20,
 			BlockedTCP: 100 * time.Millisecond, WindowUpdatesReceived: 3, WindowUpdatesSent: 1, Source: "frames"}
 	})
-	b.set(func(st *flow.StreamStats) {
+	b.Set(func(st *flow.StreamStats) {
 		*st = flow.StreamStats{SendStreamWindow: 0, SendConnWindow: 1 << 20, RecvStreamWindow: 65535, RecvConnWindow: 1 << 20,
 			BlockedStream: 2 * time.Second, StreamClosedAt: t0.Add(2100 * time.Millisecond), WindowUpdatesReceived: 1, Source: "frames"}
 	})
@@ -63,14 +41,14 @@ func TestSamplerStreamLayer(t *testing.T) {
 	}
 
 	// Stream b blocks 1s more and closes: its last figures count at close.
-	b.set(func(st *flow.StreamStats) {
+	b.Set(func(st *flow.StreamStats) {
 		st.BlockedStream += time.Second
 		st.BlockedConn = 500 * time.Millisecond
 		st.WindowUpdatesReceived++
 	})
 	ob.(flow.ClosingObserver).Closing()
 	ob.Closed(nil)
-	a.set(func(st *flow.StreamStats) { st.SendStreamWindow = 1000; st.WindowUpdatesSent++ })
+	a.Set(func(st *flow.StreamStats) { st.SendStreamWindow = 1000; st.WindowUpdatesSent++ })
 	s.Sample(time.Now())
 	st = s.StreamStats()[tcp]
 	want = StreamProtocolStats{
@@ -91,7 +69,7 @@ func TestSamplerStreamLayer(t *testing.T) {
 	// A new run: its own lowest windows and closures; counters from a base.
 	base := s.StreamTotals()
 	s.ResetPeak()
-	a.set(func(st *flow.StreamStats) { st.BlockedTCP += time.Second })
+	a.Set(func(st *flow.StreamStats) { st.BlockedTCP += time.Second })
 	oa.(flow.ClosingObserver).Closing()
 	tot = s.StreamTotals().Since(base)
 	if tot.Streams != 0 || tot.ClosedStreams != 0 || tot.SendStreamWindowLowest != -1 || !tot.StreamClosedAt.IsZero() || tot.BlockedTCP != time.Second {
