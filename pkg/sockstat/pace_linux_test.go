@@ -23,8 +23,12 @@ func TestRunPacedCountsCPU(t *testing.T) {
 		return n
 	}
 	waiting := count(func() { time.Sleep(30 * time.Millisecond) })
+	// Busy for 10 ms of the thread's CPU, not of the wall clock: on a busy
+	// machine a wall-clock spin is preempted and uses less, and its passes
+	// are rightly held back less (10 busy passes against 19 were seen).
 	busy := count(func() {
-		for end := time.Now().Add(10 * time.Millisecond); time.Now().Before(end); {
+		start, ok := threadCPU()
+		for now := start; ok && now-start < 10*time.Millisecond; now, ok = threadCPU() {
 		}
 	})
 	t.Logf("in 600 ms: %d passes waiting 30 ms each, %d passes using 10 ms of CPU each", waiting, busy)
