@@ -133,8 +133,14 @@ func TestPathObserve(t *testing.T) {
 	}
 	checkObserved(ctx, t, ob, start)
 	relay := strings.Split(ob.Hosts[1].Interfaces[0].Address, "/")[0]
-	out, _ := exec.Command("ip", "netns", "exec", hostNS(ob.Hosts, "client"), "ss", "-tinH", "dst", relay).Output()
-	m := regexp.MustCompile(`minrtt:([0-9.]+)`).FindStringSubmatch(string(out))
+	// The looping client has a connection during its runs, none in the
+	// pause between them: look for up to 15 s.
+	var out []byte
+	var m []string
+	for deadline := time.Now().Add(15 * time.Second); m == nil && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		out, _ = exec.Command("ip", "netns", "exec", hostNS(ob.Hosts, "client"), "ss", "-tinH", "dst", relay).Output()
+		m = regexp.MustCompile(`minrtt:([0-9.]+)`).FindStringSubmatch(string(out))
+	}
 	if m == nil {
 		t.Fatalf("no connection from the client to the relay: %q", out)
 	}
