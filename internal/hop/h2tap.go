@@ -141,9 +141,27 @@ func (t *h2Tap) goAway() {
 		t.Conn.Write(b.Bytes())
 		t.wrote = t.flooded // nothing after the GOAWAY
 		t.wmu.Unlock()
+		t.drain()
 		break
 	}
 	t.Conn.Close()
+}
+
+// drain ends the sending half after the GOAWAY and reads what the flooder
+// still sends, for a moment, before the socket closes: closing with its
+// frames unread resets the connection, and a reset can reach the peer
+// before it has read the GOAWAY, which it then never sees.
+func (t *h2Tap) drain() {
+	if cw, ok := t.Conn.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	t.Conn.SetReadDeadline(time.Now().Add(goAwayWait))
+	buf := make([]byte, 32<<10)
+	for range 64 { // at most 2 MiB
+		if _, err := t.Conn.Read(buf); err != nil {
+			return
+		}
+	}
 }
 
 // budget is a token bucket: burst tokens, refilled at rate per second,
