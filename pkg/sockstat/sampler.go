@@ -43,10 +43,16 @@ type Sampler struct {
 	onWindow                 func(WindowEvent)
 	streams                  streamSet
 
+	// passMu makes passes take turns: Run's, and any caller's of Sample
+	// (a test, or a final pass at shutdown). A pass reuses scratch and
+	// moves each connection's tally from the previous pass's time, so two
+	// at once would race on both.
+	passMu sync.Mutex
+
 	mu      sync.Mutex
 	conns   []*SampledConn // registered connections
 	byConn  map[net.Conn]*SampledConn
-	scratch []*SampledConn // the pass's copy of conns, reused between passes
+	scratch []*SampledConn // the pass's copy of conns, reused between passes; passMu guards it
 
 	statsMu sync.Mutex
 	stats   [numProtocols]ProtocolStats
@@ -231,8 +237,11 @@ func (s *Sampler) unregisterLocked(c *SampledConn) {
 
 // Sample runs one pass over every registered connection, as Run does every
 // interval, and then over every open stream; now is the time of the pass. It does not allocate once its
-// scratch space has grown to the number of connections.
+// scratch space has grown to the number of connections. It is safe to call
+// beside Run: passes take turns.
 func (s *Sampler) Sample(now time.Time) {
+	s.passMu.Lock()
+	defer s.passMu.Unlock()
 	s.mu.Lock()
 	s.scratch = append(s.scratch[:0], s.conns...)
 	s.mu.Unlock()
