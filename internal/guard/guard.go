@@ -115,6 +115,16 @@ func (g *Guard) AdmitStream(w http.ResponseWriter, r *http.Request) bool {
 // ReleaseStream gives back a place AdmitStream took.
 func (g *Guard) ReleaseStream() { g.h2.Release() }
 
+// RejectHTTP2 answers an HTTP/2 request refused before it ran (status and
+// why, for the peer), counts it by reason (admission.RejectReasons) and
+// logs it: an ack stream over its bound, or an upload naming an ack
+// stream it may not have.
+func (g *Guard) RejectHTTP2(w http.ResponseWriter, r *http.Request, reason string, status int, why string) {
+	g.m.Reject(flow.HTTP2, reason)
+	g.warn.Warn(reason, "http2 request refused", "peer", r.RemoteAddr, "path", r.URL.Path, "status", status, "why", why)
+	http.Error(w, why, status)
+}
+
 // Refused counts and logs a connection that did not open: a refused hello
 // (the flow package has closed it, with its close code on WebSocket), or a
 // /ws request that was no valid upgrade (gorilla answered it).

@@ -47,9 +47,10 @@ func Socket(r *http.Request) net.Conn {
 	return c
 }
 
-// HTTP2 returns the HTTP/2 handler: the guard (limit), the hello from the
-// request body, then handle, tracked until it returns. A refused hello is
-// answered 400 with the reason.
+// HTTP2 returns the HTTP/2 handler: the guard (limit), the ack stream
+// the request names (?acks=ID, a browser's upload: h2acks.go), the hello
+// from the request body, then handle, tracked until it returns. A refused
+// hello is answered 400 with the reason.
 func (h *Hop) HTTP2(ctx context.Context, handle Handler) http.HandlerFunc {
 	connCtx := h.ConnContext(ctx)
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -67,7 +68,19 @@ func (h *Hop) HTTP2(ctx context.Context, handle Handler) http.HandlerFunc {
 			return
 		}
 		defer h.Guard.ReleaseStream()
-		hello, c, err := flow.AcceptHTTP2(w, r, sock, h.HelloTimeout)
+		acks, ok := h.claimAcks(w, r, sock)
+		if !ok {
+			return
+		}
+		var hello *flow.Hello
+		var c flow.Conn
+		var err error
+		if acks != nil {
+			defer acks.End()
+			hello, c, err = flow.AcceptHTTP2Acks(w, r, sock, h.HelloTimeout, acks)
+		} else {
+			hello, c, err = flow.AcceptHTTP2(w, r, sock, h.HelloTimeout)
+		}
 		if err != nil {
 			h.Guard.Refused(flow.HTTP2, r.RemoteAddr, err)
 			http.Error(w, err.Error(), http.StatusBadRequest)
