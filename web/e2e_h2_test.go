@@ -1,0 +1,216 @@
+package web_test
+
+// End-to-end tests of the page's HTTP/2 runs: headless Chromium loads
+// /client over https from a real bp-server (self-signed certificate, ALPN
+// h2), uploads with fetch() and a streaming body to /h2, and reads the
+// acks on the sibling stream /h2/acks. The helpers are in e2e_test.go and
+// e2e_hops_test.go.
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+)
+
+const h2BytesRead = `bp_bytes_read_total{protocol="http2"}`
+
+// h2Server starts bp-server over TLS (h2 by ALPN) with args, a browser
+// that accepts its certificate, and an HTTP client that verifies it.
+func h2Server(t *testing.T, args ...string) (ctx context.Context, addr string, metrics *http.Client) {
+	t.Helper()
+	certFile, keyFile, pool := selfSignedCert(t)
+	// Test only: Chromium does not trust the certificate made here (see
+	// TestBrowserClientTLS); the test's own client verifies it.
+	ctx = browser(t, chromedp.Flag("ignore-certificate-errors", true))
+	addr = startServer(t, append([]string{"--tls-cert", certFile, "--tls-key", keyFile}, args...)...)
+	metrics = trustingClient(pool)
+	t.Cleanup(metrics.CloseIdleConnections)
+	return ctx, addr, metrics
+}
+
+func trustingClient(pool *x509.CertPool) *http.Client {
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+}
+
+// metricAt scrapes one series, failing the test when it is missing.
+func metricAt(t *testing.T, client *http.Client, url, series string) float64 {
+	t.Helper()
+	v, err := metricValueWith(context.Background(), client, url, series)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// checkOverHTTP2 asserts that the runs went over HTTP/2 by the page's own
+// record (Resource Timing) and by the server's: its HTTP/2 frames, and no
+// WebSocket bytes.
+func checkOverHTTP2(t *testing.T, rep map[string]any, client *http.Client, metricsURL string, conns int) {
+	t.Helper()
+	if rep["transport"] != "h2" {
+		t.Errorf("report transport %v, want h2", rep["transport"])
+	}
+	protos, _ := rep["http_protocols"].([]any)
+	if len(protos) != conns {
+		t.Errorf("report http_protocols %v, want one per connection (%d)", rep["http_protocols"], conns)
+	}
+	for _, p := range protos {
+		if p != "h2" {
+			t.Errorf("the browser's record says an upload went over %q, want h2", p)
+		}
+	}
+	if got := metricAt(t, client, metricsURL, wsBytesRead); got != 0 {
+		t.Errorf("%s = %.0f, want 0: the run was to go over HTTP/2", wsBytesRead, got)
+	}
+	// Each run is two streams: the ack stream's GET and the upload.
+	if got := metricAt(t, client, metricsURL, `bp_http2_frames_received_total{type="HEADERS"}`); got < float64(2*conns) {
+		t.Errorf("server received %.0f HTTP/2 HEADERS frames, want at least %d", got, 2*conns)
+	}
+	if got := metricAt(t, client, metricsURL, `bp_connections_rejected_total{protocol="http2",reason="ack_stream"}`); got != 0 {
+		t.Errorf("server refused %.0f uploads' ack stream ids, want 0", got)
+	}
+}
+
+// TestBrowserClientHTTP2ExactBytes: two uploads over HTTP/2 with a total
+// that is not a whole number of messages; the server reads exactly what
+// the page sent, over HTTP/2.
+func TestBrowserClientHTTP2ExactBytes(t *testing.T) {
+	ctx, addr, metrics := h2Server(t)
+	p := openClient(t, ctx, "https://"+addr+"/client?transport=h2")
+	checkTarget(t, p, "https:", "https://"+addr+"/h2")
+
+	const perConn, conns = 3_000_000, 2
+	const want = perConn * conns
+	p.start(map[string]string{
+		"payload-size": "64KiB", "rate": "0", "total": strconv.Itoa(perConn),
+		"total-unit": "bytes", "connections": strconv.Itoa(conns),
+	})
+	rep := p.report(60 * time.Second)
+	checkCompleted(t, rep, want)
+	if got, wantMsgs := num(t, rep, "messages"), float64(conns*((perConn+65535)/65536)); got != wantMsgs {
+		t.Errorf("page sent %.0f messages, want %.0f", got, wantMsgs)
+	}
+	metricsURL := "https://" + addr + "/metrics"
+	waitMetricWith(t, metrics, metricsURL, h2BytesRead, want, 10*time.Second)
+	checkOverHTTP2(t, rep, metrics, metricsURL, conns)
+	if got := metricAt(t, metrics, metricsURL, `bp_http2_frames_received_total{type="DATA"}`); got < want/(1<<20) {
+		t.Errorf("server received %.0f HTTP/2 DATA frames for %d bytes", got, want)
+	}
+	p.screenshot("browser-client-h2")
+}
+
+// TestBrowserClientHTTP2SeesServerStop: the server stops reading 1 s into
+// the upload for 4 s. Its stream window closes, the browser stops taking
+// the page's chunks, and the acks stop: the page must see both for about
+// as long as the server's own count of its pause, and still end with
+// every byte read.
+func TestBrowserClientHTTP2SeesServerStop(t *testing.T) {
+	ctx, addr, metrics := h2Server(t, "--pause-after", "1s", "--pause-for", "4s")
+	p := openClient(t, ctx, "https://"+addr+"/client?transport=h2")
+
+	// 64 KiB at 150 msg/s: about 3 s of sending, with the pause in the middle.
+	const messages, size = 450, 65536
+	p.start(map[string]string{
+		"payload-size": "64KiB", "rate": "150", "total": strconv.Itoa(messages), "total-unit": "messages", "connections": "1",
+	})
+	p.waitFor("the page to report that the server stopped reading",
+		`document.getElementById("stall").dataset.stalled === "true"`, 12*time.Second)
+	p.waitFor("the browser to hold the page's next chunk, or the run to end",
+		`document.getElementById("browser-held").dataset.held === "true" || window.bpReport`, 10*time.Second)
+	p.screenshot("browser-client-h2-server-stopped")
+	rep := p.report(40 * time.Second)
+	checkCompleted(t, rep, messages*size)
+	metricsURL := "https://" + addr + "/metrics"
+	waitMetricWith(t, metrics, metricsURL, h2BytesRead, messages*size, 10*time.Second)
+	checkOverHTTP2(t, rep, metrics, metricsURL, 1)
+
+	// The reference: the server's own count of the time it did not read.
+	paused := metricAt(t, metrics, metricsURL, `bp_read_paused_seconds_total{protocol="http2"}`) * 1000
+	t.Logf("server paused %.0f ms; page: longest wait for a pull %.0f ms, longest ack silence %.0f ms, %.0f stalls, peak in pipe %.0f bytes",
+		paused, num(t, rep, "longest_wait_ms"), num(t, rep, "longest_server_stop_ms"), num(t, rep, "stalls"), num(t, rep, "peak_in_pipe"))
+	if paused < 3900 || paused > 4500 {
+		t.Fatalf("server paused %.0f ms in all, want its schedule's 4000", paused)
+	}
+	// The browser holds the page back once its buffers and the stream
+	// window (1 MiB) are full: at 10 MB/s a fraction of a second in.
+	if got := num(t, rep, "longest_wait_ms"); got < 0.6*paused || got > paused+2000 {
+		t.Errorf("longest wait for the browser's pull %.0f ms, want most of the server's %.0f ms pause", got, paused)
+	}
+	if got := num(t, rep, "longest_server_stop_ms"); got < paused-1500 || got > paused+2000 {
+		t.Errorf("longest time without ack progress %.0f ms, want about the server's %.0f ms pause", got, paused)
+	}
+	if got := num(t, rep, "server_stops"); got < 1 {
+		t.Errorf("report: server stopped %.0f times, want at least 1", got)
+	}
+	if got := num(t, rep, "peak_in_pipe"); got < 1<<20 {
+		t.Errorf("report: peak in pipe %.0f bytes, want at least the server's 1 MiB stream window", got)
+	}
+	p.screenshot("browser-client-h2-report")
+}
+
+// TestBrowserH2WireMatchesGo: the page's hello line and frames are the
+// bytes flow's encoders write (bp-client's).
+func TestBrowserH2WireMatchesGo(t *testing.T) {
+	ctx := browser(t)
+	addr := startServer(t)
+	openClient(t, ctx, "http://"+addr+"/client")
+	hello := flow.Hello{RunID: "web-0a1b2c3d", Direction: flow.Up, PayloadSize: 65536, TotalBytes: 29491200, Rate: 150.5}
+	var got struct{ Hello, Data, Fin []byte }
+	expr := `import("./client/h2wire.js").then(m => ({
+		Hello: Array.from(m.helloLine({run_id: "web-0a1b2c3d", direction: "up", payload_size: 65536, total_bytes: 29491200, rate: 150.5})),
+		Data: Array.from(m.dataFrame(new TextEncoder().encode("backpressure "))),
+		Fin: Array.from(m.controlFrame({type: "fin", bytes: 29491200})),
+	}))`
+	var raw json.RawMessage
+	err := chromedp.Run(ctx, chromedp.Evaluate(expr, &raw, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ints struct{ Hello, Data, Fin []int }
+	if err := json.Unmarshal(raw, &ints); err != nil {
+		t.Fatal(err)
+	}
+	got.Hello, got.Data, got.Fin = bytesOf(ints.Hello), bytesOf(ints.Data), bytesOf(ints.Fin)
+	js, err := flow.EncodeHello(hello)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]byte{
+		"hello": append(append([]byte(flow.TCPHelloPrefix), js...), '\n'),
+		"data":  frame('D', []byte("backpressure ")),
+		"fin":   frame('C', flow.AppendControl(nil, flow.Control{Type: flow.Fin, Bytes: 29491200})),
+	}
+	for name, g := range map[string][]byte{"hello": got.Hello, "data": got.Data, "fin": got.Fin} {
+		if string(g) != string(want[name]) {
+			t.Errorf("page's %s: %q, Go writes %q", name, g, want[name])
+		}
+	}
+}
+
+func bytesOf(ints []int) []byte {
+	b := make([]byte, len(ints))
+	for i, v := range ints {
+		b[i] = byte(v)
+	}
+	return b
+}
+
+// frame is a frame as docs/PROTOCOL.md draws it: type, length, body.
+func frame(typ byte, body []byte) []byte {
+	f := []byte{typ, 0, 0, 0, 0}
+	binary.BigEndian.PutUint32(f[1:], uint32(len(body)))
+	return append(f, body...)
+}
+
+
