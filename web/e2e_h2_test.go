@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -160,11 +161,26 @@ func TestBrowserClientHTTP2SeesServerStop(t *testing.T) {
 }
 
 // TestBrowserH2WireMatchesGo: the page's hello line and frames are the
-// bytes flow's encoders write (bp-client's).
+// bytes flow's encoders write (bp-client's); and a page over http:// does
+// not offer what needs https://.
 func TestBrowserH2WireMatchesGo(t *testing.T) {
 	ctx := browser(t)
 	addr := startServer(t)
-	openClient(t, ctx, "http://"+addr+"/client")
+	p := openClient(t, ctx, "http://"+addr+"/client?transport=h2")
+	// Over http:// the page refuses the transport, and says why.
+	if err := chromedp.Run(ctx, chromedp.Click("#start", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	var formErr string
+	p.eval(`document.getElementById("form-error").textContent`, &formErr)
+	if !strings.Contains(formErr, "https://") || !strings.Contains(formErr, "HTTP/2") {
+		t.Errorf("HTTP/2 from an http:// page: the page says %q, want why it needs https://", formErr)
+	}
+	var state string
+	p.eval(`document.getElementById("run-state").dataset.state`, &state)
+	if state != "idle" {
+		t.Errorf("run state %q after the refused Start, want idle", state)
+	}
 	hello := flow.Hello{RunID: "web-0a1b2c3d", Direction: flow.Up, PayloadSize: 65536, TotalBytes: 29491200, Rate: 150.5}
 	var got struct{ Hello, Data, Fin []byte }
 	expr := `import("./client/h2wire.js").then(m => ({
