@@ -59,6 +59,9 @@ function onTransportChange() {
   $("label-waited").textContent = h2 ? "Waited for the browser's pull" : "Waited on bufferedAmount";
   $("label-buffered").textContent = h2 ? "bufferedAmount (none over fetch)" : "bufferedAmount";
   $("th-buffered").textContent = h2 ? "bufferedAmount (n/a)" : "bufferedAmount";
+  $("rate-hint").textContent = h2 ? "0 = as fast as the browser takes the chunks" : "0 = as fast as bufferedAmount allows";
+  $("caption-buffered").innerHTML = h2 ? "Chunk waiting for the browser's pull <span class=\"dim\">(dashed: stall threshold)</span>"
+    : "bufferedAmount <span class=\"dim\">(dashed: high-water mark)</span>";
 }
 
 // Query parameters prefill the form, so a run can be shared as a link.
@@ -162,6 +165,8 @@ class Conn {
   // heldNow: the page waits on the browser right now (bufferedAmount at
   // the high-water mark).
   heldNow() { return this.waitingSince !== null; }
+  // pressure is what the first chart draws: bufferedAmount.
+  pressure() { return this.buffered; }
   // stallsNow counts a wait in progress as soon as it is long enough.
   stallsNow(now) {
     const long = this.waitingSince !== null && now - this.waitingSince >= this.run.settings.stallMs;
@@ -373,7 +378,7 @@ class Conn {
       this.longestStopMs = Math.max(this.longestStopMs, end - this.stoppedSince);
     }
     if (this.serverStopped) this.longestStopMs = Math.max(this.longestStopMs, now - this.stoppedSince);
-    return { b: buffered, r: this.rate, a: this.acked, p: inPipe };
+    return { b: this.pressure(now), r: this.rate, a: this.acked, p: inPipe };
   }
 }
 
@@ -393,6 +398,8 @@ class H2Conn extends Conn {
   pump() {} // the browser's pulls drive the sending: Stop's fin goes at the next
   // heldNow: the browser has not taken the last chunk for a stall's time.
   heldNow(now) { return this.waitingSince !== null && now - this.waitingSince >= this.run.settings.stallMs; }
+  // pressure: how long the chunk handed last has waited for the next pull, in ms.
+  pressure(now) { return this.waitingSince === null ? 0 : now - this.waitingSince; }
 
   open() {
     this.abortCtl = new AbortController();
@@ -758,14 +765,17 @@ function draw(r) {
   // fits its own length, so a short run is not squeezed into a corner.
   const last = r.samples.length ? r.samples[r.samples.length - 1].t : 0;
   const tMax = r.endedAt ? Math.max(last, 0.5) : Math.max(10, last);
-  for (const [id, key, unit] of CHARTS) {
+  const h2 = r.settings.transport === "h2";
+  for (const [id, key, bytesUnit] of CHARTS) {
+    const unit = h2 && key === "b" ? "ms" : bytesUnit;
+    const ref = key !== "b" ? 0 : h2 ? r.settings.stallMs : r.settings.highWater;
     const lines = r.conns.map((c, i) => ({
       color: color(i), width: 1.5, points: r.samples.map((s) => ({ t: s.t, v: s.per[i][key] })),
     }));
     if (r.conns.length > 1) {
       lines.push({ color: TOTAL_COLOR, width: 2.2, points: r.samples.map((s) => ({ t: s.t, v: s.tot[key] })) });
     }
-    drawChart($(id), { lines, bands: r.bands, tMax, unit, ref: key === "b" ? r.settings.highWater : 0 });
+    drawChart($(id), { lines, bands: r.bands, tMax, unit, ref });
   }
 }
 
@@ -793,7 +803,8 @@ function report(r) {
     longest_wait_ms: Math.max(...r.conns.map((c) => c.longestWaitMs)),
     server_stops: t.episodes, longest_server_stop_ms: Math.max(...r.conns.map((c) => c.longestStopMs)),
     peak_in_pipe: r.samples.reduce((m, x) => Math.max(m, x.tot.p), 0),
-    peak_buffered: r.samples.reduce((m, x) => Math.max(m, x.tot.b), 0),
+    // Over HTTP/2 the first chart's values are waits, not bytes.
+    peak_buffered: s.transport === "h2" ? 0 : r.samples.reduce((m, x) => Math.max(m, x.tot.b), 0),
   };
 }
 
