@@ -12,6 +12,7 @@ import (
 	"crypto/x509"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -229,4 +230,46 @@ func frame(typ byte, body []byte) []byte {
 	return append(f, body...)
 }
 
+// TestBrowserClientHTTP2Stop: an HTTP/2 run without a total goes on until
+// Stop; the fin goes out as the next chunk with what was sent, and the
+// server reads exactly that.
+func TestBrowserClientHTTP2Stop(t *testing.T) {
+	ctx, addr, metrics := h2Server(t)
+	p := openClient(t, ctx, "https://"+addr+"/client?transport=h2&payload=16KiB&rate=50&total=0&connections=2")
+	p.start(nil)
+	p.waitFor("both uploads to send", `Number(document.getElementById("total-acked").dataset.value) > 0 && `+
+		`document.querySelectorAll('#conns tr[data-state="sending"]').length === 2`, 10*time.Second)
+	if err := chromedp.Run(p.ctx, chromedp.Click("#stop", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	rep := p.report(20 * time.Second)
+	if rep["result"] != "completed" || rep["stopped_early"] != true {
+		t.Fatalf("after Stop: result %v, stopped_early %v, want completed and true; report %v", rep["result"], rep["stopped_early"], rep)
+	}
+	sent := num(t, rep, "bytes_sent")
+	if sent <= 0 || sent != num(t, rep, "bytes_acked") {
+		t.Fatalf("after Stop: sent %.0f, acked %.0f; want equal and above 0", sent, num(t, rep, "bytes_acked"))
+	}
+	metricsURL := "https://" + addr + "/metrics"
+	waitMetricWith(t, metrics, metricsURL, h2BytesRead, sent, 10*time.Second)
+	checkOverHTTP2(t, rep, metrics, metricsURL, 2)
+}
 
+// TestBrowserClientHTTP2Refused: the server refuses the second upload
+// (--max-connections 1): the page says why, from the server's answer,
+// while the first upload completes.
+func TestBrowserClientHTTP2Refused(t *testing.T) {
+	ctx, addr, metrics := h2Server(t, "--max-connections", "1")
+	p := openClient(t, ctx, "https://"+addr+"/client?transport=h2&payload=16KiB&rate=100&total=200&connections=2")
+	p.start(nil)
+	rep := p.report(30 * time.Second)
+	if rep["result"] != "failed" || !strings.Contains(fmt.Sprint(rep["error"]), "HTTP 503") || num(t, rep, "failed_connections") != 1 {
+		t.Fatalf("result %v, error %q, %v failed; want one upload failed with the server's 503", rep["result"], rep["error"], rep["failed_connections"])
+	}
+	t.Logf("the page says: %s", rep["error"])
+	metricsURL := "https://" + addr + "/metrics"
+	if got := metricAt(t, metrics, metricsURL, `bp_connections_rejected_total{protocol="http2",reason="limit"}`); got != 1 {
+		t.Errorf("server refused %.0f runs for the limit, want 1", got)
+	}
+	waitMetricWith(t, metrics, metricsURL, h2BytesRead, 200*16384, 10*time.Second)
+}
