@@ -94,12 +94,7 @@ func TestBrowserClientHTTP2ExactBytes(t *testing.T) {
 
 	const perConn, conns = 3_000_000, 2
 	const want = perConn * conns
-	p.start(map[string]string{
-		"payload-size": "64KiB", "rate": "0", "total": strconv.Itoa(perConn),
-		"total-unit": "bytes", "connections": strconv.Itoa(conns),
-	})
-	rep := p.report(60 * time.Second)
-	checkCompleted(t, rep, want)
+	rep := p.runBytes(perConn, conns)
 	if got, wantMsgs := num(t, rep, "messages"), float64(conns*((perConn+65535)/65536)); got != wantMsgs {
 		t.Errorf("page sent %.0f messages, want %.0f", got, wantMsgs)
 	}
@@ -237,21 +232,9 @@ func TestBrowserClientHTTP2Stop(t *testing.T) {
 	ctx, addr, metrics := h2Server(t)
 	p := openClient(t, ctx, "https://"+addr+"/client?transport=h2&payload=16KiB&rate=50&total=0&connections=2")
 	p.start(nil)
-	p.waitFor("both uploads to send", `Number(document.getElementById("total-acked").dataset.value) > 0 && `+
-		`document.querySelectorAll('#conns tr[data-state="sending"]').length === 2`, 10*time.Second)
-	if err := chromedp.Run(p.ctx, chromedp.Click("#stop", chromedp.ByQuery)); err != nil {
-		t.Fatal(err)
-	}
-	rep := p.report(20 * time.Second)
-	if rep["result"] != "completed" || rep["stopped_early"] != true {
-		t.Fatalf("after Stop: result %v, stopped_early %v, want completed and true; report %v", rep["result"], rep["stopped_early"], rep)
-	}
-	sent := num(t, rep, "bytes_sent")
-	if sent <= 0 || sent != num(t, rep, "bytes_acked") {
-		t.Fatalf("after Stop: sent %.0f, acked %.0f; want equal and above 0", sent, num(t, rep, "bytes_acked"))
-	}
+	rep := p.stopRun()
 	metricsURL := "https://" + addr + "/metrics"
-	waitMetricWith(t, metrics, metricsURL, h2BytesRead, sent, 10*time.Second)
+	waitMetricWith(t, metrics, metricsURL, h2BytesRead, num(t, rep, "bytes_sent"), 10*time.Second)
 	checkOverHTTP2(t, rep, metrics, metricsURL, 2)
 }
 

@@ -237,21 +237,22 @@ func TestAckStreamBound(t *testing.T) {
 		_, body := openAckStream(t, context.Background(), c, p.http)
 		defer body.Close()
 	}
-	resp, err := c.Get("http://" + p.http + "/h2/acks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("the 65th unclaimed ack stream: %s, want 503", resp.Status)
+	if got := getStatus(t, c, "http://"+p.http+"/h2/acks"); got != http.StatusServiceUnavailable {
+		t.Errorf("the 65th unclaimed ack stream: HTTP %d, want 503", got)
 	}
 	p.waitMetric(t, `bp_connections_rejected_total{protocol="http2",reason="limit"}`, 1)
-	resp, err = http.Get("http://" + p.http + "/h2/acks")
+	if got := getStatus(t, http.DefaultClient, "http://"+p.http+"/h2/acks"); got != http.StatusHTTPVersionNotSupported {
+		t.Errorf("GET /h2/acks over HTTP/1.1: HTTP %d, want 505", got)
+	}
+}
+
+// getStatus is the status of a GET of url.
+func getStatus(t *testing.T, c *http.Client, url string) int {
+	t.Helper()
+	resp, err := c.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusHTTPVersionNotSupported {
-		t.Errorf("GET /h2/acks over HTTP/1.1: %s, want 505", resp.Status)
-	}
+	return resp.StatusCode
 }

@@ -120,13 +120,8 @@ func (a *ackStreams) remove(id string) {
 func (h *Hop) AckStream(ctx context.Context) http.HandlerFunc {
 	connCtx := h.ConnContext(ctx)
 	return func(w http.ResponseWriter, r *http.Request) {
-		sock := Socket(r)
-		switch {
-		case sock == nil:
-			http.Error(w, "HTTP/2 only: an ack stream is a sibling of its upload on one HTTP/2 connection", http.StatusHTTPVersionNotSupported)
-			return
-		case r.Method != http.MethodGet:
-			http.Error(w, "GET an ack stream (docs/HTTP2.md)", http.StatusMethodNotAllowed)
+		sock := h2Request(w, r, http.MethodGet, "an ack stream is a sibling of its upload on one HTTP/2 connection", "GET an ack stream (docs/HTTP2.md)")
+		if sock == nil {
 			return
 		}
 		id, e, ok := h.acks.open(sock)
