@@ -256,3 +256,39 @@ func getStatus(t *testing.T, c *http.Client, url string) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// TestH2OriginRefused: a page of another origin reaches /h2 and
+// /h2/acks with fetch() as it reaches /ws: refused 403 and counted, as at
+// /ws; the same origin and clients without an Origin (bp-client) pass.
+func TestH2OriginRefused(t *testing.T) {
+	p := startInProc(t, "--tcp-addr", "")
+	c := h2cClient(t)
+	for _, path := range []string{"/h2/acks", "/h2"} {
+		method := http.MethodGet
+		if path == "/h2" {
+			method = http.MethodPost
+		}
+		req, _ := http.NewRequest(method, "http://"+p.http+path, strings.NewReader(""))
+		req.Header.Set("Origin", "https://elsewhere.example")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), "--allowed-origins") {
+			t.Errorf("%s %s from another origin: HTTP %d %q, want 403 naming --allowed-origins", method, path, resp.StatusCode, b)
+		}
+	}
+	p.waitMetric(t, `bp_connections_rejected_total{protocol="http2",reason="origin"}`, 2)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+p.http+"/h2/acks", nil)
+	req.Header.Set("Origin", "http://"+p.http)
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("GET /h2/acks from the same origin: %s, want 200", resp.Status)
+	}
+}

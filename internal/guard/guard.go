@@ -78,10 +78,7 @@ func (g *Guard) ReleaseGRPC() { g.grpc.Release() }
 // 503), counted and logged. Admitted, the caller calls ReleaseWebSocket
 // when the connection ends.
 func (g *Guard) AdmitWebSocket(w http.ResponseWriter, r *http.Request) bool {
-	if !g.origins.Allowed(r) {
-		g.m.Reject(flow.WebSocket, "origin")
-		g.warn.Warn("origin", "websocket refused: origin not allowed", "peer", r.RemoteAddr, "origin", r.Header.Get("Origin"), "allowed", g.origins.String())
-		http.Error(w, "origin not allowed (see --allowed-origins)", http.StatusForbidden)
+	if !g.AdmitOrigin(w, r, flow.WebSocket) {
 		return false
 	}
 	if !g.ws.Acquire() {
@@ -92,6 +89,19 @@ func (g *Guard) AdmitWebSocket(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// AdmitOrigin checks a browser's request (/ws, and HTTP/2's /h2 and
+// /h2/acks, which a page's fetch() reaches too) against the origin
+// policy; a refused one is answered 403, counted and logged.
+func (g *Guard) AdmitOrigin(w http.ResponseWriter, r *http.Request, p flow.Protocol) bool {
+	if g.origins.Allowed(r) {
+		return true
+	}
+	g.m.Reject(p, "origin")
+	g.warn.Warn("origin", string(p)+" refused: origin not allowed", "peer", r.RemoteAddr, "origin", r.Header.Get("Origin"), "allowed", g.origins.String())
+	http.Error(w, "origin not allowed (see --allowed-origins)", http.StatusForbidden)
+	return false
 }
 
 // ReleaseWebSocket gives back a place AdmitWebSocket took.

@@ -59,7 +59,7 @@ func (h *Hop) HTTP2(ctx context.Context, handle Handler) http.HandlerFunc {
 			return
 		}
 		countBody(r)
-		if !h.Guard.AdmitStream(w, r) {
+		if !h.Guard.AdmitOrigin(w, r, flow.HTTP2) || !h.Guard.AdmitStream(w, r) {
 			return
 		}
 		defer h.Guard.ReleaseStream()

@@ -121,7 +121,7 @@ func (h *Hop) AckStream(ctx context.Context) http.HandlerFunc {
 	connCtx := h.ConnContext(ctx)
 	return func(w http.ResponseWriter, r *http.Request) {
 		sock := h2Request(w, r, http.MethodGet, "an ack stream is a sibling of its upload on one HTTP/2 connection", "GET an ack stream (docs/HTTP2.md)")
-		if sock == nil {
+		if sock == nil || !h.Guard.AdmitOrigin(w, r, flow.HTTP2) {
 			return
 		}
 		id, e, ok := h.acks.open(sock)
