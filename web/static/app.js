@@ -513,13 +513,13 @@ class H2Conn extends Conn {
   // waiting for it) and the run is done with the upload's response.
   finalAck() {
     this.finalAcked = true;
-    clearTimeout(this.lingerTimer);
     this.resolveFinalAck();
     this.maybeDone();
   }
 
   maybeDone() {
     if (this.ended || !this.finalAcked || !this.uploadDone) return;
+    clearTimeout(this.lingerTimer); // it bounds the upload's answer too
     this.state = "done";
     this.endedAt = performance.now();
     this.protocol = httpProtocol(this.uploadURL);
@@ -556,6 +556,9 @@ class Run {
     this.stopping = false;
     this.conns = [];
     const Kind = settings.transport === "h2" ? H2Conn : Conn;
+    // The browser keeps 250 resource timings; each HTTP/2 run adds two a
+    // connection, and its report reads them back (httpProtocol).
+    if (settings.transport === "h2") performance.clearResourceTimings();
     for (let i = 0; i < settings.connections; i++) this.conns.push(new Kind(this, i));
   }
 
