@@ -16,9 +16,11 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -27,38 +29,104 @@ import (
 
 const h2BytesRead = `bp_bytes_read_total{protocol="http2"}`
 
-// h2Server starts bp-server over TLS (h2 by ALPN) with args, a browser
-// that accepts its certificate, and an HTTP client that verifies it.
-func h2Server(t *testing.T, args ...string) (ctx context.Context, addr string, metrics *http.Client) {
+// h2Env is bp-server over TLS (h2 by ALPN) and a browser for it.
+type h2Env struct {
+	ctx        context.Context // the browser's tab
+	addr       string          // the server's
+	metrics    *http.Client    // verifies the server's certificate
+	metricsURL string
+	requests   *requestLog // the browser's record of its requests
+}
+
+// h2Server starts bp-server over TLS with args, and a browser that
+// accepts its certificate.
+func h2Server(t *testing.T, args ...string) *h2Env {
 	t.Helper()
 	certFile, keyFile, pool := selfSignedCert(t)
 	// Test only: Chromium does not trust the certificate made here (see
 	// TestBrowserClientTLS); the test's own client verifies it.
-	ctx = browser(t, chromedp.Flag("ignore-certificate-errors", true))
-	addr = startServer(t, append([]string{"--tls-cert", certFile, "--tls-key", keyFile}, args...)...)
-	metrics = trustingClient(pool)
-	t.Cleanup(metrics.CloseIdleConnections)
-	return ctx, addr, metrics
+	e := &h2Env{ctx: browser(t, chromedp.Flag("ignore-certificate-errors", true)), metrics: trustingClient(pool)}
+	e.requests = watchRequests(e.ctx)
+	e.addr = startServer(t, append([]string{"--tls-cert", certFile, "--tls-key", keyFile}, args...)...)
+	e.metricsURL = "https://" + e.addr + "/metrics"
+	t.Cleanup(e.metrics.CloseIdleConnections)
+	return e
 }
 
-func trustingClient(pool *x509.CertPool) *http.Client {
-	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-}
-
-// metricAt scrapes one series, failing the test when it is missing.
-func metricAt(t *testing.T, client *http.Client, url, series string) float64 {
+// metric scrapes one series of the server's, failing the test when it is
+// missing.
+func (e *h2Env) metric(t *testing.T, series string) float64 {
 	t.Helper()
-	v, err := metricValueWith(context.Background(), client, url, series)
+	v, err := metricValueWith(context.Background(), e.metrics, e.metricsURL, series)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return v
 }
 
+// waitBytesRead waits until the server has read exactly want bytes over
+// HTTP/2.
+func (e *h2Env) waitBytesRead(t *testing.T, want float64) {
+	t.Helper()
+	waitMetricWith(t, e.metrics, e.metricsURL, h2BytesRead, want, 10*time.Second)
+}
+
+// requestLog is the browser's own record (DevTools) of the answers it
+// got: protocol and connection by URL.
+type requestLog struct {
+	mu    sync.Mutex
+	proto map[string]string
+	conn  map[string]float64
+}
+
+func watchRequests(ctx context.Context) *requestLog {
+	l := &requestLog{proto: map[string]string{}, conn: map[string]float64{}}
+	chromedp.ListenTarget(ctx, func(ev any) {
+		if r, ok := ev.(*network.EventResponseReceived); ok {
+			l.mu.Lock()
+			l.proto[r.Response.URL], l.conn[r.Response.URL] = r.Response.Protocol, r.Response.ConnectionID
+			l.mu.Unlock()
+		}
+	})
+	return l
+}
+
+// checkStreams asserts the browser's record of a run's streams: n ack
+// streams and n uploads, all over h2, all on one connection.
+func (l *requestLog) checkStreams(t *testing.T, n int) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	acks, uploads := 0, 0
+	conns := map[float64]bool{}
+	for u, p := range l.proto {
+		switch {
+		case strings.HasSuffix(u, "/h2/acks"):
+			acks++
+		case strings.Contains(u, "/h2?acks="):
+			uploads++
+		default:
+			continue
+		}
+		conns[l.conn[u]] = true
+		if p != "h2" {
+			t.Errorf("the browser's record: %s over %q, want h2", u, p)
+		}
+	}
+	// Every ack stream GET has the same URL: one record for them all.
+	if acks != 1 || uploads != n || len(conns) != 1 {
+		t.Errorf("the browser's record: %d ack stream URL(s), %d uploads on %d connection(s); want 1, %d on 1", acks, uploads, len(conns), n)
+	}
+}
+
+func trustingClient(pool *x509.CertPool) *http.Client {
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
+}
+
 // checkOverHTTP2 asserts that the runs went over HTTP/2 by the page's own
 // record (Resource Timing) and by the server's: its HTTP/2 frames, and no
 // WebSocket bytes.
-func checkOverHTTP2(t *testing.T, rep map[string]any, client *http.Client, metricsURL string, conns int) {
+func (e *h2Env) checkOverHTTP2(t *testing.T, rep map[string]any, conns int) {
 	t.Helper()
 	if rep["transport"] != "h2" {
 		t.Errorf("report transport %v, want h2", rep["transport"])
@@ -69,17 +137,18 @@ func checkOverHTTP2(t *testing.T, rep map[string]any, client *http.Client, metri
 	}
 	for _, p := range protos {
 		if p != "h2" {
-			t.Errorf("the browser's record says an upload went over %q, want h2", p)
+			t.Errorf("the page's record says an upload went over %q, want h2", p)
 		}
 	}
-	if got := metricAt(t, client, metricsURL, wsBytesRead); got != 0 {
+	e.requests.checkStreams(t, conns)
+	if got := e.metric(t, wsBytesRead); got != 0 {
 		t.Errorf("%s = %.0f, want 0: the run was to go over HTTP/2", wsBytesRead, got)
 	}
 	// Each run is two streams: the ack stream's GET and the upload.
-	if got := metricAt(t, client, metricsURL, `bp_http2_frames_received_total{type="HEADERS"}`); got < float64(2*conns) {
+	if got := e.metric(t, `bp_http2_frames_received_total{type="HEADERS"}`); got < float64(2*conns) {
 		t.Errorf("server received %.0f HTTP/2 HEADERS frames, want at least %d", got, 2*conns)
 	}
-	if got := metricAt(t, client, metricsURL, `bp_connections_rejected_total{protocol="http2",reason="ack_stream"}`); got != 0 {
+	if got := e.metric(t, `bp_connections_rejected_total{protocol="http2",reason="ack_stream"}`); got != 0 {
 		t.Errorf("server refused %.0f uploads' ack stream ids, want 0", got)
 	}
 }
@@ -88,9 +157,9 @@ func checkOverHTTP2(t *testing.T, rep map[string]any, client *http.Client, metri
 // that is not a whole number of messages; the server reads exactly what
 // the page sent, over HTTP/2.
 func TestBrowserClientHTTP2ExactBytes(t *testing.T) {
-	ctx, addr, metrics := h2Server(t)
-	p := openClient(t, ctx, "https://"+addr+"/client?transport=h2")
-	checkTarget(t, p, "https:", "https://"+addr+"/h2")
+	e := h2Server(t)
+	p := openClient(t, e.ctx, "https://"+e.addr+"/client?transport=h2")
+	checkTarget(t, p, "https:", "https://"+e.addr+"/h2")
 
 	const perConn, conns = 3_000_000, 2
 	const want = perConn * conns
@@ -98,10 +167,9 @@ func TestBrowserClientHTTP2ExactBytes(t *testing.T) {
 	if got, wantMsgs := num(t, rep, "messages"), float64(conns*((perConn+65535)/65536)); got != wantMsgs {
 		t.Errorf("page sent %.0f messages, want %.0f", got, wantMsgs)
 	}
-	metricsURL := "https://" + addr + "/metrics"
-	waitMetricWith(t, metrics, metricsURL, h2BytesRead, want, 10*time.Second)
-	checkOverHTTP2(t, rep, metrics, metricsURL, conns)
-	if got := metricAt(t, metrics, metricsURL, `bp_http2_frames_received_total{type="DATA"}`); got < want/(1<<20) {
+	e.waitBytesRead(t, want)
+	e.checkOverHTTP2(t, rep, conns)
+	if got := e.metric(t, `bp_http2_frames_received_total{type="DATA"}`); got < want/(1<<20) {
 		t.Errorf("server received %.0f HTTP/2 DATA frames for %d bytes", got, want)
 	}
 	p.screenshot("browser-client-h2")
@@ -113,8 +181,8 @@ func TestBrowserClientHTTP2ExactBytes(t *testing.T) {
 // as long as the server's own count of its pause, and still end with
 // every byte read.
 func TestBrowserClientHTTP2SeesServerStop(t *testing.T) {
-	ctx, addr, metrics := h2Server(t, "--pause-after", "1s", "--pause-for", "4s")
-	p := openClient(t, ctx, "https://"+addr+"/client?transport=h2")
+	e := h2Server(t, "--pause-after", "1s", "--pause-for", "4s")
+	p := openClient(t, e.ctx, "https://"+e.addr+"/client?transport=h2")
 
 	// 64 KiB at 150 msg/s: about 3 s of sending, with the pause in the middle.
 	const messages, size = 450, 65536
@@ -128,12 +196,11 @@ func TestBrowserClientHTTP2SeesServerStop(t *testing.T) {
 	p.screenshot("browser-client-h2-server-stopped")
 	rep := p.report(40 * time.Second)
 	checkCompleted(t, rep, messages*size)
-	metricsURL := "https://" + addr + "/metrics"
-	waitMetricWith(t, metrics, metricsURL, h2BytesRead, messages*size, 10*time.Second)
-	checkOverHTTP2(t, rep, metrics, metricsURL, 1)
+	e.waitBytesRead(t, messages*size)
+	e.checkOverHTTP2(t, rep, 1)
 
 	// The reference: the server's own count of the time it did not read.
-	paused := metricAt(t, metrics, metricsURL, `bp_read_paused_seconds_total{protocol="http2"}`) * 1000
+	paused := e.metric(t, `bp_read_paused_seconds_total{protocol="http2"}`) * 1000
 	t.Logf("server paused %.0f ms; page: longest wait for a pull %.0f ms, longest ack silence %.0f ms, %.0f stalls, peak in pipe %.0f bytes",
 		paused, num(t, rep, "longest_wait_ms"), num(t, rep, "longest_server_stop_ms"), num(t, rep, "stalls"), num(t, rep, "peak_in_pipe"))
 	if paused < 3900 || paused > 4500 {
@@ -229,30 +296,28 @@ func frame(typ byte, body []byte) []byte {
 // Stop; the fin goes out as the next chunk with what was sent, and the
 // server reads exactly that.
 func TestBrowserClientHTTP2Stop(t *testing.T) {
-	ctx, addr, metrics := h2Server(t)
-	p := openClient(t, ctx, "https://"+addr+"/client?transport=h2&payload=16KiB&rate=50&total=0&connections=2")
+	e := h2Server(t)
+	p := openClient(t, e.ctx, "https://"+e.addr+"/client?transport=h2&payload=16KiB&rate=50&total=0&connections=2")
 	p.start(nil)
 	rep := p.stopRun()
-	metricsURL := "https://" + addr + "/metrics"
-	waitMetricWith(t, metrics, metricsURL, h2BytesRead, num(t, rep, "bytes_sent"), 10*time.Second)
-	checkOverHTTP2(t, rep, metrics, metricsURL, 2)
+	e.waitBytesRead(t, num(t, rep, "bytes_sent"))
+	e.checkOverHTTP2(t, rep, 2)
 }
 
 // TestBrowserClientHTTP2Refused: the server refuses the second upload
 // (--max-connections 1): the page says why, from the server's answer,
 // while the first upload completes.
 func TestBrowserClientHTTP2Refused(t *testing.T) {
-	ctx, addr, metrics := h2Server(t, "--max-connections", "1")
-	p := openClient(t, ctx, "https://"+addr+"/client?transport=h2&payload=16KiB&rate=100&total=200&connections=2")
+	e := h2Server(t, "--max-connections", "1")
+	p := openClient(t, e.ctx, "https://"+e.addr+"/client?transport=h2&payload=16KiB&rate=100&total=200&connections=2")
 	p.start(nil)
 	rep := p.report(30 * time.Second)
 	if rep["result"] != "failed" || !strings.Contains(fmt.Sprint(rep["error"]), "HTTP 503") || num(t, rep, "failed_connections") != 1 {
 		t.Fatalf("result %v, error %q, %v failed; want one upload failed with the server's 503", rep["result"], rep["error"], rep["failed_connections"])
 	}
 	t.Logf("the page says: %s", rep["error"])
-	metricsURL := "https://" + addr + "/metrics"
-	if got := metricAt(t, metrics, metricsURL, `bp_connections_rejected_total{protocol="http2",reason="limit"}`); got != 1 {
+	if got := e.metric(t, `bp_connections_rejected_total{protocol="http2",reason="limit"}`); got != 1 {
 		t.Errorf("server refused %.0f runs for the limit, want 1", got)
 	}
-	waitMetricWith(t, metrics, metricsURL, h2BytesRead, 200*16384, 10*time.Second)
+	e.waitBytesRead(t, 200*16384)
 }

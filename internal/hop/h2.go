@@ -63,7 +63,7 @@ func (h *Hop) HTTP2(ctx context.Context, handle Handler) http.HandlerFunc {
 			return
 		}
 		defer h.Guard.ReleaseStream()
-		acks, ok := h.claimAcks(w, r, sock)
+		acks, ok := h.claimAcks(w, r)
 		if !ok {
 			return
 		}

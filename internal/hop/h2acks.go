@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"net"
 	"net/http"
 	"sync"
 	"time"
@@ -18,7 +17,10 @@ import (
 // GET AckStreamPath first; the answer's AckStreamHeader names it with an
 // id the server drew at random, and its body then streams the acks, as
 // control frames, of the one upload that names the id
-// (POST HTTP2Path?acks=ID) on the same connection.
+// (POST HTTP2Path?acks=ID). From a browser both streams come on one
+// connection; behind a hop (Caddy, HAProxy) they may reach bp-server on
+// two of the hop's, so the id, which only a page of this origin can read,
+// is what pairs them, not the connection.
 
 // AckStreamPath is where a browser opens an upload's ack stream.
 const AckStreamPath = HTTP2Path + "/acks"
@@ -46,14 +48,13 @@ type ackStreams struct {
 // ackEntry is one open ack stream.
 type ackEntry struct {
 	stream  *flow.AckStream
-	sock    net.Conn      // the connection it was opened on: its upload's too
 	claimed chan struct{} // closed when an upload claims it
 	taken   bool
 }
 
-// open registers a new ack stream on sock; false when the unclaimed ones
-// are at their bound.
-func (a *ackStreams) open(sock net.Conn) (string, *ackEntry, bool) {
+// open registers a new ack stream; false when the unclaimed ones are at
+// their bound.
+func (a *ackStreams) open() (string, *ackEntry, bool) {
 	b := make([]byte, ackIDBytes)
 	rand.Read(b) // never fails (crypto/rand)
 	id := hex.EncodeToString(b)
@@ -65,15 +66,15 @@ func (a *ackStreams) open(sock net.Conn) (string, *ackEntry, bool) {
 	if a.byID == nil {
 		a.byID = map[string]*ackEntry{}
 	}
-	e := &ackEntry{stream: flow.NewAckStream(), sock: sock, claimed: make(chan struct{})}
+	e := &ackEntry{stream: flow.NewAckStream(), claimed: make(chan struct{})}
 	a.byID[id] = e
 	a.unclaimed++
 	return id, e, true
 }
 
-// claim gives the upload on sock the ack stream id, or says why not: an
-// HTTP status and the reason.
-func (a *ackStreams) claim(id string, sock net.Conn) (*flow.AckStream, int, string) {
+// claim gives an upload the ack stream id, or says why not: an HTTP
+// status and the reason.
+func (a *ackStreams) claim(id string) (*flow.AckStream, int, string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	e := a.byID[id]
@@ -82,8 +83,6 @@ func (a *ackStreams) claim(id string, sock net.Conn) (*flow.AckStream, int, stri
 		return nil, http.StatusBadRequest, "malformed ack stream id: open one with GET " + AckStreamPath
 	case e == nil:
 		return nil, http.StatusNotFound, "no ack stream " + id + " (never opened, expired after " + ackClaimTimeout.String() + " unclaimed, or ended)"
-	case e.sock != sock:
-		return nil, http.StatusMisdirectedRequest, "ack stream " + id + " is on another connection: open it on the upload's HTTP/2 connection"
 	case e.taken:
 		return nil, http.StatusConflict, "ack stream " + id + " already carries another upload's acks"
 	}
@@ -120,11 +119,11 @@ func (a *ackStreams) remove(id string) {
 func (h *Hop) AckStream(ctx context.Context) http.HandlerFunc {
 	connCtx := h.ConnContext(ctx)
 	return func(w http.ResponseWriter, r *http.Request) {
-		sock := h2Request(w, r, http.MethodGet, "an ack stream is a sibling of its upload on one HTTP/2 connection", "GET an ack stream (docs/HTTP2.md)")
-		if sock == nil || !h.Guard.AdmitOrigin(w, r, flow.HTTP2) {
+		if h2Request(w, r, http.MethodGet, "an ack stream is a sibling of its upload on one HTTP/2 connection", "GET an ack stream (docs/HTTP2.md)") == nil ||
+			!h.Guard.AdmitOrigin(w, r, flow.HTTP2) {
 			return
 		}
-		id, e, ok := h.acks.open(sock)
+		id, e, ok := h.acks.open()
 		if !ok {
 			w.Header().Set("Retry-After", "1")
 			h.Guard.RejectHTTP2(w, r, "limit", http.StatusServiceUnavailable, "too many ack streams waiting for their uploads")
@@ -165,11 +164,11 @@ func waitClaimed(ctx context.Context, claimed <-chan struct{}) bool {
 
 // claimAcks takes the ack stream r names (?acks=ID) for its upload: nil
 // and true when it names none, false when refused (answered and counted).
-func (h *Hop) claimAcks(w http.ResponseWriter, r *http.Request, sock net.Conn) (*flow.AckStream, bool) {
+func (h *Hop) claimAcks(w http.ResponseWriter, r *http.Request) (*flow.AckStream, bool) {
 	if !r.URL.Query().Has("acks") {
 		return nil, true
 	}
-	s, status, why := h.acks.claim(r.URL.Query().Get("acks"), sock)
+	s, status, why := h.acks.claim(r.URL.Query().Get("acks"))
 	if s == nil {
 		h.Guard.RejectHTTP2(w, r, "ack_stream", status, why)
 		return nil, false
