@@ -14,6 +14,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +27,7 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/go-backpressure/go-backpressure/internal/lab"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 )
 
@@ -320,4 +324,48 @@ func TestBrowserClientHTTP2Refused(t *testing.T) {
 		t.Errorf("server refused %.0f runs for the limit, want 1", got)
 	}
 	e.waitBytesRead(t, 200*16384)
+}
+
+// TestBrowserClientHTTP2BehindCaddy: the page, its uploads and their ack
+// streams through Caddy (deploy/caddy/caddy-browser-h2.Caddyfile: TLS and
+// h2 from the browser, h2c to bp-server). The server stops reading for
+// 3 s: the page sees it through the hop, and the server reads exactly
+// what the page sent.
+func TestBrowserClientHTTP2BehindCaddy(t *testing.T) {
+	exe, err := exec.LookPath("caddy")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("caddy not found; %s", lab.CaddyInstallHint)
+		}
+		t.Skipf("caddy not found; %s", lab.CaddyInstallHint)
+	}
+	certFile, keyFile, _ := selfSignedCert(t)
+	ctx := browser(t, chromedp.Flag("ignore-certificate-errors", true))
+	seen := watchRequests(ctx)
+	server := startServer(t, "--pause-after", "1s", "--pause-for", "3s")
+	listen, admin, dir := freePort(t), freePort(t), t.TempDir()
+	env := append(lab.CaddyEnv(listen, server, admin, filepath.Join(dir, "access.log")), lab.CaddyTLSEnv(certFile, keyFile)...)
+	env = append(env, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "HOME="+dir)
+	c := startProcEnv(t, env, exe, "run", "--config", filepath.Join("..", "deploy", "caddy", "caddy-browser-h2.Caddyfile"), "--adapter", "caddyfile")
+	waitListening(t, c, listen)
+
+	p := openClient(t, ctx, "https://"+listen+"/client?transport=h2&rate=150&total=300")
+	checkTarget(t, p, "https:", "https://"+listen+"/h2")
+	p.start(nil)
+	p.waitFor("the page to report that the server stopped reading",
+		`document.getElementById("stall").dataset.stalled === "true"`, 12*time.Second)
+	rep := p.report(40 * time.Second)
+	const want = 300 * 65536
+	checkCompleted(t, rep, want)
+	waitMetric(t, "http://"+server+"/metrics", h2BytesRead, want, 10*time.Second)
+	seen.checkStreams(t, 1)
+	t.Logf("through Caddy: longest wait for a pull %.0f ms, longest ack silence %.0f ms, peak in pipe %.0f bytes",
+		num(t, rep, "longest_wait_ms"), num(t, rep, "longest_server_stop_ms"), num(t, rep, "peak_in_pipe"))
+	if got := num(t, rep, "longest_server_stop_ms"); got < 1500 || got > 5000 {
+		t.Errorf("longest time without ack progress %.0f ms, want about the server's 3 s pause", got)
+	}
+	if got := num(t, rep, "peak_in_pipe"); got < 1<<20 {
+		t.Errorf("peak in pipe %.0f bytes, want at least bp-server's 1 MiB stream window", got)
+	}
+	p.screenshot("browser-client-h2-caddy")
 }
