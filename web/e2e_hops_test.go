@@ -143,12 +143,7 @@ func TestBrowserClientBehindHAProxy(t *testing.T) {
 	// A total that is not a whole number of messages.
 	const perConn, conns = 3_000_000, 2
 	const want = perConn * conns
-	p.start(map[string]string{
-		"payload-size": "64KiB", "rate": "0", "total": strconv.Itoa(perConn),
-		"total-unit": "bytes", "connections": strconv.Itoa(conns),
-	})
-	rep := p.report(60 * time.Second)
-	checkCompleted(t, rep, want)
+	rep := p.runBytes(perConn, conns)
 	if got := rep["target"]; got != "ws://"+listen+"/ws" {
 		t.Errorf("report target %v, want HAProxy's ws://%s/ws", got, listen)
 	}

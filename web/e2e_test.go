@@ -475,6 +475,42 @@ func checkCompleted(t *testing.T, rep map[string]any, wantBytes float64) {
 	}
 }
 
+// runBytes runs conns connections of perConn bytes each (64 KiB
+// messages, as fast as the page may), waits for the end, checks the
+// page's report of a completed run and returns it.
+func (p *page) runBytes(perConn, conns int) map[string]any {
+	p.t.Helper()
+	p.start(map[string]string{
+		"payload-size": "64KiB", "rate": "0", "total": strconv.Itoa(perConn),
+		"total-unit": "bytes", "connections": strconv.Itoa(conns),
+	})
+	rep := p.report(60 * time.Second)
+	checkCompleted(p.t, rep, float64(perConn*conns))
+	return rep
+}
+
+// stopRun waits until both connections of a run without a total send,
+// presses Stop, and returns the page's report, in which every byte sent
+// must be acknowledged.
+func (p *page) stopRun() map[string]any {
+	t := p.t
+	t.Helper()
+	p.waitFor("both connections to send", `Number(document.getElementById("total-acked").dataset.value) > 0 && `+
+		`document.querySelectorAll('#conns tr[data-state="sending"]').length === 2`, 10*time.Second)
+	if err := chromedp.Run(p.ctx, chromedp.Click("#stop", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	rep := p.report(20 * time.Second)
+	if rep["result"] != "completed" || rep["stopped_early"] != true {
+		t.Fatalf("after Stop: result %v, stopped_early %v, want completed and true; report %v", rep["result"], rep["stopped_early"], rep)
+	}
+	sent := num(t, rep, "bytes_sent")
+	if sent <= 0 || sent != num(t, rep, "bytes_acked") {
+		t.Fatalf("after Stop: sent %.0f, acked %.0f; want equal and above 0", sent, num(t, rep, "bytes_acked"))
+	}
+	return rep
+}
+
 // TestBrowserClientExactBytes: two connections with a total that is not a
 // whole number of messages; the server reads exactly what the page sent,
 // and the page's report agrees.
@@ -490,12 +526,7 @@ func TestBrowserClientExactBytes(t *testing.T) {
 	}
 
 	const perConn, conns = 5_000_000, 2
-	p.start(map[string]string{
-		"payload-size": "64KiB", "rate": "0", "total": strconv.Itoa(perConn),
-		"total-unit": "bytes", "connections": strconv.Itoa(conns),
-	})
-	rep := p.report(60 * time.Second)
-	checkCompleted(t, rep, perConn*conns)
+	rep := p.runBytes(perConn, conns)
 	if got, want := num(t, rep, "messages"), float64(conns*((perConn+65535)/65536)); got != want {
 		t.Errorf("page sent %.0f messages, want %.0f", got, want)
 	}
@@ -580,19 +611,7 @@ func TestBrowserClientStop(t *testing.T) {
 	addr := startServer(t)
 	p := openClient(t, ctx, "http://"+addr+"/client?payload=16KiB&rate=50&total=0&connections=2")
 	p.start(nil)
-	p.waitFor("both connections to send", `Number(document.getElementById("total-acked").dataset.value) > 0 && `+
-		`document.querySelectorAll('#conns tr[data-state="sending"]').length === 2`, 10*time.Second)
-	if err := chromedp.Run(p.ctx, chromedp.Click("#stop", chromedp.ByQuery)); err != nil {
-		t.Fatal(err)
-	}
-	rep := p.report(20 * time.Second)
-	if rep["result"] != "completed" || rep["stopped_early"] != true {
-		t.Fatalf("after Stop: result %v, stopped_early %v, want completed and true; report %v", rep["result"], rep["stopped_early"], rep)
-	}
-	sent := num(t, rep, "bytes_sent")
-	if sent <= 0 || sent != num(t, rep, "bytes_acked") {
-		t.Fatalf("after Stop: sent %.0f, acked %.0f; want equal and above 0", sent, num(t, rep, "bytes_acked"))
-	}
+	sent := num(t, p.stopRun(), "bytes_sent")
 	waitMetric(t, "http://"+addr+"/metrics", wsBytesRead, sent, 10*time.Second)
 }
 

@@ -46,6 +46,7 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 	mux.Handle("/client/", web.Handler())
 	mux.HandleFunc("/ws", st.Hop.WebSocket(ctx, s.serve))
 	mux.HandleFunc(hop.HTTP2Path, st.Hop.HTTP2(ctx, s.serve)) // HTTP/2 only: h2c, or h2 over TLS
+	mux.HandleFunc(hop.AckStreamPath, st.Hop.AckStream(ctx))  // a browser upload's acks (HTTP/2)
 	servers := []hop.Served{st.Served(ctx, mux, st.HTTPLn)}
 
 	httpAddr := st.HTTPLn.Addr().String()

@@ -78,10 +78,7 @@ func (g *Guard) ReleaseGRPC() { g.grpc.Release() }
 // 503), counted and logged. Admitted, the caller calls ReleaseWebSocket
 // when the connection ends.
 func (g *Guard) AdmitWebSocket(w http.ResponseWriter, r *http.Request) bool {
-	if !g.origins.Allowed(r) {
-		g.m.Reject(flow.WebSocket, "origin")
-		g.warn.Warn("origin", "websocket refused: origin not allowed", "peer", r.RemoteAddr, "origin", r.Header.Get("Origin"), "allowed", g.origins.String())
-		http.Error(w, "origin not allowed (see --allowed-origins)", http.StatusForbidden)
+	if !g.AdmitOrigin(w, r, flow.WebSocket) {
 		return false
 	}
 	if !g.ws.Acquire() {
@@ -92,6 +89,19 @@ func (g *Guard) AdmitWebSocket(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// AdmitOrigin checks a browser's request (/ws, and HTTP/2's /h2 and
+// /h2/acks, which a page's fetch() reaches too) against the origin
+// policy; a refused one is answered 403, counted and logged.
+func (g *Guard) AdmitOrigin(w http.ResponseWriter, r *http.Request, p flow.Protocol) bool {
+	if g.origins.Allowed(r) {
+		return true
+	}
+	g.m.Reject(p, "origin")
+	g.warn.Warn("origin", string(p)+" refused: origin not allowed", "peer", r.RemoteAddr, "origin", r.Header.Get("Origin"), "allowed", g.origins.String())
+	http.Error(w, "origin not allowed (see --allowed-origins)", http.StatusForbidden)
+	return false
 }
 
 // ReleaseWebSocket gives back a place AdmitWebSocket took.
@@ -114,6 +124,16 @@ func (g *Guard) AdmitStream(w http.ResponseWriter, r *http.Request) bool {
 
 // ReleaseStream gives back a place AdmitStream took.
 func (g *Guard) ReleaseStream() { g.h2.Release() }
+
+// RejectHTTP2 answers an HTTP/2 request refused before it ran (status and
+// why, for the peer), counts it by reason (admission.RejectReasons) and
+// logs it: an ack stream over its bound, or an upload naming an ack
+// stream it may not have.
+func (g *Guard) RejectHTTP2(w http.ResponseWriter, r *http.Request, reason string, status int, why string) {
+	g.m.Reject(flow.HTTP2, reason)
+	g.warn.Warn(reason, "http2 request refused", "peer", r.RemoteAddr, "path", r.URL.Path, "status", status, "why", why)
+	http.Error(w, why, status)
+}
 
 // Refused counts and logs a connection that did not open: a refused hello
 // (the flow package has closed it, with its close code on WebSocket), or a

@@ -47,27 +47,35 @@ func Socket(r *http.Request) net.Conn {
 	return c
 }
 
-// HTTP2 returns the HTTP/2 handler: the guard (limit), the hello from the
-// request body, then handle, tracked until it returns. A refused hello is
-// answered 400 with the reason.
+// HTTP2 returns the HTTP/2 handler: the guard (limit), the ack stream
+// the request names (?acks=ID, a browser's upload: h2acks.go), the hello
+// from the request body, then handle, tracked until it returns. A refused
+// hello is answered 400 with the reason.
 func (h *Hop) HTTP2(ctx context.Context, handle Handler) http.HandlerFunc {
 	connCtx := h.ConnContext(ctx)
 	return func(w http.ResponseWriter, r *http.Request) {
-		sock := Socket(r)
-		switch {
-		case sock == nil:
-			http.Error(w, "HTTP/2 only: use an h2c:// (prior knowledge) or https:// (ALPN h2) target", http.StatusHTTPVersionNotSupported)
-			return
-		case r.Method != http.MethodPost:
-			http.Error(w, "POST a run (docs/HTTP2.md)", http.StatusMethodNotAllowed)
+		sock := h2Request(w, r, http.MethodPost, "use an h2c:// (prior knowledge) or https:// (ALPN h2) target", "POST a run (docs/HTTP2.md)")
+		if sock == nil {
 			return
 		}
 		countBody(r)
-		if !h.Guard.AdmitStream(w, r) {
+		if !h.Guard.AdmitOrigin(w, r, flow.HTTP2) || !h.Guard.AdmitStream(w, r) {
 			return
 		}
 		defer h.Guard.ReleaseStream()
-		hello, c, err := flow.AcceptHTTP2(w, r, sock, h.HelloTimeout)
+		acks, ok := h.claimAcks(w, r)
+		if !ok {
+			return
+		}
+		var hello *flow.Hello
+		var c flow.Conn
+		var err error
+		if acks != nil {
+			defer acks.End()
+			hello, c, err = flow.AcceptHTTP2Acks(w, r, sock, h.HelloTimeout, acks)
+		} else {
+			hello, c, err = flow.AcceptHTTP2(w, r, sock, h.HelloTimeout)
+		}
 		if err != nil {
 			h.Guard.Refused(flow.HTTP2, r.RemoteAddr, err)
 			http.Error(w, err.Error(), http.StatusBadRequest)
@@ -77,6 +85,22 @@ func (h *Hop) HTTP2(ctx context.Context, handle Handler) http.HandlerFunc {
 		defer h.conns.Done()
 		handle(connCtx, hello, c, r.RemoteAddr)
 	}
+}
+
+// h2Request is the connection r arrived on over HTTP/2, or nil once it
+// answered a request over HTTP/1.1 (505) or of another method than
+// method (405), each with why.
+func h2Request(w http.ResponseWriter, r *http.Request, method, why505, why405 string) net.Conn {
+	sock := Socket(r)
+	switch {
+	case sock == nil:
+		http.Error(w, "HTTP/2 only: "+why505, http.StatusHTTPVersionNotSupported)
+		return nil
+	case r.Method != method:
+		http.Error(w, why405, http.StatusMethodNotAllowed)
+		return nil
+	}
+	return sock
 }
 
 // enableHTTP2 makes srv serve HTTP/2 beside HTTP/1.1, through x/net's

@@ -31,6 +31,7 @@ type Hop struct {
 	HelloTimeout time.Duration
 
 	conns sync.WaitGroup
+	acks  ackStreams  // browsers' uploads' ack streams (h2acks.go)
 	grpc  *grpcServed // nil: no gRPC listener (Setup.Serve sets it)
 	// grpcBuffered is what the gRPC streams received and their handlers
 	// have not read (bp_stream_buffered_bytes{protocol="grpc"}).

@@ -14,6 +14,15 @@ const (
 	frameHeader     = FrameHeaderSize
 )
 
+// appendControlFrame appends ctl as one control frame: header and JSON.
+func appendControlFrame(dst []byte, ctl Control) []byte {
+	start := len(dst)
+	dst = append(dst, frameControl, 0, 0, 0, 0)
+	dst = AppendControl(dst, ctl)
+	binary.BigEndian.PutUint32(dst[start+1:], uint32(len(dst)-start-frameHeader))
+	return dst
+}
+
 // frameHead is a decoded frame header.
 type frameHead struct {
 	control bool // a control frame; otherwise a data frame

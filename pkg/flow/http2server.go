@@ -24,10 +24,26 @@ const H2ServerSource = "net/http: no frame view"
 // arrived on, shared with the other streams. A refused hello is a
 // HelloError, and nothing was written: the caller answers the request.
 func AcceptHTTP2(w http.ResponseWriter, r *http.Request, sock net.Conn, helloTimeout time.Duration) (*Hello, Conn, error) {
+	hello, c, err := acceptHTTP2(w, r, sock, helloTimeout, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	return hello, c, nil
+}
+
+// acceptHTTP2 is AcceptHTTP2 with a check of the hello (nil: none) before
+// the response's headers go out: a hello it refuses is a HelloError.
+func acceptHTTP2(w http.ResponseWriter, r *http.Request, sock net.Conn, helloTimeout time.Duration, check func(*Hello) error) (*Hello, *h2Conn, error) {
 	st := &h2ServerStream{body: r.Body, w: w, rc: http.NewResponseController(w), sock: sock}
 	hello, c, err := AcceptTCP(st, helloTimeout)
 	if err != nil {
 		return nil, nil, err
+	}
+	if check != nil {
+		if err := check(hello); err != nil {
+			c.Close()
+			return nil, nil, HelloError{err}
+		}
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.WriteHeader(http.StatusOK)

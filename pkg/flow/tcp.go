@@ -196,9 +196,7 @@ func (c *tcpConn) WriteControl(ctl Control) error {
 	}
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
-	b := append(c.ctlOut[:0], frameControl, 0, 0, 0, 0)
-	b = AppendControl(b, ctl)
-	binary.BigEndian.PutUint32(b[1:], uint32(len(b)-frameHeader))
+	b := appendControlFrame(c.ctlOut[:0], ctl)
 	c.ctlOut = b
 	_, err := c.conn.Write(b)
 	return c.flushed(err)

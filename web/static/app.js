@@ -1,6 +1,8 @@
-// The browser client: sends WebSocket payload to bp-server's /ws as
-// docs/PROTOCOL.md says (hello, binary payload, fin, wait for the final ack,
-// close 1000), paces itself on bufferedAmount, and shows what it sees.
+// The browser client: sends payload to bp-server as docs/PROTOCOL.md says
+// (hello, payload, fin, wait for the final ack) and shows what it sees.
+// Over WebSocket (/ws) it paces itself on bufferedAmount; over HTTP/2
+// (fetch, /h2) the browser pulls the request body as the stream drains,
+// and the acks come on a sibling stream (docs/HTTP2.md, "The browser").
 //
 // State the tests (and curious users) can read without parsing text:
 //   #run-state[data-state]            idle | connecting | running | finishing | done | stopped | failed
@@ -12,6 +14,7 @@
 
 import { drawChart } from "./chart.js";
 import { parseSize, formatBytes, formatDuration } from "./format.js";
+import { helloLine, dataFrame, controlFrame, FrameParser } from "./h2wire.js";
 
 const SAMPLE_MS = 100; // how often the live view samples every connection
 const RATE_WINDOW = 5; // samples the send rate is averaged over (500 ms)
@@ -25,19 +28,47 @@ const $ = (id) => document.getElementById(id);
 
 let run = null; // the current or last run
 
-// defaultTarget is /ws next to this page's own path, with ws: or wss:
-// following the page's scheme, so the page works behind TLS and path prefixes.
-function defaultTarget() {
-  const scheme = location.protocol === "https:" ? "wss:" : "ws:";
-  let path = location.pathname.replace(/client\/?$/, "ws");
-  if (!path.endsWith("/ws")) path = "/ws";
+// TRANSPORTS are the page's two ways to the server: the endpoint next to
+// the page's own path, and the scheme that follows the page's (so the page
+// works behind TLS and path prefixes).
+const TRANSPORTS = {
+  ws: { endpoint: "ws", secure: "wss:", plain: "ws:", pattern: /^wss?:\/\/[^/]+/, why: "must start with ws:// or wss://" },
+  // Browsers stream a request body only over HTTP/2, and speak HTTP/2
+  // only over TLS: https:// or nothing.
+  h2: { endpoint: "h2", secure: "https:", plain: "http:", pattern: /^https:\/\/[^/]+/,
+    why: "must start with https://: a browser streams a request body only over HTTP/2, which it speaks only over TLS" },
+};
+
+// defaultTarget is the transport's endpoint next to this page.
+function defaultTarget(transport) {
+  const t = TRANSPORTS[transport];
+  const scheme = location.protocol === "https:" ? t.secure : t.plain;
+  let path = location.pathname.replace(/client\/?$/, t.endpoint);
+  if (!path.endsWith("/" + t.endpoint)) path = "/" + t.endpoint;
   return `${scheme}//${location.host}${path}`;
+}
+
+// A change of transport moves a target left at its default to the new one,
+// and names what the page waits on.
+function onTransportChange() {
+  const transport = $("transport").value;
+  const target = $("target");
+  const defaults = Object.keys(TRANSPORTS).map(defaultTarget);
+  if (target.value === "" || defaults.includes(target.value)) target.value = defaultTarget(transport);
+  const h2 = transport === "h2";
+  $("label-waited").textContent = h2 ? "Waited for the browser's pull" : "Waited on bufferedAmount";
+  $("label-buffered").textContent = h2 ? "bufferedAmount (none over fetch)" : "bufferedAmount";
+  $("th-buffered").textContent = h2 ? "bufferedAmount (n/a)" : "bufferedAmount";
+  $("rate-hint").textContent = h2 ? "0 = as fast as the browser takes the chunks" : "0 = as fast as bufferedAmount allows";
+  $("caption-buffered").innerHTML = h2 ? "Chunk waiting for the browser's pull <span class=\"dim\">(dashed: stall threshold)</span>"
+    : "bufferedAmount <span class=\"dim\">(dashed: high-water mark)</span>";
 }
 
 // Query parameters prefill the form, so a run can be shared as a link.
 function prefill() {
   const q = new URLSearchParams(location.search);
-  $("target").value = q.get("target") || defaultTarget();
+  if (TRANSPORTS[q.get("transport")]) $("transport").value = q.get("transport");
+  $("target").value = q.get("target") || defaultTarget($("transport").value);
   const fields = {
     payload: "payload-size", rate: "rate", total: "total", unit: "total-unit",
     connections: "connections", high_water: "high-water", stall_ms: "stall-threshold",
@@ -51,8 +82,9 @@ function prefill() {
 // readSettings validates the form; an error names the field and the value.
 function readSettings() {
   const bad = (label, value, why) => new Error(`${label}: "${value}" ${why}`);
+  const transport = $("transport").value;
   const target = $("target").value.trim();
-  if (!/^wss?:\/\/[^/]+/.test(target)) throw bad("Server WebSocket URL", target, "must start with ws:// or wss://");
+  if (!TRANSPORTS[transport].pattern.test(target)) throw bad("Server URL", target, TRANSPORTS[transport].why);
   const payloadSize = parseSize($("payload-size").value);
   if (!(payloadSize >= 1 && payloadSize <= MAX_PAYLOAD)) throw bad("Payload size", $("payload-size").value, "must be between 1 B and 16 MiB");
   const rate = Number($("rate").value);
@@ -78,7 +110,7 @@ function readSettings() {
   if (!(stoppedMs >= 100)) throw bad("Server stopped reading after", $("stopped-after").value, "must be at least 100 ms");
   const lingerS = Number($("linger").value);
   if (!(lingerS >= 1)) throw bad("Wait for the final ack", $("linger").value, "must be at least 1 s");
-  return { target, payloadSize, rate, totalBytes, connections, highWater, stallMs, stoppedMs, lingerMs: lingerS * 1000 };
+  return { transport, target, payloadSize, rate, totalBytes, connections, highWater, stallMs, stoppedMs, lingerMs: lingerS * 1000 };
 }
 
 function newRunId() {
@@ -95,7 +127,8 @@ function makePayload(size) {
   return p;
 }
 
-// Conn is one WebSocket connection of a run.
+// Conn is one WebSocket connection of a run; H2Conn below is the same run
+// over HTTP/2.
 class Conn {
   constructor(run, index) {
     this.run = run;
@@ -129,6 +162,11 @@ class Conn {
   get ended() { return this.state === "done" || this.state === "failed" || this.state === "stopped"; }
   get buffered() { return this.active && this.ws ? this.ws.bufferedAmount : 0; }
   waitedNow(now) { return this.waitedMs + (this.waitingSince === null ? 0 : now - this.waitingSince); }
+  // heldNow: the page waits on the browser right now (bufferedAmount at
+  // the high-water mark).
+  heldNow() { return this.waitingSince !== null; }
+  // pressure is what the first chart draws: bufferedAmount.
+  pressure() { return this.buffered; }
   // stallsNow counts a wait in progress as soon as it is long enough.
   stallsNow(now) {
     const long = this.waitingSince !== null && now - this.waitingSince >= this.run.settings.stallMs;
@@ -216,12 +254,14 @@ class Conn {
     if (this.waitingSince !== null) this.endWait(now);
     this.state = "finishing";
     this.finBytes = this.sent;
-    this.ws.send(JSON.stringify({ type: "fin", bytes: this.finBytes }));
+    this.sendFin();
     this.lingerTimer = setTimeout(() => {
       this.fail(`the server acknowledged ${this.acked} of ${this.finBytes} bytes within ${this.run.settings.lingerMs / 1000} s of the fin`);
     }, this.run.settings.lingerMs);
     this.run.update();
   }
+
+  sendFin() { this.ws.send(JSON.stringify({ type: "fin", bytes: this.finBytes })); }
 
   onMessage(ev) {
     if (typeof ev.data !== "string") return; // an up run gets no payload
@@ -232,7 +272,13 @@ class Conn {
       this.fail(`the server sent a control message that is not JSON: ${ev.data.slice(0, 80)}`);
       return;
     }
-    if (msg.type !== "ack" || !Number.isFinite(msg.bytes)) return;
+    this.onControl(msg);
+  }
+
+  // onControl takes one of the server's control messages: acks move
+  // acked, the final one ends the run.
+  onControl(msg) {
+    if (this.ended || msg.type !== "ack" || !Number.isFinite(msg.bytes)) return;
     if (msg.bytes > this.sent) {
       this.fail(`protocol error: the server acknowledged ${msg.bytes} bytes, only ${this.sent} sent`);
       return;
@@ -242,13 +288,16 @@ class Conn {
       this.acked = msg.bytes;
       this.lastProgressAt = now;
     }
-    if (this.state === "finishing" && msg.bytes >= this.finBytes) {
-      this.state = "done";
-      this.endedAt = now;
-      clearTimeout(this.lingerTimer);
-      this.ws.close(1000, "done");
-      this.run.connEnded();
-    }
+    if (this.state === "finishing" && msg.bytes >= this.finBytes) this.finalAck(now);
+  }
+
+  // finalAck: the server read every byte; the client closes.
+  finalAck(now) {
+    this.state = "done";
+    this.endedAt = now;
+    clearTimeout(this.lingerTimer);
+    this.ws.close(1000, "done");
+    this.run.connEnded();
   }
 
   onClose(ev) {
@@ -267,7 +316,7 @@ class Conn {
     this.error = message;
     this.endedAt = now;
     this.cleanup();
-    if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, "failed");
+    this.closeTransport("failed");
     this.run.connEnded();
   }
 
@@ -291,8 +340,12 @@ class Conn {
     this.state = "stopped";
     this.endedAt = now;
     this.cleanup();
-    if (this.ws) this.ws.close(1000, "stopped");
+    this.closeTransport("stopped");
     this.run.connEnded();
+  }
+
+  closeTransport(reason) {
+    if (this.ws && this.ws.readyState <= WebSocket.OPEN) this.ws.close(1000, reason);
   }
 
   cleanup() {
@@ -325,8 +378,168 @@ class Conn {
       this.longestStopMs = Math.max(this.longestStopMs, end - this.stoppedSince);
     }
     if (this.serverStopped) this.longestStopMs = Math.max(this.longestStopMs, now - this.stoppedSince);
-    return { b: buffered, r: this.rate, a: this.acked, p: inPipe };
+    return { b: this.pressure(now), r: this.rate, a: this.acked, p: inPipe };
   }
+}
+
+// H2Conn is one upload over HTTP/2, as bp-client's https:// runs send it:
+// a fetch() POST whose body is a stream the page fills each time the
+// browser asks for more (pull). A browser streams a request body half
+// duplex only (the response is readable once the body ended), so the acks
+// come on a sibling stream of the same connection: a GET of <target>/acks,
+// whose answer names it (Bp-Ack-Stream) and then streams control frames;
+// the upload names it in its URL (?acks=ID). The browser's backpressure a
+// page can see is how long each chunk waits for the next pull: the page
+// hands over one chunk at a time (highWaterMark 0), and the browser takes
+// the next only once its upload buffer has room, which it has only while
+// the HTTP/2 stream's window is open.
+class H2Conn extends Conn {
+  get buffered() { return 0; } // fetch has no bufferedAmount
+  pump() {} // the browser's pulls drive the sending: Stop's fin goes at the next
+  // heldNow: the browser has not taken the last chunk for a stall's time.
+  heldNow(now) { return this.waitingSince !== null && now - this.waitingSince >= this.run.settings.stallMs; }
+  // pressure: how long the chunk handed last has waited for the next pull, in ms.
+  pressure(now) { return this.waitingSince === null ? 0 : now - this.waitingSince; }
+
+  open() {
+    this.abortCtl = new AbortController();
+    this.finalAcked = false;
+    this.uploadDone = false;
+    this.finalAckSeen = new Promise((resolve) => { this.resolveFinalAck = resolve; });
+    this.openStreams().catch((err) => {
+      if (!this.ended) this.fail(err.name === "TypeError" ? `fetch failed: ${err.message} (is the server's HTTP/2 reachable at ${this.run.settings.target}?)` : err.message);
+    });
+  }
+
+  // openStreams opens the ack stream, then the upload naming it, and
+  // waits for the upload's response.
+  async openStreams() {
+    const s = this.run.settings;
+    const signal = this.abortCtl.signal;
+    const ackURL = s.target.replace(/\/?$/, "/acks");
+    const acks = await fetch(ackURL, { cache: "no-store", signal });
+    if (!acks.ok) throw new Error(`the ack stream ${ackURL} was refused: HTTP ${acks.status}: ${(await acks.text()).trim()}`);
+    const id = acks.headers.get("Bp-Ack-Stream");
+    if (!id) throw new Error(`${ackURL} named no ack stream (no Bp-Ack-Stream header): is it bp-server?`);
+    this.readAcks(acks.body.getReader());
+    this.uploadURL = `${s.target}?acks=${encodeURIComponent(id)}`;
+    const body = new ReadableStream({ pull: (c) => this.onPull(c) }, { highWaterMark: 0 });
+    const up = await fetch(this.uploadURL, {
+      method: "POST", body, duplex: "half", cache: "no-store", signal,
+      headers: { "Content-Type": "application/octet-stream" },
+    });
+    const text = await up.text();
+    if (!up.ok) throw new Error(`the upload was refused: HTTP ${up.status}: ${text.trim()}`);
+    this.uploadDone = true;
+    this.maybeDone();
+  }
+
+  // onPull hands the browser the next chunk: the hello line, a data frame
+  // (at the rate asked), the fin, and the body's end after the final ack.
+  async onPull(controller) {
+    const now = performance.now();
+    if (this.waitingSince !== null) this.endWait(now); // the last chunk was taken
+    this.controller = controller;
+    if (this.state === "connecting") {
+      const s = this.run.settings;
+      this.hand(helloLine({ run_id: this.run.runId, direction: "up", payload_size: s.payloadSize, total_bytes: s.totalBytes, rate: s.rate }));
+      this.state = "sending";
+      this.lastProgressAt = this.nextAt = now;
+      this.run.update();
+      return;
+    }
+    if (this.state === "finishing") {
+      await this.finalAckSeen;
+      if (this.finalAcked) controller.close();
+      return;
+    }
+    if (this.state !== "sending") return; // ended: the abort ends the stream
+    const s = this.run.settings;
+    if (this.stopRequested || (s.totalBytes > 0 && this.sent >= s.totalBytes)) {
+      this.finish(now);
+      return;
+    }
+    await this.pace(now);
+    if (this.state !== "sending") return;
+    let n = s.payloadSize;
+    if (s.totalBytes > 0) n = Math.min(n, s.totalBytes - this.sent);
+    const t = performance.now();
+    if (this.sent === this.acked) this.lastProgressAt = t; // the pipe was empty until now
+    if (n !== s.payloadSize || !this.fullFrame) {
+      const f = dataFrame(this.run.payload.subarray(0, n));
+      if (n === s.payloadSize) this.fullFrame = f; // the same bytes every time: one buffer
+      this.hand(f);
+    } else {
+      this.hand(this.fullFrame);
+    }
+    this.sent += n;
+    this.messages++;
+  }
+
+  // pace waits until the rate allows the next message.
+  async pace(now) {
+    const s = this.run.settings;
+    if (!(s.rate > 0)) return;
+    const interval = 1000 / s.rate;
+    if (now < this.nextAt) await new Promise((r) => setTimeout(r, this.nextAt - now));
+    // Late timers may catch up by one message, never by a burst.
+    this.nextAt = Math.max(this.nextAt, performance.now() - interval) + interval;
+  }
+
+  // hand gives the browser one chunk; its wait for the next pull starts.
+  hand(chunk) {
+    this.controller.enqueue(chunk);
+    this.waitingSince = performance.now();
+  }
+
+  sendFin() { this.hand(controlFrame({ type: "fin", bytes: this.finBytes })); }
+
+  async readAcks(reader) {
+    const parser = new FrameParser();
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        for (const msg of parser.push(value)) this.onControl(msg);
+      }
+    } catch (err) {
+      if (!this.ended) this.fail(`the ack stream broke: ${err.message}`);
+      return;
+    }
+    if (!this.ended && !this.finalAcked) this.fail(`the server ended the ack stream after ${this.acked} bytes acknowledged, before its final ack`);
+  }
+
+  // finalAck: the server read every byte; the body ends (at the pull
+  // waiting for it) and the run is done with the upload's response.
+  finalAck() {
+    this.finalAcked = true;
+    this.resolveFinalAck();
+    this.maybeDone();
+  }
+
+  maybeDone() {
+    if (this.ended || !this.finalAcked || !this.uploadDone) return;
+    clearTimeout(this.lingerTimer); // it bounds the upload's answer too
+    this.state = "done";
+    this.endedAt = performance.now();
+    this.protocol = httpProtocol(this.uploadURL);
+    this.run.connEnded();
+  }
+
+  closeTransport() {
+    this.protocol = httpProtocol(this.uploadURL);
+    this.abortCtl.abort();
+    this.resolveFinalAck();
+  }
+}
+
+// httpProtocol is the protocol the browser used for url, from its own
+// record (Resource Timing's nextHopProtocol: "h2", "http/1.1"); "" when it
+// has none (yet).
+function httpProtocol(url) {
+  if (!url) return "";
+  const e = performance.getEntriesByName(url).filter((x) => x.nextHopProtocol);
+  return e.length ? e[e.length - 1].nextHopProtocol : "";
 }
 
 // Run is one press of Start: its connections, samples and report.
@@ -342,7 +555,11 @@ class Run {
     this.bandOpen = false;
     this.stopping = false;
     this.conns = [];
-    for (let i = 0; i < settings.connections; i++) this.conns.push(new Conn(this, i));
+    const Kind = settings.transport === "h2" ? H2Conn : Conn;
+    // The browser keeps 250 resource timings; each HTTP/2 run adds two a
+    // connection, and its report reads them back (httpProtocol).
+    if (settings.transport === "h2") performance.clearResourceTimings();
+    for (let i = 0; i < settings.connections; i++) this.conns.push(new Kind(this, i));
   }
 
   start() {
@@ -469,11 +686,15 @@ function render(r) {
     stall.textContent = `Server stopped reading: no acknowledgement for ${formatDuration(silentMs)} on ` +
       `${stopped.length} of ${r.conns.length} connection(s), ${formatBytes(pipe)} in the pipe.`;
   }
-  const held = r.conns.filter((c) => c.waitingSince !== null);
+  const held = r.conns.filter((c) => c.heldNow(now));
   const heldEl = $("browser-held");
   heldEl.dataset.held = String(held.length > 0);
   heldEl.hidden = held.length === 0;
-  if (held.length > 0) {
+  if (held.length > 0 && r.settings.transport === "h2") {
+    const ms = now - Math.min(...held.map((c) => c.waitingSince));
+    heldEl.textContent = `Backpressure reached the page: the browser has not taken the next chunk for ${formatDuration(ms)} on ` +
+      `${held.length} stream(s); its upload waits for the HTTP/2 stream's window.`;
+  } else if (held.length > 0) {
     heldEl.textContent = `Backpressure reached the page: bufferedAmount ≥ ${formatBytes(r.settings.highWater)} on ` +
       `${held.length} connection(s); sending waits.`;
   }
@@ -547,14 +768,17 @@ function draw(r) {
   // fits its own length, so a short run is not squeezed into a corner.
   const last = r.samples.length ? r.samples[r.samples.length - 1].t : 0;
   const tMax = r.endedAt ? Math.max(last, 0.5) : Math.max(10, last);
-  for (const [id, key, unit] of CHARTS) {
+  const h2 = r.settings.transport === "h2";
+  for (const [id, key, bytesUnit] of CHARTS) {
+    const unit = h2 && key === "b" ? "ms" : bytesUnit;
+    const ref = key !== "b" ? 0 : h2 ? r.settings.stallMs : r.settings.highWater;
     const lines = r.conns.map((c, i) => ({
       color: color(i), width: 1.5, points: r.samples.map((s) => ({ t: s.t, v: s.per[i][key] })),
     }));
     if (r.conns.length > 1) {
       lines.push({ color: TOTAL_COLOR, width: 2.2, points: r.samples.map((s) => ({ t: s.t, v: s.tot[key] })) });
     }
-    drawChart($(id), { lines, bands: r.bands, tMax, unit, ref: key === "b" ? r.settings.highWater : 0 });
+    drawChart($(id), { lines, bands: r.bands, tMax, unit, ref });
   }
 }
 
@@ -567,7 +791,9 @@ function report(r) {
   const failed = r.conns.filter((c) => c.state === "failed");
   const st = r.state();
   return {
-    run_id: r.runId, target: s.target, direction: "up", connections: r.conns.length, payload_size: s.payloadSize,
+    run_id: r.runId, target: s.target, transport: s.transport, direction: "up", connections: r.conns.length, payload_size: s.payloadSize,
+    // The browser's own record of the protocol of each HTTP/2 run's upload.
+    http_protocols: s.transport === "h2" ? r.conns.map((c) => c.protocol || "") : [],
     result: st === "done" ? "completed" : st, error: failed.length ? failed[0].error : "",
     failed_connections: failed.length, stopped_early: r.stopping,
     duration_ms: durationMs, bytes_sent: t.sent, bytes_acked: t.acked, messages: t.messages,
@@ -580,7 +806,8 @@ function report(r) {
     longest_wait_ms: Math.max(...r.conns.map((c) => c.longestWaitMs)),
     server_stops: t.episodes, longest_server_stop_ms: Math.max(...r.conns.map((c) => c.longestStopMs)),
     peak_in_pipe: r.samples.reduce((m, x) => Math.max(m, x.tot.p), 0),
-    peak_buffered: r.samples.reduce((m, x) => Math.max(m, x.tot.b), 0),
+    // Over HTTP/2 the first chart's values are waits, not bytes.
+    peak_buffered: s.transport === "h2" ? 0 : r.samples.reduce((m, x) => Math.max(m, x.tot.b), 0),
   };
 }
 
@@ -600,14 +827,17 @@ function reportText(x) {
   row("sent", `${formatBytes(x.bytes_sent)} in ${x.messages} messages (${x.bytes_sent} bytes)`);
   row("rate", `${x.achieved_messages_per_second.toFixed(1)} msg/s, ${formatBytes(x.send_bytes_per_second)}/s; asked: ${asked}`);
   row("acknowledged", `${x.bytes_acked} bytes (${ack})`);
-  row("waited", `${formatDuration(x.waited_ms)} on bufferedAmount ≥ ${formatBytes(x.high_water)}, ${(100 * x.waited_share).toFixed(0)}% of the run`);
+  const on = x.transport === "h2" ? "for the browser to take the next chunk (pull)" : `on bufferedAmount ≥ ${formatBytes(x.high_water)}`;
+  row("waited", `${formatDuration(x.waited_ms)} ${on}, ${(100 * x.waited_share).toFixed(0)}% of the run`);
   row("stalls", `${x.stalls} waits ≥ ${x.stall_threshold_ms} ms, longest ${formatDuration(x.longest_wait_ms)}`);
   row("server stopped", x.server_stops === 0 ? "never (acks kept coming)"
     : `${x.server_stops} time(s), longest ${formatDuration(x.longest_server_stop_ms)} without an ack while bytes were in the pipe`);
   row("peak in pipe", `${formatBytes(x.peak_in_pipe)} sent but not yet read by the server`);
-  row("peak buffered", `${formatBytes(x.peak_buffered)} in bufferedAmount`);
+  if (x.transport !== "h2") row("peak buffered", `${formatBytes(x.peak_buffered)} in bufferedAmount`);
+  else row("protocol", `${[...new Set(x.http_protocols)].join(", ") || "unknown"} (the browser's record of the uploads)`);
   if (x.failed_connections > 0) row("failed", `${x.failed_connections} connection(s)`);
-  return `browser client report: run ${x.run_id}, ${x.target}, direction up, ${x.connections} connection(s)\n` + rows.join("\n");
+  const over = x.transport === "h2" ? "HTTP/2 (fetch)" : "WebSocket";
+  return `browser client report: run ${x.run_id}, ${x.target} over ${over}, direction up, ${x.connections} connection(s)\n` + rows.join("\n");
 }
 
 function showReport(r) {
@@ -640,6 +870,8 @@ function setIdleControls() {
 
 function init() {
   prefill();
+  onTransportChange();
+  $("transport").addEventListener("change", onTransportChange);
   $("controls").addEventListener("submit", (ev) => {
     ev.preventDefault();
     if (run && !run.ended) return;

@@ -1,11 +1,11 @@
 // A small line chart on a canvas: one line per series over time, shaded
 // bands, and an optional dashed reference line. No library, no build step.
 
-import { formatBytes } from "./format.js";
+import { formatBytes, formatDuration } from "./format.js";
 
 // drawChart draws series (arrays of {t, v}, t in seconds) on canvas.
 // opts: {lines: [{points, color, width}], bands: [[t0, t1]], ref: number,
-//        tMax: seconds, unit: "B" | "B/s"}
+//        tMax: seconds, unit: "B" | "B/s" | "ms"}
 export function drawChart(canvas, opts) {
   const dpr = window.devicePixelRatio || 1;
   const cssW = canvas.clientWidth || 400;
@@ -50,7 +50,8 @@ export function drawChart(canvas, opts) {
     ctx.moveTo(pad.left, yy);
     ctx.lineTo(pad.left + w, yy);
     ctx.stroke();
-    ctx.fillText(formatBytes(v) + (opts.unit === "B/s" ? "/s" : ""), pad.left - 6, yy);
+    const label = opts.unit === "ms" ? formatDuration(v) : formatBytes(v) + (opts.unit === "B/s" ? "/s" : "");
+    ctx.fillText(label, pad.left - 6, yy);
   }
   ctx.textAlign = "center";
   ctx.textBaseline = "top";
