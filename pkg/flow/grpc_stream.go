@@ -280,6 +280,7 @@ func (s *grpcStream) StreamLayer() StreamStats {
 		RecvStreamWindow: v.recvStream, RecvConnWindow: v.recvConn,
 		BlockedStream: b[layerStream], BlockedConn: b[layerConn], BlockedTCP: b[layerTCP],
 		StreamClosedAt: v.streamClosedAt, ConnClosedAt: v.connClosedAt,
+		StreamHeldAt: v.streamHeldAt, ConnHeldAt: v.connHeldAt,
 		WindowUpdatesReceived: v.updatesIn, WindowUpdatesSent: v.updatesOut,
 		Source: "frames (every HTTP/2 frame of the connection read on this side, above TLS; waits split by 5 ms samples)"}
 	if s.index == 0 {

@@ -30,7 +30,7 @@ type h2Tap struct {
 	sendInit, recvInit int64
 	// sendConn and recvConn are the connection's windows.
 	sendConn, recvConn        int64
-	connClosedAt              time.Time
+	connClosing               windowClosing // sendConn's closings
 	connUpdatesIn, connUpdOut uint64
 	streams                   map[uint32]*tapStream
 	// helloFromOut: the client's hellos are in what this side writes (a
@@ -40,8 +40,8 @@ type h2Tap struct {
 
 // tapStream is one stream's state in the tap.
 type tapStream struct {
-	send, recv            int64 // the stream's windows
-	closedAt              time.Time
+	send, recv            int64         // the stream's windows
+	closing               windowClosing // send's closings
 	updatesIn, updatesOut uint64
 	hello                 *pb.Hello // decoded from its first DATA frame; nil: not (yet)
 	claimed               bool      // a Conn took it (claim)
@@ -157,12 +157,8 @@ func (t *h2Tap) data(f h2Frame, out bool) {
 	if out {
 		t.sendConn -= n
 		st.send -= n
-		if t.sendConn <= 0 && t.connClosedAt.IsZero() {
-			t.connClosedAt = now
-		}
-		if st.send <= 0 && st.closedAt.IsZero() {
-			st.closedAt = now
-		}
+		t.connClosing.note(now, t.sendConn <= 0)
+		st.closing.note(now, st.send <= 0)
 	} else {
 		t.recvConn -= n
 		st.recv -= n
@@ -207,8 +203,10 @@ func (t *h2Tap) settings(b []byte, out bool) {
 			}
 			t.recvInit = v
 		} else {
+			now := time.Now()
 			for _, st := range t.streams {
 				st.send += v - t.sendInit
+				st.closing.note(now, st.send <= 0)
 			}
 			t.sendInit = v
 		}
@@ -223,6 +221,7 @@ func (t *h2Tap) windowUpdate(id uint32, inc int64, out bool) {
 			t.connUpdOut++
 		} else {
 			t.sendConn += inc
+			t.connClosing.note(time.Now(), t.sendConn <= 0)
 			t.connUpdatesIn++
 		}
 		return
@@ -236,6 +235,7 @@ func (t *h2Tap) windowUpdate(id uint32, inc int64, out bool) {
 		st.updatesOut++
 	} else {
 		st.send += inc
+		st.closing.note(time.Now(), st.send <= 0)
 		st.updatesIn++
 	}
 }
@@ -297,7 +297,8 @@ func (t *h2Tap) release(id uint32) {
 // tapView is a copy of what the tap knows of one stream and its connection.
 type tapView struct {
 	sendStream, recvStream, sendConn, recvConn int64
-	streamClosedAt, connClosedAt               time.Time
+	streamClosedAt, connClosedAt               time.Time // first closings
+	streamHeldAt, connHeldAt                   time.Time // first closings that held
 	updatesIn, updatesOut                      uint64
 	connUpdatesIn, connUpdatesOut              uint64
 }
@@ -308,12 +309,15 @@ func (t *h2Tap) view(id uint32) (v tapView, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	v = tapView{sendStream: -1, recvStream: -1, sendConn: t.sendConn, recvConn: t.recvConn,
-		connClosedAt: t.connClosedAt, connUpdatesIn: t.connUpdatesIn, connUpdatesOut: t.connUpdOut}
+		connUpdatesIn: t.connUpdatesIn, connUpdatesOut: t.connUpdOut}
+	now := time.Now()
+	v.connClosedAt, v.connHeldAt = t.connClosing.at(now)
 	st := t.streams[id]
 	if st == nil {
 		return v, false
 	}
-	v.sendStream, v.recvStream, v.streamClosedAt = st.send, st.recv, st.closedAt
+	v.sendStream, v.recvStream = st.send, st.recv
+	v.streamClosedAt, v.streamHeldAt = st.closing.at(now)
 	v.updatesIn, v.updatesOut = st.updatesIn, st.updatesOut
 	return v, true
 }
