@@ -19,10 +19,13 @@ import (
 // never copied. Its figures are exact, since every frame passes it.
 type h2Tap struct {
 	out, in H2FrameWalker // what this side writes, what it reads
-	// outData and inData, if set, hear of DATA payload bytes as they pass
-	// each way (a frame cut anywhere counts what came): a client's queued
-	// messages leave so, a server's stream buffers fill so.
-	outData, inData func(n int)
+	// outData, if set, hears of DATA payload bytes as they go (a frame
+	// cut anywhere counts what went): a client's queued messages leave so.
+	outData func(n int)
+	// buf, a server's, is its streams' received-but-unread bytes: the
+	// tap opens each of the client's streams in it and resets them
+	// (its in walker's Data fills them).
+	buf *ConnBuffer
 
 	mu sync.Mutex
 	// sendInit and recvInit are SETTINGS_INITIAL_WINDOW_SIZE as the peer
@@ -107,10 +110,7 @@ func (t *h2Tap) wrote(b []byte) {
 }
 
 func (t *h2Tap) read(b []byte) {
-	n := t.in.Walk(b, nil, func(h http2.FrameHeader, p []byte) { t.frame(h2Frame{h, p}, false) })
-	if n > 0 && t.inData != nil {
-		t.inData(n)
-	}
+	t.in.Walk(b, nil, func(h http2.FrameHeader, p []byte) { t.frame(h2Frame{h, p}, false) })
 }
 
 // h2Frame is one whole frame's header and, for the frames the tap decodes,
@@ -128,11 +128,15 @@ func (t *h2Tap) frame(f h2Frame, out bool) {
 	case http2.FrameData:
 		t.data(f, out)
 	case http2.FrameHeaders:
+		if !out {
+			t.buf.Open(f.StreamID)
+		}
 		st := t.stream(f.StreamID)
 		if f.Flags.Has(http2.FlagHeadersEndStream) {
 			t.end(f.StreamID, st, out)
 		}
 	case http2.FrameRSTStream:
+		t.buf.Reset(f.StreamID) // either side's: its unread bytes are gone
 		if st := t.streams[f.StreamID]; st != nil {
 			st.endOut, st.endIn = true, true
 			t.forget(f.StreamID, st)
