@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"math"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/report"
 	"github.com/go-backpressure/go-backpressure/pkg/verdict"
 )
@@ -24,12 +26,26 @@ import (
 // capture, each stream's DATA bytes (client to server) over the run's
 // duration are its rate, and the time its DATA frames stopped (gaps past
 // heldGap, less the pacing's own interval) is how long it was held. The
-// report's slow group (one stream) has the slowest stream's rate and
-// held time, its fast group the others' mean; and tshark sees what the
-// report concludes: the fast streams went on (apart).
+// report's slow group (one stream) has the rate and held time of the
+// stream whose hello (in the capture) did not ask for full speed, its
+// fast group the others' mean; and tshark sees what the
+// report concludes: directly, the fast streams went on (apart); through
+// HAProxy in HTTP mode with h2 on both sides (deploy/haproxy/haproxy-h2.cfg,
+// captured on the client's connection to it), their DATA stopped with
+// the slow one's (tied).
 func TestStreamsTiedTshark(t *testing.T) {
 	needTool(t, "tshark", "tshark")
 	t.Parallel()
+	for _, hop := range []string{"direct", "haproxy"} {
+		t.Run(hop, func(t *testing.T) {
+			t.Parallel()
+			checkTiedTshark(t, hop)
+		})
+	}
+}
+
+// checkTiedTshark is TestStreamsTiedTshark through hop.
+func checkTiedTshark(t *testing.T, hop string) {
 	const rate = 200
 	// Two tries: on a loaded machine the capture can start late (tshark
 	// says it captures before it does: the first 5 messages of each
@@ -39,7 +55,7 @@ func TestStreamsTiedTshark(t *testing.T) {
 	var streams []h2StreamData
 	for try := 1; ; try++ {
 		var incomplete string
-		sum, streams, incomplete = tiedTsharkTry(t, rate)
+		sum, streams, incomplete = tiedTsharkTry(t, hop, rate)
 		if incomplete == "" {
 			break
 		}
@@ -56,8 +72,14 @@ func TestStreamsTiedTshark(t *testing.T) {
 	if len(streams) != 4 {
 		t.Fatalf("tshark saw DATA on %d streams, want 4: %+v", len(streams), streams)
 	}
-	slices.SortFunc(streams, func(a, b h2StreamData) int { return int(a.bytes - b.bytes) })
-	slow, fast := streams[0], streams[1:]
+	// The slow stream is the one whose hello did not ask for full speed:
+	// tied, the streams move alike, and their bytes do not tell.
+	slices.SortFunc(streams, func(a, b h2StreamData) int { return int(a.id) - int(b.id) })
+	i := slices.IndexFunc(streams, func(s h2StreamData) bool { return s.slow })
+	if i < 0 || slices.ContainsFunc(streams[i+1:], func(s h2StreamData) bool { return s.slow }) {
+		t.Fatalf("tshark: want one stream whose hello did not ask for full speed: %+v", streams)
+	}
+	slow, fast := streams[i], slices.Delete(slices.Clone(streams), i, i+1)
 	var fastRate, fastHeld float64
 	for _, s := range fast {
 		fastRate += float64(s.bytes) / secs / float64(len(fast))
@@ -87,18 +109,25 @@ func TestStreamsTiedTshark(t *testing.T) {
 			t.Errorf("%s streams: the report says writes blocked %.2f s per stream, tshark saw their DATA stop %.2f s: more than %.2f s apart", c.group, c.report, c.tshark, tol)
 		}
 	}
-	if l.StreamsTied.Conclusion != verdict.StreamsApart || slow.held < 1 || fastHeld > 0.25 {
+	switch {
+	case hop == "direct" && (l.StreamsTied.Conclusion != verdict.StreamsApart || slow.held < 1 || fastHeld > 0.25):
 		t.Errorf("the report says %s; tshark: slow stream held %.2f s, fast ones %.2f s: want apart, the slow one held, the fast ones not", l.StreamsTied.Conclusion, slow.held, fastHeld)
+	case hop == "haproxy" && (l.StreamsTied.Conclusion != verdict.StreamsTiedOn || slow.held < 1 || fastHeld < 0.5):
+		t.Errorf("the report says %s; tshark: slow stream held %.2f s, fast ones %.2f s: want tied, all of them held", l.StreamsTied.Conclusion, slow.held, fastHeld)
 	}
 }
 
 // tiedTsharkTry runs the client against a fresh bp-server under a tshark
 // capture of its connection, and returns the report, the capture's
 // streams, and what makes the capture incomplete ("" if nothing).
-func tiedTsharkTry(t *testing.T, rate int) (report.Summary, []h2StreamData, string) {
+func tiedTsharkTry(t *testing.T, hop string, rate int) (report.Summary, []h2StreamData, string) {
 	t.Helper()
 	srv := startServer(t, "--sample-interval", "0", "--pause-after", "300ms", "--pause-for", "2s")
-	_, port, _ := net.SplitHostPort(srv.HTTPAddr)
+	addr := srv.HTTPAddr
+	if hop == "haproxy" {
+		addr = startH2HAProxy(t, srv.HTTPAddr)
+	}
+	_, port, _ := net.SplitHostPort(addr)
 	file := filepath.Join(t.TempDir(), "h2c.pcapng")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -107,10 +136,9 @@ func tiedTsharkTry(t *testing.T, rate int) (report.Summary, []h2StreamData, stri
 		t.Fatalf("tshark on lo: %v", err)
 	}
 	time.Sleep(500 * time.Millisecond) // tshark's "Capturing on" comes before it does
-	sum, code, stderr := runClient(t, "--target", "h2c://"+srv.HTTPAddr+"/h2", "--duration", "2500ms",
+	sum, code, stderr := runClient(t, "--target", "h2c://"+addr+"/h2", "--duration", "2500ms",
 		"--streams", "4", "--slow-streams", "1", "--payload-size", "16KiB", "--rate", strconv.Itoa(rate))
-	time.Sleep(200 * time.Millisecond) // the last frames into the capture
-	stop()
+	stop() // after captureFlush: the last frames reach the file
 	if code != 0 || !sum.Completed {
 		t.Fatalf("client exit %d, completed %v\nstderr:\n%s", code, sum.Completed, lastLines(stderr, 20))
 	}
@@ -136,6 +164,8 @@ type h2StreamData struct {
 	id    uint64
 	bytes int64
 	held  float64 // seconds its DATA stopped: gaps past heldGap, less the pacing's interval
+	first int     // the packet of its first DATA frame, where its hello is
+	slow  bool    // its hello did not ask for full speed (--slow-streams)
 }
 
 // heldGap is the gap between a stream's DATA frames from which it counts
@@ -150,7 +180,7 @@ const heldGap = 50 * time.Millisecond
 func h2DataByStream(t *testing.T, file, port string, interval float64) []h2StreamData {
 	t.Helper()
 	out, err := exec.Command("tshark", "-r", file, "-d", "tcp.port=="+port+",http2", "-Y", "tcp.dstport=="+port+" && http2.type == 0",
-		"-T", "fields", "-e", "frame.time_relative", "-e", "http2.streamid", "-e", "http2.length", "-e", "http2.type").Output()
+		"-T", "fields", "-e", "frame.time_relative", "-e", "http2.streamid", "-e", "http2.length", "-e", "http2.type", "-e", "frame.number").Output()
 	if err != nil {
 		t.Fatalf("tshark -r: %v", err)
 	}
@@ -161,10 +191,11 @@ func h2DataByStream(t *testing.T, file, port string, interval float64) []h2Strea
 	byID := map[uint64]*acc{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Split(line, "\t")
-		if len(f) != 4 {
+		if len(f) != 5 {
 			continue
 		}
 		at, _ := strconv.ParseFloat(f[0], 64)
+		packet, _ := strconv.Atoi(f[4])
 		ids, lens, types := strings.Split(f[1], ","), strings.Split(f[2], ","), strings.Split(f[3], ",")
 		for i := range min(len(ids), len(lens), len(types)) {
 			if types[i] != "0" { // DATA
@@ -174,7 +205,7 @@ func h2DataByStream(t *testing.T, file, port string, interval float64) []h2Strea
 			n, _ := strconv.ParseInt(lens[i], 10, 64)
 			s := byID[id]
 			if s == nil {
-				s = &acc{h2StreamData: h2StreamData{id: id}, last: at}
+				s = &acc{h2StreamData: h2StreamData{id: id, first: packet}, last: at}
 				byID[id] = s
 			}
 			if gap := at - s.last; gap >= heldGap.Seconds() {
@@ -186,7 +217,40 @@ func h2DataByStream(t *testing.T, file, port string, interval float64) []h2Strea
 	}
 	var streams []h2StreamData
 	for _, s := range byID {
+		s.slow = h2HelloSlow(t, file, port, s.first, s.id)
 		streams = append(streams, s.h2StreamData)
 	}
 	return streams
+}
+
+// h2HelloSlow reads the hello at the start of stream id's first DATA
+// frame, in packet: true when it does not ask for full speed.
+func h2HelloSlow(t *testing.T, file, port string, packet int, id uint64) bool {
+	t.Helper()
+	out, err := exec.Command("tshark", "-r", file, "-d", "tcp.port=="+port+",http2", "-Y", "frame.number == "+strconv.Itoa(packet),
+		"-T", "fields", "-e", "http2.streamid", "-e", "http2.type", "-e", "http2.data.data").Output()
+	if err != nil {
+		t.Fatalf("tshark -r: %v", err)
+	}
+	f := strings.Split(strings.TrimSpace(string(out)), "\t")
+	if len(f) != 3 {
+		t.Fatalf("tshark: packet %d: %q", packet, out)
+	}
+	ids, types, data := strings.Split(f[0], ","), strings.Split(f[1], ","), strings.Split(f[2], ",")
+	for i, d := 0, 0; i < min(len(ids), len(types)); i++ {
+		if types[i] != "0" {
+			continue
+		}
+		if ids[i] == strconv.FormatUint(id, 10) && d < len(data) {
+			b, _ := hex.DecodeString(data[d])
+			line, _, _ := strings.Cut(string(b), "\n")
+			if !strings.HasPrefix(line, flow.TCPHelloPrefix) {
+				t.Fatalf("tshark: stream %d's first DATA frame begins %q, not a hello", id, line[:min(len(line), 40)])
+			}
+			return !strings.Contains(line, `"full_speed":true`)
+		}
+		d++ // data holds one entry per DATA frame
+	}
+	t.Fatalf("tshark: packet %d has no DATA frame of stream %d: %q", packet, id, out)
+	return false
 }
