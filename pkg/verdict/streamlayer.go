@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 )
 
@@ -142,9 +143,10 @@ func heldOr(held, first time.Time) time.Time {
 // as where they stopped: a window shut for an instant (the connection's
 // first 64 KiB before the peer's first WINDOW_UPDATE widens it) is not a
 // stop. A layer counts when it held them at least this long and at least
-// heldShare of all their waits.
+// heldShare of all their waits. It is flow.WindowHeldMin, the bar of the
+// closing a report names (heldOr).
 const (
-	heldMin   = 0.1 // seconds
+	heldMin   = float64(flow.WindowHeldMin) / float64(time.Second) // seconds
 	heldShare = 0.1
 )
 
