@@ -36,15 +36,22 @@ func startGRPCHop(t *testing.T, name, upstream string) string {
 		needTool(t, "haproxy", "haproxy")
 		startTool(t, "haproxy", lab.HAProxyEnv(listen, upstream, status), "-f", filepath.Join(labDeploy, "haproxy", "haproxy-grpc.cfg"), "-db")
 	}
+	waitListening(t, name, listen)
+	return listen
+}
+
+// waitListening waits (up to 10 s) until the program called name accepts
+// connections on addr: a proxy started by startTool.
+func waitListening(t *testing.T, name, addr string) {
+	t.Helper()
 	eventually(t, 10*time.Second, func() string {
-		c, err := net.DialTimeout("tcp", listen, time.Second)
+		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err != nil {
 			return name + " not listening: " + err.Error()
 		}
 		c.Close()
 		return ""
 	})
-	return listen
 }
 
 // startTool runs an installed program (a proxy) for the test, its output

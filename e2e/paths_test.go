@@ -451,7 +451,13 @@ func startCapture(ctx context.Context, hosts []netlab.Host, host, file string) (
 			ns, dev = h.Namespace, h.Interfaces[0].Name
 		}
 	}
-	cmd := exec.CommandContext(ctx, "ip", "netns", "exec", ns, "tshark", "-i", dev, "-s", "128", "-f", "tcp", "-w", file)
+	return runCapture(ctx, "ip", "netns", "exec", ns, "tshark", "-i", dev, "-s", "128", "-f", "tcp", "-w", file)
+}
+
+// runCapture starts a capture (tshark, run by the command and args)
+// until the returned stop; it returns once tshark captures.
+func runCapture(ctx context.Context, command string, args ...string) (func(), error) {
+	cmd := exec.CommandContext(ctx, command, args...)
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
 		return func() {}, err

@@ -3,7 +3,6 @@ package e2e
 import (
 	"fmt"
 	"math"
-	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -90,13 +89,6 @@ func startH2HAProxy(t *testing.T, upstream string) string {
 	needTool(t, "haproxy", "haproxy")
 	listen, status := "127.0.0.1:"+strconv.Itoa(freePort(t)), "127.0.0.1:"+strconv.Itoa(freePort(t))
 	startTool(t, "haproxy", lab.HAProxyEnv(listen, upstream, status), "-f", filepath.Join(labDeploy, "haproxy", "haproxy-h2.cfg"), "-db")
-	eventually(t, 10*time.Second, func() string {
-		c, err := net.DialTimeout("tcp", listen, time.Second)
-		if err != nil {
-			return "haproxy not listening: " + err.Error()
-		}
-		c.Close()
-		return ""
-	})
+	waitListening(t, "haproxy", listen)
 	return listen
 }

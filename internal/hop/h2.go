@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/http2"
@@ -58,7 +59,8 @@ func (h *Hop) HTTP2(ctx context.Context, handle Handler) http.HandlerFunc {
 		if sock == nil {
 			return
 		}
-		countBody(r)
+		body := countBody(r)
+		defer body.release()
 		if !h.Guard.AdmitOrigin(w, r, flow.HTTP2) || !h.Guard.AdmitStream(w, r) {
 			return
 		}
@@ -81,6 +83,7 @@ func (h *Hop) HTTP2(ctx context.Context, handle Handler) http.HandlerFunc {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
+		body.claim(hello)
 		h.conns.Add(1)
 		defer h.conns.Done()
 		handle(connCtx, hello, c, r.RemoteAddr)
@@ -190,24 +193,79 @@ type H2Metrics struct {
 }
 
 // countBody makes r's body reads count against the stream buffers of
-// the connection r arrived on (none over HTTP/1.1).
-func countBody(r *http.Request) {
-	if t, ok := r.Context().Value(tapKey{}).(*h2Tap); ok {
-		r.Body = countedBody{r.Body, t.buf}
+// the connection r arrived on; nil over HTTP/1.1 (a nil countedBody
+// counts nothing).
+func countBody(r *http.Request) *countedBody {
+	t, ok := r.Context().Value(tapKey{}).(*h2Tap)
+	if !ok {
+		return nil
 	}
+	b := &countedBody{ReadCloser: r.Body, buf: t.buf}
+	r.Body = b
+	return b
 }
 
-// countedBody is a request body whose reads are taken off its
-// connection's stream-buffer count.
+// countedBody is a request body whose reads are taken off its stream's
+// count in its connection's stream buffers. x/net does not tell a
+// handler its stream's id, so the body claims it by the hello the tap saw
+// begin the stream (claim); the reads before, the hello's, are kept until
+// then. Unclaimed (no hello, or a refused one), its stream's bytes leave
+// at the stream's reset, or with the connection.
 type countedBody struct {
 	io.ReadCloser
 	buf *flow.ConnBuffer
+
+	mu     sync.Mutex
+	id     uint32 // the stream's, once claimed
+	before int    // bytes read before the claim
 }
 
-func (b countedBody) Read(p []byte) (int, error) {
+func (b *countedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	b.buf.Read(n)
+	b.mu.Lock()
+	if b.id == 0 {
+		b.before += n
+	} else {
+		b.buf.ReadOn(b.id, n)
+	}
+	b.mu.Unlock()
 	return n, err
+}
+
+// claim takes the stream whose hello is hello as the body's, and counts
+// the reads so far on it. A body that began with no hello (nil) takes the
+// earliest stream that began so: exact for one such stream at a time, and
+// the connection's count is exact whichever it takes.
+func (b *countedBody) claim(hello *flow.Hello) {
+	if b == nil {
+		return
+	}
+	key := flow.NoHello
+	if hello != nil {
+		key = flow.HelloKey(*hello)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.id = b.buf.Claim(key)
+	if b.id == 0 && key != flow.NoHello {
+		b.id = b.buf.Claim(flow.NoHello) // a hello the tap could not read in the first frame
+	}
+	if b.id != 0 {
+		b.buf.ReadOn(b.id, b.before)
+	}
+}
+
+// release takes what the body's stream still holds off the count, as
+// its handler returns: x/net drops it.
+func (b *countedBody) release() {
+	if b == nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.id != 0 {
+		b.buf.Release(b.id)
+	}
 }
 
 // NewH2Metrics registers the HTTP/2 metrics on reg, every frame type and

@@ -60,7 +60,31 @@ func newH2Tap(c net.Conn, m *H2Metrics, warn func(string, string, ...any), sawPr
 	if !sawPreface {
 		t.in.Skip = len(http2.ClientPreface)
 	}
+	t.in.Data = t.buf.ReceivedOn
+	t.in.Keep = func(h http2.FrameHeader) int {
+		if h.Type == http2.FrameData && t.buf.HelloWanted(h.StreamID) {
+			return len(flow.TCPHelloPrefix) + flow.MaxHelloSize + 1
+		}
+		return 0
+	}
 	return t
+}
+
+// helloFrame notes the stream index the hello at the start of a stream's
+// first DATA frame names, for the stream's handler to claim its count
+// (countedBody): a body that starts otherwise has none.
+func (t *h2Tap) helloFrame(h http2.FrameHeader, p []byte) {
+	if h.Type != http2.FrameData || len(p) == 0 {
+		return
+	}
+	line, ok := bytes.CutPrefix(p, []byte(flow.TCPHelloPrefix))
+	i := bytes.IndexByte(line, '\n')
+	if !ok || i < 0 {
+		return
+	}
+	if hello, err := flow.ParseHello(line[:i]); err == nil {
+		t.buf.Hello(h.StreamID, flow.HelloKey(hello))
+	}
 }
 
 // Read passes the peer's bytes on after walking their frames; a flood ends
@@ -70,7 +94,7 @@ func (t *h2Tap) Read(p []byte) (int, error) {
 		return 0, t.flooded
 	}
 	n, err := t.Conn.Read(p)
-	t.buf.Received(t.in.Walk(p[:n], t.received, nil))
+	t.in.Walk(p[:n], t.received, t.helloFrame)
 	if t.flooded != nil {
 		t.goAway()
 		return 0, t.flooded
@@ -92,6 +116,9 @@ func (t *h2Tap) received(h http2.FrameHeader) {
 		reason = "window_update_flood"
 	case h.Type == http2.FrameHeaders && h.StreamID > t.lastID:
 		t.lastID = h.StreamID
+		t.buf.Open(h.StreamID)
+	case h.Type == http2.FrameRSTStream:
+		t.buf.Reset(h.StreamID) // its unread bytes are gone at once
 	}
 	if reason != "" && t.flooded == nil {
 		t.flooded = fmt.Errorf("http2: %s from %s: %s frames past the server's budget", reason, t.RemoteAddr(), h.Type)
@@ -111,8 +138,11 @@ func (t *h2Tap) Write(p []byte) (int, error) {
 	n, err := t.Conn.Write(p)
 	t.out.Walk(p[:n], func(h http2.FrameHeader) {
 		t.m.sent(h.Type)
-		if h.Type == http2.FrameData {
+		switch h.Type {
+		case http2.FrameData:
 			t.updates.earn(updatesPerData + float64(h.Length)/updateBytes)
+		case http2.FrameRSTStream:
+			t.buf.Reset(h.StreamID) // the server's reset: the same
 		}
 	}, nil)
 	return n, err

@@ -126,7 +126,7 @@ func (s *GRPCServer) serve(dir Direction, rpc grpc.BidiStreamingServer[pb.Messag
 	if !ok {
 		return status.Error(codes.Internal, "the stream's connection is unknown")
 	}
-	hello, err := s.readHello(ctx, rpc, dir, v.(*tapConn).buf)
+	hello, helloSize, err := s.readHello(ctx, rpc, dir)
 	if err != nil {
 		if s.opts.Refused != nil && ctx.Err() == nil {
 			s.opts.Refused(peerAddr, err)
@@ -134,6 +134,7 @@ func (s *GRPCServer) serve(dir Direction, rpc grpc.BidiStreamingServer[pb.Messag
 		return grpcStatus(err)
 	}
 	c := newGRPCStream(rpc, v.(*tapConn), hello.Stream)
+	c.readOn(helloSize) // read before the stream knew its id
 	var (
 		once   sync.Once
 		result error
@@ -163,8 +164,9 @@ func (s *GRPCServer) serve(dir Direction, rpc grpc.BidiStreamingServer[pb.Messag
 }
 
 // readHello waits, at most HelloTimeout, for the stream's first message,
-// which must be a hello for the method's direction.
-func (s *GRPCServer) readHello(ctx context.Context, rpc grpcRPC, dir Direction, buf *ConnBuffer) (Hello, error) {
+// which must be a hello for the method's direction, and returns it with
+// the bytes it took on the wire.
+func (s *GRPCServer) readHello(ctx context.Context, rpc grpcRPC, dir Direction) (Hello, int, error) {
 	type recvd struct {
 		m   *pb.Message
 		err error
@@ -172,9 +174,6 @@ func (s *GRPCServer) readHello(ctx context.Context, rpc grpcRPC, dir Direction, 
 	ch := make(chan recvd, 1)
 	go func() {
 		m, err := rpc.Recv()
-		if err == nil {
-			buf.Read(grpcWireSize(m))
-		}
 		ch <- recvd{m, err}
 	}()
 	var timeout <-chan time.Time
@@ -186,13 +185,14 @@ func (s *GRPCServer) readHello(ctx context.Context, rpc grpcRPC, dir Direction, 
 	select {
 	case r := <-ch:
 		if r.err != nil {
-			return Hello{}, HelloError{fmt.Errorf("read hello: %w", grpcError(r.err))}
+			return Hello{}, 0, HelloError{fmt.Errorf("read hello: %w", grpcError(r.err))}
 		}
-		return helloFromProto(r.m.GetHello(), dir)
+		h, err := helloFromProto(r.m.GetHello(), dir)
+		return h, grpcWireSize(r.m), err
 	case <-timeout:
-		return Hello{}, HelloError{fmt.Errorf("no hello within %s", s.opts.HelloTimeout)}
+		return Hello{}, 0, HelloError{fmt.Errorf("no hello within %s", s.opts.HelloTimeout)}
 	case <-ctx.Done():
-		return Hello{}, HelloError{fmt.Errorf("read hello: %w", ctx.Err())}
+		return Hello{}, 0, HelloError{fmt.Errorf("read hello: %w", ctx.Err())}
 	}
 }
 
@@ -219,7 +219,8 @@ func (l *grpcListener) Accept() (net.Conn, error) {
 		}
 		tc := newTapConn(plain, nc, newH2Tap(false))
 		tc.buf = o.Buffered.Conn()
-		tc.tap.inData = tc.buf.Received
+		tc.tap.buf = tc.buf
+		tc.tap.in.Data = tc.buf.ReceivedOn
 		addr := nc.RemoteAddr().String()
 		tc.onClose = func() {
 			tc.buf.Close()

@@ -86,6 +86,14 @@ func (s *grpcStream) streamID() uint32 {
 	return s.id.Load()
 }
 
+// readOn takes n bytes a server's stream read off its connection's
+// stream buffer count (a client counts none).
+func (s *grpcStream) readOn(n int) {
+	if s.conn.buf != nil {
+		s.conn.buf.ReadOn(s.streamID(), n)
+	}
+}
+
 // send sends m; on a client, a message Send took is in grpc-go's send
 // buffers until the tap sees its DATA go (the connection's queued count).
 func (s *grpcStream) send(m *pb.Message) error {
@@ -112,7 +120,7 @@ func (s *grpcStream) Read(p []byte) (int, Control, error) {
 		}
 		return 0, Control{}, grpcError(err)
 	}
-	s.conn.buf.Read(grpcWireSize(m))
+	s.readOn(grpcWireSize(m))
 	switch k := m.GetKind().(type) {
 	case *pb.Message_Payload:
 		n := copy(p, k.Payload)
@@ -232,6 +240,7 @@ func (s *grpcStream) beginClose(err error) {
 		s.end(err)
 		if id := s.id.Load(); id != 0 {
 			s.conn.tap.release(id)
+			s.conn.buf.Release(id) // what it left unread goes with it
 		}
 		s.conn.sends.remove(&s.clock)
 	})
@@ -280,6 +289,7 @@ func (s *grpcStream) StreamLayer() StreamStats {
 		RecvStreamWindow: v.recvStream, RecvConnWindow: v.recvConn,
 		BlockedStream: b[layerStream], BlockedConn: b[layerConn], BlockedTCP: b[layerTCP],
 		StreamClosedAt: v.streamClosedAt, ConnClosedAt: v.connClosedAt,
+		StreamHeldAt: v.streamHeldAt, ConnHeldAt: v.connHeldAt,
 		WindowUpdatesReceived: v.updatesIn, WindowUpdatesSent: v.updatesOut,
 		Source: "frames (every HTTP/2 frame of the connection read on this side, above TLS; waits split by 5 ms samples)"}
 	if s.index == 0 {

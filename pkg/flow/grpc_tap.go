@@ -19,10 +19,13 @@ import (
 // never copied. Its figures are exact, since every frame passes it.
 type h2Tap struct {
 	out, in H2FrameWalker // what this side writes, what it reads
-	// outData and inData, if set, hear of DATA payload bytes as they pass
-	// each way (a frame cut anywhere counts what came): a client's queued
-	// messages leave so, a server's stream buffers fill so.
-	outData, inData func(n int)
+	// outData, if set, hears of DATA payload bytes as they go (a frame
+	// cut anywhere counts what went): a client's queued messages leave so.
+	outData func(n int)
+	// buf, a server's, is its streams' received-but-unread bytes: the
+	// tap opens each of the client's streams in it and resets them
+	// (its in walker's Data fills them).
+	buf *ConnBuffer
 
 	mu sync.Mutex
 	// sendInit and recvInit are SETTINGS_INITIAL_WINDOW_SIZE as the peer
@@ -30,7 +33,7 @@ type h2Tap struct {
 	sendInit, recvInit int64
 	// sendConn and recvConn are the connection's windows.
 	sendConn, recvConn        int64
-	connClosedAt              time.Time
+	connClosing               windowClosing // sendConn's closings
 	connUpdatesIn, connUpdOut uint64
 	streams                   map[uint32]*tapStream
 	// helloFromOut: the client's hellos are in what this side writes (a
@@ -40,8 +43,8 @@ type h2Tap struct {
 
 // tapStream is one stream's state in the tap.
 type tapStream struct {
-	send, recv            int64 // the stream's windows
-	closedAt              time.Time
+	send, recv            int64         // the stream's windows
+	closing               windowClosing // send's closings
 	updatesIn, updatesOut uint64
 	hello                 *pb.Hello // decoded from its first DATA frame; nil: not (yet)
 	claimed               bool      // a Conn took it (claim)
@@ -107,10 +110,7 @@ func (t *h2Tap) wrote(b []byte) {
 }
 
 func (t *h2Tap) read(b []byte) {
-	n := t.in.Walk(b, nil, func(h http2.FrameHeader, p []byte) { t.frame(h2Frame{h, p}, false) })
-	if n > 0 && t.inData != nil {
-		t.inData(n)
-	}
+	t.in.Walk(b, nil, func(h http2.FrameHeader, p []byte) { t.frame(h2Frame{h, p}, false) })
 }
 
 // h2Frame is one whole frame's header and, for the frames the tap decodes,
@@ -128,11 +128,15 @@ func (t *h2Tap) frame(f h2Frame, out bool) {
 	case http2.FrameData:
 		t.data(f, out)
 	case http2.FrameHeaders:
+		if !out {
+			t.buf.Open(f.StreamID)
+		}
 		st := t.stream(f.StreamID)
 		if f.Flags.Has(http2.FlagHeadersEndStream) {
 			t.end(f.StreamID, st, out)
 		}
 	case http2.FrameRSTStream:
+		t.buf.Reset(f.StreamID) // either side's: its unread bytes are gone
 		if st := t.streams[f.StreamID]; st != nil {
 			st.endOut, st.endIn = true, true
 			t.forget(f.StreamID, st)
@@ -157,12 +161,8 @@ func (t *h2Tap) data(f h2Frame, out bool) {
 	if out {
 		t.sendConn -= n
 		st.send -= n
-		if t.sendConn <= 0 && t.connClosedAt.IsZero() {
-			t.connClosedAt = now
-		}
-		if st.send <= 0 && st.closedAt.IsZero() {
-			st.closedAt = now
-		}
+		t.connClosing.note(now, t.sendConn <= 0)
+		st.closing.note(now, st.send <= 0)
 	} else {
 		t.recvConn -= n
 		st.recv -= n
@@ -207,8 +207,10 @@ func (t *h2Tap) settings(b []byte, out bool) {
 			}
 			t.recvInit = v
 		} else {
+			now := time.Now()
 			for _, st := range t.streams {
 				st.send += v - t.sendInit
+				st.closing.note(now, st.send <= 0)
 			}
 			t.sendInit = v
 		}
@@ -223,6 +225,7 @@ func (t *h2Tap) windowUpdate(id uint32, inc int64, out bool) {
 			t.connUpdOut++
 		} else {
 			t.sendConn += inc
+			t.connClosing.note(time.Now(), t.sendConn <= 0)
 			t.connUpdatesIn++
 		}
 		return
@@ -236,6 +239,7 @@ func (t *h2Tap) windowUpdate(id uint32, inc int64, out bool) {
 		st.updatesOut++
 	} else {
 		st.send += inc
+		st.closing.note(time.Now(), st.send <= 0)
 		st.updatesIn++
 	}
 }
@@ -297,7 +301,8 @@ func (t *h2Tap) release(id uint32) {
 // tapView is a copy of what the tap knows of one stream and its connection.
 type tapView struct {
 	sendStream, recvStream, sendConn, recvConn int64
-	streamClosedAt, connClosedAt               time.Time
+	streamClosedAt, connClosedAt               time.Time // first closings
+	streamHeldAt, connHeldAt                   time.Time // first closings that held
 	updatesIn, updatesOut                      uint64
 	connUpdatesIn, connUpdatesOut              uint64
 }
@@ -308,12 +313,15 @@ func (t *h2Tap) view(id uint32) (v tapView, ok bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	v = tapView{sendStream: -1, recvStream: -1, sendConn: t.sendConn, recvConn: t.recvConn,
-		connClosedAt: t.connClosedAt, connUpdatesIn: t.connUpdatesIn, connUpdatesOut: t.connUpdOut}
+		connUpdatesIn: t.connUpdatesIn, connUpdatesOut: t.connUpdOut}
+	now := time.Now()
+	v.connClosedAt, v.connHeldAt = t.connClosing.at(now)
 	st := t.streams[id]
 	if st == nil {
 		return v, false
 	}
-	v.sendStream, v.recvStream, v.streamClosedAt = st.send, st.recv, st.closedAt
+	v.sendStream, v.recvStream = st.send, st.recv
+	v.streamClosedAt, v.streamHeldAt = st.closing.at(now)
 	v.updatesIn, v.updatesOut = st.updatesIn, st.updatesOut
 	return v, true
 }

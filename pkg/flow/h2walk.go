@@ -22,6 +22,10 @@ type H2FrameWalker struct {
 	// frame callback of Walk (0 or nil: none), so that only the frames a
 	// tap decodes are copied.
 	Keep func(http2.FrameHeader) int
+	// Data, if set, hears of each stream's DATA payload bytes as they
+	// pass (padding included), wherever frames are cut: what a tap
+	// counts per stream.
+	Data func(streamID uint32, n int)
 
 	hdr     [9]byte
 	hdrN    int // header bytes of the next frame read so far
@@ -63,6 +67,9 @@ func (w *H2FrameWalker) Walk(b []byte, header func(http2.FrameHeader), frame fun
 		}
 		if w.cur.Type == http2.FrameData {
 			data += n
+			if w.Data != nil && n > 0 {
+				w.Data(w.cur.StreamID, n)
+			}
 		}
 		w.remain -= n
 		b = b[n:]

@@ -64,10 +64,11 @@ type h2Mux struct {
 	mu             sync.Mutex
 	streams        map[uint32]*h2Stream
 	nextID         uint32
-	sendConn       int64 // the connection's send window
-	recvConn       int64 // the connection window this side advertises, left
-	recvConnUnsent int64 // bytes read by sessions not yet given back
-	peerInitWindow int64 // the server's SETTINGS_INITIAL_WINDOW_SIZE
+	sendConn       int64         // the connection's send window
+	connClosing    windowClosing // sendConn's closings
+	recvConn       int64         // the connection window this side advertises, left
+	recvConnUnsent int64         // bytes read by sessions not yet given back
+	peerInitWindow int64         // the server's SETTINGS_INITIAL_WINDOW_SIZE
 	peerMaxFrame   int64
 	peerMaxStreams int64
 	active         int

@@ -3,6 +3,7 @@ package flow
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"golang.org/x/net/http2"
 )
@@ -168,8 +169,10 @@ func (m *h2Mux) onSettings(f *http2.SettingsFrame) error {
 			// 9113 6.9.2), which may go below zero.
 			delta := int64(st.Val) - m.peerInitWindow
 			m.peerInitWindow = int64(st.Val)
+			now := time.Now()
 			for _, s := range m.streams {
 				s.sendWin += delta
+				s.closing.note(now, s.sendWin <= 0)
 			}
 		case http2.SettingMaxFrameSize:
 			m.peerMaxFrame = int64(st.Val)
@@ -198,6 +201,7 @@ func (m *h2Mux) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	if f.StreamID == 0 {
 		m.connWUReceived++
 		m.sendConn += inc
+		m.connClosing.note(time.Now(), m.sendConn <= 0)
 		if m.sendConn > maxWindow {
 			m.mu.Unlock()
 			return fmt.Errorf("http2: the server opened the connection window past 2^31-1: %w", http2.ConnectionError(http2.ErrCodeFlowControl))
@@ -216,6 +220,7 @@ func (m *h2Mux) onWindowUpdate(f *http2.WindowUpdateFrame) error {
 	}
 	s.wuReceived++
 	s.sendWin += inc
+	s.closing.note(time.Now(), s.sendWin <= 0)
 	over := s.sendWin > maxWindow
 	m.mu.Unlock()
 	if over {

@@ -40,7 +40,7 @@ type h2Stream struct {
 	blockedStream, blockedConn, blockedTCP time.Duration
 	waitingSince                           time.Time // a write waiting on a window now; zero if none
 	waitingOnStream                        bool
-	streamClosedAt, connClosedAt           time.Time
+	closing                                windowClosing // the stream's send window
 	wuReceived, wuSent                     uint64
 
 	// pending is a small write (a frame header) held back to go out in
@@ -243,15 +243,11 @@ func (s *h2Stream) acquire(want int64) (int64, error) {
 	}
 }
 
-// noteClosed records when the send windows were first seen shut. Called
-// with m.mu held.
+// noteClosed records whether the send windows are shut at now (their
+// closings). Called with m.mu held.
 func (s *h2Stream) noteClosed(now time.Time) {
-	if s.sendWin <= 0 && s.streamClosedAt.IsZero() {
-		s.streamClosedAt = now
-	}
-	if s.m.sendConn <= 0 && s.connClosedAt.IsZero() {
-		s.connClosedAt = now
-	}
+	s.closing.note(now, s.sendWin <= 0)
+	s.m.connClosing.note(now, s.m.sendConn <= 0)
 }
 
 // writeErr is why the stream cannot send. Called with m.mu held.
@@ -375,8 +371,10 @@ func (s *h2Stream) stats() StreamStats {
 	st := StreamStats{SendStreamWindow: s.sendWin, SendConnWindow: m.sendConn,
 		RecvStreamWindow: s.recvWin, RecvConnWindow: m.recvConn,
 		BlockedStream: s.blockedStream, BlockedConn: s.blockedConn, BlockedTCP: s.blockedTCP,
-		StreamClosedAt: s.streamClosedAt, ConnClosedAt: s.connClosedAt,
 		WindowUpdatesReceived: s.wuReceived, WindowUpdatesSent: s.wuSent, Source: "frames"}
+	now := time.Now()
+	st.StreamClosedAt, st.StreamHeldAt = s.closing.at(now)
+	st.ConnClosedAt, st.ConnHeldAt = m.connClosing.at(now)
 	if !s.waitingSince.IsZero() {
 		if d := time.Since(s.waitingSince); s.waitingOnStream {
 			st.BlockedStream += d

@@ -56,6 +56,10 @@ type StreamStats struct {
 	// StreamClosedAt and ConnClosedAt are when the stream's and the
 	// connection's send windows first reached zero; zero if never.
 	StreamClosedAt, ConnClosedAt time.Time
+	// StreamHeldAt and ConnHeldAt are when the first closing of each that
+	// held began: shut WindowHeldMin or longer, where writes stopped
+	// rather than an instant's shutting at the start; zero if none did.
+	StreamHeldAt, ConnHeldAt time.Time
 	// WindowUpdatesReceived and WindowUpdatesSent count WINDOW_UPDATE
 	// frames for this stream (connection-level ones are counted on stream
 	// 0 of the connection, StreamIndex 0).

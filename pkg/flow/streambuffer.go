@@ -1,6 +1,7 @@
 package flow
 
 import (
+	"fmt"
 	"google.golang.org/protobuf/proto"
 
 	"sync"
@@ -14,8 +15,10 @@ import (
 // pipes, grpc-go's receive buffers, and the framer's read buffer before
 // them). The count is exact, not a window estimate: both servers return
 // window in batches, so a window lags what was read by up to a threshold.
-// Bytes the server drops unread (a stream reset or ended with data still
-// buffered) stay counted until their connection closes.
+// A stream reset (RST_STREAM, either way) takes its bytes off at once:
+// the servers drop them, or hand them to a session whose stream is gone.
+// Bytes a stream ended with unread leave when its session releases it,
+// or with the connection.
 type StreamBuffer struct{ n atomic.Int64 }
 
 // Bytes is the total over the open connections; 0 for a nil StreamBuffer.
@@ -37,14 +40,26 @@ func (b *StreamBuffer) Conn() *ConnBuffer {
 
 // ConnBuffer is one connection's received-but-unread bytes. Its tap adds
 // what passes, its sessions take what they read, and Close takes the rest
-// off the total: what a closed connection held is gone. A client's send
-// side counts the other way round: what Send took comes in (Received),
-// what its tap sees go out leaves (Read).
+// off the total: what a closed connection held is gone. A server's tap
+// counts per stream (Open, ReceivedOn, Reset), and each session reads
+// from its own (ReadOn, once it knows its stream's id: Claim), so that a
+// reset takes the stream's bytes off at once. A client's send side
+// counts the other way round and per connection: what Send took comes in
+// (Received), what its tap sees go out leaves (Read).
 type ConnBuffer struct {
-	mu     sync.Mutex
-	total  *StreamBuffer
-	n      int64
-	closed bool
+	mu      sync.Mutex
+	total   *StreamBuffer
+	n       int64
+	closed  bool
+	streams map[uint32]*bufferedStream // the peer's streams, by id, until reset or released
+}
+
+// bufferedStream is one stream's share of its connection's count.
+type bufferedStream struct {
+	n         int64
+	hello     string // its hello's HelloKey (Hello); NoHello: none seen
+	claimed   bool   // a session took it (Claim)
+	firstData bool   // its first DATA frame began (HelloWanted)
 }
 
 func (c *ConnBuffer) add(n int64) {
@@ -66,6 +81,122 @@ func (c *ConnBuffer) Received(n int) { c.add(int64(n)) }
 // Read counts n bytes a session read from one of the connection's streams.
 func (c *ConnBuffer) Read(n int) { c.add(-int64(n)) }
 
+// Open starts stream id's count (its HEADERS passed the tap): DATA on a
+// stream not open, or no longer (reset), is not counted.
+func (c *ConnBuffer) Open(id uint32) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.streams[id] != nil {
+		return
+	}
+	if c.streams == nil {
+		c.streams = map[uint32]*bufferedStream{}
+	}
+	c.streams[id] = &bufferedStream{}
+}
+
+// ReceivedOn counts n DATA payload bytes of stream id that passed the tap.
+func (c *ConnBuffer) ReceivedOn(id uint32, n int) { c.addOn(id, int64(n)) }
+
+// ReadOn counts n bytes a session read from stream id; a stream already
+// reset counts nothing (its bytes left at the reset).
+func (c *ConnBuffer) ReadOn(id uint32, n int) { c.addOn(id, -int64(n)) }
+
+func (c *ConnBuffer) addOn(id uint32, n int64) {
+	if c == nil || n == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.streams[id]
+	if c.closed || st == nil {
+		return
+	}
+	st.n += n
+	c.n += n
+	c.total.n.Add(n)
+}
+
+// Reset takes stream id's bytes off at once: the stream was reset (by
+// either side), and what it holds will never be a session's to read.
+// Release is the same for a stream whose session is done with it.
+func (c *ConnBuffer) Reset(id uint32) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.streams[id]; st != nil && !c.closed {
+		c.n -= st.n
+		c.total.n.Add(-st.n)
+		delete(c.streams, id)
+	}
+}
+
+// Release: see Reset.
+func (c *ConnBuffer) Release(id uint32) { c.Reset(id) }
+
+// Hello records the HelloKey of the hello at the start of stream id
+// (decoded by the tap), for Claim.
+func (c *ConnBuffer) Hello(id uint32, key string) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.streams[id]; st != nil && st.hello == NoHello {
+		st.hello = key
+	}
+}
+
+// HelloWanted reports whether a DATA frame of stream id that begins now
+// is the stream's first, which a hello starts: true once per stream, so a
+// tap looks for a hello in one frame only.
+func (c *ConnBuffer) HelloWanted(id uint32) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.streams[id]
+	if st == nil || st.firstData {
+		return false
+	}
+	st.firstData = true
+	return true
+}
+
+// NoHello is Claim's key for a session whose stream began with no hello.
+const NoHello = ""
+
+// HelloKey tells apart the streams of one connection by their hellos:
+// the run and the stream's place on the connection.
+func HelloKey(h Hello) string { return fmt.Sprintf("%d %s", h.Stream, h.RunID) }
+
+// Claim finds the open stream whose hello has key (NoHello: a stream
+// whose first DATA held none) and that no session took yet (the
+// earliest), takes it and returns its id; 0 when there is none.
+func (c *ConnBuffer) Claim(key string) uint32 {
+	if c == nil {
+		return 0
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var found uint32
+	for id, st := range c.streams {
+		if !st.claimed && st.hello == key && (key != NoHello || st.firstData) && (found == 0 || id < found) {
+			found = id
+		}
+	}
+	if found != 0 {
+		c.streams[found].claimed = true
+	}
+	return found
+}
+
 // Close takes the connection's bytes off the total; later counts are
 // ignored (a handler still reading after the connection went).
 func (c *ConnBuffer) Close() {
@@ -76,7 +207,7 @@ func (c *ConnBuffer) Close() {
 	defer c.mu.Unlock()
 	if !c.closed {
 		c.total.n.Add(-c.n)
-		c.n, c.closed = 0, true
+		c.n, c.closed, c.streams = 0, true, nil
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 	"github.com/go-backpressure/go-backpressure/pkg/verdict"
 )
@@ -13,8 +14,11 @@ import (
 // mergeStreamLayer is the fleet's stream layer from the instances' own
 // (nil when none had streams): streams, connections, blocked times,
 // window-closed streams, WINDOW_UPDATEs and TCP's zero-window time summed;
-// the lowest windows the least of the instances'; the first closings the
-// earliest (each from its own instance's start: a fleet starts together).
+// the lowest windows the least of the instances'; the closings the
+// earliest (each from its own instance's start: a fleet starts together)
+// of those that held, as an instance's report names (verdict.StreamLayer):
+// an instance's closing counts as one that held when its writes waited
+// on that window flow.WindowHeldMin or more, an instant's otherwise.
 // The stop layer and its words are verdict.StreamLayerOf's of those
 // figures, as one instance's report judges its own; the source is the
 // instances' sources, each part once.
@@ -51,14 +55,21 @@ func mergeStreamLayer(instances []Summary, clientWrites bool) *verdict.StreamLay
 		lowest(&st.SendConnWindowLowest, l.SendConnectionWindowLowestBytes)
 		lowest(&st.RecvStreamWindowLowest, l.RecvStreamWindowLowestBytes)
 		lowest(&st.RecvConnWindowLowest, l.RecvConnectionWindowLowestBytes)
-		st.StreamClosedAt = at(st.StreamClosedAt, l.StreamWindowClosedAtSeconds)
-		st.ConnClosedAt = at(st.ConnClosedAt, l.ConnectionWindowClosedAtSeconds)
+		closing := func(held, first *time.Time, secs *float64, waited float64) {
+			if waited >= flow.WindowHeldMin.Seconds() {
+				*held = at(*held, secs)
+			} else {
+				*first = at(*first, secs)
+			}
+		}
+		closing(&st.StreamHeldAt, &st.StreamClosedAt, l.StreamWindowClosedAtSeconds, l.BlockedStreamWindowSeconds)
+		closing(&st.ConnHeldAt, &st.ConnClosedAt, l.ConnectionWindowClosedAtSeconds, l.BlockedConnectionWindowSeconds)
 		if l.TCPWindowZeroSeconds != nil {
 			if kernel == nil {
 				kernel = &sockstat.Totals{Has: sockstat.FieldPeerWindow}
 			}
 			kernel.PeerWindowZero += durationOf(*l.TCPWindowZeroSeconds)
-			kernel.FirstPeerWindowClose = at(kernel.FirstPeerWindowClose, l.TCPWindowClosedAtSeconds)
+			closing(&kernel.HeldPeerWindowClose, &kernel.FirstPeerWindowClose, l.TCPWindowClosedAtSeconds, *l.TCPWindowZeroSeconds)
 		}
 		for _, w := range strings.Split(l.Source, "; ") {
 			if !slices.Contains(sources, w) {

@@ -43,7 +43,9 @@ func TestReportStreamLayer(t *testing.T) {
 	run.WindowUpdatesSent = 4
 	run.Streams, run.ClosedStreams = 8, 2
 	run.SendStreamWindowLowest, run.SendConnWindowLowest, run.RecvStreamWindowLowest, run.RecvConnWindowLowest = 0, 524_288, 65_535, -1
-	run.StreamClosedAt, run.Sources = start.Add(2100*time.Millisecond), []string{"frames"}
+	// The stream window first shut for an instant at 11 ms; the closing
+	// that held began at 2.1 s, and is the one the report names.
+	run.StreamClosedAt, run.StreamHeldAt, run.Sources = start.Add(11*time.Millisecond), start.Add(2100*time.Millisecond), []string{"frames"}
 
 	rec := report.NewRecorder()
 	rec.SetKernel(&fakeKernel{totals: sockstat.Totals{Has: sockstat.FieldPeerWindow},

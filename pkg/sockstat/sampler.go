@@ -271,6 +271,7 @@ func (s *Sampler) publishFinal(proto int, g Gauges, d Counters) {
 	st.Counters.add(d)
 	st.PeakSendQueue = max(st.PeakSendQueue, g.LargestSendQueue)
 	st.FirstPeerWindowClose = earliest(st.FirstPeerWindowClose, g.FirstPeerWindowClose)
+	st.HeldPeerWindowClose = earliest(st.HeldPeerWindowClose, g.HeldPeerWindowClose)
 	s.statsMu.Unlock()
 }
 
@@ -290,7 +291,7 @@ func (s *Sampler) Totals() Totals {
 }
 
 // ResetPeak starts a new PeakSendQueue (and Totals.PeakConnSendQueue) and
-// FirstPeerWindowClose, and
+// FirstPeerWindowClose and HeldPeerWindowClose, and
 // a new run of the stream layer's StreamTotals (lowest windows, first
 // closures, streams), for a report that covers one run of several in the
 // same process.
@@ -300,6 +301,7 @@ func (s *Sampler) ResetPeak() {
 	for p := range s.stats {
 		s.stats[p].PeakSendQueue = 0
 		s.stats[p].FirstPeerWindowClose = time.Time{}
+		s.stats[p].HeldPeerWindowClose = time.Time{}
 	}
 	s.streams.resetRun(time.Now())
 }

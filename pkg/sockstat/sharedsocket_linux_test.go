@@ -40,6 +40,9 @@ func TestSamplerCountsSharedSocketOnce(t *testing.T) {
 		return stats[tcp]
 	}
 	pass(0)
+	if held := s.Totals().HeldPeerWindowClose; !held.IsZero() {
+		t.Errorf("a closing seen at one pass only held from %v, want none yet", held)
+	}
 	st := pass(time.Second)
 	if st.Sampled != 2 {
 		t.Errorf("pass with two streams on one socket and one other socket: sampled %d sockets, want 2", st.Sampled)
@@ -49,6 +52,9 @@ func TestSamplerCountsSharedSocketOnce(t *testing.T) {
 	}
 	if first := s.Totals().FirstPeerWindowClose; !first.Equal(t0) {
 		t.Errorf("first peer window close at %v, want the first pass's time %v", first, t0)
+	}
+	if held := s.Totals().HeldPeerWindowClose; !held.Equal(t0) {
+		t.Errorf("the closing shut 1s held from %v, want its start %v", held, t0)
 	}
 	zero := st.PeerWindowZero
 	st = pass(2 * time.Second)

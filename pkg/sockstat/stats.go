@@ -27,6 +27,10 @@ type Gauges struct {
 	// FirstPeerWindowClose is the pass's earliest closing of a writing
 	// connection's peer window (zero: none closed in it).
 	FirstPeerWindowClose time.Time
+	// HeldPeerWindowClose is when the earliest closing the pass saw hold
+	// (shut flow.WindowHeldMin or longer, by now or until it reopened)
+	// began; zero: none.
+	HeldPeerWindowClose time.Time
 }
 
 // Counters accumulate time and events over connections: the seconds add
@@ -69,7 +73,9 @@ type ProtocolStats struct {
 	PeakSendQueue int
 	// FirstPeerWindowClose is when a writing connection's peer window
 	// first closed since start or the last ResetPeak; zero: none did.
-	FirstPeerWindowClose time.Time
+	// HeldPeerWindowClose is when the first closing that held
+	// (Gauges.HeldPeerWindowClose) began; zero: none did.
+	FirstPeerWindowClose, HeldPeerWindowClose time.Time
 }
 
 // Totals is the sampler's account summed over protocols, for the client's
@@ -86,8 +92,10 @@ type Totals struct {
 	PeakConnSendQueue int
 	// FirstPeerWindowClose is when a peer window first closed since
 	// ResetPeak (zero: none did), as the passes saw it: to within one
-	// sample interval.
-	FirstPeerWindowClose time.Time
+	// sample interval. HeldPeerWindowClose is when the first closing
+	// that held (shut flow.WindowHeldMin or longer) began: where writes
+	// stopped, rather than an instant's closing; zero: none did.
+	FirstPeerWindowClose, HeldPeerWindowClose time.Time
 	// The last pass. Sockets is how many it read: each once, however
 	// many streams of a multiplexed connection share it.
 	SendQueue, Unsent, RecvQueue int
@@ -110,6 +118,7 @@ func sumTotals(stats []ProtocolStats, has Fields) Totals {
 		t.Counters.add(st.Counters)
 		t.PeakConnSendQueue = max(t.PeakConnSendQueue, st.PeakSendQueue)
 		t.FirstPeerWindowClose = earliest(t.FirstPeerWindowClose, st.FirstPeerWindowClose)
+		t.HeldPeerWindowClose = earliest(t.HeldPeerWindowClose, st.HeldPeerWindowClose)
 		t.SendQueue += st.SendQueue
 		t.Unsent += st.Unsent
 		t.RecvQueue += st.RecvQueue

@@ -72,6 +72,7 @@ type StreamTotals struct {
 	SendStreamWindowLowest, SendConnWindowLowest int64
 	RecvStreamWindowLowest, RecvConnWindowLowest int64
 	StreamClosedAt, ConnClosedAt                 time.Time // the first send window to reach zero; zero: none did
+	StreamHeldAt, ConnHeldAt                     time.Time // the first closing that held (flow.StreamStats); zero: none did
 	Sources                                      []string  // how the transports found the figures (StreamStats.Source), sorted
 }
 
@@ -93,6 +94,7 @@ type streamRun struct {
 	streams, closed          int
 	lowest                   [4]int64 // send stream, send conn, recv stream, recv conn; -1 unknown
 	streamClosed, connClosed time.Time
+	streamHeld, connHeld     time.Time
 	sources                  []string
 }
 
@@ -236,6 +238,8 @@ func (st *sampledStream) pollLocked(g *StreamGauges, d *StreamCounters, seen *st
 		lowest(&seen.lowest[1], 0)
 		seen.connClosed = earliest(seen.connClosed, now.ConnClosedAt)
 	}
+	seen.streamHeld = earliest(seen.streamHeld, now.StreamHeldAt)
+	seen.connHeld = earliest(seen.connHeld, now.ConnHeldAt)
 	if !st.sawClosed && (now.SendStreamWindow == 0 || !now.StreamClosedAt.IsZero()) {
 		st.sawClosed = true
 		seen.closed++
@@ -262,17 +266,24 @@ func (r *streamRun) merge(seen *streamRun) {
 		}
 	}
 	r.closed += seen.closed
-	if !seen.streamClosed.IsZero() && !seen.streamClosed.Before(r.since) {
-		r.streamClosed = earliest(r.streamClosed, seen.streamClosed)
-	}
-	if !seen.connClosed.IsZero() && !seen.connClosed.Before(r.since) {
-		r.connClosed = earliest(r.connClosed, seen.connClosed)
-	}
+	r.streamClosed = r.earliestSince(r.streamClosed, seen.streamClosed)
+	r.connClosed = r.earliestSince(r.connClosed, seen.connClosed)
+	r.streamHeld = r.earliestSince(r.streamHeld, seen.streamHeld)
+	r.connHeld = r.earliestSince(r.connHeld, seen.connHeld)
 	for _, src := range seen.sources {
 		if !slices.Contains(r.sources, src) {
 			r.sources = append(r.sources, src)
 		}
 	}
+}
+
+// earliestSince is the earlier of a and b, b counting only if the run
+// saw it (not before its start).
+func (r *streamRun) earliestSince(a, b time.Time) time.Time {
+	if b.Before(r.since) {
+		return a
+	}
+	return earliest(a, b)
 }
 
 // resetRun starts a new run's account: the streams open now belong to the
@@ -317,6 +328,7 @@ func (s *Sampler) StreamTotals() StreamTotals {
 	t.SendStreamWindowLowest, t.SendConnWindowLowest = r.lowest[0], r.lowest[1]
 	t.RecvStreamWindowLowest, t.RecvConnWindowLowest = r.lowest[2], r.lowest[3]
 	t.StreamClosedAt, t.ConnClosedAt = r.streamClosed, r.connClosed
+	t.StreamHeldAt, t.ConnHeldAt = r.streamHeld, r.connHeld
 	t.Sources = slices.Sorted(slices.Values(r.sources))
 	return t
 }

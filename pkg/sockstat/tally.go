@@ -1,6 +1,10 @@
 package sockstat
 
-import "time"
+import (
+	"time"
+
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+)
 
 // tally is one socket's running account between two samples: the last
 // reading, the kernel's cumulative counters as it last saw them, and the
@@ -33,14 +37,16 @@ func (c *tally) addWriter(now time.Time, dt time.Duration, g *Gauges, d *Counter
 		g.Probes += int(smp.Probes)
 	}
 	if smp.Has&FieldPeerWindow != 0 {
-		wasOpen := c.peerZeroSince.IsZero()
-		defer func() {
-			if wasOpen && !c.peerZeroSince.IsZero() {
-				g.FirstPeerWindowClose = earliest(g.FirstPeerWindowClose, now)
-			}
-		}()
+		since := c.peerZeroSince
 		c.tallyWindow(PeerWindow, smp.PeerWindow, &c.peerZeroSince, now, dt, windowTally{
 			&g.PeerWindowMin, &g.HasPeerWindowMin, &g.PeerWindowZeroConns, &d.PeerWindowZero, &d.PeerWindowCloses})
+		if since.IsZero() && !c.peerZeroSince.IsZero() {
+			g.FirstPeerWindowClose = earliest(g.FirstPeerWindowClose, now)
+		}
+		if !since.IsZero() && now.Sub(since) >= flow.WindowHeldMin {
+			// shut since then, up to now or to a reopening seen now
+			g.HeldPeerWindowClose = earliest(g.HeldPeerWindowClose, since)
+		}
 	}
 	if smp.Has&FieldLimited != 0 {
 		// The kernel's counters are cumulative since the connection
@@ -108,4 +114,5 @@ func (st *ProtocolStats) addPass(g Gauges, d Counters) {
 	st.Counters.add(d)
 	st.PeakSendQueue = max(st.PeakSendQueue, g.LargestSendQueue)
 	st.FirstPeerWindowClose = earliest(st.FirstPeerWindowClose, g.FirstPeerWindowClose)
+	st.HeldPeerWindowClose = earliest(st.HeldPeerWindowClose, g.HeldPeerWindowClose)
 }

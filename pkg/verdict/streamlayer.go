@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 )
 
@@ -63,6 +64,9 @@ type StreamLayer struct {
 	BlockedConnectionWindowSeconds float64 `json:"blocked_connection_window_seconds"`
 	BlockedTCPSeconds              float64 `json:"blocked_tcp_seconds"`
 	// StreamsWindowClosed: streams whose send window was shut at some time.
+	// The "closed at" times name the first closing of each window that
+	// held (shut flow.WindowHeldMin or longer: where the writes stopped),
+	// or the first closing when none held.
 	StreamsWindowClosed             int      `json:"streams_window_closed"`
 	StreamWindowClosedAtSeconds     *float64 `json:"stream_window_closed_at_seconds,omitempty"`
 	ConnectionWindowClosedAtSeconds *float64 `json:"connection_window_closed_at_seconds,omitempty"`
@@ -107,12 +111,12 @@ func StreamLayerOf(f StreamFigures) *StreamLayer {
 		}
 		return ptr(max(t.Sub(f.Start), 0).Seconds())
 	}
-	l.StreamWindowClosedAtSeconds = at(st.StreamClosedAt)
-	l.ConnectionWindowClosedAtSeconds = at(st.ConnClosedAt)
+	l.StreamWindowClosedAtSeconds = at(heldOr(st.StreamHeldAt, st.StreamClosedAt))
+	l.ConnectionWindowClosedAtSeconds = at(heldOr(st.ConnHeldAt, st.ConnClosedAt))
 	tcpKnown := f.Kernel != nil && f.Kernel.Has&sockstat.FieldPeerWindow != 0
 	if tcpKnown && f.ClientWrites {
 		l.TCPWindowZeroSeconds = ptr(f.Kernel.PeerWindowZero.Seconds())
-		l.TCPWindowClosedAtSeconds = at(f.Kernel.FirstPeerWindowClose)
+		l.TCPWindowClosedAtSeconds = at(heldOr(f.Kernel.HeldPeerWindowClose, f.Kernel.FirstPeerWindowClose))
 	}
 	if !f.ClientWrites {
 		l.Stop, l.Summary = StopReader, readerWords(l)
@@ -123,13 +127,26 @@ func StreamLayerOf(f StreamFigures) *StreamLayer {
 	return l
 }
 
+// heldOr is the closing a report names, "the window closed at": the
+// first that held (flow.WindowHeldMin or longer), where the writes
+// stopped, not an instant's shutting at the start (gRPC's first 64 KiB
+// filled before the peer's first WINDOW_UPDATE); the first closing when
+// none held.
+func heldOr(held, first time.Time) time.Time {
+	if held.IsZero() {
+		return first
+	}
+	return held
+}
+
 // heldMin is the least time a layer must have held the writes to count
 // as where they stopped: a window shut for an instant (the connection's
 // first 64 KiB before the peer's first WINDOW_UPDATE widens it) is not a
 // stop. A layer counts when it held them at least this long and at least
-// heldShare of all their waits.
+// heldShare of all their waits. It is flow.WindowHeldMin, the bar of the
+// closing a report names (heldOr).
 const (
-	heldMin   = 0.1 // seconds
+	heldMin   = float64(flow.WindowHeldMin) / float64(time.Second) // seconds
 	heldShare = 0.1
 )
 

@@ -28,6 +28,13 @@ func TestStreamLayerOf(t *testing.T) {
 	connShut.BlockedConn, connShut.ConnClosedAt, connShut.SendConnWindowLowest = 3*time.Second, at(2.3), 0
 	instants := streams
 	instants.BlockedConn, instants.ConnClosedAt = 52*time.Microsecond, at(0.005)
+	// The same stop after a startup instant of each window: gRPC's first
+	// 64 KiB filled at 11 ms, before the peer's first WINDOW_UPDATE.
+	startup := connShut
+	startup.StreamClosedAt, startup.StreamHeldAt = at(0.011), at(2.1)
+	startup.ConnClosedAt, startup.ConnHeldAt = at(0.005), at(2.3)
+	tcpStartup := &sockstat.Totals{Has: sockstat.AllFields, FirstPeerWindowClose: at(0.2), HeldPeerWindowClose: at(2.5),
+		Counters: sockstat.Counters{PeerWindowZero: 5 * time.Second, PeerWindowCloses: 2}}
 	tcpMoment := &sockstat.Totals{Has: sockstat.AllFields, FirstPeerWindowClose: at(3),
 		Counters: sockstat.Counters{PeerWindowZero: 100 * time.Millisecond, PeerWindowCloses: 1}}
 	nothing := sockstat.StreamTotals{StreamCounters: sockstat.StreamCounters{BlockedTCP: 1500 * time.Millisecond},
@@ -78,6 +85,15 @@ func TestStreamLayerOf(t *testing.T) {
 		{
 			// TCP's window closed as well: the stop reached the socket.
 			name: "socket", f: StreamFigures{Start: start, Streams: connShut, Connections: 1, ClientWrites: true, Kernel: tcpClosed},
+			stop:       StopTCP,
+			summary:    "the stream window closed at 2.1 s (1 of 2 streams), the connection window at 2.3 s; TCP's window closed too at 2.5 s: the stop reached the socket",
+			source:     "from this side's own frames (exact)",
+			tcpClosedS: ptr(2.5),
+		},
+		{
+			// Each window shut for an instant at the start, then held:
+			// the closings named are those that held, not the first.
+			name: "held after an instant", f: StreamFigures{Start: start, Streams: startup, Connections: 1, ClientWrites: true, Kernel: tcpStartup},
 			stop:       StopTCP,
 			summary:    "the stream window closed at 2.1 s (1 of 2 streams), the connection window at 2.3 s; TCP's window closed too at 2.5 s: the stop reached the socket",
 			source:     "from this side's own frames (exact)",
