@@ -192,37 +192,15 @@ func (sp *Splice) drain(fd uintptr) bool {
 	return done
 }
 
-// call runs one system call for a RawConn callback, again on EINTR,
-// keeping its result; EAGAIN returns false (wait and call again).
+// call runs one system call for a RawConn callback (rawCall), keeping
+// its result.
 func (sp *Splice) call(sys func() (uintptr, syscall.Errno)) bool {
-	for {
-		n, e := sys()
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		}
-		sp.n, sp.errno = int(n), e
-		return true
-	}
+	n, e, done := rawCall(sys)
+	sp.n, sp.errno = n, e
+	return done
 }
 
-// result turns a callback's outcome into net.Conn's way of reporting:
-// io.EOF for a read of nothing, a *net.OpError (op "read" or "write")
-// wrapping the system call's error otherwise.
+// result reports a callback's outcome as net.Conn does (rawResult).
 func (sp *Splice) result(syscallName, op string, c *tcpConn, err error) (int, error) {
-	if oe, ok := err.(*net.OpError); ok {
-		err = oe.Err
-	}
-	if err == nil && sp.errno != 0 {
-		err = os.NewSyscallError(syscallName, sp.errno)
-	}
-	if err != nil {
-		return 0, &net.OpError{Op: op, Net: "tcp", Source: c.conn.LocalAddr(), Addr: c.conn.RemoteAddr(), Err: err}
-	}
-	if sp.n == 0 && op == "read" {
-		return 0, io.EOF
-	}
-	return sp.n, nil
+	return rawResult(op, syscallName, c.conn.LocalAddr(), c.conn.RemoteAddr(), sp.n, sp.errno, err)
 }

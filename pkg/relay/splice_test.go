@@ -122,7 +122,7 @@ func (b *blockedObserver) Open(info flow.ConnInfo) flow.ConnObserver {
 	if !info.Writes {
 		return flow.Nop{}.Open(info)
 	}
-	return blockedConn{b}
+	return blockedConn{flow.Nop{}.Open(info), b}
 }
 
 func (b *blockedObserver) longest() time.Duration {
@@ -131,16 +131,14 @@ func (b *blockedObserver) longest() time.Duration {
 	return b.max
 }
 
-type blockedConn struct{ b *blockedObserver }
+// blockedConn records Wrote; every other event goes to flow.Nop.
+type blockedConn struct {
+	flow.ConnObserver
+	b *blockedObserver
+}
 
 func (c blockedConn) Wrote(n int, blocked time.Duration, stalled bool) {
 	c.b.mu.Lock()
 	c.b.max = max(c.b.max, blocked)
 	c.b.mu.Unlock()
 }
-func (blockedConn) Read(int)                   {}
-func (blockedConn) Acked(int64)                {}
-func (blockedConn) InPipe(int64)               {}
-func (blockedConn) Paused(bool, time.Duration) {}
-func (blockedConn) Throttled(time.Duration)    {}
-func (blockedConn) Closed(error)               {}
