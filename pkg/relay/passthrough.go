@@ -35,6 +35,7 @@ type passthrough struct {
 	big              bool // the last data frame seen was large: peek at the next boundary
 	splicing         bool // the current data frame's payload goes through the pipe to its end
 	hdrLeft          int  // bytes of a peeked (scanned) header still in the source socket
+	steps            int  // splice steps taken (yieldEvery)
 	hdr              [flow.FrameHeaderSize]byte
 }
 
