@@ -144,6 +144,16 @@ func (c relayConfig) downstreamOptions() flow.SocketOptions {
 }
 
 // bufferSize is the per-connection buffer in force.
+// fdsPerConnection is the file descriptors one relayed connection may
+// hold: its two sockets and, in stream mode (a buffer under two reads),
+// a splice pipe of two descriptors per direction (pkg/relay/splice.go).
+func (c relayConfig) fdsPerConnection() int {
+	if c.bufferSize() < 2*flow.DefaultReadSize {
+		return 6
+	}
+	return 2
+}
+
 func (c relayConfig) bufferSize() int {
 	if c.Buffer == 0 {
 		return relay.StreamBufferSize

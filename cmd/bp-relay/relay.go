@@ -28,7 +28,7 @@ func run(ctx context.Context, cfg relayConfig, log *slog.Logger, ready func(http
 	st, err := hop.Start(ctx, hop.Options{Name: "bp-relay", Log: log, Limits: cfg.Limits, TLS: cfg.TLSServe,
 		HTTPAddr: cfg.HTTPAddr, TCPAddr: cfg.TCPAddr, Socket: cfg.downstreamOptions(),
 		StallThreshold: cfg.StallThreshold, HelloTimeout: cfg.HelloTimeout, SampleInterval: cfg.SampleInterval,
-		FDsPerConnection: 2, ExtraHTTPListeners: extraHTTP(cfg)}) // each relayed stream: downstream and upstream
+		FDsPerConnection: cfg.fdsPerConnection(), ExtraHTTPListeners: extraHTTP(cfg)})
 	if err != nil {
 		return err
 	}

@@ -57,6 +57,7 @@ func parseFrameHeader(hdr *[FrameHeaderSize]byte) (frameHead, error) {
 // at a frame boundary.
 type FrameScanner struct {
 	remain  int // payload bytes left in the current data frame
+	size    int // the current data frame's payload size
 	hdr     [FrameHeaderSize]byte
 	hdrN    int    // header bytes collected
 	inCtl   bool   // collecting a control frame's body
@@ -123,7 +124,7 @@ func (fs *FrameScanner) scanHeader(b *[]byte) error {
 	}
 	switch {
 	case !h.control:
-		fs.remain = h.size
+		fs.remain, fs.size = h.size, h.size
 	case h.size == 0:
 		_, err = ParseControl(nil) // an empty control frame is no control message
 	default:
@@ -134,3 +135,47 @@ func (fs *FrameScanner) scanHeader(b *[]byte) error {
 
 // MidFrame reports whether the stream so far stopped inside a frame.
 func (fs *FrameScanner) MidFrame() bool { return fs.remain > 0 || fs.hdrN > 0 || fs.inCtl }
+
+// PayloadLeft is the bytes of the current data frame's payload that are
+// still to come, none while a header or a control frame is being read: a
+// relay may move them without looking at them (Skip), and a splice(2)
+// passthrough does.
+func (fs *FrameScanner) PayloadLeft() int {
+	if fs.hdrN > 0 || fs.inCtl {
+		return 0
+	}
+	return fs.remain
+}
+
+// DataSize is the payload size of the data frame whose payload comes
+// next (PayloadLeft of it still to come); 0 when none does.
+func (fs *FrameScanner) DataSize() int {
+	if fs.PayloadLeft() == 0 {
+		return 0
+	}
+	return fs.size
+}
+
+// Skip counts n payload bytes of the current data frame that were moved
+// without passing through Scan; n is at most PayloadLeft.
+func (fs *FrameScanner) Skip(n int) {
+	if n < 0 || n > fs.PayloadLeft() {
+		panic("flow: FrameScanner.Skip past the data frame's payload")
+	}
+	fs.remain -= n
+}
+
+// DataFrame reports whether hdr, the next bytes of a stream at a frame
+// boundary, start with a whole, valid data frame header, and its payload
+// size: a relay that peeked them decides from it whether to splice the
+// frame, before it scans the header.
+func DataFrame(hdr []byte) (size int, ok bool) {
+	if len(hdr) < FrameHeaderSize {
+		return 0, false
+	}
+	h, err := parseFrameHeader((*[FrameHeaderSize]byte)(hdr))
+	if err != nil || h.control {
+		return 0, false
+	}
+	return h.size, true
+}

@@ -68,3 +68,37 @@ func TestFrameScanner(t *testing.T) {
 		}
 	}
 }
+
+// TestFrameScannerSkip: a relay that peeks a header (DataFrame), scans it
+// and moves the payload past the scanner (Skip) leaves the scanner where
+// Scan of the same bytes would: the next frame's control message is seen.
+func TestFrameScannerSkip(t *testing.T) {
+	ack := flow.AppendControl(nil, flow.Control{Type: flow.Ack, Bytes: 7})
+	data := frame('D', make([]byte, 1000))
+	if size, ok := flow.DataFrame(data[:flow.FrameHeaderSize]); !ok || size != 1000 {
+		t.Fatalf("DataFrame of a 1000-byte data header: %d, %v", size, ok)
+	}
+	for _, hdr := range [][]byte{data[:4], frame('C', ack)[:flow.FrameHeaderSize], {'X', 0, 0, 0, 1}} {
+		if _, ok := flow.DataFrame(hdr); ok {
+			t.Errorf("DataFrame(%q) = ok, want not a whole data header", hdr)
+		}
+	}
+	var fs flow.FrameScanner
+	var payload int
+	var ctls []flow.Control
+	onPayload := func(n int) { payload += n }
+	onControl := func(c flow.Control) error { ctls = append(ctls, c); return nil }
+	if err := fs.Scan(data[:flow.FrameHeaderSize+10], onPayload, onControl); err != nil {
+		t.Fatal(err)
+	}
+	if fs.PayloadLeft() != 990 || fs.DataSize() != 1000 || payload != 10 {
+		t.Fatalf("after the header and 10 bytes: left %d, size %d, payload %d; want 990, 1000, 10", fs.PayloadLeft(), fs.DataSize(), payload)
+	}
+	fs.Skip(990)
+	if fs.PayloadLeft() != 0 || fs.DataSize() != 0 || fs.MidFrame() {
+		t.Fatalf("after Skip: left %d, size %d, mid-frame %v; want a frame boundary", fs.PayloadLeft(), fs.DataSize(), fs.MidFrame())
+	}
+	if err := fs.Scan(frame('C', ack), onPayload, onControl); err != nil || len(ctls) != 1 || ctls[0].Bytes != 7 {
+		t.Fatalf("the ack after the skipped payload: %v, %v", ctls, err)
+	}
+}

@@ -52,17 +52,12 @@ func newVecReader(nc net.Conn) *vecReader {
 // readv is the RawConn callback: false asks the netpoller to wait until
 // the socket is readable and call it again.
 func (v *vecReader) readv(fd uintptr) bool {
-	for {
+	n, e, done := rawCall(func() (uintptr, syscall.Errno) {
 		n, _, e := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&v.iov[0])), v.niov)
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		}
-		v.n, v.errno = int(n), e
-		return true
-	}
+		return n, e
+	})
+	v.n, v.errno = n, e
+	return done
 }
 
 // read fills a, then b, with one readv; a must not be empty. Errors look
@@ -78,17 +73,39 @@ func (v *vecReader) read(a, b []byte) (int, error) {
 	}
 	err := v.rc.Read(v.fn)
 	v.iov = [2]unix.Iovec{} // hold no buffer past the call
+	return rawResult("read", "readv", v.local, v.peer, v.n, v.errno, err)
+}
+
+// rawCall runs one system call for a RawConn callback, again on EINTR;
+// done is false on EAGAIN (wait until the socket is ready, call again).
+func rawCall(sys func() (uintptr, syscall.Errno)) (n int, errno syscall.Errno, done bool) {
+	for {
+		r, e := sys()
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, 0, false
+		}
+		return int(r), e, true
+	}
+}
+
+// rawResult reports a RawConn call (err: the wait's; n and errno: the
+// system call's) as net.Conn does: io.EOF for a read of nothing, a
+// *net.OpError (op "read" or "write") otherwise.
+func rawResult(op, syscallName string, local, peer net.Addr, n int, errno syscall.Errno, err error) (int, error) {
 	if oe, ok := err.(*net.OpError); ok {
 		err = oe.Err // "raw-read": reported as net.Conn's read reports it
 	}
-	if err == nil && v.errno != 0 {
-		err = os.NewSyscallError("readv", v.errno)
+	if err == nil && errno != 0 {
+		err = os.NewSyscallError(syscallName, errno)
 	}
 	if err != nil {
-		return 0, &net.OpError{Op: "read", Net: "tcp", Source: v.local, Addr: v.peer, Err: err}
+		return 0, &net.OpError{Op: op, Net: "tcp", Source: local, Addr: peer, Err: err}
 	}
-	if v.n == 0 {
+	if n == 0 && op == "read" {
 		return 0, io.EOF
 	}
-	return v.n, nil
+	return n, nil
 }

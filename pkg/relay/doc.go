@@ -19,11 +19,13 @@
 // socat does. The buffer semantics are the same (at most one read's worth
 // held, no reading while the write blocks), without two goroutine hand-offs
 // per read. Between two framed TCP connections a stream pipe forwards the
-// raw bytes as they are (passthrough.go).
+// raw bytes as they are (passthrough.go), and on Linux splices large data
+// frames socket to socket through a kernel pipe that holds at most the
+// same one read (splice.go).
 //
 // Files: relay.go (Relay, Config, Serve), session.go (one relayed
 // connection: its sides, how it ends), forward.go (the read and write
-// loops), pipe.go (a direction's buffer), passthrough.go, budget.go,
+// loops), pipe.go (a direction's buffer), passthrough.go, splice.go, budget.go,
 // observer.go (Observer, Stats).
 //
 // The package uses only what pkg/flow exports: a Conn, and its optional

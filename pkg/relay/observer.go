@@ -54,6 +54,9 @@ func (Nop) Failed(Side, error)                                {}
 type PipeStats struct {
 	Read    int64 // payload bytes read from the source side
 	Written int64 // payload bytes the destination side accepted
+	// Spliced is the payload bytes of Read that went socket to socket
+	// through a kernel pipe (splice(2)), never through the relay's memory.
+	Spliced int64
 }
 
 // Stats is what one relayed connection carried.

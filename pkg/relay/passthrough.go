@@ -26,6 +26,17 @@ type passthrough struct {
 	src, dst flow.RawStream
 	scan     flow.FrameScanner
 	finDone  bool // a fin was passed on
+	// The splice(2) path (splice.go): srcConn and dstConn make the pipe
+	// on first use; sp is nil until then, and for good when it cannot
+	// be made (tried).
+	srcConn, dstConn flow.Conn
+	sp               *flow.Splice
+	tried            bool
+	big              bool // the last data frame seen was large: peek at the next boundary
+	splicing         bool // the current data frame's payload goes through the pipe to its end
+	hdrLeft          int  // bytes of a peeked (scanned) header still in the source socket
+	steps            int  // splice steps taken (yieldEvery)
+	hdr              [flow.FrameHeaderSize]byte
 }
 
 // newPassthrough returns a passthrough for src to dst, or nil unless both
@@ -36,7 +47,7 @@ func newPassthrough(src, dst flow.Conn) *passthrough {
 	if !ok1 || !ok2 || !s.Framed() || !d.Framed() || !s.AtFrameBoundary() {
 		return nil
 	}
-	return &passthrough{src: s, dst: d}
+	return &passthrough{src: s, dst: d, srcConn: src, dstConn: dst, big: true}
 }
 
 // passthroughLoop is readLoop for a stream relay between framed raw
@@ -59,8 +70,15 @@ func (s *session) passthroughLoop(ctx context.Context, src, dst *side, p *pipe, 
 		}
 		return nil
 	}
+	defer pt.closeSplice()
 	for {
-		n, err := r.Read(buf)
+		if pt.spliceNext(p) {
+			if !s.spliceStep(ctx, src, dst, p, pt, onPayload) {
+				return
+			}
+			continue
+		}
+		n, err := r.Read(buf[:pt.copySize(len(buf))])
 		before := p.read.Load()
 		finInChunk = false
 		if perr := pt.scan.Scan(buf[:n], onPayload, onControl); perr != nil {
@@ -71,6 +89,7 @@ func (s *session) passthroughLoop(ctx context.Context, src, dst *side, p *pipe, 
 		if p.hold(ctx, payload) != nil {
 			return // the connection ends: the bytes go with it
 		}
+		pt.sawData()
 		if n > 0 && !s.forwardRaw(p, dst, pt, buf[:n], payload, finInChunk) {
 			return
 		}
@@ -85,11 +104,12 @@ func (s *session) passthroughLoop(ctx context.Context, src, dst *side, p *pipe, 
 	}
 }
 
-// forwardRaw writes one read's raw bytes, holding payload bytes of payload
-// (and a fin when finInChunk), to dst, and reports whether the relay goes
-// on. A fin written closes the pipe's done.
+// forwardRaw writes one read's raw bytes (nil: the splice pipe's),
+// holding payload bytes of payload (and a fin when finInChunk), to dst,
+// and reports whether the relay goes on. A fin written closes the pipe's
+// done.
 func (s *session) forwardRaw(p *pipe, dst *side, pt *passthrough, raw []byte, payload int, finInChunk bool) bool {
-	werr := s.writeRaw(p, dst, pt.dst, raw, payload)
+	werr := s.writeRaw(p, dst, pt, raw, payload)
 	switch {
 	case werr == nil:
 		if finInChunk && !pt.finDone {
@@ -107,18 +127,26 @@ func (s *session) forwardRaw(p *pipe, dst *side, pt *passthrough, raw []byte, pa
 	return true
 }
 
-// writeRaw writes raw bytes holding payload bytes of payload to dst, with
-// writeDirect's accounting: the payload counts as buffered while the write
-// is in progress, and a write blocked long enough is a pause in reading.
-func (s *session) writeRaw(p *pipe, dst *side, out flow.RawStream, raw []byte, payload int) error {
+// writeRaw writes raw bytes holding payload bytes of payload to dst (raw
+// nil: what the splice pipe holds), with writeDirect's accounting: the
+// payload counts as buffered while the write is in progress, and a write
+// blocked long enough is a pause in reading.
+func (s *session) writeRaw(p *pipe, dst *side, pt *passthrough, raw []byte, payload int) error {
 	n := int64(payload)
 	p.obs.Buffered(p.dir, n)
-	p.startWrite()
+	if raw != nil {
+		p.startWrite() // a splice starts it when it has to wait (OnWait)
+	}
 	var began time.Time
 	if payload > 0 {
 		began = dst.writes.Begin()
 	}
-	_, err := out.WriteRaw(raw)
+	var err error
+	if raw == nil {
+		_, err = pt.sp.Drain()
+	} else {
+		_, err = pt.dst.WriteRaw(raw)
+	}
 	if payload > 0 {
 		written := 0
 		if err == nil {

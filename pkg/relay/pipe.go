@@ -38,6 +38,7 @@ type pipe struct {
 	done       chan struct{} // closed when the end was passed on
 
 	read, written atomic.Int64
+	spliced       atomic.Int64 // payload bytes of read moved by splice(2)
 }
 
 func newPipe(dir flow.Direction, cfg *Config) *pipe {
@@ -193,7 +194,7 @@ func (p *pipe) release(b []byte) {
 
 // stats is what the pipe carried so far.
 func (p *pipe) stats() PipeStats {
-	return PipeStats{Read: p.read.Load(), Written: p.written.Load()}
+	return PipeStats{Read: p.read.Load(), Written: p.written.Load(), Spliced: p.spliced.Load()}
 }
 
 // drop frees what is left when the connection ends.
@@ -236,11 +237,15 @@ func (p *pipe) writeBlocked() {
 	}
 }
 
-// endWrite ends a direct pipe's write, and the pause it caused if any.
+// endWrite ends a direct pipe's write, and the pause it caused if any;
+// a write whose timer was never armed (a splice that never waited) ends
+// the same way.
 func (p *pipe) endWrite() {
 	p.mu.Lock()
 	p.writing = false
-	p.pauseTimer.Stop()
+	if p.pauseTimer != nil {
+		p.pauseTimer.Stop()
+	}
 	since := p.pausedSince
 	p.pausedSince = time.Time{}
 	if !since.IsZero() {

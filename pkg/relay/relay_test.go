@@ -330,15 +330,20 @@ func TestRelayRaw(t *testing.T) {
 // pushUntilBlocked writes into target until the client's written count has
 // not moved for a while (the path is full), and returns that count.
 func pushUntilBlocked(t *testing.T, target string, opts flow.SocketOptions) int64 {
+	return pushSizeUntilBlocked(t, target, opts, 16<<10)
+}
+
+// pushSizeUntilBlocked is pushUntilBlocked with payloads of size bytes.
+func pushSizeUntilBlocked(t *testing.T, target string, opts flow.SocketOptions, size int) int64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	c, err := dialTarget(ctx, target, flow.Hello{PayloadSize: 16 << 10}, opts)
+	c, err := dialTarget(ctx, target, flow.Hello{PayloadSize: size}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	plan := flowtest.ClientPlan(flow.Up, 0)
-	plan.Write.Payload = plan.Write.Payload[:16<<10]
+	plan.Write.Payload = flowtest.Payload(size)
 	sess := flow.NewSession(c, plan, nil)
 	done := make(chan struct{})
 	go func() { defer close(done); sess.Run(ctx) }()

@@ -1,0 +1,135 @@
+package relay
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
+)
+
+// A passthrough between two framed TCP sockets moves the payload of large
+// data frames with splice(2) (flow.Splice): socket to a kernel pipe, pipe
+// to the other socket, never through the relay's memory. Per frame:
+//
+//	recv(MSG_PEEK) the 5-byte header  ->  splice header + payload into the pipe (<= one read's worth)
+//	->  splice the pipe into dst (the write: timed, counted; it waits while dst is full)
+//
+// The relay follows the frames as before: the peeked header goes through
+// the FrameScanner, the spliced payload is counted with Skip, and acks,
+// fins and small frames still go through the copy path (one read, one
+// write), where their bytes are seen. The pipe is the stream buffer's
+// one read: a Fill asks for at most Config.ReadSize bytes and the pipe is
+// drained before the next Fill, so what the relay holds, and the reading
+// pause while the write blocks, are what they were.
+
+// spliceMin is the smallest rest of a data frame the relay splices: below
+// it, a peek and two splices cost more than one read and one write that
+// carry several frames at once.
+const spliceMin = 16 << 10
+
+// spliceNext reports whether the next step splices: the rest of a data
+// frame being spliced or of a large one, or, at a frame boundary after
+// large frames, the next frame once its header is peeked. It makes the
+// pipe on first use.
+func (pt *passthrough) spliceNext(p *pipe) bool {
+	left := pt.scan.PayloadLeft()
+	if left == 0 {
+		pt.splicing = false
+	}
+	atBoundary := !pt.scan.MidFrame()
+	if !pt.splicing && left < spliceMin && !(atBoundary && pt.big) {
+		return false
+	}
+	if pt.sp == nil && !pt.tried {
+		pt.tried = true
+		// Room for one read's payload and its frame's header: a frame
+		// of exactly one read's payload is then one Fill.
+		pt.sp = flow.NewSplice(pt.srcConn, pt.dstConn, p.chunk+flow.FrameHeaderSize)
+		if pt.sp != nil {
+			pt.sp.OnWait(p.startWrite) // the pause clock starts when a write waits
+		}
+	}
+	return pt.sp != nil && pt.sp.Ready()
+}
+
+// copySize is how much the next copy read asks for: up to the end of a
+// large data frame when one is under way, so the read ends at a frame
+// boundary and the next frame can be spliced; otherwise max.
+func (pt *passthrough) copySize(max int) int {
+	if pt.sp != nil && pt.big {
+		if left := pt.scan.PayloadLeft(); left > 0 {
+			return min(left, max)
+		}
+	}
+	return max
+}
+
+// sawData notes, after a copy read, whether the data frame it stopped in
+// is large.
+func (pt *passthrough) sawData() {
+	if size := pt.scan.DataSize(); size > 0 {
+		pt.big = size >= spliceMin
+	}
+}
+
+func (pt *passthrough) closeSplice() {
+	if pt.sp != nil {
+		pt.sp.Close()
+	}
+}
+
+// spliceStep moves one pipe's worth of a large data frame from src to dst
+// (peeking its header first at a frame boundary), with the copy path's
+// accounting, and reports whether the relay goes on. A header that is not
+// a large data frame's is left in the socket for the copy path.
+func (s *session) spliceStep(ctx context.Context, src, dst *side, p *pipe, pt *passthrough, onPayload func(int)) bool {
+	if pt.scan.PayloadLeft() == 0 {
+		n, err := pt.sp.Peek(pt.hdr[:])
+		size, ok := flow.DataFrame(pt.hdr[:n])
+		if err != nil || !ok || size < spliceMin {
+			// The copy path reads it, and meets the same end or error.
+			pt.big = false
+			return true
+		}
+		if err := pt.scan.Scan(pt.hdr[:], onPayload, nil); err != nil {
+			s.fail(src.side, err)
+			return false
+		}
+		pt.hdrLeft = flow.FrameHeaderSize
+	}
+	// At most one read's payload (the buffer's bound), with the header
+	// in front of it.
+	pt.splicing = true
+	n, err := pt.sp.Fill(pt.hdrLeft + min(pt.scan.PayloadLeft(), p.chunk))
+	if err != nil {
+		if err == io.EOF {
+			err = fmt.Errorf("read frame: %w", io.ErrUnexpectedEOF)
+		}
+		s.readEnded(ctx, src, dst, p, err)
+		return false
+	}
+	hdr := min(n, pt.hdrLeft)
+	pt.hdrLeft -= hdr
+	payload := n - hdr
+	pt.scan.Skip(payload)
+	if payload > 0 {
+		onPayload(payload)
+		p.spliced.Add(int64(payload))
+	}
+	if p.hold(ctx, payload) != nil {
+		return false // the connection ends: the bytes go with it
+	}
+	if pt.steps++; pt.steps%yieldEvery == 0 {
+		runtime.Gosched()
+	}
+	return s.forwardRaw(p, dst, pt, nil, payload, false)
+}
+
+// yieldEvery is how many splice steps a reader takes between yields. A
+// reader that always finds bytes waiting never parks, so the runtime's
+// sysmon preempts it every 10 ms, and each preemption sets sysmon back to
+// waking every 20 µs; a yield about every millisecond (16 steps of 64 KiB
+// at 1 GB/s) lets sysmon sleep.
+const yieldEvery = 16
