@@ -1,0 +1,51 @@
+package lab
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestCheckHostOptions: a -link or -tcp-rmem/-tcp-wmem setting the
+// profile cannot take is refused before anything is built, naming what
+// the profile has; one it can take changes only what it names.
+func TestCheckHostOptions(t *testing.T) {
+	haproxy, _ := Lookup("wan-haproxy")
+	direct, _ := Lookup("direct")
+	for _, c := range []struct {
+		p    Profile
+		o    Options
+		want string // in the error; "" for none
+	}{
+		{haproxy, Options{Links: []string{"client-haproxy=100mbit,40ms,0.1%"}}, ""},
+		{haproxy, Options{TCPRmem: []string{"all=4096,131072,33554432"}, TCPWmem: []string{"haproxy=4096,16384,4194304"}}, ""},
+		{haproxy, Options{Links: []string{"client-nginx=1gbit"}}, "this profile's links are client-haproxy, haproxy-server"},
+		{haproxy, Options{TCPRmem: []string{"nginx=4096,131072,33554432"}}, "this profile's hosts are client, haproxy, server (or all)"},
+		{haproxy, Options{TCPWmem: []string{"server=a,b,c"}}, `net.ipv4.tcp_wmem "server=a,b,c": "a": want a byte count`},
+		{haproxy, Options{TCPRmem: []string{"server=1,2"}}, "want host=min,default,max"},
+		{direct, Options{Links: []string{"client-server=1gbit"}}, "direct runs on loopback"},
+		{direct, Options{}, ""},
+	} {
+		err := CheckHostOptions(c.p, c.o)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s %+v: %v", c.p.Name, c.o, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s %+v: %v, want %q", c.p.Name, c.o, err, c.want)
+		}
+	}
+	spec, err := netSpec(haproxy.wan, Options{Links: []string{"client-haproxy=40ms"}, TCPRmem: []string{"haproxy=4096,131072,33554432"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := spec.Links[0]; l.RTT != 40*time.Millisecond || l.Rate != 1_000_000_000 {
+		t.Errorf("client-haproxy=40ms: %+v, want 1gbit (unchanged), 40ms", l)
+	}
+	if got := spec.Sysctls["haproxy"]["net.ipv4.tcp_rmem"]; got != "4096 131072 33554432" || len(spec.Sysctls) != 1 {
+		t.Errorf("sysctls %v, want haproxy's tcp_rmem only", spec.Sysctls)
+	}
+	fleetErr := CheckFleetOptions(Fleet{Clients: 2, Connections: 1, Servers: 2}, Options{Links: []string{"client2-haproxy=5ms", "haproxy-server3=1ms"}})
+	if fleetErr == nil || !strings.Contains(fleetErr.Error(), "haproxy-server1, haproxy-server2") {
+		t.Errorf("fleet: %v, want its links named", fleetErr)
+	}
+}
