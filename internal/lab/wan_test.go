@@ -47,6 +47,12 @@ func TestCheckHostOptions(t *testing.T) {
 	if got := spec.Sysctls["haproxy"]["net.ipv4.tcp_rmem"]; got != "4096 131072 33554432" || len(spec.Sysctls) != 1 {
 		t.Errorf("sysctls %v, want haproxy's tcp_rmem only", spec.Sysctls)
 	}
+	if err := CheckObserveLinks([]string{"client-haproxy=1ms"}); err == nil || !strings.Contains(err.Error(), "client-relay, relay-haproxy, haproxy-server") {
+		t.Errorf("lab-observe -hosts: %v, want its links named", err)
+	}
+	if err := CheckObserveLinks([]string{"client-relay=100mbit,40ms"}); err != nil {
+		t.Errorf("lab-observe -hosts, DEPLOY.md's link: %v", err)
+	}
 	fleetErr := CheckFleetOptions(Fleet{Clients: 2, Connections: 1, Servers: 2}, Options{Links: []string{"client2-haproxy=5ms", "haproxy-server3=1ms"}})
 	if fleetErr == nil || !strings.Contains(fleetErr.Error(), "haproxy-server1, haproxy-server2") {
 		t.Errorf("fleet: %v, want its links named", fleetErr)
