@@ -89,21 +89,11 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	bin, err := os.MkdirTemp("", "bp-lab-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "lab:", err)
+	bin, ok := buildBins(ctx, out)
+	if !ok {
 		return 1
 	}
 	defer os.RemoveAll(bin)
-	fmt.Fprintln(out, "== building bp-server, bp-client, bp-sockets and bp-relay")
-	relayErr, err := lab.Build(ctx, ".", bin)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "lab:", err)
-		return 1
-	}
-	if relayErr != nil {
-		fmt.Fprintln(out, "   note: the relay profiles cannot run:", relayErr)
-	}
 
 	opts := lab.Options{
 		Bin: bin, Deploy: *deploy, Keep: *keep,
@@ -150,6 +140,27 @@ func run() int {
 		return 1
 	}
 	return status
+}
+
+// buildBins builds the lab's binaries into a new temporary directory,
+// which the caller removes; on failure it says why and removes it itself.
+func buildBins(ctx context.Context, out io.Writer) (string, bool) {
+	bin, err := os.MkdirTemp("", "bp-lab-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		return "", false
+	}
+	fmt.Fprintln(out, "== building bp-server, bp-client, bp-sockets and bp-relay")
+	relayErr, err := lab.Build(ctx, ".", bin)
+	if err != nil {
+		os.RemoveAll(bin)
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		return "", false
+	}
+	if relayErr != nil {
+		fmt.Fprintln(out, "   note: the relay profiles cannot run:", relayErr)
+	}
+	return bin, true
 }
 
 // hostFlags are the host profiles' flags: links, TCP memory, the fleet.
@@ -276,16 +287,11 @@ func runFleet(size string, asJSON, keep, quiet bool, serverFlags, clientFlags st
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	bin, err := os.MkdirTemp("", "bp-lab-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "lab:", err)
+	bin, ok := buildBins(ctx, out)
+	if !ok {
 		return 1
 	}
 	defer os.RemoveAll(bin)
-	if _, err := lab.Build(ctx, ".", bin); err != nil {
-		fmt.Fprintln(os.Stderr, "lab:", err)
-		return 1
-	}
 	opts := lab.Options{Bin: bin, Keep: keep, Links: links, TCPRmem: rmem, TCPWmem: wmem,
 		Server: strings.Fields(serverFlags), Client: strings.Fields(clientFlags),
 		Hold: func(hosts []netlab.Host) { holdHosts(ctx, out, hosts) }}
