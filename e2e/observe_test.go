@@ -97,6 +97,31 @@ func observeOptions(t *testing.T) lab.ObserveOptions {
 	}
 }
 
+// TestPathObserveFailureCleansUp: an observed lab that cannot start (here
+// a -link it does not have) removes the temporary directory it made, as
+// one that ran does at Ctrl-C; it used to stay in TMPDIR. Not parallel:
+// it points TMPDIR at a directory of its own to look.
+func TestPathObserveFailureCleansUp(t *testing.T) {
+	p, _ := lab.Lookup("wan-haproxy")
+	needPaths(t, p)
+	needTool(t, "prometheus", "prometheus")
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	o := observeOptions(t)
+	o.Dir, o.Hosts, o.Links = "", true, []string{"client-haproxy=1ms"}
+	if ob, err := lab.Observe(ctx, o); err == nil {
+		ob.Stop()
+		t.Fatal("lab-observe -hosts -link client-haproxy=1ms started; want the link refused")
+	} else if !strings.Contains(err.Error(), "client-relay, relay-haproxy, haproxy-server") {
+		t.Errorf("error %v, want the links it has named", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(tmp, "bp-observe-*")); len(left) > 0 {
+		t.Errorf("left behind: %v", left)
+	}
+}
+
 // TestPathObserve: the observed lab on hosts of their own (make
 // lab-observe OBSERVE_FLAGS=-hosts), as root: the same checks as
 // TestLabObserve through Prometheus, which scrapes every host from the

@@ -19,12 +19,12 @@ type clientConfig struct {
 	FleetSettings
 	Target         string        `envconfig:"TARGET" flag:"target" default:"tcp://127.0.0.1:8081" desc:"where to connect: tcp://host:port, tls://host:port, ws://host:port/ws, wss://host:port/ws, grpc://host:port, grpcs://host:port, h2c://host:port/h2 or https://host:port/h2 (the last four: streams on HTTP/2, see --streams)"`
 	Direction      string        `envconfig:"DIRECTION" flag:"direction" default:"up" desc:"up: this client writes; down: the server writes and this client reads; both"`
-	PayloadSize    config.Size   `envconfig:"PAYLOAD_SIZE" flag:"payload-size" default:"64KiB" desc:"bytes per write call (one WebSocket message, one TCP frame, one gRPC message)"`
+	PayloadSize    config.Size   `envconfig:"PAYLOAD_SIZE" flag:"payload-size" default:"64KiB" desc:"bytes per write call (one WebSocket message, one TCP frame, one gRPC message, one frame on an HTTP/2 stream)"`
 	Rate           float64       `envconfig:"RATE" flag:"rate" default:"0" desc:"messages per second per connection (0: as fast as the path allows)"`
 	Count          int64         `envconfig:"COUNT" flag:"count" default:"0" desc:"messages per connection (0: bounded by --duration)"`
 	Duration       time.Duration `envconfig:"DURATION" flag:"duration" default:"10s" desc:"how long each connection writes (0: bounded by --count)"`
 	Connections    int           `envconfig:"CONNECTIONS" flag:"connections" default:"1" desc:"parallel connections"`
-	Streams        int           `envconfig:"STREAMS" flag:"streams" default:"1" desc:"streams per connection, for grpc://, grpcs://, h2c:// and https:// targets (each stream is a run of its own on the shared connection)"`
+	Streams        int           `envconfig:"STREAMS" flag:"streams" default:"1" desc:"streams per connection, 1 to 1000, for grpc://, grpcs://, h2c:// and https:// targets (each stream is a run of its own on the shared connection)"`
 	SlowStreams    int           `envconfig:"SLOW_STREAMS" flag:"slow-streams" default:"-1" desc:"with --streams N, how many of each connection's streams the server reads slowly (its read settings); the others it reads at full speed (-1: all slow)"`
 	SndBuf         config.Size   `envconfig:"SNDBUF" flag:"sndbuf" default:"0" desc:"SO_SNDBUF (0: kernel default); the kernel doubles it"`
 	StallThreshold time.Duration `envconfig:"STALL_THRESHOLD" flag:"stall-threshold" default:"100ms" desc:"a write call blocked this long counts as a stall"`

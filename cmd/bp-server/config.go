@@ -10,7 +10,7 @@ import (
 
 type serverConfig struct {
 	config.Common
-	HTTPAddr string `envconfig:"HTTP_ADDR" flag:"http-addr" default:":8080" desc:"HTTP listener for /ws, /metrics, /healthz; PORT, when set, wins over BP_HTTP_ADDR and the default"`
+	HTTPAddr string `envconfig:"HTTP_ADDR" flag:"http-addr" default:":8080" desc:"HTTP listener for /ws, /h2 (HTTP/2 streams: h2c, or h2 by ALPN with TLS), /client, /metrics, /healthz; PORT, when set, wins over BP_HTTP_ADDR and the default"`
 	TCPAddr  string `envconfig:"TCP_ADDR" flag:"tcp-addr" default:":8081" desc:"raw TCP sink listener (empty: off)"`
 	GRPCAddr string `envconfig:"GRPC_ADDR" flag:"grpc-addr" default:":8082" desc:"gRPC listener, the Backpressure service (proto/backpressure/v1): h2c, or TLS with --tls-cert and --tls-key; each stream a run (empty: off)"`
 	config.Reading

@@ -64,7 +64,7 @@ func caddyHop(file, scheme string) hopFunc {
 			// server in chunks of up to 512 KiB (its frame scratch buffer,
 			// bounded by the server's 1 MiB max frame size), which wait
 			// there on the server's stream window.
-			h.bufferMax = 1<<20 + 512<<10 + 32<<10
+			h.bufferMax, h.streams = 1<<20+512<<10+32<<10, true
 			h.bufferNote = "not measured: Go's HTTP/2 server under Caddy holds up to its stream window (1 MiB) unread per stream, the proxy's copy 32 KiB, and Go's HTTP/2 transport's body chunk towards the server up to 512 KiB"
 		}
 		if err := waitHTTP(ctx, p, h.metricsURL, 15*time.Second); err != nil {
@@ -123,7 +123,9 @@ func (h *hop) caddyNumbers(ctx context.Context) (Hop, error) {
 	if v, ok := sumField(reqs, "size"); ok && v > 0 {
 		out.Numbers = append(out.Numbers, Number{Key: "bytes_out", Label: "out to client", Unit: "bytes", Value: v})
 	}
-	out.Notes = append(out.Notes, "Caddy counts no bytes of an upgraded connection: its access log has the "+
-		"upgrade request only; bp-sockets beside it shows its kernel queues")
+	if !h.streams { // an HTTP/2 stream is a request whose body Caddy counts
+		out.Notes = append(out.Notes, "Caddy counts no bytes of an upgraded connection: its access log has the "+
+			"upgrade request only; bp-sockets beside it shows its kernel queues")
+	}
 	return out, nil
 }

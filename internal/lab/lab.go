@@ -483,12 +483,16 @@ func (h *hop) nginxNumbers(ctx context.Context) (Hop, error) {
 		}
 	}
 	add("bytes_in", "bytes_received", "in from client")
-	add("request_length", "request_length", "upgrade request from client")
+	if h.streams { // an HTTP/2 stream's $request_length is its headers and whole body
+		add("request_length", "request_length", "request from client")
+	} else {
+		add("request_length", "request_length", "upgrade request from client")
+	}
 	add("upstream_bytes_sent", "upstream_bytes_sent", "out to server")
 	add("upstream_bytes_received", "upstream_bytes_received", "in from server")
 	add("bytes_out", "bytes_sent", "out to client")
 	out.Numbers = append(out.Numbers, Number{Key: "connections", Label: "connections logged", Value: float64(len(lines))})
-	if _, ok := out.Value("bytes_in"); !ok {
+	if _, ok := out.Value("bytes_in"); !ok && !h.streams {
 		out.Notes = append(out.Notes, "in from client: not logged: nginx's HTTP module counts no bytes a client sends "+
 			"through an upgraded connection ($request_length is the upgrade request only); "+
 			"out to server ($upstream_bytes_sent) is the best measure of that direction")

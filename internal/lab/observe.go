@@ -115,6 +115,9 @@ func Observe(ctx context.Context, o ObserveOptions) (ob *Observatory, err error)
 		if err != nil {
 			ob.Stop()
 			ob = nil
+			if o.Dir == "" { // ours, and the caller gets no Observatory to remove it by
+				os.RemoveAll(dir)
+			}
 		}
 	}()
 	if o.Hosts {

@@ -24,6 +24,13 @@ var observeNet = wanSpec{hosts: []string{"client", "relay", "haproxy", "server"}
 // loopback and which scrapes the hosts through the lab's forwarders.
 func onMachine(name string) bool { return name == "prometheus" }
 
+// CheckObserveLinks reports a -link setting the observed lab on hosts
+// cannot take (a link it does not have, a bad value), making nothing.
+func CheckObserveLinks(links []string) error {
+	_, err := netSpec(&observeNet, Options{Links: links})
+	return err
+}
+
 // startObserveNet builds the observed lab's hosts, with the options'
 // -link changes.
 func (ob *Observatory) startObserveNet(ctx context.Context, o ObserveOptions) error {

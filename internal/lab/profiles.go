@@ -212,6 +212,10 @@ type hop struct {
 	bufferMax  float64
 	bufferNote string
 	backend    string // HAProxy's backend towards bp-server: "" is bp_server
+	// streams: the run is HTTP/2 streams (h2c, gRPC), requests whose
+	// bodies the hop's access log counts, not a WebSocket upgrade whose
+	// tunnel it does not.
+	streams bool
 }
 
 // haproxyBackend is the HAProxy backend whose counters are the bytes out
@@ -318,7 +322,7 @@ func nginxHop(file, scheme string) func(context.Context, *run, serverAddrs) (str
 			// nginx-grpc.conf: the stream window nginx advertises
 			// (http2_body_preread_size) into its request-body buffer
 			// (client_body_buffer_size), both 64k.
-			h.bufferMax = 128 << 10
+			h.bufferMax, h.streams = 128<<10, true
 			h.bufferNote = "not measured: nginx logs a request's bytes when it ends; at most client_body_buffer_size (64k) plus the 64k stream window it advertises (http2_body_preread_size)"
 		}
 		if err := waitHTTP(ctx, p, h.metricsURL, 10*time.Second); err != nil {

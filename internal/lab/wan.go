@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -81,9 +82,12 @@ func netSpec(w *wanSpec, o Options) (netlab.Spec, error) {
 	}
 	for key, settings := range map[string][]string{"net.ipv4.tcp_rmem": o.TCPRmem, "net.ipv4.tcp_wmem": o.TCPWmem} {
 		for _, s := range settings {
-			host, v, ok := strings.Cut(s, "=")
-			if !ok || len(strings.Split(v, ",")) != 3 {
-				return spec, fmt.Errorf("%s %q: want host=min,default,max (host or all)", key, s)
+			host, v, err := parseTCPMem(s)
+			if err != nil {
+				return spec, fmt.Errorf("%s %q: %w", key, s, err)
+			}
+			if host != "all" && !slices.Contains(w.hosts, host) {
+				return spec, fmt.Errorf("%s %q: this profile's hosts are %s (or all)", key, s, strings.Join(w.hosts, ", "))
 			}
 			for _, h := range w.hosts {
 				if host == h || host == "all" {
@@ -96,6 +100,43 @@ func netSpec(w *wanSpec, o Options) (netlab.Spec, error) {
 		}
 	}
 	return spec, nil
+}
+
+// parseTCPMem reads "host=min,default,max": three byte counts, as the
+// kernel's tcp_rmem and tcp_wmem take them, checked here so that a typo
+// stops the lab before it builds anything, not in sysctl's words later.
+func parseTCPMem(s string) (host, v string, err error) {
+	host, v, ok := strings.Cut(s, "=")
+	parts := strings.Split(v, ",")
+	if !ok || host == "" || len(parts) != 3 {
+		return "", "", fmt.Errorf("want host=min,default,max (host or all), e.g. server=4096,131072,33554432")
+	}
+	for _, p := range parts {
+		if n, err := strconv.ParseUint(strings.TrimSpace(p), 10, 31); err != nil || n == 0 {
+			return "", "", fmt.Errorf("%q: want a byte count from 1 to 2147483647, e.g. 4096,131072,33554432", p)
+		}
+	}
+	return host, v, nil
+}
+
+// CheckHostOptions reports a -link, -tcp-rmem or -tcp-wmem setting that
+// does not fit the profile: a link or host it does not have, or a bad
+// value. It makes nothing, so the lab can refuse before it builds.
+func CheckHostOptions(p Profile, o Options) error {
+	if p.wan == nil {
+		if len(o.Links)+len(o.TCPRmem)+len(o.TCPWmem) > 0 {
+			return fmt.Errorf("%s runs on loopback: -link, -tcp-rmem and -tcp-wmem apply to the host profiles (wan-*, fleet)", p.Name)
+		}
+		return nil
+	}
+	_, err := netSpec(p.wan, o)
+	return err
+}
+
+// CheckFleetOptions is CheckHostOptions for the fleet profile of size f.
+func CheckFleetOptions(f Fleet, o Options) error {
+	_, err := netSpec(fleetSpec(f), o)
+	return err
 }
 
 func linkNames(ls []netlab.Link) string {

@@ -88,7 +88,7 @@ func ParseLink(s string, base Link) (Link, error) {
 		case strings.HasSuffix(p, "bit"):
 			l.Rate, err = parseRate(p)
 		default:
-			l.RTT, err = time.ParseDuration(p)
+			l.RTT, err = parseRTT(p)
 		}
 		if err != nil {
 			return base, fmt.Errorf("link %s: %q: %w", name, p, err)
@@ -114,4 +114,19 @@ func parseRate(s string) (uint64, error) {
 		return 0, fmt.Errorf("rate %q: want e.g. 100mbit, 1gbit", s)
 	}
 	return uint64(v * float64(mult)), nil
+}
+
+// parseRTT reads a link's round trip, a Go duration of zero or more. A
+// part that is no duration is named as what the syntax allows, not as
+// the duration parser's complaint: "100mbps" is a misspelt rate more
+// often than a bad duration.
+func parseRTT(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("want a rate (100mbit), a round trip (30ms), a loss (0.1%%) or mtu=N")
+	case d < 0:
+		return 0, fmt.Errorf("round trip %s is negative", d)
+	}
+	return d, nil
 }

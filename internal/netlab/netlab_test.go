@@ -26,10 +26,16 @@ func TestParseLink(t *testing.T) {
 	if l, _ := ParseLink("client-lb=5ms", base); l.Rate != 1e9 || l.RTT != 5*time.Millisecond {
 		t.Fatalf("partial: %+v", l)
 	}
-	for _, bad := range []string{"client", "clientlb=1ms", "a-b=fast", "a-b=150%", "a-b=mtu=1"} {
+	for _, bad := range []string{"client", "clientlb=1ms", "a-b=fast", "a-b=150%", "a-b=mtu=1", "a-b=-5ms", "a-b=100mbps", "a-b=40"} {
 		if _, err := ParseLink(bad, Link{}); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+	// A misspelt part is named with what the syntax allows, not as a bad
+	// duration.
+	_, err = ParseLink("client-lb=100mbps", Link{})
+	if want := `link client-lb: "100mbps": want a rate (100mbit), a round trip (30ms), a loss (0.1%) or mtu=N`; err == nil || err.Error() != want {
+		t.Errorf("100mbps: %v, want %s", err, want)
 	}
 }
 

@@ -13,12 +13,12 @@ import (
 // bp-relay) from whatever arrives on its ports. docs/SAFETY.md explains
 // each and its default.
 type Limits struct {
-	MaxConnections     int           `envconfig:"MAX_CONNECTIONS" flag:"max-connections" default:"20000" desc:"most connections each listener (HTTP /ws, TCP) serves at once; more are refused at once, TCP closed and WebSocket answered 503, and counted (0: no limit). Left unset, it is lowered at start to what the file descriptor limit (ulimit -n) fits beside the other listeners' and the process's own files, and logged; a value set that does not fit is warned about"`
+	MaxConnections     int           `envconfig:"MAX_CONNECTIONS" flag:"max-connections" default:"20000" desc:"most connections each listener (HTTP /ws, TCP; bp-server's gRPC too, and its /h2 streams one each) serves at once; more are refused at once, TCP and gRPC closed, WebSocket and /h2 answered 503, and counted (0: no limit). Left unset, it is lowered at start to what the file descriptor limit (ulimit -n) fits beside the other listeners' and the process's own files, and logged; a value set that does not fit is warned about"`
 	MaxHTTPConnections int           `envconfig:"MAX_HTTP_CONNECTIONS" flag:"max-http-connections" default:"1000" desc:"most HTTP connections that are not WebSockets (sending request headers, serving /metrics, /healthz or a page, idle keep-alive) each HTTP listener holds; beyond it the oldest idle or header-sending one is closed for the new one, and counted (0: no limit)"`
 	ReadHeaderTimeout  time.Duration `envconfig:"READ_HEADER_TIMEOUT" flag:"read-header-timeout" default:"10s" desc:"how long an HTTP client may take to send its request headers"`
 	MaxHeaderBytes     Size          `envconfig:"MAX_HEADER_BYTES" flag:"max-header-bytes" default:"64KiB" desc:"largest HTTP request header block; larger ones get 431"`
 	WSMaxMessage       Size          `envconfig:"WS_MAX_MESSAGE" flag:"ws-max-message" default:"16MiB" desc:"largest WebSocket message a peer may send; larger ones are closed with code 1009"`
-	AllowedOrigins     string        `envconfig:"ALLOWED_ORIGINS" flag:"allowed-origins" default:"" desc:"browser origins allowed to open /ws besides the page's own: comma-separated https://host:port, or * for any (requests without an Origin header, i.e. not from a browser, are always allowed)"`
+	AllowedOrigins     string        `envconfig:"ALLOWED_ORIGINS" flag:"allowed-origins" default:"" desc:"browser origins allowed to open /ws (and bp-server's /h2, /h2/acks) besides the page's own: comma-separated https://host:port, or * for any (requests without an Origin header, i.e. not from a browser, are always allowed)"`
 
 	// MaxConnectionsDefault is true when neither --max-connections nor its
 	// environment variable was given (NoteDefaults): the default may then

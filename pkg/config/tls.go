@@ -51,7 +51,7 @@ func (t TLSServe) ServerConfig() (*tls.Config, error) {
 // TLSDial is how a binary verifies the servers it connects to over TLS
 // (wss:// and tls:// targets; bp-client, and bp-relay upstream).
 type TLSDial struct {
-	CAFile             string `envconfig:"CA_FILE" flag:"ca-file" default:"" desc:"PEM file of the certificate authorities to trust for wss://, tls:// and grpcs:// (default: the system's)"`
+	CAFile             string `envconfig:"CA_FILE" flag:"ca-file" default:"" desc:"PEM file of the certificate authorities to trust for wss:// and tls:// (bp-client: grpcs:// and https:// too) (default: the system's)"`
 	InsecureSkipVerify bool   `envconfig:"INSECURE_SKIP_VERIFY" flag:"insecure-skip-verify" default:"false" desc:"do not verify the server's TLS certificate (tests only: anyone in the path can read and change the stream)"`
 }
 

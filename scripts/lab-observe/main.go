@@ -28,13 +28,21 @@ import (
 	"time"
 
 	"github.com/go-backpressure/go-backpressure/internal/lab"
+	"github.com/go-backpressure/go-backpressure/internal/netlab"
 )
 
-// listFlag is a repeatable flag.
-type listFlag []string
+// linkFlag is the repeatable -link flag; a malformed link is refused as
+// the flag is parsed (exit status 2), before anything starts.
+type linkFlag []string
 
-func (l *listFlag) String() string     { return strings.Join(*l, " ") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+func (l *linkFlag) String() string { return strings.Join(*l, " ") }
+func (l *linkFlag) Set(v string) error {
+	if _, err := netlab.ParseLink(v, netlab.Link{}); err != nil {
+		return err
+	}
+	*l = append(*l, v)
+	return nil
+}
 
 func main() {
 	os.Exit(run())
@@ -47,9 +55,17 @@ func run() int {
 	addr := fs.String("prometheus-addr", "127.0.0.1:9090", "Prometheus's web listener")
 	dir := fs.String("dir", "", "directory for logs, rendered configs and Prometheus's data (default: a new temporary one, removed at the end)")
 	hosts := fs.Bool("hosts", false, "run client, relay, HAProxy and server on hosts of their own (network namespaces, root): client -> 1 Gbit/s, 20 ms -> relay -> 10 Gbit/s, 0.5 ms -> haproxy -> 10 Gbit/s, 0.5 ms -> server")
-	var links listFlag
+	var links linkFlag
 	fs.Var(&links, "link", "with -hosts, a link: a-b=RATE,RTT[,LOSS%][,mtu=N] (client-relay, relay-haproxy, haproxy-server; repeatable; docs/LAB.md)")
 	if err := fs.Parse(os.Args[1:]); err != nil {
+		return 2
+	}
+	if len(links) > 0 && !*hosts {
+		fmt.Fprintln(os.Stderr, "lab-observe: -link shapes the links between hosts: it needs -hosts (on loopback there are no links)")
+		return 2
+	}
+	if err := lab.CheckObserveLinks(links); err != nil {
+		fmt.Fprintln(os.Stderr, "lab-observe:", err)
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -46,7 +46,7 @@ func run() int {
 	all := fs.Bool("all", false, "run every profile in turn, then print one table")
 	serverExtra := fs.String("server", "", "bp-server flags added after the defaults ("+defaultServerFlags+"); a flag given again wins")
 	clientExtra := fs.String("client", "", "bp-client flags added after the defaults ("+defaultClientFlags+"; 64 KiB messages); a flag given again wins")
-	keep := fs.Bool("keep", false, "keep each run's directory: logs and rendered configs")
+	keep := fs.Bool("keep", false, "keep each run's directory (logs and rendered configs) and say where; a host profile's hosts stay up until Ctrl-C")
 	deploy := fs.String("deploy", "deploy", "directory with the haproxy/, nginx/ and caddy/ configs")
 	quiet := fs.Bool("quiet", false, "do not show which processes start")
 	htmlDir := fs.String("html", "artifacts/lab", "write each profile's run as an HTML page (<profile>.html) and a summary page linking them (index.html) into this directory (empty: none)")
@@ -67,11 +67,17 @@ func run() int {
 	serverFlags := strings.TrimSpace(defaultServerFlags + " " + *serverExtra)
 	clientFlags := strings.TrimSpace(defaultClientFlags + " " + *clientExtra)
 	if fs.NArg() == 1 && fs.Arg(0) == "fleet" {
-		return runFleet(*fleetSize, *asJSON, *keep, *quiet, serverFlags, clientFlags, *links)
+		return runFleet(*fleetSize, *asJSON, *keep, *quiet, serverFlags, clientFlags, links.values, rmem.values, wmem.values)
 	}
 	profiles, code, ok := pickProfiles(fs, *all)
 	if !ok {
 		return code
+	}
+	if !*all { // -all runs loopback and host profiles alike: each checks its own
+		if err := lab.CheckHostOptions(profiles[0], lab.Options{Links: links.values, TCPRmem: rmem.values, TCPWmem: wmem.values}); err != nil {
+			fmt.Fprintln(os.Stderr, "lab:", err)
+			return 2
+		}
 	}
 
 	// With -json, stdout carries only the JSON document; everything for
@@ -83,26 +89,16 @@ func run() int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	bin, err := os.MkdirTemp("", "bp-lab-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "lab:", err)
+	bin, ok := buildBins(ctx, out)
+	if !ok {
 		return 1
 	}
 	defer os.RemoveAll(bin)
-	fmt.Fprintln(out, "== building bp-server, bp-client, bp-sockets and bp-relay")
-	relayErr, err := lab.Build(ctx, ".", bin)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "lab:", err)
-		return 1
-	}
-	if relayErr != nil {
-		fmt.Fprintln(out, "   note: the relay profiles cannot run:", relayErr)
-	}
 
 	opts := lab.Options{
 		Bin: bin, Deploy: *deploy, Keep: *keep,
 		Server: strings.Fields(serverFlags), Client: strings.Fields(clientFlags),
-		Links: *links, TCPRmem: *rmem, TCPWmem: *wmem,
+		Links: links.values, TCPRmem: rmem.values, TCPWmem: wmem.values,
 		Hold: func(hosts []netlab.Host) { holdHosts(ctx, out, hosts) },
 	}
 	if !*quiet {
@@ -146,9 +142,31 @@ func run() int {
 	return status
 }
 
+// buildBins builds the lab's binaries into a new temporary directory,
+// which the caller removes; on failure it says why and removes it itself.
+func buildBins(ctx context.Context, out io.Writer) (string, bool) {
+	bin, err := os.MkdirTemp("", "bp-lab-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		return "", false
+	}
+	fmt.Fprintln(out, "== building bp-server, bp-client, bp-sockets and bp-relay")
+	relayErr, err := lab.Build(ctx, ".", bin)
+	if err != nil {
+		os.RemoveAll(bin)
+		fmt.Fprintln(os.Stderr, "lab:", err)
+		return "", false
+	}
+	if relayErr != nil {
+		fmt.Fprintln(out, "   note: the relay profiles cannot run:", relayErr)
+	}
+	return bin, true
+}
+
 // hostFlags are the host profiles' flags: links, TCP memory, the fleet.
 func hostFlags(fs *flag.FlagSet) (links, rmem, wmem *listFlag, fleet *string) {
-	links, rmem, wmem = new(listFlag), new(listFlag), new(listFlag)
+	links = &listFlag{check: func(v string) error { _, err := netlab.ParseLink(v, netlab.Link{}); return err }}
+	rmem, wmem = new(listFlag), new(listFlag)
 	fs.Var(links, "link", "a host profile's link: a-b=RATE,RTT[,LOSS%][,mtu=N], e.g. client-haproxy=100mbit,40ms,0.1% (parts optional, repeatable; docs/LAB.md)")
 	fs.Var(rmem, "tcp-rmem", "a host's net.ipv4.tcp_rmem: host=min,default,max (host or all; repeatable)")
 	fs.Var(wmem, "tcp-wmem", "a host's net.ipv4.tcp_wmem: host=min,default,max (host or all; repeatable)")
@@ -156,11 +174,24 @@ func hostFlags(fs *flag.FlagSet) (links, rmem, wmem *listFlag, fleet *string) {
 	return links, rmem, wmem, fleet
 }
 
-// listFlag is a flag that may be given more than once.
-type listFlag []string
+// listFlag is a flag that may be given more than once; check, when set,
+// refuses a malformed value as the flag is parsed (exit status 2, before
+// anything is built).
+type listFlag struct {
+	values []string
+	check  func(string) error
+}
 
-func (l *listFlag) String() string     { return strings.Join(*l, " ") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+func (l *listFlag) String() string { return strings.Join(l.values, " ") }
+func (l *listFlag) Set(v string) error {
+	if l.check != nil {
+		if err := l.check(v); err != nil {
+			return err
+		}
+	}
+	l.values = append(l.values, v)
+	return nil
+}
 
 // holdHosts keeps a host profile's hosts up after the run (-keep) until
 // Ctrl-C, listing them as JSON so that tools can be attached.
@@ -241,8 +272,11 @@ func writeJSON(rows []lab.Row) bool {
 
 // runFleet runs the fleet profile once and prints every host's line (or,
 // with -json, the whole result).
-func runFleet(size string, asJSON, keep, quiet bool, serverFlags, clientFlags string, links []string) int {
+func runFleet(size string, asJSON, keep, quiet bool, serverFlags, clientFlags string, links, rmem, wmem []string) int {
 	f, err := lab.ParseFleet(size)
+	if err == nil {
+		err = lab.CheckFleetOptions(f, lab.Options{Links: links, TCPRmem: rmem, TCPWmem: wmem})
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "lab:", err)
 		return 2
@@ -253,18 +287,14 @@ func runFleet(size string, asJSON, keep, quiet bool, serverFlags, clientFlags st
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	bin, err := os.MkdirTemp("", "bp-lab-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "lab:", err)
+	bin, ok := buildBins(ctx, out)
+	if !ok {
 		return 1
 	}
 	defer os.RemoveAll(bin)
-	if _, err := lab.Build(ctx, ".", bin); err != nil {
-		fmt.Fprintln(os.Stderr, "lab:", err)
-		return 1
-	}
-	opts := lab.Options{Bin: bin, Keep: keep, Links: links,
-		Server: strings.Fields(serverFlags), Client: strings.Fields(clientFlags)}
+	opts := lab.Options{Bin: bin, Keep: keep, Links: links, TCPRmem: rmem, TCPWmem: wmem,
+		Server: strings.Fields(serverFlags), Client: strings.Fields(clientFlags),
+		Hold: func(hosts []netlab.Host) { holdHosts(ctx, out, hosts) }}
 	if !quiet {
 		opts.Progress = out
 	}
