@@ -22,6 +22,7 @@ type pathAcks struct {
 	acked    int64
 	maxAge   int64 // the most written-acked when an ack arrived
 	via      []string
+	seenFrom string
 	viaCalls int
 }
 
@@ -34,14 +35,15 @@ func (p *pathAcks) Acked(d int64) {
 	p.maxAge = max(p.maxAge, p.written.Load()-p.acked)
 	p.acked += d
 }
-func (p *pathAcks) Path(via []string) {
+func (p *pathAcks) Path(via []string, seenFrom string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.via, p.viaCalls = via, p.viaCalls+1
+	p.via, p.seenFrom, p.viaCalls = via, seenFrom, p.viaCalls+1
 }
 
 // echoServer is a TCP test server whose sessions echo via in their first
-// ack, as bp-server echoes the hello's.
+// ack, as bp-server echoes the hello's, and the address they see the
+// connection from (the socket's remote address).
 func echoServer(t *testing.T, via []string) string {
 	return flowtest.ServeTCP(t, flow.SocketOptions{}, time.Second, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {
 		if err != nil {
@@ -49,7 +51,7 @@ func echoServer(t *testing.T, via []string) string {
 		}
 		s := flow.NewSession(c, flowtest.ServerPlan(h, flow.ReadSettings{}), nil)
 		if via != nil || h.Via != nil {
-			s.EchoVia(via)
+			s.EchoPath(via, c.NetConn().RemoteAddr().String())
 		}
 		s.Run(ctx)
 	})
@@ -93,6 +95,10 @@ func TestAckPolicy(t *testing.T) {
 			if !slices.Equal(obs.via, tc.wantVia) || (tc.wantVia == nil) != (obs.viaCalls == 0) || obs.viaCalls > 1 {
 				t.Errorf("path %q in %d call(s), want %q once (nil: never)", obs.via, obs.viaCalls, tc.wantVia)
 			}
+			// Direct on loopback the server sees this client's own end.
+			if local := c.NetConn().LocalAddr().String(); tc.wantVia != nil && obs.seenFrom != local {
+				t.Errorf("seen from %q, want this client's local address %s", obs.seenFrom, local)
+			}
 			// At least one ack per 16 MiB (time alone gives about one per
 			// 100 ms, which is a GB at loopback speed; on a loaded
 			// machine the acker is not always scheduled at once, so not
@@ -124,8 +130,8 @@ func TestFirstAckBeforePayload(t *testing.T) {
 	if err != nil || n != 0 {
 		t.Fatalf("read %d payload bytes, %v; want a control message", n, err)
 	}
-	if ctl.Type != flow.Ack || ctl.Bytes != 0 || !slices.Equal(ctl.Via, []string{"r1"}) {
-		t.Errorf("first message %+v, want an ack of 0 bytes with via [r1]", ctl)
+	if ctl.Type != flow.Ack || ctl.Bytes != 0 || !slices.Equal(ctl.Via, []string{"r1"}) || ctl.SeenFrom != c.NetConn().LocalAddr().String() {
+		t.Errorf("first message %+v, want an ack of 0 bytes with via [r1], seen from %s", ctl, c.NetConn().LocalAddr())
 	}
 	if waited := time.Since(began); waited < flow.DefaultAckInterval/2 {
 		t.Errorf("first ack after %s, want about one ack interval (%s)", waited, flow.DefaultAckInterval)

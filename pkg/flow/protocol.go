@@ -199,7 +199,19 @@ type Control struct {
 	// no relay named itself), so the client learns the path; nil: not
 	// said. See docs/PROTOCOL.md.
 	Via []string `json:"via,omitempty"`
+	// SeenFrom, on the server's first ack, is the address ("ip:port") the
+	// server sees this connection from: the client's own local address on
+	// a direct path, a hop's when something that ended TCP (a proxy) or
+	// rewrote the addresses (a NAT) sits in between, whether or not it
+	// named itself in via. Empty: not said (an older server). It goes back
+	// only to the client whose connection it describes. See
+	// docs/PROTOCOL.md.
+	SeenFrom string `json:"seen_from,omitempty"`
 }
+
+// echoesPath reports whether c carries the server's account of the path
+// (its first ack): a via list or the address it sees the connection from.
+func (c Control) echoesPath() bool { return c.Via != nil || c.SeenFrom != "" }
 
 // ParseControl decodes a control message. Its errors are ProtocolErrors.
 func ParseControl(b []byte) (Control, error) {
@@ -241,7 +253,9 @@ func parseControl(b []byte) (Control, error) {
 // parseCanonicalControl parses the form AppendControl writes for an ack or
 // fin without a via list or with an empty one, {"type":"ack","bytes":N}
 // and {"type":"ack","bytes":N,"via":[]}, which is nearly every
-// control message: json.Unmarshal's reflection costs allocations and
+// control message (the server's first ack, which also says where it sees
+// the connection from, is one per connection and goes the slow way):
+// json.Unmarshal's reflection costs allocations and
 // kilobytes of stack, which a slow connection's reader then keeps (its
 // goroutine's stack grows to 8 KiB and stays). Anything else, including
 // every malformed message, is left to json.Unmarshal (ok false).
@@ -296,6 +310,12 @@ func AppendControl(dst []byte, c Control) []byte {
 		via, _ := json.Marshal(c.Via)
 		dst = append(dst, `,"via":`...)
 		dst = append(dst, via...)
+	}
+	if c.SeenFrom != "" {
+		// As rare: the first ack only.
+		from, _ := json.Marshal(c.SeenFrom)
+		dst = append(dst, `,"seen_from":`...)
+		dst = append(dst, from...)
 	}
 	return append(dst, '}')
 }

@@ -137,7 +137,16 @@ func TestParseControl(t *testing.T) {
 		{"via empty", `{"type":"ack","bytes":0,"via":[]}`, flow.Control{Type: flow.Ack, Via: []string{}}, true},
 		// Behind two bp-relays, in the order the stream passed them.
 		{"via relays", `{"type":"ack","bytes":0,"via":["r1","r2:8091"]}`, flow.Control{Type: flow.Ack, Via: []string{"r1", "r2:8091"}}, true},
-		// Fields this side does not know are ignored, as older peers ignore via.
+		// The first ack also says where the server sees the connection
+		// from (the slow path: one per connection).
+		{"seen from", `{"type":"ack","bytes":0,"via":[],"seen_from":"127.0.0.1:40312"}`, flow.Control{Type: flow.Ack, Via: []string{}, SeenFrom: "127.0.0.1:40312"}, true},
+		{"seen from v6", `{"type":"ack","bytes":0,"via":["r1"],"seen_from":"[::1]:8091"}`, flow.Control{Type: flow.Ack, Via: []string{"r1"}, SeenFrom: "[::1]:8091"}, true},
+		// An older server's first ack, without it: not said.
+		{"old server", `{"type":"ack","bytes":0,"via":[]}`, flow.Control{Type: flow.Ack, Via: []string{}}, true},
+		// A seen_from that is no string is malformed.
+		{"seen from number", `{"type":"ack","bytes":0,"seen_from":1}`, flow.Control{}, false},
+		// Fields this side does not know are ignored, as older peers ignore
+		// via and seen_from.
 		{"unknown field", `{"type":"ack","bytes":2,"later":{"x":1}}`, flow.Control{Type: flow.Ack, Bytes: 2}, true},
 		// A count never goes below zero.
 		{"negative", `{"type":"ack","bytes":-1}`, flow.Control{}, false},
