@@ -62,11 +62,15 @@ func addresses(v *Verdict, tls []Timeline) addressCount {
 // connection from 10.101.2.1:40312, this client is 10.101.0.1:51234"
 // (the first connection, with several).
 func (v Verdict) seenWords() string {
-	which := "this connection"
+	return fmt.Sprintf("the server sees %s from %s, this client is %s", v.which(), v.SeenFrom, v.LocalAddr)
+}
+
+// which names the connection the addresses are of.
+func (v Verdict) which() string {
 	if v.Connections > 1 {
-		which = "the first connection"
+		return "the first connection"
 	}
-	return fmt.Sprintf("the server sees %s from %s, this client is %s", which, v.SeenFrom, v.LocalAddr)
+	return "this connection"
 }
 
 // addressPath notes what the addresses say of a path on which no bp-relay
@@ -75,7 +79,7 @@ func (v Verdict) seenWords() string {
 func (n *notes) addressPath(v Verdict, c addressCount) bool {
 	switch {
 	case v.AddressRewritten != nil && *v.AddressRewritten:
-		n.add(0, "%s, not from this client's own address: a hop that did not name itself sits in between, a proxy or load balancer that ended TCP (HAProxy, nginx), whose kernel's window this client sees, or a NAT that only rewrote the address (then the window is the server's)", v.seenWords())
+		n.add(0, "the server sees %s from %s, not from this client's own end of it (%s): a hop that did not name itself sits in between, a proxy or load balancer that ended TCP (HAProxy, nginx), whose kernel's window this client sees, or a NAT that only rewrote the address (then the window is the server's)", v.which(), v.SeenFrom, v.LocalAddr)
 	case v.AddressRewritten != nil:
 		n.add(0, "the server sees this connection from this client's own address (%s): no hop that ended TCP sits in between (short of a transparent proxy that keeps the client's address and port), so this client's peer is the server", v.LocalAddr)
 	case c.compared > 0 && c.rewritten > 0 && c.rewritten < c.compared:

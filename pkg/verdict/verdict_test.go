@@ -283,7 +283,7 @@ func TestComputeWords(t *testing.T) {
 		noPath     = "the server did not echo the path (an older server, or no ack): this client's peer, whose window it sees, may be a hop rather than the server"
 		sendQueue  = "the kernel's send queue was read while the write was blocked"
 		oneWrite   = "bytes at the moment of blocking are known to within one write (65.5 kB)"
-		unnamedHop = "the server sees this connection from 10.101.2.1:40312, this client is 10.101.0.1:51234, not from this client's own address: a hop that did not name itself sits in between, a proxy or load balancer that ended TCP (HAProxy, nginx), whose kernel's window this client sees, or a NAT that only rewrote the address (then the window is the server's)"
+		unnamedHop = "the server sees this connection from 10.101.2.1:40312, not from this client's own end of it (10.101.0.1:51234): a hop that did not name itself sits in between, a proxy or load balancer that ended TCP (HAProxy, nginx), whose kernel's window this client sees, or a NAT that only rewrote the address (then the window is the server's)"
 		blockedSum = "this client's writes first blocked 0.10 s later, after 950.0 kB more had been accepted; 1.0 MB were then written but not read by the server: about 500.0 kB in this client's own socket buffer, the rest (500.0 kB) further along the path; the server resumed at 6.0 s"
 	)
 	tests := []struct {
