@@ -143,6 +143,13 @@ func TestParseControl(t *testing.T) {
 		{"seen from v6", `{"type":"ack","bytes":0,"via":["r1"],"seen_from":"[::1]:8091"}`, flow.Control{Type: flow.Ack, Via: []string{"r1"}, SeenFrom: "[::1]:8091"}, true},
 		// An older server's first ack, without it: not said.
 		{"old server", `{"type":"ack","bytes":0,"via":[]}`, flow.Control{Type: flow.Ack, Via: []string{}}, true},
+		// Forms the fast path reads, and ones it leaves to JSON: an
+		// escape, the fields the other way round, a seen_from cut off.
+		{"seen from alone", `{"type":"ack","bytes":3,"seen_from":"10.0.0.1:1"}`, flow.Control{Type: flow.Ack, Bytes: 3, SeenFrom: "10.0.0.1:1"}, true},
+		{"seen from escaped", `{"type":"ack","bytes":0,"via":[],"seen_from":"127.0.0.1\u003a1"}`, flow.Control{Type: flow.Ack, Via: []string{}, SeenFrom: "127.0.0.1:1"}, true},
+		{"seen from first", `{"type":"ack","bytes":0,"seen_from":"[::1]:2","via":[]}`, flow.Control{Type: flow.Ack, Via: []string{}, SeenFrom: "[::1]:2"}, true},
+		{"seen from cut off", `{"type":"ack","bytes":0,"via":[],"seen_from":"127.0.0.1:1}`, flow.Control{}, false},
+		{"seen from then junk", `{"type":"ack","bytes":0,"seen_from":"1.2.3.4:5"}x`, flow.Control{}, false},
 		// A seen_from that is no string is malformed.
 		{"seen from number", `{"type":"ack","bytes":0,"seen_from":1}`, flow.Control{}, false},
 		// Fields this side does not know are ignored, as older peers ignore
@@ -196,6 +203,24 @@ func TestParseControl(t *testing.T) {
 				t.Fatalf("AppendControl round trip: %+v, %v; want %+v", back, err, got)
 			}
 		})
+	}
+}
+
+// TestParseControlCommonForms: the acks every connection gets, the first
+// one with its path included, are read without encoding/json (whose
+// reflection allocates and grows a reader's stack for good): no
+// allocation, but the seen_from string's.
+func TestParseControlCommonForms(t *testing.T) {
+	for in, most := range map[string]float64{
+		`{"type":"ack","bytes":1048576}`:                                  0,
+		`{"type":"fin","bytes":52428800}`:                                 0,
+		`{"type":"ack","bytes":0,"via":[]}`:                               0,
+		`{"type":"ack","bytes":0,"via":[],"seen_from":"127.0.0.1:51234"}`: 1,
+	} {
+		b := []byte(in)
+		if n := testing.AllocsPerRun(100, func() { _, _ = flow.ParseControl(b) }); n > most {
+			t.Errorf("ParseControl(%s): %.0f allocations, want at most %.0f", in, n, most)
+		}
 	}
 }
 
