@@ -3,6 +3,7 @@ package flow_test
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -221,6 +222,22 @@ func TestParseControlCommonForms(t *testing.T) {
 		if n := testing.AllocsPerRun(100, func() { _, _ = flow.ParseControl(b) }); n > most {
 			t.Errorf("ParseControl(%s): %.0f allocations, want at most %.0f", in, n, most)
 		}
+	}
+}
+
+// TestFirstAckOlderReader: a client from before seen_from reads the new
+// first ack as before: its own fields, the new one ignored (encoding/json
+// ignores fields a struct does not have; the older fast path refuses the
+// form and hands it to JSON).
+func TestFirstAckOlderReader(t *testing.T) {
+	b := flow.AppendControl(nil, flow.Control{Type: flow.Ack, Via: []string{}, SeenFrom: "127.0.0.1:51234"})
+	var old struct {
+		Type  string   `json:"type"`
+		Bytes int64    `json:"bytes"`
+		Via   []string `json:"via,omitempty"`
+	}
+	if err := json.Unmarshal(b, &old); err != nil || old.Type != "ack" || old.Bytes != 0 || old.Via == nil || len(old.Via) != 0 {
+		t.Fatalf("an older reader of %s: %+v, %v", b, old, err)
 	}
 }
 
