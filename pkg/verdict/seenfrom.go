@@ -65,6 +65,16 @@ func (v Verdict) seenWords() string {
 	return fmt.Sprintf("the server sees %s from %s, this client is %s", v.which(), v.SeenFrom, v.LocalAddr)
 }
 
+// ownWords say the server sees the connections from this client's own
+// address: "this connection from this client's own address, 127.0.0.1:51234"
+// ("every connection ..., the first one's 127.0.0.1:51234", with several).
+func (v Verdict) ownWords() string {
+	if v.Connections > 1 {
+		return "every connection from this client's own address, the first one's " + v.LocalAddr
+	}
+	return "this connection from this client's own address, " + v.LocalAddr
+}
+
 // which names the connection the addresses are of.
 func (v Verdict) which() string {
 	if v.Connections > 1 {
@@ -81,7 +91,7 @@ func (n *notes) addressPath(v Verdict, c addressCount) bool {
 	case v.AddressRewritten != nil && *v.AddressRewritten:
 		n.add(0, "the server sees %s from %s, not from this client's own end of it (%s): a hop that did not name itself sits in between, a proxy or load balancer that ended TCP (HAProxy, nginx), whose kernel's window this client sees, or a NAT that only rewrote the address (then the window is the server's)", v.which(), v.SeenFrom, v.LocalAddr)
 	case v.AddressRewritten != nil:
-		n.add(0, "the server sees this connection from this client's own address (%s): no hop that ended TCP sits in between (short of a transparent proxy that keeps the client's address and port), so this client's peer is the server", v.LocalAddr)
+		n.add(0, "the server sees %s: no hop that ended TCP sits in between (short of a transparent proxy that keeps the client's address and port), so this client's peer is the server", v.ownWords())
 	case c.compared > 0 && c.rewritten > 0 && c.rewritten < c.compared:
 		n.add(1, "connections disagree: the server sees %d of the %d compared from another address than this client's own end (a hop on some paths, not on others), so whose window this client sees differs between them", c.rewritten, c.compared)
 	default:

@@ -221,7 +221,7 @@ func (v Verdict) PeerWords() string {
 	case !relayed && v.AddressRewritten != nil && *v.AddressRewritten:
 		return "the peer (a hop that did not name itself: " + v.seenWords() + ")"
 	case !relayed && v.AddressRewritten != nil:
-		return "the peer (the server: it sees this connection from this client's own address, " + v.LocalAddr + ")"
+		return "the peer (the server: it sees " + v.ownWords() + ")"
 	case v.Via == nil:
 		return "the peer (the next hop; the server did not say which)"
 	case len(*v.Via) == 0:

@@ -329,7 +329,7 @@ func TestComputeWords(t *testing.T) {
 			name: "own address", tls: []Timeline{seenFrom(withPath(direct), "127.0.0.1:51234", "127.0.0.1:51234")},
 			summary: "the server stopped reading at 2.0 s; " + blockedSum,
 			reasons: []string{acksEvery, sendQueue, oneWrite, stopExact,
-				"the server sees this connection from this client's own address (127.0.0.1:51234): no hop that ended TCP sits in between (short of a transparent proxy that keeps the client's address and port), so this client's peer is the server"},
+				"the server sees this connection from this client's own address, 127.0.0.1:51234: no hop that ended TCP sits in between (short of a transparent proxy that keeps the client's address and port), so this client's peer is the server"},
 		},
 		{
 			// A dual-stack server shows an IPv4 client IPv4-mapped: the
@@ -337,7 +337,7 @@ func TestComputeWords(t *testing.T) {
 			name: "own address, mapped", tls: []Timeline{seenFrom(withPath(direct), "[::ffff:127.0.0.1]:51234", "127.0.0.1:51234")},
 			summary: "the server stopped reading at 2.0 s; " + blockedSum,
 			reasons: []string{acksEvery, sendQueue, oneWrite, stopExact,
-				"the server sees this connection from this client's own address (127.0.0.1:51234): no hop that ended TCP sits in between (short of a transparent proxy that keeps the client's address and port), so this client's peer is the server"},
+				"the server sees this connection from this client's own address, 127.0.0.1:51234: no hop that ended TCP sits in between (short of a transparent proxy that keeps the client's address and port), so this client's peer is the server"},
 		},
 		{
 			// Behind a bp-relay the addresses differ too: the relay's
@@ -465,6 +465,9 @@ func TestPeerWords(t *testing.T) {
 		// Direct: the client's own ip:port.
 		{"own address", []Timeline{seenFrom(withPath(tl), "[::1]:51234", "[::1]:51234")},
 			"the peer (the server: it sees this connection from this client's own address, [::1]:51234)", ptr(false)},
+		// Two direct connections: every one from its own address.
+		{"own address, two", []Timeline{seenFrom(withPath(tl), "127.0.0.1:51234", "127.0.0.1:51234"), seenFrom(withPath(tl), "127.0.0.1:51235", "127.0.0.1:51235")},
+			"the peer (the server: it sees every connection from this client's own address, the first one's 127.0.0.1:51234)", ptr(false)},
 		// Same port, another ip (a NAT that kept the port): rewritten.
 		{"nat keeps port", []Timeline{seenFrom(withPath(tl), "192.0.2.7:51234", "10.0.0.2:51234")},
 			"the peer (a hop that did not name itself: the server sees this connection from 192.0.2.7:51234, this client is 10.0.0.2:51234)", ptr(true)},
