@@ -33,8 +33,7 @@ func startGRPCHop(t *testing.T, name, upstream string) string {
 		}
 		startTool(t, "nginx", nil, args...)
 	case "haproxy":
-		needTool(t, "haproxy", "haproxy")
-		startTool(t, "haproxy", lab.HAProxyEnv(listen, upstream, status), "-f", filepath.Join(labDeploy, "haproxy", "haproxy-grpc.cfg"), "-db")
+		return startHAProxy(t, "haproxy-grpc.cfg", upstream)
 	}
 	waitListening(t, name, listen)
 	return listen

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -39,7 +40,9 @@ func needPaths(t *testing.T, p lab.Profile) {
 // host's counters are its own (as nstat in its namespace reads them, and
 // as its role says), the hosts are gone after the run, and on wan-haproxy
 // the client's verdict is blocked with absorbed bytes within 20% of the
-// byte map's sum.
+// byte map's sum; the verdict's addresses are the lab hosts' (the client's,
+// and the one the server sees: HAProxy's or Caddy's host, the client's own
+// on wan-direct).
 //
 // The host tests are not parallel with the package's other tests: the
 // delay lines run in the test's process, and host profiles beside the
@@ -78,10 +81,44 @@ func TestPathProfiles(t *testing.T) {
 			if name == "wan-router" {
 				checkRouterTLS(t, res)
 			}
+			checkPeerSeenLab(t, res)
 			checkHostCounters(t, res.Hosts)
 			checkGone(t, res.Hosts)
 		})
 	}
+}
+
+// checkPeerSeenLab: the addresses in the client's verdict are the lab's
+// own: the client host's on its link, and, as the server sees the
+// connection, the address of the host on the server's link, HAProxy's or
+// Caddy's host where one sits in between (then the verdict says a hop
+// that did not name itself), the client's own on wan-direct (then it says
+// the peer is the server).
+func checkPeerSeenLab(t *testing.T, res *lab.Result) {
+	t.Helper()
+	v := res.Client.Verdict
+	if v == nil {
+		t.Fatal("no client verdict")
+	}
+	front := ""
+	for _, h := range res.Hosts {
+		for _, i := range h.Interfaces {
+			if i.Peer == "server" {
+				front = strings.Split(i.Address, "/")[0]
+			}
+		}
+	}
+	hop := front != hostAddr(res.Hosts, "client")
+	seen, errSeen := netip.ParseAddrPort(v.SeenFrom)
+	local, errLocal := netip.ParseAddrPort(v.LocalAddr)
+	if errSeen != nil || errLocal != nil || local.Addr().String() != hostAddr(res.Hosts, "client") || seen.Addr().String() != front {
+		t.Errorf("seen_from %q, local_addr %q; want the client host's %s and, as the server sees it, %s (the host on the server's link)",
+			v.SeenFrom, v.LocalAddr, hostAddr(res.Hosts, "client"), front)
+	}
+	if v.AddressRewritten == nil || *v.AddressRewritten != hop {
+		t.Errorf("address_rewritten %v, want %v; peer: %s", deref(v.AddressRewritten), hop, v.PeerWords())
+	}
+	t.Logf("peer: %s", v.PeerWords())
 }
 
 // checkNetstatNstat: each host's counters as the lab read them (its own

@@ -26,10 +26,16 @@ type docExchange struct {
 // length, body (no spaces in a body).
 var frameRE = regexp.MustCompile(`([DC]) ([0-9a-f]{8}) (\S+)`)
 
+// docClientAddr is the client's address in docs/PROTOCOL.md's example: the
+// server's first ack echoes it (seen_from), and the test's own address
+// takes its place.
+const docClientAddr = "127.0.0.1:51234"
+
 // protocolDocExample reads the fenced block after "Example, an `up` run" in
 // docs/PROTOCOL.md and turns each line into the bytes it stands for,
-// checking on the way that every frame's stated length is its body's.
-func protocolDocExample(t *testing.T) []docExchange {
+// checking on the way that every frame's stated length is its body's; the
+// example's client address becomes client (the frame's length with it).
+func protocolDocExample(t *testing.T, client string) []docExchange {
 	t.Helper()
 	doc, err := os.ReadFile("../docs/PROTOCOL.md")
 	if err != nil {
@@ -63,7 +69,8 @@ func protocolDocExample(t *testing.T) []docExchange {
 			if got := bin.BigEndian.Uint32(n); int(got) != len(m[3]) {
 				t.Errorf("docs/PROTOCOL.md: %q says %d bytes, its body has %d", m[0], got, len(m[3]))
 			}
-			b = append(append(append(b, m[1][0]), n...), m[3]...)
+			frameBody := strings.ReplaceAll(m[3], docClientAddr, client)
+			b = append(bin.BigEndian.AppendUint32(append(b, m[1][0]), uint32(len(frameBody))), frameBody...)
 		}
 		if len(b) == 0 {
 			t.Fatalf("docs/PROTOCOL.md: cannot read %q", line)
@@ -78,16 +85,16 @@ func protocolDocExample(t *testing.T) []docExchange {
 // server sends must be the doc's, in the doc's order.
 func TestProtocolDocExample(t *testing.T) {
 	t.Parallel()
-	steps := protocolDocExample(t)
-	if len(steps) < 4 {
-		t.Fatalf("docs/PROTOCOL.md's example has %d exchanges, want at least 4", len(steps))
-	}
 	srv := startServer(t)
 	c, err := net.DialTimeout("tcp", srv.TCPAddr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	steps := protocolDocExample(t, c.LocalAddr().String())
+	if len(steps) < 4 {
+		t.Fatalf("docs/PROTOCOL.md's example has %d exchanges, want at least 4", len(steps))
+	}
 	_ = c.SetDeadline(time.Now().Add(15 * time.Second))
 	r := bufio.NewReader(c)
 	for _, s := range steps {

@@ -3,13 +3,10 @@ package e2e
 import (
 	"fmt"
 	"math"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
-	"github.com/go-backpressure/go-backpressure/internal/lab"
 	"github.com/go-backpressure/go-backpressure/pkg/verdict"
 )
 
@@ -86,9 +83,5 @@ func checkGroupBytes(t *testing.T, srv *Server, runID string, secs float64, g *v
 // both sides) in front of bp-server's HTTP listener.
 func startH2HAProxy(t *testing.T, upstream string) string {
 	t.Helper()
-	needTool(t, "haproxy", "haproxy")
-	listen, status := "127.0.0.1:"+strconv.Itoa(freePort(t)), "127.0.0.1:"+strconv.Itoa(freePort(t))
-	startTool(t, "haproxy", lab.HAProxyEnv(listen, upstream, status), "-f", filepath.Join(labDeploy, "haproxy", "haproxy-h2.cfg"), "-db")
-	waitListening(t, "haproxy", listen)
-	return listen
+	return startHAProxy(t, "haproxy-h2.cfg", upstream)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -68,8 +69,10 @@ func (s *server) serve(ctx context.Context, hello *flow.Hello, c flow.Conn, peer
 	sess := flow.NewSession(c, plan, s.obs)
 	if hello != nil && !hello.Legacy {
 		// The first ack tells the client which bp-relays its stream
-		// passed, so its report can name the kernel that pushed back.
-		sess.EchoVia(hello.Via)
+		// passed and where this server sees the connection from, so its
+		// report can name the kernel that pushed back, even a proxy's
+		// that does not name itself. peer goes back only to that client.
+		sess.EchoPath(hello.Via, seenFrom(peer))
 	}
 	log := s.conns.With(peer, c, hello)
 	logsWindow := s.windows.add(c.NetConn(), log.Lines())
@@ -96,6 +99,15 @@ func (s *server) serve(ctx context.Context, hello *flow.Hello, c flow.Conn, peer
 		"receive_window_closes", windowCloses,
 		"duration", elapsed.Round(time.Millisecond).String(),
 		"read_rate", config.HumanBytes(float64(snap.Read)/elapsed.Seconds())+"/s")
+}
+
+// seenFrom is the connection's remote address as the first ack echoes
+// it: only an ip:port (gRPC's "unknown" peer is not echoed).
+func seenFrom(peer string) string {
+	if _, err := netip.ParseAddrPort(peer); err != nil {
+		return ""
+	}
+	return peer
 }
 
 func announced(h *flow.Hello) int64 {

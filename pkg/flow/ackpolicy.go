@@ -31,7 +31,8 @@ const (
 // that wake-up can wait long enough for tens of MB to pass. Where this side
 // writes payload too, a control write can wait behind its own
 // backpressure, so the reader fires the ack timer instead. It also holds
-// the hello's via list, which the first ack echoes.
+// what the first ack echoes of the path: the hello's via list and the
+// address the connection is seen from.
 //
 // The periodic acks (every AckInterval while the count changes) come from
 // a timer the reader arms when it reads bytes and no ack is pending (and
@@ -41,7 +42,7 @@ const (
 type ackPolicy struct {
 	sent   atomic.Int64 // bytes in the last ack sent (-1: none yet)
 	lastAt atomic.Int64 // when it was sent, unix nanoseconds
-	via    atomic.Pointer[[]string]
+	echo   atomic.Pointer[pathEcho]
 	// armed: the ack timer will fire and send what was read by then.
 	armed atomic.Bool
 	// poked: the byte trigger moved the timer forward; cleared when it fires.
@@ -170,41 +171,52 @@ func (s *Session) ackByBytes(total int64) error {
 	return nil
 }
 
-// EchoVia has the session's first ack carry via, the hello's list of the
-// relays the stream passed (empty when none): the writer learns the path
-// from it, which it cannot see otherwise. Call it before Run; bp-server
-// does for every client that sent a hello.
-func (s *Session) EchoVia(via []string) {
+// pathEcho is what the first ack tells the client of its path.
+type pathEcho struct {
+	via      []string
+	seenFrom string
+}
+
+// EchoPath has the session's first ack carry via, the hello's list of the
+// relays the stream passed (empty when none), and seenFrom, the address
+// this side sees the connection from (its remote address, "ip:port";
+// empty: not said): the writer learns the path from them, which it
+// cannot see otherwise, even a hop that does not name itself (seenFrom
+// is then not its own address). Call it before Run; bp-server does for
+// every client that sent a hello.
+func (s *Session) EchoPath(via []string, seenFrom string) {
 	if via == nil {
 		via = []string{}
 	}
-	s.ackp.via.Store(&via)
+	s.ackp.echo.Store(&pathEcho{via: via, seenFrom: seenFrom})
 }
 
-// ack is the next ack of n bytes: the first one carries the via list to
+// ack is the next ack of n bytes: the first one carries the path to
 // echo, if any. s.ackMu must be held, so the first ack out gets it.
 func (s *Session) ack(n int64) Control {
 	ctl := Control{Type: Ack, Bytes: n}
-	if v := s.ackp.via.Swap(nil); v != nil {
-		ctl.Via = *v
+	if e := s.ackp.echo.Swap(nil); e != nil {
+		ctl.Via, ctl.SeenFrom = e.via, e.seenFrom
 	}
 	return ctl
 }
 
 // PathObserver is an optional ability of a ConnObserver: Path is called
-// when the peer's ack echoes the hello's via list (bp-server does in its
-// first ack), with the relays between this side and the server, in order
-// (empty: none that say so; a third-party proxy never appears in it).
+// when the peer's ack echoes the path (bp-server does in its first ack):
+// via, the relays between this side and the server, in order (empty: none
+// that say so; a third-party proxy never appears in it; nil: not said),
+// and seenFrom, the address the server sees this connection from ("":
+// not said), to compare with this side's own.
 type PathObserver interface {
-	Path(via []string)
+	Path(via []string, seenFrom string)
 }
 
 // notePath tells obs the path an ack echoed, if it carries one.
 func notePath(obs ConnObserver, ctl Control) {
-	if ctl.Via == nil {
+	if !ctl.echoesPath() {
 		return
 	}
 	if p, ok := obs.(PathObserver); ok {
-		p.Path(ctl.Via)
+		p.Path(ctl.Via, ctl.SeenFrom)
 	}
 }

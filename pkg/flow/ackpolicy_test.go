@@ -22,6 +22,7 @@ type pathAcks struct {
 	acked    int64
 	maxAge   int64 // the most written-acked when an ack arrived
 	via      []string
+	seenFrom string
 	viaCalls int
 }
 
@@ -34,22 +35,31 @@ func (p *pathAcks) Acked(d int64) {
 	p.maxAge = max(p.maxAge, p.written.Load()-p.acked)
 	p.acked += d
 }
-func (p *pathAcks) Path(via []string) {
+func (p *pathAcks) Path(via []string, seenFrom string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.via, p.viaCalls = via, p.viaCalls+1
+	p.via, p.seenFrom, p.viaCalls = via, seenFrom, p.viaCalls+1
 }
 
 // echoServer is a TCP test server whose sessions echo via in their first
-// ack, as bp-server echoes the hello's.
-func echoServer(t *testing.T, via []string) string {
+// ack, as bp-server echoes the hello's, and the address they see the
+// connection from (the socket's remote address).
+func echoServer(t *testing.T, via []string) string { return pathServer(t, via, true) }
+
+// pathServer is echoServer, saying the address only when seen is set (a
+// server from before seen_from does not).
+func pathServer(t *testing.T, via []string, seen bool) string {
 	return flowtest.ServeTCP(t, flow.SocketOptions{}, time.Second, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {
 		if err != nil {
 			return
 		}
 		s := flow.NewSession(c, flowtest.ServerPlan(h, flow.ReadSettings{}), nil)
 		if via != nil || h.Via != nil {
-			s.EchoVia(via)
+			from := ""
+			if seen {
+				from = c.NetConn().RemoteAddr().String()
+			}
+			s.EchoPath(via, from)
 		}
 		s.Run(ctx)
 	})
@@ -63,21 +73,24 @@ func TestAckPolicy(t *testing.T) {
 	cases := []struct {
 		name    string
 		echo    []string // the server echoes this (nil: no echo)
+		noSeen  bool     // the server does not say where it sees the connection from
 		total   int64
 		wantVia []string // nil: no Path call
 	}{
 		// Direct to a server that echoes: an empty path, the bytes acked often.
-		{"direct", []string{}, 256 << 20, []string{}},
+		{"direct", []string{}, false, 256 << 20, []string{}},
 		// Behind two relays, as the server saw them in the hello.
-		{"relays", []string{"r1", "r2"}, 64 << 20, []string{"r1", "r2"}},
+		{"relays", []string{"r1", "r2"}, false, 64 << 20, []string{"r1", "r2"}},
+		// A server from before seen_from: the path, no address.
+		{"via only", []string{}, true, 64 << 20, []string{}},
 		// An older server: no via in its acks, the path stays unknown.
-		{"no echo", nil, 64 << 20, nil},
+		{"no echo", nil, false, 64 << 20, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			addr := echoServer(t, tc.echo)
+			addr := pathServer(t, tc.echo, !tc.noSeen)
 			c, err := flow.DialTCP(ctx, addr, flow.Hello{RunID: "t", PayloadSize: 64 << 10, TotalBytes: tc.total}, flow.SocketOptions{})
 			if err != nil {
 				t.Fatal(err)
@@ -92,6 +105,14 @@ func TestAckPolicy(t *testing.T) {
 			defer obs.mu.Unlock()
 			if !slices.Equal(obs.via, tc.wantVia) || (tc.wantVia == nil) != (obs.viaCalls == 0) || obs.viaCalls > 1 {
 				t.Errorf("path %q in %d call(s), want %q once (nil: never)", obs.via, obs.viaCalls, tc.wantVia)
+			}
+			// Direct on loopback the server sees this client's own end.
+			want := c.NetConn().LocalAddr().String()
+			if tc.wantVia == nil || tc.noSeen {
+				want = ""
+			}
+			if obs.seenFrom != want {
+				t.Errorf("seen from %q, want %q (this client's local address, or not said)", obs.seenFrom, want)
 			}
 			// At least one ack per 16 MiB (time alone gives about one per
 			// 100 ms, which is a GB at loopback speed; on a loaded
@@ -124,8 +145,8 @@ func TestFirstAckBeforePayload(t *testing.T) {
 	if err != nil || n != 0 {
 		t.Fatalf("read %d payload bytes, %v; want a control message", n, err)
 	}
-	if ctl.Type != flow.Ack || ctl.Bytes != 0 || !slices.Equal(ctl.Via, []string{"r1"}) {
-		t.Errorf("first message %+v, want an ack of 0 bytes with via [r1]", ctl)
+	if ctl.Type != flow.Ack || ctl.Bytes != 0 || !slices.Equal(ctl.Via, []string{"r1"}) || ctl.SeenFrom != c.NetConn().LocalAddr().String() {
+		t.Errorf("first message %+v, want an ack of 0 bytes with via [r1], seen from %s", ctl, c.NetConn().LocalAddr())
 	}
 	if waited := time.Since(began); waited < flow.DefaultAckInterval/2 {
 		t.Errorf("first ack after %s, want about one ack interval (%s)", waited, flow.DefaultAckInterval)

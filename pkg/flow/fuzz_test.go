@@ -68,7 +68,10 @@ func FuzzParseHello(f *testing.F) {
 func FuzzParseControl(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"ack","bytes":0}`, `{"type":"fin","bytes":52428800}`,
-		`{"type":"ack","bytes":-1}`, `{"type":"ack","bytes":0,"via":[]}`, `{"type":"ack","bytes":3,"via":["r1","r\"2"]}`, `{"type":"ack","bytes":1e3}`, `{"type":"nack"}`, ``,
+		`{"type":"ack","bytes":-1}`, `{"type":"ack","bytes":0,"via":[]}`, `{"type":"ack","bytes":3,"via":["r1","r\"2"]}`,
+		`{"type":"ack","bytes":0,"via":[],"seen_from":"127.0.0.1:40312"}`, `{"type":"ack","bytes":0,"seen_from":"[::1]:1\u0000"}`, `{"type":"ack","bytes":0,"seen_from":""}`,
+		`{"type":"ack","bytes":9,"seen_from":"1.2.3.4:5\"}"}`, `{"type":"fin","bytes":0,"via":[],"seen_from":"a"}`,
+		`{"type":"ack","bytes":1e3}`, `{"type":"nack"}`, ``,
 	} {
 		f.Add([]byte(s))
 	}

@@ -127,7 +127,7 @@ func (s *grpcStream) Read(p []byte) (int, Control, error) {
 		s.rest = k.Payload[n:]
 		return n, Control{}, nil
 	case *pb.Message_Ack:
-		c := Control{Type: Ack, Bytes: k.Ack.GetBytes()}
+		c := Control{Type: Ack, Bytes: k.Ack.GetBytes(), SeenFrom: k.Ack.GetSeenFrom()}
 		if k.Ack.GetViaSet() || len(k.Ack.GetVia()) > 0 {
 			c.Via = append([]string{}, k.Ack.GetVia()...)
 		}
@@ -168,7 +168,7 @@ func (s *grpcStream) WriteControl(c Control) error {
 	m := &pb.Message{}
 	switch c.Type {
 	case Ack:
-		m.Kind = &pb.Message_Ack{Ack: &pb.Ack{Bytes: c.Bytes, Via: c.Via, ViaSet: c.Via != nil}}
+		m.Kind = &pb.Message_Ack{Ack: &pb.Ack{Bytes: c.Bytes, Via: c.Via, ViaSet: c.Via != nil, SeenFrom: c.SeenFrom}}
 	case Fin:
 		m.Kind = &pb.Message_Fin{Fin: &pb.Fin{Bytes: c.Bytes}}
 	default:

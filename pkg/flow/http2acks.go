@@ -44,7 +44,7 @@ func (a *AckStream) Send(ctl Control) {
 	a.mu.Lock()
 	switch n := len(a.pending); {
 	case a.err != nil || a.ended:
-	case n > 0 && ctl.Type == Ack && a.pending[n-1].Type == Ack && a.pending[n-1].Via == nil:
+	case n > 0 && ctl.Type == Ack && a.pending[n-1].Type == Ack && !a.pending[n-1].echoesPath():
 		a.pending[n-1] = ctl
 	case n < maxQueuedControls:
 		a.pending = append(a.pending, ctl)

@@ -148,10 +148,10 @@ func (m multiConn) WriteStarting(began time.Time) {
 	}
 }
 
-func (m multiConn) Path(via []string) {
+func (m multiConn) Path(via []string, seenFrom string) {
 	for _, o := range m {
 		if p, ok := o.(PathObserver); ok {
-			p.Path(via)
+			p.Path(via, seenFrom)
 		}
 	}
 }

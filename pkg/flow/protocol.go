@@ -199,7 +199,19 @@ type Control struct {
 	// no relay named itself), so the client learns the path; nil: not
 	// said. See docs/PROTOCOL.md.
 	Via []string `json:"via,omitempty"`
+	// SeenFrom, on the server's first ack, is the address ("ip:port") the
+	// server sees this connection from: the client's own local address on
+	// a direct path, a hop's when something that ended TCP (a proxy) or
+	// rewrote the addresses (a NAT) sits in between, whether or not it
+	// named itself in via. Empty: not said (an older server). It goes back
+	// only to the client whose connection it describes. See
+	// docs/PROTOCOL.md.
+	SeenFrom string `json:"seen_from,omitempty"`
 }
+
+// echoesPath reports whether c carries the server's account of the path
+// (its first ack): a via list or the address it sees the connection from.
+func (c Control) echoesPath() bool { return c.Via != nil || c.SeenFrom != "" }
 
 // ParseControl decodes a control message. Its errors are ProtocolErrors.
 func ParseControl(b []byte) (Control, error) {
@@ -238,13 +250,16 @@ func parseControl(b []byte) (Control, error) {
 	return c, nil
 }
 
-// parseCanonicalControl parses the form AppendControl writes for an ack or
-// fin without a via list or with an empty one, {"type":"ack","bytes":N}
-// and {"type":"ack","bytes":N,"via":[]}, which is nearly every
-// control message: json.Unmarshal's reflection costs allocations and
-// kilobytes of stack, which a slow connection's reader then keeps (its
-// goroutine's stack grows to 8 KiB and stays). Anything else, including
-// every malformed message, is left to json.Unmarshal (ok false).
+// parseCanonicalControl parses the forms AppendControl writes for an ack
+// or fin without a via list or with an empty one, {"type":"ack","bytes":N},
+// {"type":"ack","bytes":N,"via":[]} and bp-server's first ack on a path
+// without bp-relays, {"type":"ack","bytes":N,"via":[],"seen_from":"ip:port"},
+// which is nearly every control message: json.Unmarshal's reflection
+// costs allocations and kilobytes of stack, which a slow connection's
+// reader then keeps (its goroutine's stack grows to 8 KiB and stays), and
+// every connection's first ack would pay it. Anything else, including
+// every malformed message and an address with characters an ip:port does
+// not have, is left to json.Unmarshal (ok false).
 func parseCanonicalControl(b []byte) (Control, bool) {
 	const prefix, mid = `{"type":"`, `","bytes":`
 	rest, ok := bytes.CutPrefix(b, []byte(prefix))
@@ -261,27 +276,55 @@ func parseCanonicalControl(b []byte) (Control, bool) {
 		return Control{}, false
 	}
 	rest, ok = bytes.CutPrefix(rest[len(t):], []byte(mid))
-	// bp-server's first ack on a direct path echoes an empty via list.
-	digits, via := bytes.CutSuffix(rest, []byte(`,"via":[]}`))
-	closed := via
-	if !via {
-		digits, closed = bytes.CutSuffix(rest, []byte("}"))
+	end := 0
+	for end < len(rest) && rest[end] >= '0' && rest[end] <= '9' {
+		end++
 	}
-	if !ok || !closed || len(digits) == 0 || len(digits) > 18 || (digits[0] == '0' && len(digits) > 1) {
+	digits := rest[:end]
+	if !ok || len(digits) == 0 || len(digits) > 18 || (digits[0] == '0' && len(digits) > 1) {
 		return Control{}, false
 	}
 	var n int64
 	for _, d := range digits {
-		if d < '0' || d > '9' {
-			return Control{}, false
-		}
 		n = n*10 + int64(d-'0')
 	}
 	c := Control{Type: t, Bytes: n}
-	if via {
-		c.Via = []string{}
+	if !canonicalTail(&c, rest[end:]) {
+		return Control{}, false
 	}
 	return c, true
+}
+
+// canonicalTail reads what follows the bytes in a canonical control
+// message: an empty via list, a plain seen_from, both or neither, and the
+// closing brace.
+func canonicalTail(c *Control, tail []byte) bool {
+	if rest, ok := bytes.CutPrefix(tail, []byte(`,"via":[]`)); ok {
+		c.Via, tail = []string{}, rest
+	}
+	if rest, ok := bytes.CutPrefix(tail, []byte(`,"seen_from":"`)); ok {
+		end := bytes.IndexByte(rest, '"')
+		if end < 0 || !plainAddr(rest[:end]) {
+			return false
+		}
+		c.SeenFrom, tail = string(rest[:end]), rest[end+1:]
+	}
+	return len(tail) == 1 && tail[0] == '}'
+}
+
+// plainAddr reports whether b holds only what an ip:port is written
+// with (digits, hex letters, '.', ':', '[', ']'): nothing JSON would
+// unescape or replace.
+func plainAddr(b []byte) bool {
+	for _, ch := range b {
+		switch {
+		case ch >= '0' && ch <= '9', ch >= 'a' && ch <= 'f', ch >= 'A' && ch <= 'F':
+		case ch == '.', ch == ':', ch == '[', ch == ']':
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // AppendControl appends the JSON form of c to dst without allocating when dst
@@ -296,6 +339,12 @@ func AppendControl(dst []byte, c Control) []byte {
 		via, _ := json.Marshal(c.Via)
 		dst = append(dst, `,"via":`...)
 		dst = append(dst, via...)
+	}
+	if c.SeenFrom != "" {
+		// As rare: the first ack only.
+		from, _ := json.Marshal(c.SeenFrom)
+		dst = append(dst, `,"seen_from":`...)
+		dst = append(dst, from...)
 	}
 	return append(dst, '}')
 }

@@ -3,6 +3,7 @@ package flow_test
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -137,7 +138,23 @@ func TestParseControl(t *testing.T) {
 		{"via empty", `{"type":"ack","bytes":0,"via":[]}`, flow.Control{Type: flow.Ack, Via: []string{}}, true},
 		// Behind two bp-relays, in the order the stream passed them.
 		{"via relays", `{"type":"ack","bytes":0,"via":["r1","r2:8091"]}`, flow.Control{Type: flow.Ack, Via: []string{"r1", "r2:8091"}}, true},
-		// Fields this side does not know are ignored, as older peers ignore via.
+		// The first ack also says where the server sees the connection
+		// from (the slow path: one per connection).
+		{"seen from", `{"type":"ack","bytes":0,"via":[],"seen_from":"127.0.0.1:40312"}`, flow.Control{Type: flow.Ack, Via: []string{}, SeenFrom: "127.0.0.1:40312"}, true},
+		{"seen from v6", `{"type":"ack","bytes":0,"via":["r1"],"seen_from":"[::1]:8091"}`, flow.Control{Type: flow.Ack, Via: []string{"r1"}, SeenFrom: "[::1]:8091"}, true},
+		// An older server's first ack, without it: not said.
+		{"old server", `{"type":"ack","bytes":0,"via":[]}`, flow.Control{Type: flow.Ack, Via: []string{}}, true},
+		// Forms the fast path reads, and ones it leaves to JSON: an
+		// escape, the fields the other way round, a seen_from cut off.
+		{"seen from alone", `{"type":"ack","bytes":3,"seen_from":"10.0.0.1:1"}`, flow.Control{Type: flow.Ack, Bytes: 3, SeenFrom: "10.0.0.1:1"}, true},
+		{"seen from escaped", `{"type":"ack","bytes":0,"via":[],"seen_from":"127.0.0.1\u003a1"}`, flow.Control{Type: flow.Ack, Via: []string{}, SeenFrom: "127.0.0.1:1"}, true},
+		{"seen from first", `{"type":"ack","bytes":0,"seen_from":"[::1]:2","via":[]}`, flow.Control{Type: flow.Ack, Via: []string{}, SeenFrom: "[::1]:2"}, true},
+		{"seen from cut off", `{"type":"ack","bytes":0,"via":[],"seen_from":"127.0.0.1:1}`, flow.Control{}, false},
+		{"seen from then junk", `{"type":"ack","bytes":0,"seen_from":"1.2.3.4:5"}x`, flow.Control{}, false},
+		// A seen_from that is no string is malformed.
+		{"seen from number", `{"type":"ack","bytes":0,"seen_from":1}`, flow.Control{}, false},
+		// Fields this side does not know are ignored, as older peers ignore
+		// via and seen_from.
 		{"unknown field", `{"type":"ack","bytes":2,"later":{"x":1}}`, flow.Control{Type: flow.Ack, Bytes: 2}, true},
 		// A count never goes below zero.
 		{"negative", `{"type":"ack","bytes":-1}`, flow.Control{}, false},
@@ -187,6 +204,40 @@ func TestParseControl(t *testing.T) {
 				t.Fatalf("AppendControl round trip: %+v, %v; want %+v", back, err, got)
 			}
 		})
+	}
+}
+
+// TestParseControlCommonForms: the acks every connection gets, the first
+// one with its path included, are read without encoding/json (whose
+// reflection allocates and grows a reader's stack for good): no
+// allocation, but the seen_from string's.
+func TestParseControlCommonForms(t *testing.T) {
+	for in, most := range map[string]float64{
+		`{"type":"ack","bytes":1048576}`:                                  0,
+		`{"type":"fin","bytes":52428800}`:                                 0,
+		`{"type":"ack","bytes":0,"via":[]}`:                               0,
+		`{"type":"ack","bytes":0,"via":[],"seen_from":"127.0.0.1:51234"}`: 1,
+	} {
+		b := []byte(in)
+		if n := testing.AllocsPerRun(100, func() { _, _ = flow.ParseControl(b) }); n > most {
+			t.Errorf("ParseControl(%s): %.0f allocations, want at most %.0f", in, n, most)
+		}
+	}
+}
+
+// TestFirstAckOlderReader: a client from before seen_from reads the new
+// first ack as before: its own fields, the new one ignored (encoding/json
+// ignores fields a struct does not have; the older fast path refuses the
+// form and hands it to JSON).
+func TestFirstAckOlderReader(t *testing.T) {
+	b := flow.AppendControl(nil, flow.Control{Type: flow.Ack, Via: []string{}, SeenFrom: "127.0.0.1:51234"})
+	var old struct {
+		Type  string   `json:"type"`
+		Bytes int64    `json:"bytes"`
+		Via   []string `json:"via,omitempty"`
+	}
+	if err := json.Unmarshal(b, &old); err != nil || old.Type != "ack" || old.Bytes != 0 || old.Via == nil || len(old.Via) != 0 {
+		t.Fatalf("an older reader of %s: %+v, %v", b, old, err)
 	}
 }
 

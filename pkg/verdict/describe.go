@@ -85,16 +85,21 @@ func shareOf(share float64, conns int) string {
 }
 
 // path notes what the client knows of the path, and so whose kernel its
-// zero windows are.
-func (n *notes) path(v Verdict) {
-	switch {
-	case v.Via == nil:
-		n.add(0, "the server did not echo the path (an older server, or no ack): this client's peer, whose window it sees, may be a hop rather than the server")
-	case len(*v.Via) == 0:
-		n.add(0, "no bp-relay on the path (the server's first ack said so): this client's peer is the server, unless a proxy that does not name itself (HAProxy, nginx) sits in between")
-	default:
+// zero windows are: the bp-relays the server echoed, else what the
+// addresses say, else the echoed path alone.
+func (n *notes) path(v Verdict, addrs addressCount) {
+	if v.Via != nil && len(*v.Via) > 0 {
 		n.add(0, "the path, as the server echoed it: this client -> %s -> server; the window this client sees is its peer's, %s's, not the server's", strings.Join(*v.Via, " -> "), (*v.Via)[0])
+		return
 	}
+	if n.addressPath(v, addrs) {
+		return
+	}
+	if v.Via == nil {
+		n.add(0, "the server did not echo the path (an older server, or no ack): this client's peer, whose window it sees, may be a hop rather than the server")
+		return
+	}
+	n.add(0, "no bp-relay on the path (the server's first ack said so): this client's peer is the server, unless a proxy that does not name itself (HAProxy, nginx) sits in between")
 }
 
 // describeNothing is the summary of a run that wrote nothing.

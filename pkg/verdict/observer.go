@@ -120,6 +120,9 @@ type conn struct {
 	// path: the relays the server echoed in its first ack (pathKnown).
 	path      []string
 	pathKnown bool
+	// seenFrom: the address the server sees this connection from (its
+	// first ack; "": not said); local this client's own end of it.
+	seenFrom, local string
 	// blockedInStalls: time blocked writes spent inside stalls.
 	blockedInStalls time.Duration
 	// pending: bytes unacknowledged since pendingSince (the last ack that
@@ -157,6 +160,9 @@ func (o *Observer) Open(info flow.ConnInfo) flow.ConnObserver {
 		return flow.Nop{}
 	}
 	c := &conn{o: o, socket: info.Conn, peerZeroAt: -1}
+	if info.Conn != nil {
+		c.local = info.Conn.LocalAddr().String()
+	}
 	c.pipeEmpty.Store(true)
 	c.findKernel()
 	o.mu.Lock()
@@ -422,6 +428,7 @@ func (c *conn) timeline(at, threshold time.Duration) Timeline {
 		Blocks: slices.Clone(c.blocks), BlocksDropped: c.blocksDropped,
 		Kernel: c.kernel != nil, Blocked: time.Duration(c.blockedNs.Load()),
 		BlockedInStalls: c.blockedInStalls, Path: slices.Clone(c.path), PathKnown: c.pathKnown,
+		SeenFrom: c.seenFrom, LocalAddr: c.local,
 	}
 	if c.stuck && !c.closed && at-c.stuckSince >= threshold {
 		tl.Blocked += at - c.stuckSince

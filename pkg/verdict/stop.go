@@ -74,11 +74,14 @@ func (c *conn) stalledPart(from, to time.Duration) time.Duration {
 }
 
 // Path implements flow.PathObserver: the relays the server's first ack
-// echoed.
-func (c *conn) Path(via []string) {
+// echoed, and the address it sees this connection from.
+func (c *conn) Path(via []string, seenFrom string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.path, c.pathKnown = via, true
+	if via != nil {
+		c.path, c.pathKnown = via, true
+	}
+	c.seenFrom = seenFrom
 }
 
 var _ flow.PathObserver = (*conn)(nil)

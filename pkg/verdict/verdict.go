@@ -30,6 +30,11 @@ type Timeline struct {
 	// it did; an older server, or no ack, leaves the path unknown).
 	Path      []string
 	PathKnown bool
+	// SeenFrom is the address ("ip:port") the server said, in its first
+	// ack, it sees this connection from ("": not said, an older server);
+	// LocalAddr is this client's own end of the connection ("": not
+	// known). They differ when a hop in between rewrote the address.
+	SeenFrom, LocalAddr string
 }
 
 // Stall is one period without ack progress while bytes were unacknowledged:
@@ -189,14 +194,34 @@ type Verdict struct {
 	// connections that disagree). A third-party proxy (HAProxy, nginx)
 	// never names itself, so [] is "no bp-relay", not "no hop".
 	Via *[]string `json:"via,omitempty"`
+	// SeenFrom is the address the server sees the (first) connection
+	// from, as its first ack said, and LocalAddr this client's own end of
+	// it. AddressRewritten is true when on every connection the two
+	// differ: a hop in between that did not necessarily name itself (a
+	// proxy or load balancer that ended TCP, or a NAT) rewrote it; false
+	// when they are equal on every one (no hop that ended TCP, short of
+	// a transparent proxy that keeps the client's address); absent when
+	// not known (an older server, addresses that cannot be compared, or
+	// connections that disagree).
+	SeenFrom         string `json:"seen_from,omitempty"`
+	LocalAddr        string `json:"local_addr,omitempty"`
+	AddressRewritten *bool  `json:"address_rewritten,omitempty"`
 }
 
 // PeerWords names the client's peer, the next hop whose kernel's window the
-// client sees, as far as the client knows it: the server only when the
-// server echoed an empty path, and even then a proxy that does not name
-// itself could sit in between.
+// client sees, as far as the client knows it: a bp-relay when the server
+// echoed one; else a hop that did not name itself when the server sees
+// the connection from another address than this client's own, the server
+// when from its own; without the addresses, the server only when it
+// echoed an empty path, and even then a proxy that does not name itself
+// could sit in between.
 func (v Verdict) PeerWords() string {
+	relayed := v.Via != nil && len(*v.Via) > 0
 	switch {
+	case !relayed && v.AddressRewritten != nil && *v.AddressRewritten:
+		return "the peer (a hop that did not name itself: " + v.seenWords() + ")"
+	case !relayed && v.AddressRewritten != nil:
+		return "the peer (the server: it sees " + v.ownWords() + ")"
 	case v.Via == nil:
 		return "the peer (the next hop; the server did not say which)"
 	case len(*v.Via) == 0:
@@ -218,6 +243,7 @@ func Compute(tls []Timeline, p Params) Verdict {
 	v.AckIntervalSeconds = run.ackInterval.Seconds()
 	v.Stalls = run.stalls
 	runWide(&v, tls)
+	addrs := addresses(&v, tls)
 	if run.written == 0 {
 		v.Outcome = OutcomeUnknown
 		v.Summary = describeNothing(n)
@@ -232,7 +258,7 @@ func Compute(tls []Timeline, p Params) Verdict {
 		v.Outcome = OutcomeNotStalled
 		v.Summary = describeNotStalled(n, p, resolution, blocksWithoutStall, run.acks)
 		n.waits(v, p)
-		n.path(v)
+		n.path(v, addrs)
 		return n.finish(v)
 	}
 	a := aggregate(views)
@@ -240,6 +266,6 @@ func Compute(tls []Timeline, p Params) Verdict {
 	classify(&v, a)
 	v.Summary = describeStalled(n, v, a, p, resolution)
 	n.waits(v, p)
-	n.path(v)
+	n.path(v, addrs)
 	return n.finish(v)
 }

@@ -283,6 +283,7 @@ func TestComputeWords(t *testing.T) {
 		noPath     = "the server did not echo the path (an older server, or no ack): this client's peer, whose window it sees, may be a hop rather than the server"
 		sendQueue  = "the kernel's send queue was read while the write was blocked"
 		oneWrite   = "bytes at the moment of blocking are known to within one write (65.5 kB)"
+		unnamedHop = "the server sees this connection from 10.101.2.1:40312, not from this client's own end of it (10.101.0.1:51234): a hop that did not name itself sits in between, a proxy or load balancer that ended TCP (HAProxy, nginx), whose kernel's window this client sees, or a NAT that only rewrote the address (then the window is the server's)"
 		blockedSum = "this client's writes first blocked 0.10 s later, after 950.0 kB more had been accepted; 1.0 MB were then written but not read by the server: about 500.0 kB in this client's own socket buffer, the rest (500.0 kB) further along the path; the server resumed at 6.0 s"
 	)
 	tests := []struct {
@@ -313,6 +314,55 @@ func TestComputeWords(t *testing.T) {
 			// proxy that does not name itself hides.
 			name: "no relay", tls: []Timeline{withPath(direct)},
 			summary: "the server stopped reading at 2.0 s; " + blockedSum,
+			reasons: []string{acksEvery, sendQueue, oneWrite, stopExact,
+				"no bp-relay on the path (the server's first ack said so): this client's peer is the server, unless a proxy that does not name itself (HAProxy, nginx) sits in between"},
+		},
+		{
+			// Behind HAProxy: no relay named itself, yet the server sees
+			// the connection from HAProxy's address, not the client's.
+			name: "unnamed hop", tls: []Timeline{seenFrom(withPath(direct), "10.101.2.1:40312", "10.101.0.1:51234")},
+			summary: "the server stopped reading at 2.0 s; " + blockedSum,
+			reasons: []string{acksEvery, sendQueue, oneWrite, stopExact, unnamedHop},
+		},
+		{
+			// Direct, and the server sees the client's own ip:port.
+			name: "own address", tls: []Timeline{seenFrom(withPath(direct), "127.0.0.1:51234", "127.0.0.1:51234")},
+			summary: "the server stopped reading at 2.0 s; " + blockedSum,
+			reasons: []string{acksEvery, sendQueue, oneWrite, stopExact,
+				"the server sees this connection from this client's own address, 127.0.0.1:51234: no hop that ended TCP sits in between (short of a transparent proxy that keeps the client's address and port), so this client's peer is the server"},
+		},
+		{
+			// A dual-stack server shows an IPv4 client IPv4-mapped: the
+			// same address.
+			name: "own address, mapped", tls: []Timeline{seenFrom(withPath(direct), "[::ffff:127.0.0.1]:51234", "127.0.0.1:51234")},
+			summary: "the server stopped reading at 2.0 s; " + blockedSum,
+			reasons: []string{acksEvery, sendQueue, oneWrite, stopExact,
+				"the server sees this connection from this client's own address, 127.0.0.1:51234: no hop that ended TCP sits in between (short of a transparent proxy that keeps the client's address and port), so this client's peer is the server"},
+		},
+		{
+			// Behind a bp-relay the addresses differ too: the relay's
+			// name says more, and wins.
+			name: "relay and address", tls: []Timeline{seenFrom(withPath(direct, "r1"), "127.0.0.1:40000", "127.0.0.1:51234")},
+			summary: "the server stopped reading at 2.0 s; " + blockedSum,
+			reasons: []string{acksEvery, sendQueue, oneWrite, stopExact,
+				"the path, as the server echoed it: this client -> r1 -> server; the window this client sees is its peer's, r1's, not the server's"},
+		},
+		{
+			// Two connections, one through a hop, one not: a doubt, and
+			// no claim either way.
+			name: "addresses disagree", tls: []Timeline{
+				seenFrom(withPath(direct), "10.101.2.1:40312", "10.101.0.1:51234"),
+				seenFrom(withPath(direct), "10.101.0.1:51235", "10.101.0.1:51235")},
+			summary: "the server stopped reading at 2.0 s (2 of 2 connections; figures per connection, the median); " + blockedSum,
+			reasons: []string{acksEvery, sendQueue, oneWrite, stopExact,
+				"connections disagree: the server sees 1 of the 2 compared from another address than this client's own end (a hop on some paths, not on others), so whose window this client sees differs between them"},
+		},
+		{
+			// An older server says no address on one connection: the
+			// words fall back on the echoed path.
+			name: "address not said", tls: []Timeline{
+				seenFrom(withPath(direct), "10.101.2.1:40312", "10.101.0.1:51234"), withPath(direct)},
+			summary: "the server stopped reading at 2.0 s (2 of 2 connections; figures per connection, the median); " + blockedSum,
 			reasons: []string{acksEvery, sendQueue, oneWrite, stopExact,
 				"no bp-relay on the path (the server's first ack said so): this client's peer is the server, unless a proxy that does not name itself (HAProxy, nginx) sits in between"},
 		},
@@ -383,4 +433,66 @@ func TestComputeWords(t *testing.T) {
 func withPath(tl Timeline, via ...string) Timeline {
 	tl.Path, tl.PathKnown = append([]string{}, via...), true
 	return tl
+}
+
+// seenFrom is tl with the address the server said it sees the connection
+// from, and the client's own end of it.
+func seenFrom(tl Timeline, seen, local string) Timeline {
+	tl.SeenFrom, tl.LocalAddr = seen, local
+	return tl
+}
+
+// TestPeerWords: whose kernel's window the client sees, in words, and
+// address_rewritten, from the path and addresses the server echoed.
+func TestPeerWords(t *testing.T) {
+	tl := Timeline{Written: mb, Acked: mb, Acks: 10}
+	tests := []struct {
+		name      string
+		tls       []Timeline
+		want      string
+		rewritten *bool
+	}{
+		// An older server: nothing said.
+		{"not said", []Timeline{tl}, "the peer (the next hop; the server did not say which)", nil},
+		// No relay, no address (a server before seen_from).
+		{"no relay", []Timeline{withPath(tl)}, "the peer (the server: no bp-relay named itself)", nil},
+		// HAProxy in between: its address, not the client's.
+		{"unnamed hop", []Timeline{seenFrom(withPath(tl), "10.101.2.1:40312", "10.101.0.1:51234")},
+			"the peer (a hop that did not name itself: the server sees this connection from 10.101.2.1:40312, this client is 10.101.0.1:51234)", ptr(true)},
+		// The same with two connections: the first one's addresses.
+		{"unnamed hop, two", []Timeline{seenFrom(withPath(tl), "10.101.2.1:40312", "10.101.0.1:51234"), seenFrom(withPath(tl), "10.101.2.1:40313", "10.101.0.1:51235")},
+			"the peer (a hop that did not name itself: the server sees the first connection from 10.101.2.1:40312, this client is 10.101.0.1:51234)", ptr(true)},
+		// Direct: the client's own ip:port.
+		{"own address", []Timeline{seenFrom(withPath(tl), "[::1]:51234", "[::1]:51234")},
+			"the peer (the server: it sees this connection from this client's own address, [::1]:51234)", ptr(false)},
+		// Two direct connections: every one from its own address.
+		{"own address, two", []Timeline{seenFrom(withPath(tl), "127.0.0.1:51234", "127.0.0.1:51234"), seenFrom(withPath(tl), "127.0.0.1:51235", "127.0.0.1:51235")},
+			"the peer (the server: it sees every connection from this client's own address, the first one's 127.0.0.1:51234)", ptr(false)},
+		// Same port, another ip (a NAT that kept the port): rewritten.
+		{"nat keeps port", []Timeline{seenFrom(withPath(tl), "192.0.2.7:51234", "10.0.0.2:51234")},
+			"the peer (a hop that did not name itself: the server sees this connection from 192.0.2.7:51234, this client is 10.0.0.2:51234)", ptr(true)},
+		// A relay named itself: its name, whatever the addresses.
+		{"relay", []Timeline{seenFrom(withPath(tl, "r1"), "127.0.0.1:40000", "127.0.0.1:51234")}, "the peer (bp-relay r1, the first hop)", ptr(true)},
+		// Not an ip:port (gRPC's "unknown"): not compared.
+		{"not an address", []Timeline{seenFrom(withPath(tl), "unknown", "127.0.0.1:51234")}, "the peer (the server: no bp-relay named itself)", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v := Compute(tt.tls, Params{End: 10 * time.Second, StallThreshold: 100 * time.Millisecond})
+			if got := v.PeerWords(); got != tt.want {
+				t.Errorf("PeerWords\n got %q\nwant %q", got, tt.want)
+			}
+			if (v.AddressRewritten == nil) != (tt.rewritten == nil) || (v.AddressRewritten != nil && *v.AddressRewritten != *tt.rewritten) {
+				t.Errorf("address_rewritten %v, want %v", deref(v.AddressRewritten), deref(tt.rewritten))
+			}
+		})
+	}
+}
+
+// deref is *p in a message, "<nil>" for nil.
+func deref[T any](p *T) any {
+	if p == nil {
+		return "<nil>"
+	}
+	return *p
 }

@@ -282,8 +282,11 @@ type Ack struct {
 	Bytes int64                  `protobuf:"varint,1,opt,name=bytes,proto3" json:"bytes,omitempty"`
 	// On the server's first ack: the hello's via, echoed. Absent: not said;
 	// an empty list is carried as via_set with no via.
-	Via           []string `protobuf:"bytes,2,rep,name=via,proto3" json:"via,omitempty"`
-	ViaSet        bool     `protobuf:"varint,3,opt,name=via_set,json=viaSet,proto3" json:"via_set,omitempty"`
+	Via    []string `protobuf:"bytes,2,rep,name=via,proto3" json:"via,omitempty"`
+	ViaSet bool     `protobuf:"varint,3,opt,name=via_set,json=viaSet,proto3" json:"via_set,omitempty"`
+	// On the server's first ack: the address ("ip:port") the server sees
+	// this connection from (docs/PROTOCOL.md, seen_from). Empty: not said.
+	SeenFrom      string `protobuf:"bytes,4,opt,name=seen_from,json=seenFrom,proto3" json:"seen_from,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -337,6 +340,13 @@ func (x *Ack) GetViaSet() bool {
 		return x.ViaSet
 	}
 	return false
+}
+
+func (x *Ack) GetSeenFrom() string {
+	if x != nil {
+		return x.SeenFrom
+	}
+	return ""
 }
 
 // Fin: the sender has finished writing; bytes is its payload total.
@@ -409,11 +419,12 @@ const file_backpressure_v1_backpressure_proto_rawDesc = "" +
 	"\x06stream\x18\t \x01(\x05R\x06stream\x12\x1d\n" +
 	"\n" +
 	"full_speed\x18\n" +
-	" \x01(\bR\tfullSpeed\"F\n" +
+	" \x01(\bR\tfullSpeed\"c\n" +
 	"\x03Ack\x12\x14\n" +
 	"\x05bytes\x18\x01 \x01(\x03R\x05bytes\x12\x10\n" +
 	"\x03via\x18\x02 \x03(\tR\x03via\x12\x17\n" +
-	"\avia_set\x18\x03 \x01(\bR\x06viaSet\"\x1b\n" +
+	"\avia_set\x18\x03 \x01(\bR\x06viaSet\x12\x1b\n" +
+	"\tseen_from\x18\x04 \x01(\tR\bseenFrom\"\x1b\n" +
 	"\x03Fin\x12\x14\n" +
 	"\x05bytes\x18\x01 \x01(\x03R\x05bytes2\xd4\x01\n" +
 	"\fBackpressure\x12@\n" +
