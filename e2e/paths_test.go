@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-backpressure/go-backpressure/internal/lab"
 	"github.com/go-backpressure/go-backpressure/internal/netlab"
+	"github.com/go-backpressure/go-backpressure/pkg/verdict"
 )
 
 // needPaths skips the host profiles without root or iproute2 (in CI,
@@ -561,9 +562,11 @@ func TestPathTwoLBsAbsorbed(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lab: %v", err)
 	}
-	if v := res.Client.Verdict; v == nil || v.Outcome != "absorbed" {
+	v := res.Client.Verdict
+	if v == nil || v.Outcome != "absorbed" {
 		t.Fatalf("client verdict %+v, want absorbed", v)
 	}
+	checkStopIsServers(t, res, *v, 0.3, 3)
 	m := res.ByteMap
 	if m == nil || m.Moment != "stall_peak" {
 		t.Fatalf("byte map %+v, want one of the stall's peak", m)
@@ -586,6 +589,30 @@ func TestPathTwoLBsAbsorbed(t *testing.T) {
 	}
 	t.Logf("%s; %s; held %v", m.ClosingLine(), m.Verdict(), held)
 	checkGone(t, res.Hosts)
+}
+
+// checkStopIsServers holds the verdict's stop to the server's own pause
+// schedule (once, after pauseAfter, for pauseFor seconds; its
+// bp_read_paused_seconds_total): the stop the verdict names is the one
+// the server made, not a later gap in the acks.
+func checkStopIsServers(t *testing.T, res *lab.Result, v verdict.Verdict, pauseAfter, pauseFor float64) {
+	t.Helper()
+	paused := hopValue(t, res, "bp-server", "read_paused_seconds")
+	if paused < 0.8*pauseFor || paused > pauseFor+0.5 {
+		t.Errorf("server paused reading %.2f s, want about %.1f", paused, pauseFor)
+	}
+	if v.ServerStoppedAtSeconds == nil {
+		t.Fatalf("verdict names no stop: %+v", v)
+	}
+	// One path latency late and an ack interval coarse, on a shared machine.
+	stop := *v.ServerStoppedAtSeconds
+	if stop < pauseAfter-0.1 || stop > pauseAfter+0.7 {
+		t.Errorf("verdict's stop at %.2f s; the server paused %.1f s in: %s", stop, pauseAfter, v.Summary)
+	}
+	if r := v.ServerResumedAtSeconds; r != nil && math.Abs(*r-stop-paused) > 0.5 {
+		t.Errorf("verdict's stall %.2f-%.2f s; the server paused %.2f s", stop, *r, paused)
+	}
+	t.Logf("verdict's stop %.2f s, the server's pause %.1f s in for %.2f s", stop, pauseAfter, paused)
 }
 
 // TestPathFleet: 3 client hosts × 20 connections → HAProxy → 2 server
