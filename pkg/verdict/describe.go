@@ -137,6 +137,11 @@ func describeStalled(n *notes, v Verdict, a aggregated, p Params, resolution tim
 	if a.notResumed > 0 {
 		fmt.Fprintf(&b, "; it had not resumed reading when the run ended")
 	}
+	if v.Outcome == OutcomeAbsorbed && len(a.asides) > 0 {
+		x := a.asides[0]
+		fmt.Fprintf(&b, "; a write blocked at %s, in a %s gap in the acks, with only %s in the pipe: the path had room, so not this stop's backpressure",
+			seconds(x.block.Began.Seconds()), seconds((x.stall.Until - x.stall.Since).Seconds()), config.HumanBytes(float64(x.inPipe())))
+	}
 	n.stop(v, resolution)
 	stalledDoubts(n, v, a, resolution, p.units(v))
 	return b.String()
@@ -182,11 +187,6 @@ func describeAbsorbed(b *strings.Builder, n *notes, v Verdict, a aggregated, p P
 	n.add(0, "writes never blocked for %s or more during the stall, so the path's capacity is at least what it took", seconds(p.StallThreshold.Seconds()))
 	if a.blocked > 0 {
 		n.add(1, "%ss disagree: %d of the %d whose server stopped blocked", p.units(v).Noun(), a.blocked, a.views)
-	}
-	if len(a.asides) > 0 {
-		x := a.asides[0]
-		fmt.Fprintf(b, "; a write blocked later, at %s, in a %s gap in the acks, with only %s in the pipe: the path had room, so not this stop's backpressure",
-			seconds(x.block.Began.Seconds()), seconds((x.stall.Until - x.stall.Since).Seconds()), config.HumanBytes(float64(x.inPipe())))
 	}
 	if a.kernelMissing > 0 && p.KernelReason != "" {
 		n.add(0, "kernel socket statistics not read (%s)", p.KernelReason)
