@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -589,6 +590,84 @@ func TestPathTwoLBsAbsorbed(t *testing.T) {
 	}
 	t.Logf("%s; %s; held %v", m.ClosingLine(), m.Verdict(), held)
 	checkGone(t, res.Hosts)
+}
+
+// TestPathTwoLBsLaterGap: wan-two-lbs whose LB hosts absorb the server's
+// pause, then the client's link stands still for 0.8 s (tbf throttled to
+// 8 kbit/s) while the server reads: a write blocks in a gap in the acks
+// with little in the pipe. The verdict names the server's own pause as
+// the stop, absorbed, and sets the later block aside (before, it named
+// the gap as the stop and said blocked).
+func TestPathTwoLBsLaterGap(t *testing.T) {
+	p, _ := lab.Lookup("wan-two-lbs")
+	needPaths(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	big := []string{"nginx=4096,33554432,33554432", "haproxy=4096,33554432,33554432"}
+	throttled := make(chan error, 1)
+	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, TCPRmem: big,
+		Server: []string{"--pause-after", "300ms", "--pause-for", "1500ms", "--rcvbuf", "256KiB"},
+		Client: []string{"--duration", "4s", "--rate", "80", "--sndbuf", "256KiB"},
+		Watch: func(hs []netlab.Host) func() {
+			go func() { throttled <- throttleClientLink(ctx, hs, 2600*time.Millisecond, 800*time.Millisecond) }()
+			return func() {}
+		}})
+	if err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	if err := <-throttled; err != nil {
+		t.Fatalf("throttle the client's link: %v", err)
+	}
+	v := res.Client.Verdict
+	if v == nil || v.Outcome != "absorbed" {
+		t.Fatalf("client verdict %+v, want absorbed", v)
+	}
+	checkStopIsServers(t, res, *v, 0.3, 1.5)
+	// The throttle must have blocked a write in a gap of its own, or this
+	// test showed nothing.
+	if res.Client.BlockedSeconds < 0.3 || v.Stalls < 2 {
+		t.Fatalf("client blocked %.2f s, %d stalls: the throttle made no gap with a blocked write", res.Client.BlockedSeconds, v.Stalls)
+	}
+	if !strings.Contains(v.Summary, "the path had room, so not this stop's backpressure") {
+		t.Errorf("summary does not set the later block aside: %s", v.Summary)
+	}
+	t.Logf("%s", v.Summary)
+}
+
+// throttleClientLink waits for the client's host to run a process, then
+// after after throttles the client-to-nginx wire to 8 kbit/s for d, and
+// gives it back its 1 Gbit/s (netlab's tbf settings for it).
+func throttleClientLink(ctx context.Context, hosts []netlab.Host, after, d time.Duration) error {
+	var ns string
+	for _, h := range hosts {
+		if h.Name == "client" {
+			ns = h.Namespace
+		}
+	}
+	wire := strings.TrimSuffix(ns, "client") + "wire-client-nginx"
+	for i := 0; ; i++ {
+		out, err := exec.CommandContext(ctx, "ip", "netns", "pids", ns).Output()
+		if err == nil && len(strings.TrimSpace(string(out))) > 0 {
+			break
+		}
+		if i == 600 {
+			return errors.New("the client never started")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(after)
+	tbf := func(args ...string) error {
+		cmd := append([]string{"netns", "exec", wire, "tc", "qdisc", "change", "dev", "to-nginx", "root", "tbf"}, args...)
+		if out, err := exec.CommandContext(ctx, "ip", cmd...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%v: %w: %s", cmd, err, out)
+		}
+		return nil
+	}
+	if err := tbf("rate", "8kbit", "burst", "16384", "limit", "65536"); err != nil {
+		return err
+	}
+	time.Sleep(d)
+	return tbf("rate", "1000000000bit", "burst", "125000", "limit", "625000")
 }
 
 // checkStopIsServers holds the verdict's stop to the server's own pause
