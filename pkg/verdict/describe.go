@@ -179,11 +179,11 @@ func describeBlocked(b *strings.Builder, n *notes, v Verdict, a aggregated, p Pa
 // describeAbsorbed writes that the client never blocked, and notes what
 // that tells about the path.
 func describeAbsorbed(b *strings.Builder, n *notes, v Verdict, a aggregated, p Params) {
-	if len(a.asides) == 0 {
-		fmt.Fprintf(b, "; this client never blocked: at least %s were absorbed between it and the server", config.HumanBytes(float64(*v.AbsorbedBytes)))
-	} else {
-		fmt.Fprintf(b, "; this client never blocked during it: at least %s were absorbed between it and the server", config.HumanBytes(float64(*v.AbsorbedBytes)))
+	when := "" // a block set aside (told after the resumption) was not during the stop
+	if len(a.asides) > 0 {
+		when = " during it"
 	}
+	fmt.Fprintf(b, "; this client never blocked%s: at least %s were absorbed between it and the server", when, config.HumanBytes(float64(*v.AbsorbedBytes)))
 	n.add(0, "writes never blocked for %s or more during the stall, so the path's capacity is at least what it took", seconds(p.StallThreshold.Seconds()))
 	if a.blocked > 0 {
 		n.add(1, "%ss disagree: %d of the %d whose server stopped blocked", p.units(v).Noun(), a.blocked, a.views)
