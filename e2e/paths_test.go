@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"net/netip"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/go-backpressure/go-backpressure/internal/lab"
 	"github.com/go-backpressure/go-backpressure/internal/netlab"
+	"github.com/go-backpressure/go-backpressure/pkg/verdict"
 )
 
 // needPaths skips the host profiles without root or iproute2 (in CI,
@@ -598,9 +600,11 @@ func TestPathTwoLBsAbsorbed(t *testing.T) {
 	if err != nil {
 		t.Fatalf("lab: %v", err)
 	}
-	if v := res.Client.Verdict; v == nil || v.Outcome != "absorbed" {
+	v := res.Client.Verdict
+	if v == nil || v.Outcome != "absorbed" {
 		t.Fatalf("client verdict %+v, want absorbed", v)
 	}
+	checkStopIsServers(t, res, *v, 0.3, 3)
 	m := res.ByteMap
 	if m == nil || m.Moment != "stall_peak" {
 		t.Fatalf("byte map %+v, want one of the stall's peak", m)
@@ -623,6 +627,108 @@ func TestPathTwoLBsAbsorbed(t *testing.T) {
 	}
 	t.Logf("%s; %s; held %v", m.ClosingLine(), m.Verdict(), held)
 	checkGone(t, res.Hosts)
+}
+
+// TestPathTwoLBsLaterGap: wan-two-lbs whose LB hosts absorb the server's
+// pause, then the client's link stands still for 0.8 s (tbf throttled to
+// 8 kbit/s) while the server reads: a write blocks in a gap in the acks
+// with little in the pipe. The verdict names the server's own pause as
+// the stop, absorbed, and sets the later block aside (before, it named
+// the gap as the stop and said blocked).
+func TestPathTwoLBsLaterGap(t *testing.T) {
+	p, _ := lab.Lookup("wan-two-lbs")
+	needPaths(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	big := []string{"nginx=4096,33554432,33554432", "haproxy=4096,33554432,33554432"}
+	throttled := make(chan error, 1)
+	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, TCPRmem: big,
+		Server: []string{"--pause-after", "300ms", "--pause-for", "1500ms", "--rcvbuf", "256KiB"},
+		Client: []string{"--duration", "4s", "--rate", "80", "--sndbuf", "256KiB"},
+		Watch: func(hs []netlab.Host) func() {
+			go func() { throttled <- throttleClientLink(ctx, hs, 2600*time.Millisecond, 800*time.Millisecond) }()
+			return func() {}
+		}})
+	if err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	if err := <-throttled; err != nil {
+		t.Fatalf("throttle the client's link: %v", err)
+	}
+	v := res.Client.Verdict
+	if v == nil || v.Outcome != "absorbed" {
+		t.Fatalf("client verdict %+v, want absorbed", v)
+	}
+	checkStopIsServers(t, res, *v, 0.3, 1.5)
+	// The throttle must have blocked a write in a gap of its own, or this
+	// test showed nothing.
+	if res.Client.BlockedSeconds < 0.3 || v.Stalls < 2 {
+		t.Fatalf("client blocked %.2f s, %d stalls: the throttle made no gap with a blocked write", res.Client.BlockedSeconds, v.Stalls)
+	}
+	if !strings.Contains(v.Summary, "the path had room, so not this stop's backpressure") {
+		t.Errorf("summary does not set the later block aside: %s", v.Summary)
+	}
+	t.Logf("%s", v.Summary)
+}
+
+// throttleClientLink waits for the client's host to run a process, then
+// after after throttles the client-to-nginx wire to 8 kbit/s for d, and
+// gives it back its 1 Gbit/s (netlab's tbf settings for it).
+func throttleClientLink(ctx context.Context, hosts []netlab.Host, after, d time.Duration) error {
+	var ns string
+	for _, h := range hosts {
+		if h.Name == "client" {
+			ns = h.Namespace
+		}
+	}
+	wire := strings.TrimSuffix(ns, "client") + "wire-client-nginx"
+	for i := 0; ; i++ {
+		out, err := exec.CommandContext(ctx, "ip", "netns", "pids", ns).Output()
+		if err == nil && len(strings.TrimSpace(string(out))) > 0 {
+			break
+		}
+		if i == 600 {
+			return errors.New("the client never started")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(after)
+	tbf := func(args ...string) error {
+		cmd := append([]string{"netns", "exec", wire, "tc", "qdisc", "change", "dev", "to-nginx", "root", "tbf"}, args...)
+		if out, err := exec.CommandContext(ctx, "ip", cmd...).CombinedOutput(); err != nil {
+			return fmt.Errorf("%v: %w: %s", cmd, err, out)
+		}
+		return nil
+	}
+	if err := tbf("rate", "8kbit", "burst", "16384", "limit", "65536"); err != nil {
+		return err
+	}
+	time.Sleep(d)
+	return tbf("rate", "1000000000bit", "burst", "125000", "limit", "625000")
+}
+
+// checkStopIsServers holds the verdict's stop to the server's own pause
+// schedule (once, after pauseAfter, for pauseFor seconds; its
+// bp_read_paused_seconds_total): the stop the verdict names is the one
+// the server made, not a later gap in the acks.
+func checkStopIsServers(t *testing.T, res *lab.Result, v verdict.Verdict, pauseAfter, pauseFor float64) {
+	t.Helper()
+	paused := hopValue(t, res, "bp-server", "read_paused_seconds")
+	if paused < 0.8*pauseFor || paused > pauseFor+0.5 {
+		t.Errorf("server paused reading %.2f s, want about %.1f", paused, pauseFor)
+	}
+	if v.ServerStoppedAtSeconds == nil {
+		t.Fatalf("verdict names no stop: %+v", v)
+	}
+	// One path latency late and an ack interval coarse, on a shared machine.
+	stop := *v.ServerStoppedAtSeconds
+	if stop < pauseAfter-0.1 || stop > pauseAfter+0.7 {
+		t.Errorf("verdict's stop at %.2f s; the server paused %.1f s in: %s", stop, pauseAfter, v.Summary)
+	}
+	if r := v.ServerResumedAtSeconds; r != nil && math.Abs(*r-stop-paused) > 0.5 {
+		t.Errorf("verdict's stall %.2f-%.2f s; the server paused %.2f s", stop, *r, paused)
+	}
+	t.Logf("verdict's stop %.2f s, the server's pause %.1f s in for %.2f s", stop, pauseAfter, paused)
 }
 
 // TestPathFleet: 3 client hosts × 20 connections → HAProxy → 2 server

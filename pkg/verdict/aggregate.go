@@ -51,6 +51,9 @@ type aggregated struct {
 	noAck, notResumed          int
 	kernelMissing              int
 	blockedBefore              int // write calls blocked before their server stopped
+	// asides are the writes that blocked in a stall with the path not
+	// full (one per connection at most), in order.
+	asides []unfilledBlock
 
 	// Of the connections whose writes blocked during the stall:
 	blocked         int
@@ -89,6 +92,9 @@ func aggregate(views []connView) aggregated {
 			a.kernelMissing++
 		}
 		a.blockedBefore += cv.blockedBefore
+		if cv.aside != nil {
+			a.asides = append(a.asides, *cv.aside)
+		}
 		if cv.block != nil {
 			a.addBlocked(cv)
 		}

@@ -142,6 +142,11 @@ func describeStalled(n *notes, v Verdict, a aggregated, p Params, resolution tim
 	if a.notResumed > 0 {
 		fmt.Fprintf(&b, "; it had not resumed reading when the run ended")
 	}
+	if v.Outcome == OutcomeAbsorbed && len(a.asides) > 0 {
+		x := a.asides[0]
+		fmt.Fprintf(&b, "; a write blocked at %s, in a %s gap in the acks, with only %s in the pipe: the path had room, so not this stop's backpressure",
+			seconds(x.block.Began.Seconds()), seconds((x.stall.Until - x.stall.Since).Seconds()), config.HumanBytes(float64(x.inPipe())))
+	}
 	n.stop(v, resolution)
 	stalledDoubts(n, v, a, resolution, p.units(v))
 	return b.String()
@@ -179,7 +184,11 @@ func describeBlocked(b *strings.Builder, n *notes, v Verdict, a aggregated, p Pa
 // describeAbsorbed writes that the client never blocked, and notes what
 // that tells about the path.
 func describeAbsorbed(b *strings.Builder, n *notes, v Verdict, a aggregated, p Params) {
-	fmt.Fprintf(b, "; this client never blocked: at least %s were absorbed between it and the server", config.HumanBytes(float64(*v.AbsorbedBytes)))
+	when := "" // a block set aside (told after the resumption) was not during the stop
+	if len(a.asides) > 0 {
+		when = " during it"
+	}
+	fmt.Fprintf(b, "; this client never blocked%s: at least %s were absorbed between it and the server", when, config.HumanBytes(float64(*v.AbsorbedBytes)))
 	n.add(0, "writes never blocked for %s or more during the stall, so the path's capacity is at least what it took", seconds(p.StallThreshold.Seconds()))
 	if a.blocked > 0 {
 		n.add(1, "%ss disagree: %d of the %d whose server stopped blocked", p.units(v).Noun(), a.blocked, a.views)
@@ -209,11 +218,27 @@ func stalledDoubts(n *notes, v Verdict, a aggregated, resolution time.Duration, 
 		n.add(0, "%ss saw the server stop at different times, from %s to %s", u.Noun(), seconds(slices.Min(a.stopped).Seconds()), seconds(slices.Max(a.stopped).Seconds()))
 	}
 	if v.Stalls > a.views {
-		n.add(0, "%d stalls in all; this verdict describes, %s, the first that made a write block, else the longest", v.Stalls, u.Per())
+		n.add(0, "%d stalls in all; this verdict describes, %s, the first that made a write block with the path full, else the longest", v.Stalls, u.Per())
 	}
 	if a.blockedBefore > 0 {
 		n.add(0, "%d write call(s) had blocked before the server stopped", a.blockedBefore)
 	}
+	asides(n, a.asides, u)
+}
+
+// asides notes the writes that blocked in a gap in the acks with the path
+// not full: counted in the time waited in stalls, but not taken as the
+// server's stop, since an earlier stall had held twice as much or more
+// with no write blocked.
+func asides(n *notes, xs []unfilledBlock, u Units) {
+	if len(xs) == 0 {
+		return
+	}
+	x := xs[0]
+	n.add(0, "%s had a write block in a gap in the acks with the path not full (the first: at %s for %s, in a %s gap from %s, %s in the pipe, under half the %s an earlier stall held with no write blocked): a stopped server cannot block writes into a path with room, so something on the way (the path, or this client itself) stood still: not taken as the server's stop",
+		u.Count(len(xs)), seconds(x.block.Began.Seconds()), seconds((x.block.Ended - x.block.Began).Seconds()),
+		seconds((x.stall.Until - x.stall.Since).Seconds()), seconds(x.stall.Since.Seconds()),
+		config.HumanBytes(float64(x.inPipe())), config.HumanBytes(float64(x.held)))
 }
 
 func orDefault(s, d string) string {

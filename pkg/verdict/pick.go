@@ -18,6 +18,9 @@ type connView struct {
 	// blockedBefore counts the connection's write calls that had ended
 	// blocking before the stall began.
 	blockedBefore int
+	// aside is a write that blocked in another stall with the path not
+	// full (nil: none); the view's stall is not it.
+	aside *unfilledBlock
 }
 
 // stopPosition is where the server stopped reading, in time and in bytes,
@@ -61,8 +64,8 @@ func pickAll(tls []Timeline, resolution time.Duration) (views []connView, blocks
 // that mattered, the first write that blocked during it, and the bytes
 // the path held then.
 func pick(tl Timeline, resolution time.Duration) connView {
-	st, b := mattered(tl, resolution)
-	cv := connView{stall: &st, block: b, stop: stopOf(st), sendQueue: -1, kernel: tl.Kernel, absorbed: st.PeakInPipe}
+	st, b, aside := mattered(tl, resolution)
+	cv := connView{stall: &st, block: b, aside: aside, stop: stopOf(st), sendQueue: -1, kernel: tl.Kernel, absorbed: st.PeakInPipe}
 	cv.blockedBefore = blockedBefore(tl.Blocks, cv.stop.at, resolution)
 	if b == nil {
 		cv.accepted = max(cv.stop.read+st.PeakInPipe-cv.stop.written, 0)
@@ -76,19 +79,56 @@ func pick(tl Timeline, resolution time.Duration) connView {
 }
 
 // mattered is the stall that mattered, with its first blocked write: the
-// first stall that made a write block, else the longest (the first of
-// equals), with no block.
-func mattered(tl Timeline, resolution time.Duration) (Stall, *Block) {
+// first stall that made a write block with the path full (filled), else
+// the longest of the others (the first of equals), with no block. A block
+// that is not the path filling is returned as the aside, with its stall,
+// for the reasons to tell.
+func mattered(tl Timeline, resolution time.Duration) (st Stall, b *Block, aside *unfilledBlock) {
 	longest := -1
-	for i, st := range tl.Stalls {
-		if b := blockOf(tl.Blocks, st, resolution); b != nil {
-			return st, b
+	var held int64 // the most an earlier stall held with no write blocked
+	for i, s := range tl.Stalls {
+		blk := blockOf(tl.Blocks, s, resolution)
+		if blk != nil && filled(blk, s, held) {
+			return s, blk, aside
 		}
-		if longest < 0 || st.Until-st.Since > tl.Stalls[longest].Until-tl.Stalls[longest].Since {
+		if blk != nil {
+			if aside == nil {
+				aside = &unfilledBlock{stall: s, block: *blk, held: held}
+			}
+			continue
+		}
+		held = max(held, s.PeakInPipe)
+		if longest < 0 || s.Until-s.Since > tl.Stalls[longest].Until-tl.Stalls[longest].Since {
 			longest = i
 		}
 	}
-	return tl.Stalls[longest], nil
+	// The first stall either blocked (and was returned) or set longest.
+	return tl.Stalls[longest], nil, aside
+}
+
+// unfilledBlock is a write that blocked during a stall with far less in
+// the pipe than an earlier stall held with no write blocked: the path had
+// room, so it was not the path filling with bytes the server had not read
+// (a hiccup of the path or of the client, a short gap in the acks), and
+// not the verdict's stop.
+type unfilledBlock struct {
+	stall Stall
+	block Block
+	held  int64 // what the earlier stall held without blocking
+}
+
+// inPipe is what was written and not read when the write blocked.
+func (x unfilledBlock) inPipe() int64 { return max(x.block.WrittenBefore-stopOf(x.stall).read, 0) }
+
+// filled says whether a write that blocked during st did so on a full
+// path: with at least half of held in the pipe, held being the most an
+// earlier stall had in it with no write blocked. A path's queues grow
+// (autotuning) rather than shrink, so a block with much less in it than
+// it held before is not its buffers filling; the half is a wide margin
+// for the bytes at the block being known to a write, and the peak only
+// to a pass.
+func filled(b *Block, st Stall, held int64) bool {
+	return 2*(unfilledBlock{stall: st, block: *b}).inPipe() >= held
 }
 
 // blockOf is the first write that blocked during the stall: begun after

@@ -18,6 +18,7 @@ func TestPick(t *testing.T) {
 		accepted  int64
 		before    int
 		delayMsec int
+		asideAt   int // the block set aside's start, ms (0: none)
 	}{
 		{
 			// No write blocked: the longest stall, the peak in the
@@ -39,6 +40,22 @@ func TestPick(t *testing.T) {
 				Blocks: []Block{block(ms(500), ms(700), 5*mb, -1), block(ms(8100), ms(8900), 41*mb, 100*kb)}},
 			since: 8000, blockAt: 8100, absorbed: 1 * mb, accepted: 1 * mb, before: 1, delayMsec: 100,
 		},
+		{
+			// A later gap in the acks whose block found 500 kB in the
+			// pipe, a quarter of the 2 MB the long stall held with no
+			// write blocked: the path had room, so the block is set
+			// aside and the long stall, unblocked, is the view.
+			name: "later block with room", tl: Timeline{Stalls: []Stall{long, later},
+				Blocks: []Block{block(ms(8100), ms(8400), 40*mb+500*kb, 100*kb)}},
+			since: 3000, blockAt: -1, absorbed: 2 * mb, accepted: 2*mb - 20*kb, asideAt: 8100,
+		},
+		{
+			// The same gap with the pipe as full as the long stall left
+			// it (half of it is the margin): the path full, a block.
+			name: "later block, path full", tl: Timeline{Stalls: []Stall{long, later},
+				Blocks: []Block{block(ms(8100), ms(8400), 42*mb, 100*kb)}},
+			since: 8000, blockAt: 8100, absorbed: 2 * mb, accepted: 2 * mb, delayMsec: 100,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -55,6 +72,12 @@ func TestPick(t *testing.T) {
 			eqInt(t, "absorbed", cv.absorbed, tt.absorbed)
 			eqInt(t, "accepted", cv.accepted, tt.accepted)
 			eqInt(t, "blocked before", int64(cv.blockedBefore), int64(tt.before))
+			switch {
+			case tt.asideAt == 0 && cv.aside != nil:
+				t.Errorf("set aside %+v, want none", cv.aside.block)
+			case tt.asideAt != 0 && (cv.aside == nil || cv.aside.block.Began != ms(tt.asideAt)):
+				t.Errorf("set aside %+v, want a block at %d ms", cv.aside, tt.asideAt)
+			}
 			if cv.delay != ms(tt.delayMsec) {
 				t.Errorf("delay %v, want %d ms", cv.delay, tt.delayMsec)
 			}

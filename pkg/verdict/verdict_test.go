@@ -213,6 +213,29 @@ func TestCompute(t *testing.T) {
 			// No connection at all (it could not connect).
 			name: "no connection", params: params, outcome: OutcomeUnknown, conf: Low,
 		},
+		{
+			// wan-two-lbs with the LB hosts' queues raised: the pause
+			// absorbed 42 MB, and a write blocked later in a 1 s ack
+			// gap (a throttled link) with 574 kB in the pipe. The stop
+			// is the pause, the outcome absorbed; the later block is
+			// told, set aside (before the fix: stopped at 8.8 s,
+			// blocked).
+			name: "two LBs, a later gap", params: params, outcome: OutcomeAbsorbed, conf: High,
+			tls: []Timeline{twoLBsLaterGap()},
+			check: func(t *testing.T, v Verdict) {
+				eq(t, "stopped at", *v.ServerStoppedAtSeconds, 2.13)
+				eq(t, "resumed at", *v.ServerResumedAtSeconds, 6.05)
+				eqInt(t, "absorbed", *v.AbsorbedBytes, 42139648)
+				eqInt(t, "read at stop", *v.ServerReadAtStopBytes, 20381696)
+				if v.BlockedConnections != 0 || v.WritesBlockedAtSeconds != nil || !v.AbsorbedIsLowerBound {
+					t.Errorf("want no block figures and a lower bound: %+v", v)
+				}
+				contains(t, v.Summary, "stopped reading at 2.1 s; this client never blocked during it: at least 42.1 MB",
+					"the server resumed at 6.0 s; a write blocked at 8.7 s, in a 1.0 s gap in the acks, with only 573.9 kB in the pipe")
+				contains(t, strings.Join(v.Reasons, "\n"), "1 connection(s) had a write block in a gap in the acks with the path not full",
+					"at 8.7 s for 1.1 s", "under half the 42.1 MB an earlier stall held", "2 stalls in all")
+			},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -229,6 +252,26 @@ func TestCompute(t *testing.T) {
 			}
 		})
 	}
+}
+
+// twoLBsLaterGap is the run in testdata/wan-two-lbs-later-gap.json
+// (TestTwoLBsCapture holds these figures to it): wan-two-lbs with both LB
+// hosts' tcp_rmem at 32 MB, the lab's 10 s client (160 writes of 64 KiB a
+// second), the server pausing once, 2 s in, for 4 s (its
+// bp_read_paused_seconds_total: 3.998 s); the client's link throttled to
+// 8 kbit/s from 8.6 s for 0.8 s, a path that stands still while the
+// server reads. The pause: 20381696 bytes read, 42139648 in the pipe at
+// its peak, no write blocked (from the timeline's points, 0.1 s apart).
+// The later gap and its block: as the verdict before the fix named them
+// ("the server stopped reading at 8.8 s", "blocked").
+func twoLBsLaterGap() Timeline {
+	pause := Stall{Since: ms(2130), StopWithin: ms(100), LastAckAt: ms(2150), Until: ms(6050), Resumed: true,
+		AckedBytes: 20381696, WrittenAtSince: 21_300_000, PeakInPipe: 42139648, PeerWindowZeroAt: -1}
+	gap := Stall{Since: 8752534712, StopWithin: 302257068, LastAckAt: ms(9000), Until: 9800249157, Resumed: true,
+		AckedBytes: 89734707, WrittenAtSince: 90308608, PeakInPipe: 575349, PeerWindowZeroAt: -1}
+	return Timeline{Written: 92995584, Acked: 92995584, Acks: 900, AckInterval: 9301398, Kernel: true,
+		Stalls: []Stall{pause, gap}, Blocks: []Block{block(8715007089, ms(9790), 90308608, 573901)},
+		Blocked: 1274925745, BlockedInStalls: 1022260387}
 }
 
 func TestShort(t *testing.T) {
