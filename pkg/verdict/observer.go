@@ -123,8 +123,14 @@ type conn struct {
 	// seenFrom: the address the server sees this connection from (its
 	// first ack; "": not said); local this client's own end of it.
 	seenFrom, local string
-	// blockedInStalls: time blocked writes spent inside stalls.
+	// blockedInStalls: time blocked writes spent inside stalls. waits are
+	// the last blocked writes that returned (nWaits of them): a stall is
+	// often recorded after a write that waited in it returned (a pass
+	// opens it, or the ack that ends it records it, with its start placed
+	// back at the last acks), and then counts their time in it (stop.go).
 	blockedInStalls time.Duration
+	waits           [maxBlocks]span
+	nWaits          int
 	// pending: bytes unacknowledged since pendingSince (the last ack that
 	// moved, or the first write after an empty pipe).
 	pending          bool
@@ -229,6 +235,8 @@ func (c *conn) blocked(w, n int64, d time.Duration) {
 	defer c.mu.Unlock()
 	c.stuck = false
 	c.blockedInStalls += c.stalledPart(began, end)
+	c.waits[c.nWaits%len(c.waits)] = span{from: began, to: end}
+	c.nWaits++
 	if len(c.blocks) >= maxBlocks {
 		c.blocksDropped++
 		return
@@ -320,6 +328,7 @@ func (c *conn) addStall(st Stall) bool {
 		c.stallsDropped++
 		return false
 	}
+	c.blockedInStalls += c.waitedIn(st)
 	c.stalls = append(c.stalls, st)
 	return true
 }

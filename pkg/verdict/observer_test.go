@@ -80,3 +80,72 @@ func TestObserverStallBlockResume(t *testing.T) {
 		t.Errorf("own send queue %d without a socket", *v.OwnSendQueueBytes)
 	}
 }
+
+// TestWaitSplit: a write blocked in a gap in the acks is stalled time,
+// however the observer learns of the gap: before the write returns (a
+// pass opened the stall), or only after it (the write returned first, and
+// the next pass or the ack that ends the gap records the stall, its start
+// placed back at the last acks). With real time: acks every 20 ms, then
+// none while one write blocks 700 ms. The reference is the blocked time
+// handed to Wrote: flowing and stalled add up to it.
+func TestWaitSplit(t *testing.T) {
+	const msg = 16 << 10
+	const blocked = 700 * time.Millisecond
+	tests := []struct {
+		name string
+		// passBefore: a pass runs 600 ms into the gap, while the write
+		// is blocked; passAfter: one runs after the write returned,
+		// before the ack.
+		passBefore, passAfter bool
+	}{
+		// The stall is open when the write returns (as in the captured
+		// wan-two-lbs run: 1.02 s stalled).
+		{name: "stall seen while blocked", passBefore: true},
+		// The write returns before any pass saw the stall; the pass
+		// after it opens the stall (it lasts on).
+		{name: "stall opened after the write", passAfter: true},
+		// No pass at all in the gap: the ack that ends it records the
+		// stall (the colleague's run: 1.10 s flowing, 0 stalled).
+		{name: "stall recorded by the ack", passBefore: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := New(Options{StallThreshold: 50 * time.Millisecond, Interval: 10 * time.Millisecond})
+			c := o.Open(flow.ConnInfo{Writes: true})
+			c.Wrote(msg, time.Microsecond, false)
+			for range 10 {
+				c.Wrote(msg, time.Microsecond, false)
+				time.Sleep(20 * time.Millisecond)
+				o.Pass(time.Now())
+				c.Acked(msg)
+			}
+			if tt.passBefore {
+				time.Sleep(600 * time.Millisecond)
+				o.Pass(time.Now())
+				time.Sleep(blocked - 600*time.Millisecond)
+			} else {
+				time.Sleep(blocked)
+			}
+			c.Wrote(msg, blocked, true)
+			if tt.passAfter {
+				o.Pass(time.Now())
+			}
+			c.Acked(2 * msg)
+			o.Pass(time.Now())
+			v := o.Verdict(time.Now())
+			t.Logf("flowing %.3f s, stalled %.3f s; %s", v.WaitedFlowingSeconds, v.WaitedStalledSeconds, v.Summary)
+			if v.Stalls != 1 {
+				t.Fatalf("%d stalls, want the one gap", v.Stalls)
+			}
+			// The stop is placed between the last two acks (20 ms apart),
+			// before the write began: all of it waited in the stall.
+			if v.WaitedStalledSeconds < 0.6 || v.WaitedFlowingSeconds > 0.05 {
+				t.Errorf("flowing %.3f s, stalled %.3f s; want about %.1f s stalled", v.WaitedFlowingSeconds, v.WaitedStalledSeconds, blocked.Seconds())
+			}
+			want := (blocked + 11*time.Microsecond).Seconds()
+			if sum := v.WaitedFlowingSeconds + v.WaitedStalledSeconds; sum < want-1e-6 || sum > want+1e-6 {
+				t.Errorf("flowing + stalled = %.6f s, want the %.6f s the writes were blocked", sum, want)
+			}
+		})
+	}
+}

@@ -73,6 +73,31 @@ func (c *conn) stalledPart(from, to time.Duration) time.Duration {
 	return d
 }
 
+// span is a blocked write call's time, from its start to its return.
+type span struct{ from, to time.Duration }
+
+// waitedIn is how much of the blocked writes that have already returned
+// fell inside st, a stall about to be recorded: their time in it, which
+// stalledPart could not count when they returned because the stall was
+// not known yet. It counts from the end of the stall before (st's start,
+// placed from the acks, may reach back into it), whose part each write
+// counted already, to the writes' return: the stall lasts at least until
+// now (the pass opens it, or the ack that ends it records it, after they
+// returned). c.mu must be held.
+func (c *conn) waitedIn(st Stall) time.Duration {
+	from := st.Since
+	if n := len(c.stalls); n > 0 {
+		from = max(from, c.stalls[n-1].Until)
+	}
+	var d time.Duration
+	for _, w := range c.waits[:min(c.nWaits, len(c.waits))] {
+		if hi, lo := w.to, max(w.from, from); hi > lo {
+			d += hi - lo
+		}
+	}
+	return d
+}
+
 // Path implements flow.PathObserver: the relays the server's first ack
 // echoed, and the address it sees this connection from.
 func (c *conn) Path(via []string, seenFrom string) {
