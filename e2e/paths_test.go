@@ -665,10 +665,20 @@ func TestPathTwoLBsLaterGap(t *testing.T) {
 	if res.Client.BlockedSeconds < 0.3 || v.Stalls < 2 {
 		t.Fatalf("client blocked %.2f s, %d stalls: the throttle made no gap with a blocked write", res.Client.BlockedSeconds, v.Stalls)
 	}
+	// The block in the gap waited while no ack moved: stalled time, not
+	// flowing, whichever stall the verdict names as the server's stop
+	// (the throttle held the link still 0.8 s; before, a write that
+	// returned before the stall was recorded counted as flowing).
+	if v.WaitedStalledSeconds < 0.25 {
+		t.Errorf("waited %.2f s stalled, %.2f s flowing: the write blocked in the throttled gap is not stalled time", v.WaitedStalledSeconds, v.WaitedFlowingSeconds)
+	}
+	if waited := v.WaitedFlowingSeconds + v.WaitedStalledSeconds; math.Abs(waited-res.Client.BlockedSeconds) > 0.01 {
+		t.Errorf("waits %.3f s + %.3f s do not add up to the %.3f s blocked", v.WaitedFlowingSeconds, v.WaitedStalledSeconds, res.Client.BlockedSeconds)
+	}
 	if !strings.Contains(v.Summary, "the path had room, so not this stop's backpressure") {
 		t.Errorf("summary does not set the later block aside: %s", v.Summary)
 	}
-	t.Logf("%s", v.Summary)
+	t.Logf("%s; waited %.3f s flowing, %.3f s stalled, of %.3f s blocked", v.Summary, v.WaitedFlowingSeconds, v.WaitedStalledSeconds, res.Client.BlockedSeconds)
 }
 
 // throttleClientLink waits for the client's host to run a process, then
