@@ -184,7 +184,12 @@ type Verdict struct {
 	// WaitedFlowingSeconds: time the write calls waited while acks kept
 	// moving (throughput-bound: the path, not a stop, set the pace);
 	// WaitedStalledSeconds: time they were blocked during stalls (no
-	// progress). Both in all, summed over the connections.
+	// ack progress), in any stall, whether or not the verdict names it
+	// as the server's stop, and whether the observer recorded the stall
+	// before the write returned or after. Both in all, summed over the
+	// connections; they add up to the time in write calls (the report's
+	// blocked_seconds). A call shorter than the stall threshold is not a
+	// block: its wait counts as flowing, even inside a stall.
 	WaitedFlowingSeconds float64 `json:"waited_flowing_seconds"`
 	WaitedStalledSeconds float64 `json:"waited_stalled_seconds"`
 
