@@ -62,6 +62,17 @@ func TestHTTPConns(t *testing.T) {
 	if resp, err := http.ReadResponse(bufio.NewReader(idle), nil); err != nil || resp.StatusCode != 200 {
 		t.Fatalf("first health check: %v %v", resp, err)
 	}
+	// The client can read the response before the server's hook hears the
+	// connection go idle; the dribbler must come after it in the oldest-
+	// first order, so wait for the hook.
+	waitIdle := func(want int) {
+		for deadline := time.Now().Add(5 * time.Second); hc.idleCount() != want; time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d idle connections counted, want %d", hc.idleCount(), want)
+			}
+		}
+	}
+	waitIdle(1)
 	dribbler := dial("GET /healthz HTTP/1.1\r\n")
 	waitLen(3)
 
@@ -86,4 +97,17 @@ func TestHTTPConns(t *testing.T) {
 			t.Errorf("closed %s: %v, want 1", reason, got)
 		}
 	}
+}
+
+// idleCount is how many idle keep-alive connections h holds for eviction.
+func (h *httpConns) idleCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for e := h.evictable.Front(); e != nil; e = e.Next() {
+		if e.Value.(httpConn).state == http.StateIdle {
+			n++
+		}
+	}
+	return n
 }
