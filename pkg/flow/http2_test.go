@@ -327,3 +327,41 @@ func TestH2ServerReset(t *testing.T) {
 	reset.Close()
 	other.Close()
 }
+
+// TestH2EveryReaderWakes: readers waiting on one stream at once (the
+// session's, and Close draining what the server still sends) all see the
+// response's end. With a one-token wake-up only one of them did, and the
+// other waited on until the whole connection closed: bp-client's run then
+// never ended.
+func TestH2EveryReaderWakes(t *testing.T) {
+	target := startH2Server(t, func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		io.Copy(io.Discard, r.Body) // the response ends with the request
+	})
+	_, c := openH2(t, target, Hello{Direction: Up})
+	s := c.(*h2Conn).tcpConn.conn.(*h2Stream)
+	const readers = 4
+	done := make(chan error, readers)
+	for range readers {
+		go func() {
+			_, err := s.Read(make([]byte, 16))
+			done <- err
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // all of them waiting: nothing was sent
+	if err := s.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(5 * time.Second)
+	for k := range readers {
+		select {
+		case err := <-done:
+			if !errors.Is(err, io.EOF) {
+				t.Errorf("reader: %v, want io.EOF (the response's end)", err)
+			}
+		case <-timeout:
+			t.Fatalf("%d of %d readers saw the response's end; the others still wait", k, readers)
+		}
+	}
+}

@@ -22,8 +22,8 @@ type h2Stream struct {
 	id     uint32
 	index  int
 	opened time.Time
-	rwake  chan struct{} // a reader's wake-up: data, end, error, deadline
-	wwake  chan struct{} // a writer's: window, error, deadline
+	rwake  wakeup // readers' wake-up: data, end, error, deadline
+	wwake  wakeup // writers': window, error, deadline
 
 	sendWin    int64 // the stream's send window
 	recvWin    int64 // the stream window this side advertises, left
@@ -51,24 +51,18 @@ type h2Stream struct {
 }
 
 func newH2Stream(m *h2Mux, id uint32) *h2Stream {
-	return &h2Stream{m: m, id: id, opened: time.Now(), rwake: make(chan struct{}, 1), wwake: make(chan struct{}, 1),
+	return &h2Stream{m: m, id: id, opened: time.Now(),
 		sendWin: m.peerInitWindow, recvWin: h2RecvStreamWindow}
 }
 
-// wake tells the stream's reader and writer to look again. A nil stream
-// is none.
+// wake tells the stream's readers and writers to look again. A nil
+// stream is none.
 func (s *h2Stream) wake() {
 	if s == nil {
 		return
 	}
-	select {
-	case s.rwake <- struct{}{}:
-	default:
-	}
-	select {
-	case s.wwake <- struct{}{}:
-	default:
-	}
+	s.rwake.broadcast()
+	s.wwake.broadcast()
 }
 
 // ended forgets the stream once both its halves ended. Called with m.mu
@@ -88,9 +82,9 @@ func (s *h2Stream) Read(p []byte) (int, error) {
 			m.mu.Unlock()
 			return 0, err
 		}
-		dl := s.rdeadline
+		dl, ch := s.rdeadline, s.rwake.wait()
 		m.mu.Unlock()
-		if err := s.wait(s.rwake, dl); err != nil {
+		if err := s.wait(ch, dl); err != nil {
 			return 0, err
 		}
 		m.mu.Lock()
@@ -130,7 +124,7 @@ func (s *h2Stream) readErr() error {
 
 // wait blocks until ch wakes, the deadline passes (os.ErrDeadlineExceeded)
 // or the connection ends.
-func (s *h2Stream) wait(ch chan struct{}, deadline time.Time) error {
+func (s *h2Stream) wait(ch <-chan struct{}, deadline time.Time) error {
 	var timeout <-chan time.Time
 	if !deadline.IsZero() {
 		d := time.Until(deadline)
@@ -227,9 +221,9 @@ func (s *h2Stream) acquire(want int64) (int64, error) {
 		}
 		s.noteClosed(now)
 		s.waitingSince, s.waitingOnStream = now, s.sendWin <= 0
-		dl := s.wdeadline
+		dl, ch := s.wdeadline, s.wwake.wait()
 		m.mu.Unlock()
-		err := s.wait(s.wwake, dl)
+		err := s.wait(ch, dl)
 		m.mu.Lock()
 		if d := time.Since(s.waitingSince); s.waitingOnStream {
 			s.blockedStream += d
