@@ -14,9 +14,9 @@ import (
 // --slow-streams K the indexes below K are the slow group, the others
 // the fast one.
 type streamTally struct {
-	streams                  atomic.Int64 // streams opened at the index
-	acked, blockedNs, stalls atomic.Int64
-	longestStallNs           atomic.Int64
+	streams                   atomic.Int64 // streams opened at the index
+	acked, blockedNs, stalls  atomic.Int64
+	stalledNs, longestStallNs atomic.Int64
 }
 
 // tallyOf is the tally of index k, made on first use. Call with r.mu held.
@@ -41,6 +41,7 @@ func (t *streamTally) wrote(blocked time.Duration, stalled bool) {
 	t.blockedNs.Add(int64(blocked))
 	if stalled {
 		t.stalls.Add(1)
+		t.stalledNs.Add(int64(blocked))
 		raiseMax(&t.longestStallNs, int64(blocked))
 	}
 }
@@ -78,12 +79,13 @@ func (r *Recorder) streamGroupsNow(run Run, secs float64) *verdict.StreamGroups 
 
 // groupSum is a group's tallies summed.
 type groupSum struct {
-	acked, blockedNs, stalls, longestNs int64
+	acked, blockedNs, stalledNs, stalls, longestNs int64
 }
 
 func (g *groupSum) add(t *streamTally) {
 	g.acked += t.acked.Load()
 	g.blockedNs += t.blockedNs.Load()
+	g.stalledNs += t.stalledNs.Load()
 	g.stalls += t.stalls.Load()
 	g.longestNs = max(g.longestNs, t.longestStallNs.Load())
 }
@@ -94,6 +96,7 @@ func (g groupSum) group(n int, secs float64) verdict.StreamGroup {
 	return verdict.StreamGroup{
 		Streams: n, BytesAckedPerSecond: float64(g.acked) / per,
 		BlockedShare: min(time.Duration(g.blockedNs).Seconds()/per, 1),
+		StalledShare: min(time.Duration(g.stalledNs).Seconds()/per, 1),
 		Stalls:       g.stalls, LongestStallSeconds: time.Duration(g.longestNs).Seconds(),
 	}
 }
@@ -108,8 +111,8 @@ func writeStreamGroupsText(l *verdict.StreamLayer, row func(k, format string, a 
 		name string
 		g    verdict.StreamGroup
 	}{{"slow streams", l.StreamGroups.Slow}, {"fast streams", l.StreamGroups.Fast}} {
-		row(g.name, "%d: %s/s acked each, blocked %.0f%% of their time, %d stall(s), longest %s",
-			g.g.Streams, config.HumanBytes(g.g.BytesAckedPerSecond), g.g.BlockedShare*100, g.g.Stalls, seconds(g.g.LongestStallSeconds))
+		row(g.name, "%d: %s/s acked each, blocked %.0f%% of their time (%.0f%% in stalls), %d stall(s), longest %s",
+			g.g.Streams, config.HumanBytes(g.g.BytesAckedPerSecond), g.g.BlockedShare*100, g.g.StalledShare*100, g.g.Stalls, seconds(g.g.LongestStallSeconds))
 	}
 	if l.StreamsTied == nil {
 		return

@@ -32,9 +32,9 @@ func rendered(t *testing.T, sum report.Summary) (string, []byte) {
 }
 
 // TestReportStreamGroups: 2 connections of 4 streams, --slow-streams 1,
-// 10 s: the slow streams (index 0) held 8 s each, the fast ones 6 s each
-// with a stall: the report groups them by index, per stream, and says in
-// text and JSON that the path tied them.
+// 10 s: the slow streams (index 0) held 8 s each in a stall, the fast
+// ones blocked 6 s each, 5 s of it in a stall: the report groups them by
+// index, per stream, and says in text and JSON that the path tied them.
 func TestReportStreamGroups(t *testing.T) {
 	rec := report.NewRecorder()
 	rec.SetStreams(&fakeStreams{totals: sockstat.StreamTotals{Streams: 8}})
@@ -45,7 +45,8 @@ func TestReportStreamGroups(t *testing.T) {
 				c.Wrote(1_000_000, 8*time.Second, true)
 				c.Acked(1_000_000)
 			} else {
-				c.Wrote(3_000_000, 6*time.Second, true)
+				c.Wrote(2_000_000, 5*time.Second, true)
+				c.Wrote(1_000_000, time.Second, false) // blocked, but under the stall threshold
 				c.Acked(3_000_000)
 			}
 			c.Closed(nil)
@@ -57,8 +58,8 @@ func TestReportStreamGroups(t *testing.T) {
 
 	text, js := rendered(t, sum)
 	for _, want := range []string{
-		"slow streams     2: 100.0 kB/s acked each, blocked 80% of their time, 2 stall(s), longest 8s\n",
-		"fast streams     6: 300.0 kB/s acked each, blocked 60% of their time, 6 stall(s), longest 6s\n",
+		"slow streams     2: 100.0 kB/s acked each, blocked 80% of their time (80% in stalls), 2 stall(s), longest 8s\n",
+		"fast streams     6: 300.0 kB/s acked each, blocked 60% of their time (50% in stalls), 6 stall(s), longest 5s\n",
 		"streams tied     the fast streams were held with the slow ones (blocked 60% of their time, 6 stall(s),\n",
 	} {
 		if !strings.Contains(text, want) {
@@ -80,8 +81,8 @@ func TestReportStreamGroups(t *testing.T) {
 		group, key string
 		want       float64
 	}{
-		{"slow", "streams", 2}, {"slow", "bytes_acked_per_second", 100e3}, {"slow", "blocked_share", 0.8}, {"slow", "stalls", 2},
-		{"fast", "streams", 6}, {"fast", "bytes_acked_per_second", 300e3}, {"fast", "blocked_share", 0.6}, {"fast", "longest_stall_seconds", 6},
+		{"slow", "streams", 2}, {"slow", "bytes_acked_per_second", 100e3}, {"slow", "blocked_share", 0.8}, {"slow", "stalled_share", 0.8}, {"slow", "stalls", 2},
+		{"fast", "streams", 6}, {"fast", "bytes_acked_per_second", 300e3}, {"fast", "blocked_share", 0.6}, {"fast", "stalled_share", 0.5}, {"fast", "longest_stall_seconds", 5},
 	} {
 		if g[c.group][c.key] != c.want {
 			t.Errorf("stream_groups.%s.%s = %v, want %v", c.group, c.key, g[c.group][c.key], c.want)

@@ -45,7 +45,12 @@ type StreamGroup struct {
 	BytesAckedPerSecond float64 `json:"bytes_acked_per_second"`
 	// BlockedShare is of the group's combined time: blocked seconds summed
 	// over its streams / (duration × streams).
-	BlockedShare        float64 `json:"blocked_share"`
+	BlockedShare float64 `json:"blocked_share"`
+	// StalledShare is the part of BlockedShare spent in stalls (write
+	// calls blocked for the stall threshold or longer): the time the
+	// streams stood still, which a capture sees as gaps in their DATA. The
+	// rest is write calls' own time, which a busy machine makes long.
+	StalledShare        float64 `json:"stalled_share"`
 	Stalls              int64   `json:"stalls"`
 	LongestStallSeconds float64 `json:"longest_stall_seconds"`
 }
