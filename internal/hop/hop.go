@@ -33,7 +33,7 @@ type Hop struct {
 	conns sync.WaitGroup
 	acks  pairings[*flow.AckStream] // browsers' uploads' ack streams (h2acks.go)
 	downs pairings[*downloadSlot]   // browsers' downloads waiting for their ack streams (h2down.go)
-	grpc  *grpcServed // nil: no gRPC listener (Setup.Serve sets it)
+	grpc  *grpcServed               // nil: no gRPC listener (Setup.Serve sets it)
 	// grpcBuffered is what the gRPC streams received and their handlers
 	// have not read (bp_stream_buffered_bytes{protocol="grpc"}).
 	grpcBuffered flow.StreamBuffer
