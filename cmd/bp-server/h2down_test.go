@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -140,5 +141,117 @@ func TestDownloadAckStream(t *testing.T) {
 	}
 	if t.Failed() {
 		t.Logf("server log:\n%s", p.logs)
+	}
+}
+
+// TestDownloadAckStreamRefusals: every wrong use of a download's ack
+// stream is answered with its status and reason and counted: ids that
+// are malformed, unknown (an upload's ack stream id among them) or taken;
+// a download whose ack stream never comes ends, after the claim timeout,
+// with a refusal line; a hello that is no download, or is not alone in
+// its body, is refused; an oversized control message on the ack stream
+// ends the run, counted.
+func TestDownloadAckStreamRefusals(t *testing.T) {
+	p := startInProc(t, "--tcp-addr", "")
+	c := h2cClient(t)
+	down := flow.Hello{Direction: flow.Down, PayloadSize: 16384, TotalBytes: 1 << 20, Rate: 10}
+
+	// Never joined: the refusal comes after ackClaimTimeout (10 s); the
+	// other checks run meanwhile.
+	_, lonely := startDownload(t, context.Background(), c, p.http, down)
+	refusal := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(lonely)
+		refusal <- string(b)
+	}()
+
+	id, running := startDownload(t, context.Background(), c, p.http, down)
+	defer running.Close()
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	postAcks(c, p.http, id, pr)
+	upID, upAcks := openAckStream(t, context.Background(), c, p.http)
+	defer upAcks.Close()
+	ackRefusals := []struct{ name, id, want string }{
+		{"malformed", "zz", "400 malformed download id"},
+		{"unknown", strings.Repeat("0", 32), "404 no download"},
+		{"an upload's ack stream's", upID, "404 no download"},
+	}
+	for _, tc := range ackRefusals {
+		if got := <-postAcks(c, p.http, tc.id, strings.NewReader("")); !strings.HasPrefix(got, tc.want) {
+			t.Errorf("a download's ack stream naming a %s id: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	// The running download's first bytes show its ack stream claimed it.
+	io.ReadFull(running, make([]byte, 5))
+	if got := <-postAcks(c, p.http, id, strings.NewReader("")); !strings.HasPrefix(got, "409 download "+id+" already carries") {
+		t.Errorf("a second ack stream for one download: %q, want 409", got)
+	}
+	if status, answer := post(t, c, p.http, id, strings.NewReader(helloLineOf(t, flow.Hello{}))); status != http.StatusNotFound {
+		t.Errorf("an upload naming a download's id: HTTP %d %q, want 404", status, answer)
+	}
+
+	hellos := []struct{ name, body, says string }{
+		{"an upload", helloLineOf(t, flow.Hello{Direction: flow.Up}), "downloads only"},
+		{"not alone", helloLineOf(t, down) + "C\x00\x00\x00\x02{}", "hello alone"},
+		{"no hello", "D\x00\x00\x00\x01x", "starts with a hello"},
+	}
+	for _, tc := range hellos {
+		resp, err := c.Post("http://"+p.http+"/h2?acks=post", "application/octet-stream", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), tc.says) || resp.Header.Get("Bp-Ack-Stream") != "" {
+			t.Errorf("a download whose hello is %s: HTTP %d %q (id %q), want 400 saying %q and no id", tc.name, resp.StatusCode, b, resp.Header.Get("Bp-Ack-Stream"), tc.says)
+		}
+	}
+
+	// An oversized control message on a running download's ack stream.
+	id2, big := startDownload(t, context.Background(), c, p.http, down)
+	defer big.Close()
+	oversized := append([]byte{'C', 0, 0, 0x20, 0}, bytes.Repeat([]byte{' '}, 8192)...)
+	postAcks(c, p.http, id2, bytes.NewReader(oversized))
+	p.waitMetric(t, `bp_connection_errors_total{protocol="http2",reason="too_large"}`, 1)
+
+	got := <-refusal
+	if !strings.Contains(got, "BP/1 refused: no ack stream (POST /h2/acks?download=") {
+		t.Errorf("the download no ack stream joined ended with %q, want the refusal line", got)
+	}
+	p.waitMetric(t, `bp_connections_rejected_total{protocol="http2",reason="ack_stream"}`, float64(len(ackRefusals)+3))
+	p.waitMetric(t, `bp_connection_errors_total{protocol="http2",reason="hello"}`, float64(len(hellos)))
+	if t.Failed() {
+		t.Logf("server log:\n%s", p.logs)
+	}
+}
+
+// TestDownloadAckStreamBound: at most 64 downloads wait for their ack
+// streams; the next is answered 503 and counted; an ack stream over
+// HTTP/1.1 is answered 505.
+func TestDownloadAckStreamBound(t *testing.T) {
+	p := startInProc(t, "--tcp-addr", "")
+	c := h2cClient(t)
+	down := flow.Hello{Direction: flow.Down, PayloadSize: 1024, TotalBytes: 1024}
+	for range 64 {
+		_, body := startDownload(t, context.Background(), c, p.http, down)
+		defer body.Close()
+	}
+	resp, err := c.Post("http://"+p.http+"/h2?acks=post", "application/octet-stream", strings.NewReader(helloLineOf(t, down)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("the 65th download waiting for its ack stream: HTTP %d, want 503", resp.StatusCode)
+	}
+	p.waitMetric(t, `bp_connections_rejected_total{protocol="http2",reason="limit"}`, 1)
+	resp, err = http.Post("http://"+p.http+"/h2/acks?download="+strings.Repeat("0", 32), "application/octet-stream", strings.NewReader(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusHTTPVersionNotSupported {
+		t.Errorf("POST /h2/acks over HTTP/1.1: HTTP %d, want 505", resp.StatusCode)
 	}
 }
