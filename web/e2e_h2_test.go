@@ -40,6 +40,7 @@ type h2Env struct {
 	metrics    *http.Client    // verifies the server's certificate
 	metricsURL string
 	requests   *requestLog // the browser's record of its requests
+	server     *proc
 }
 
 // h2Server starts bp-server over TLS with args, and a browser that
@@ -51,7 +52,7 @@ func h2Server(t *testing.T, args ...string) *h2Env {
 	// TestBrowserClientTLS); the test's own client verifies it.
 	e := &h2Env{ctx: browser(t, chromedp.Flag("ignore-certificate-errors", true)), metrics: trustingClient(pool)}
 	e.requests = watchRequests(e.ctx)
-	e.addr = startServer(t, append([]string{"--tls-cert", certFile, "--tls-key", keyFile}, args...)...)
+	e.server, e.addr = startServerProc(t, append([]string{"--tls-cert", certFile, "--tls-key", keyFile}, args...)...)
 	e.metricsURL = "https://" + e.addr + "/metrics"
 	t.Cleanup(e.metrics.CloseIdleConnections)
 	return e

@@ -1,0 +1,144 @@
+package web_test
+
+// End-to-end tests of the page's downloads over HTTP/2: headless Chromium
+// posts the hello to /h2?acks=post, reads the response at its own pace
+// and sends its acks on the sibling POST /h2/acks?download=ID. The
+// reference is the server's own count: its metrics and its log.
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// checkDownloadStreams asserts the browser's record of a download's
+// streams: n downloads and n ack streams, all over h2, on one connection.
+func (l *requestLog) checkDownloadStreams(t *testing.T, n int) {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	downs, acks := 0, 0
+	conns := map[float64]bool{}
+	for u, p := range l.proto {
+		switch {
+		case strings.HasSuffix(u, "/h2?acks=post"):
+			downs++
+		case strings.Contains(u, "/h2/acks?download="):
+			acks++
+		default:
+			continue
+		}
+		conns[l.conn[u]] = true
+		if p != "h2" {
+			t.Errorf("the browser's record: %s over %q, want h2", u, p)
+		}
+	}
+	// Every download posts to the same URL: one record for them all.
+	if downs != 1 || acks != n || len(conns) != 1 {
+		t.Errorf("the browser's record: %d download URL(s), %d ack streams on %d connection(s); want 1, %d on 1", downs, acks, len(conns), n)
+	}
+}
+
+// peakWatch polls one gauge of the server's until stopped, and keeps its
+// largest value.
+type peakWatch struct {
+	mu   sync.Mutex
+	peak float64
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+func (e *h2Env) watchPeak(series string) *peakWatch {
+	ctx, cancel := context.WithCancel(context.Background())
+	w := &peakWatch{stop: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for ctx.Err() == nil {
+			if v, err := metricValueWith(ctx, e.metrics, e.metricsURL, series); err == nil {
+				w.mu.Lock()
+				w.peak = max(w.peak, v)
+				w.mu.Unlock()
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	return w
+}
+
+func (w *peakWatch) max() float64 {
+	w.stop()
+	<-w.done
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.peak
+}
+
+// TestBrowserClientHTTP2Download: the page downloads 450 messages of
+// 64 KiB at the server's 150 a second, and stops reading 1 s in for 4 s.
+// Its report must be the server's count to the byte (written, acked, the
+// fin), and its stop must block the server's writes: the stream's window
+// closes (the browser's buffers fill), while TCP's stays open (Chromium
+// reads its socket for the connection's other streams).
+func TestBrowserClientHTTP2Download(t *testing.T) {
+	e := h2Server(t, "--sample-interval", "100ms")
+	const messages, size = 450, 65536
+	const want = messages * size
+	p := openClient(t, e.ctx, "https://"+e.addr+"/client?transport=h2&direction=down&payload=64KiB&rate=150&total=450&read_pause_after_ms=1000&read_pause_ms=4000")
+	checkTarget(t, p, "https:", "https://"+e.addr+"/h2")
+	inPipe := e.watchPeak(`bp_bytes_in_pipe{protocol="http2"}`)
+	p.start(nil)
+	rep := p.report(40 * time.Second)
+	peak := inPipe.max()
+	if rep["result"] != "completed" || rep["direction"] != "down" {
+		t.Fatalf("download %v (%v), direction %v; want completed, down: %v", rep["result"], rep["error"], rep["direction"], rep)
+	}
+	for _, k := range []string{"bytes_read", "bytes_acked", "server_bytes"} {
+		if got := num(t, rep, k); got != want {
+			t.Errorf("report %s %.0f, want %d", k, got, want)
+		}
+	}
+	if got := num(t, rep, "messages"); got != messages {
+		t.Errorf("report: %.0f messages read, want %d", got, messages)
+	}
+	// The reference: the server's own count, in its metrics and its log.
+	waitMetricWith(t, e.metrics, e.metricsURL, `bp_bytes_written_total{protocol="http2"}`, want, 10*time.Second)
+	waitMetricWith(t, e.metrics, e.metricsURL, `bp_bytes_acked_total{protocol="http2"}`, want, 10*time.Second)
+	closed := e.server.waitLog(t, "connection closed", 10*time.Second)
+	if closed["written_bytes"] != float64(want) || closed["acked_bytes"] != float64(want) || closed["direction"] != "down" || closed["err"] != nil {
+		t.Errorf("the server's log of the run: %v; want a down run, %d bytes written and acked, no error", closed, want)
+	}
+	e.requests.checkDownloadStreams(t, 1)
+	if protos, _ := rep["http_protocols"].([]any); len(protos) != 1 || protos[0] != "h2" {
+		t.Errorf("report http_protocols %v, want [h2]", rep["http_protocols"])
+	}
+	if got := e.metric(t, `bp_connections_rejected_total{protocol="http2",reason="ack_stream"}`); got != 0 {
+		t.Errorf("server refused %.0f ack streams, want 0", got)
+	}
+
+	paused := num(t, rep, "read_paused_ms")
+	blocked := e.metric(t, `bp_writes_blocked_seconds_total{protocol="http2"}`) * 1000
+	stalls := e.metric(t, `bp_stalls_total{protocol="http2"}`)
+	tcpZero := e.metric(t, `bp_socket_peer_window_zero_seconds_total{protocol="http2"}`) * 1000
+	t.Logf("page stopped reading %.0f ms; server: writes blocked %.0f ms in %.0f stalls, %.0f bytes in the pipe at most, peer's TCP window zero %.0f ms",
+		paused, blocked, stalls, peak, tcpZero)
+	if paused < 3950 || paused > 4500 {
+		t.Errorf("the page stopped reading for %.0f ms, want its 4000", paused)
+	}
+	// At 9.8 MB/s the browser's buffers and the stream window (some MB)
+	// fill within a second of the stop; the writes block the rest of it.
+	if blocked < 0.4*paused || blocked > paused+1500 {
+		t.Errorf("server's writes blocked %.0f ms, want most of the page's %.0f ms stop", blocked, paused)
+	}
+	if stalls < 1 {
+		t.Errorf("server stalled %.0f times, want at least 1", stalls)
+	}
+	if peak < 1<<20 {
+		t.Errorf("server's peak in the pipe %.0f bytes, want at least a stream window's MB", peak)
+	}
+	if tcpZero > 500 {
+		t.Errorf("the peer's TCP window was zero %.0f ms: the stop was to close the stream's window, not TCP's", tcpZero)
+	}
+	p.screenshot("browser-client-h2-download")
+}
