@@ -333,22 +333,11 @@ func TestBrowserClientHTTP2Refused(t *testing.T) {
 // 3 s: the page sees it through the hop, and the server reads exactly
 // what the page sent.
 func TestBrowserClientHTTP2BehindCaddy(t *testing.T) {
-	exe, err := exec.LookPath("caddy")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("caddy not found; %s", lab.CaddyInstallHint)
-		}
-		t.Skipf("caddy not found; %s", lab.CaddyInstallHint)
-	}
-	certFile, keyFile, _ := selfSignedCert(t)
+	exe := caddyPath(t)
 	ctx := browser(t, chromedp.Flag("ignore-certificate-errors", true))
 	seen := watchRequests(ctx)
 	server := startServer(t, "--pause-after", "1s", "--pause-for", "3s")
-	listen, admin, dir := freePort(t), freePort(t), t.TempDir()
-	env := append(lab.CaddyEnv(listen, server, admin, filepath.Join(dir, "access.log")), lab.CaddyTLSEnv(certFile, keyFile)...)
-	env = append(env, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "HOME="+dir)
-	c := startProcEnv(t, env, exe, "run", "--config", filepath.Join("..", "deploy", "caddy", "caddy-browser-h2.Caddyfile"), "--adapter", "caddyfile")
-	waitListening(t, c, listen)
+	listen := startBrowserCaddy(t, exe, server)
 
 	p := openClient(t, ctx, "https://"+listen+"/client?transport=h2&rate=150&total=300")
 	checkTarget(t, p, "https:", "https://"+listen+"/h2")
@@ -369,4 +358,32 @@ func TestBrowserClientHTTP2BehindCaddy(t *testing.T) {
 		t.Errorf("peak in pipe %.0f bytes, want at least bp-server's 1 MiB stream window", got)
 	}
 	p.screenshot("browser-client-h2-caddy")
+}
+
+// caddyPath is Caddy's executable; the test is skipped without it (but
+// fails in CI).
+func caddyPath(t *testing.T) string {
+	t.Helper()
+	exe, err := exec.LookPath("caddy")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("caddy not found; %s", lab.CaddyInstallHint)
+		}
+		t.Skipf("caddy not found; %s", lab.CaddyInstallHint)
+	}
+	return exe
+}
+
+// startBrowserCaddy runs Caddy in front of the server at upstream as
+// deploy/caddy/caddy-browser-h2.Caddyfile has it (TLS and h2 from the
+// browser, h2c to bp-server), and returns its address.
+func startBrowserCaddy(t *testing.T, exe, upstream string) string {
+	t.Helper()
+	certFile, keyFile, _ := selfSignedCert(t)
+	listen, admin, dir := freePort(t), freePort(t), t.TempDir()
+	env := append(lab.CaddyEnv(listen, upstream, admin, filepath.Join(dir, "access.log")), lab.CaddyTLSEnv(certFile, keyFile)...)
+	env = append(env, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "HOME="+dir)
+	c := startProcEnv(t, env, exe, "run", "--config", filepath.Join("..", "deploy", "caddy", "caddy-browser-h2.Caddyfile"), "--adapter", "caddyfile")
+	waitListening(t, c, listen)
+	return listen
 }

@@ -7,10 +7,13 @@ package web_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // checkDownloadStreams asserts the browser's record of a download's
@@ -51,12 +54,16 @@ type peakWatch struct {
 }
 
 func (e *h2Env) watchPeak(series string) *peakWatch {
+	return watchPeak(e.metrics, e.metricsURL, series)
+}
+
+func watchPeak(client *http.Client, url, series string) *peakWatch {
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &peakWatch{stop: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
 		for ctx.Err() == nil {
-			if v, err := metricValueWith(ctx, e.metrics, e.metricsURL, series); err == nil {
+			if v, err := metricValueWith(ctx, client, url, series); err == nil {
 				w.mu.Lock()
 				w.peak = max(w.peak, v)
 				w.mu.Unlock()
@@ -141,4 +148,57 @@ func TestBrowserClientHTTP2Download(t *testing.T) {
 		t.Errorf("the peer's TCP window was zero %.0f ms: the stop was to close the stream's window, not TCP's", tcpZero)
 	}
 	p.screenshot("browser-client-h2-download")
+}
+
+// TestBrowserClientHTTP2DownloadBehindCaddy: the page's download and its
+// ack stream through Caddy (deploy/caddy/caddy-browser-h2.Caddyfile),
+// which may carry them to bp-server on two of its connections: the id
+// pairs them. The page stops reading 1 s in for 3 s: the bytes are the
+// server's to the byte, and its writes block behind Caddy's buffers too.
+func TestBrowserClientHTTP2DownloadBehindCaddy(t *testing.T) {
+	exe := caddyPath(t)
+	ctx := browser(t, chromedp.Flag("ignore-certificate-errors", true))
+	seen := watchRequests(ctx)
+	server, addr := startServerProc(t, "--sample-interval", "100ms")
+	listen := startBrowserCaddy(t, exe, addr)
+	metrics := "http://" + addr + "/metrics"
+
+	const messages, size = 450, 65536
+	const want = messages * size
+	p := openClient(t, ctx, "https://"+listen+"/client?transport=h2&direction=down&payload=64KiB&rate=150&total=450&read_pause_after_ms=1000&read_pause_ms=3000")
+	checkTarget(t, p, "https:", "https://"+listen+"/h2")
+	inPipe := watchPeak(http.DefaultClient, metrics, `bp_bytes_in_pipe{protocol="http2"}`)
+	p.start(nil)
+	rep := p.report(40 * time.Second)
+	peak := inPipe.max()
+	if rep["result"] != "completed" {
+		t.Fatalf("download through Caddy %v (%v): %v", rep["result"], rep["error"], rep)
+	}
+	for _, k := range []string{"bytes_read", "bytes_acked", "server_bytes"} {
+		if got := num(t, rep, k); got != want {
+			t.Errorf("report %s %.0f, want %d", k, got, want)
+		}
+	}
+	waitMetric(t, metrics, `bp_bytes_written_total{protocol="http2"}`, want, 10*time.Second)
+	waitMetric(t, metrics, `bp_bytes_acked_total{protocol="http2"}`, want, 10*time.Second)
+	closed := server.waitLog(t, "connection closed", 10*time.Second)
+	if closed["written_bytes"] != float64(want) || closed["acked_bytes"] != float64(want) || closed["err"] != nil {
+		t.Errorf("the server's log of the run: %v; want %d bytes written and acked, no error", closed, want)
+	}
+	seen.checkDownloadStreams(t, 1)
+	blocked, err := metricValue(context.Background(), metrics, `bp_writes_blocked_seconds_total{protocol="http2"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paused := num(t, rep, "read_paused_ms")
+	t.Logf("through Caddy: page stopped reading %.0f ms; server's writes blocked %.0f ms, %.0f bytes in the pipe at most", paused, blocked*1000, peak)
+	// Caddy holds more (its stream windows toward the page and toward
+	// bp-server), so the writes block later in the stop than directly.
+	if blocked*1000 < 0.25*paused || blocked*1000 > paused+1500 {
+		t.Errorf("server's writes blocked %.0f ms, want much of the page's %.0f ms stop", blocked*1000, paused)
+	}
+	if peak < 2<<20 {
+		t.Errorf("server's peak in the pipe %.0f bytes, want more than the browser's and Caddy's windows' few MB", peak)
+	}
+	p.screenshot("browser-client-h2-download-caddy")
 }
