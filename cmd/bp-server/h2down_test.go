@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
@@ -254,4 +255,93 @@ func TestDownloadAckStreamBound(t *testing.T) {
 	if resp.StatusCode != http.StatusHTTPVersionNotSupported {
 		t.Errorf("POST /h2/acks over HTTP/1.1: HTTP %d, want 505", resp.StatusCode)
 	}
+}
+
+// TestBothAckStream: a both run on the same pieces: the download's
+// response carries the server's payload and its acks of the client's,
+// the sibling's body the client's payload, its acks and its fin. Every
+// byte both ways is read and acknowledged, by the server's own count.
+func TestBothAckStream(t *testing.T) {
+	p := startInProc(t, "--tcp-addr", "")
+	const total, size = 3_000_000, 65536
+	id, down := startDownload(t, context.Background(), h2cClient(t), p.http, flow.Hello{Direction: flow.Both, PayloadSize: size, TotalBytes: total})
+	defer down.Close()
+	pr, pw := io.Pipe()
+	answer := postAcks(h2cClient(t), p.http, id, pr)
+	// The client's half: its payload and fin, then its acks as it reads
+	// (the writes are serialized: a frame at a time on the sibling).
+	var mu sync.Mutex
+	w := lockedWriter{mu: &mu, w: pw}
+	go func() {
+		payload := bytes.Repeat([]byte{'x'}, size)
+		for sent := 0; sent < total; sent += size {
+			n := min(size, total-sent)
+			f := []byte{'D', 0, 0, 0, 0}
+			binary.BigEndian.PutUint32(f[1:], uint32(n))
+			w.Write(append(f, payload[:n]...))
+		}
+		w.Write(controlFrame(flow.Control{Type: flow.Fin, Bytes: total}))
+	}()
+	read, fin, serverAcked := readBoth(t, down, w, total)
+	pw.Close()
+	if got := <-answer; got != "200" {
+		t.Errorf("the ack stream's answer: %q, want 200", got)
+	}
+	if read != total || fin != total || serverAcked != total {
+		t.Errorf("read %d bytes, the server's fin %d, its last ack %d; want %d each", read, fin, serverAcked, total)
+	}
+	p.waitMetric(t, `bp_bytes_written_total{protocol="http2"}`, total)
+	p.waitMetric(t, `bp_bytes_read_total{protocol="http2"}`, total)
+	p.waitMetric(t, `bp_bytes_acked_total{protocol="http2"}`, total)
+	p.waitMetric(t, `bp_connections{protocol="http2"}`, 0)
+	if t.Failed() {
+		t.Logf("server log:\n%s", p.logs)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// readBoth reads a both run's response: the server's payload (acked on
+// w), its acks of the client's payload, and its fin, until the fin and an
+// ack of the sent bytes the client sent have come (the fin's final ack
+// goes as the fin comes).
+func readBoth(t *testing.T, body io.Reader, w io.Writer, sent int64) (read, fin, acked int64) {
+	t.Helper()
+	fin = -1
+	var h [5]byte
+	for fin < 0 || acked < sent {
+		if _, err := io.ReadFull(body, h[:]); err != nil {
+			t.Fatalf("both after %d bytes read, %d acked: %v", read, acked, err)
+		}
+		n := int64(binary.BigEndian.Uint32(h[1:]))
+		if h[0] == 'D' {
+			io.CopyN(io.Discard, body, n)
+			read += n
+			w.Write(controlFrame(flow.Control{Type: flow.Ack, Bytes: read}))
+			continue
+		}
+		msg := make([]byte, n)
+		if _, err := io.ReadFull(body, msg); err != nil {
+			t.Fatal(err)
+		}
+		var ctl flow.Control
+		json.Unmarshal(msg, &ctl)
+		switch ctl.Type {
+		case flow.Fin:
+			fin = ctl.Bytes
+			w.Write(controlFrame(flow.Control{Type: flow.Ack, Bytes: read}))
+		case flow.Ack:
+			acked = ctl.Bytes
+		}
+	}
+	return read, fin, acked
 }
