@@ -101,12 +101,12 @@ func TestBrowserClientHTTP2Download(t *testing.T) {
 	if rep["result"] != "completed" || rep["direction"] != "down" {
 		t.Fatalf("download %v (%v), direction %v; want completed, down: %v", rep["result"], rep["error"], rep["direction"], rep)
 	}
-	for _, k := range []string{"bytes_read", "bytes_acked", "server_bytes"} {
+	for _, k := range []string{"bytes_read", "bytes_read_acked", "server_bytes"} {
 		if got := num(t, rep, k); got != want {
 			t.Errorf("report %s %.0f, want %d", k, got, want)
 		}
 	}
-	if got := num(t, rep, "messages"); got != messages {
+	if got := num(t, rep, "messages_read"); got != messages {
 		t.Errorf("report: %.0f messages read, want %d", got, messages)
 	}
 	// The reference: the server's own count, in its metrics and its log.
@@ -174,7 +174,7 @@ func TestBrowserClientHTTP2DownloadBehindCaddy(t *testing.T) {
 	if rep["result"] != "completed" {
 		t.Fatalf("download through Caddy %v (%v): %v", rep["result"], rep["error"], rep)
 	}
-	for _, k := range []string{"bytes_read", "bytes_acked", "server_bytes"} {
+	for _, k := range []string{"bytes_read", "bytes_read_acked", "server_bytes"} {
 		if got := num(t, rep, k); got != want {
 			t.Errorf("report %s %.0f, want %d", k, got, want)
 		}
@@ -201,4 +201,42 @@ func TestBrowserClientHTTP2DownloadBehindCaddy(t *testing.T) {
 		t.Errorf("server's peak in the pipe %.0f bytes, want more than the browser's and Caddy's windows' few MB", peak)
 	}
 	p.screenshot("browser-client-h2-download-caddy")
+}
+
+// TestBrowserClientHTTP2Both: a both run on the same two streams: the page
+// uploads on its ack stream while it reads the download. The server stops
+// reading 1 s in for 3 s: the page sees its acks stop, as an upload's
+// would; both directions end with the server's count to the byte.
+func TestBrowserClientHTTP2Both(t *testing.T) {
+	e := h2Server(t, "--pause-after", "1s", "--pause-for", "3s")
+	const messages, size = 300, 65536
+	const want = messages * size
+	p := openClient(t, e.ctx, "https://"+e.addr+"/client?transport=h2&direction=both&payload=64KiB&rate=150&total=300")
+	p.start(nil)
+	rep := p.report(40 * time.Second)
+	if rep["result"] != "completed" || rep["direction"] != "both" {
+		t.Fatalf("both %v (%v), direction %v; want completed, both: %v", rep["result"], rep["error"], rep["direction"], rep)
+	}
+	for _, k := range []string{"bytes_sent", "bytes_acked", "bytes_read", "bytes_read_acked", "server_bytes"} {
+		if got := num(t, rep, k); got != want {
+			t.Errorf("report %s %.0f, want %d", k, got, want)
+		}
+	}
+	e.waitBytesRead(t, want)
+	waitMetricWith(t, e.metrics, e.metricsURL, `bp_bytes_written_total{protocol="http2"}`, want, 10*time.Second)
+	// The server's acks of what it read, and of what it wrote (the
+	// page's): both directions' in one counter.
+	waitMetricWith(t, e.metrics, e.metricsURL, `bp_bytes_acked_total{protocol="http2"}`, want, 10*time.Second)
+	closed := e.server.waitLog(t, "connection closed", 10*time.Second)
+	if closed["read_bytes"] != float64(want) || closed["written_bytes"] != float64(want) || closed["acked_bytes"] != float64(want) || closed["err"] != nil {
+		t.Errorf("the server's log of the run: %v; want %d bytes read, written and acked, no error", closed, want)
+	}
+	e.requests.checkDownloadStreams(t, 1)
+	paused := e.metric(t, `bp_read_paused_seconds_total{protocol="http2"}`) * 1000
+	t.Logf("server paused %.0f ms; page: longest ack silence %.0f ms, longest wait for a pull %.0f ms, peak in pipe %.0f bytes",
+		paused, num(t, rep, "longest_server_stop_ms"), num(t, rep, "longest_wait_ms"), num(t, rep, "peak_in_pipe"))
+	if got := num(t, rep, "longest_server_stop_ms"); got < paused-1500 || got > paused+2000 {
+		t.Errorf("longest time without ack progress %.0f ms, want about the server's %.0f ms pause", got, paused)
+	}
+	p.screenshot("browser-client-h2-both")
 }

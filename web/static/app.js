@@ -15,7 +15,7 @@
 import { drawChart } from "./chart.js";
 import { parseSize, formatBytes, formatDuration } from "./format.js";
 import { helloLine, dataFrame, controlFrame, FrameParser } from "./h2wire.js";
-import { downloadConn } from "./h2down.js";
+import { downloadConns } from "./h2down.js";
 
 const SAMPLE_MS = 100; // how often the live view samples every connection
 const RATE_WINDOW = 5; // samples the send rate is averaged over (500 ms)
@@ -104,7 +104,7 @@ function applyDirection() { directionLabels($("direction").value === "down"); }
 function prefill() {
   const q = new URLSearchParams(location.search);
   if (TRANSPORTS[q.get("transport")]) $("transport").value = q.get("transport");
-  if (["up", "down"].includes(q.get("direction"))) $("direction").value = q.get("direction");
+  if (["up", "down", "both"].includes(q.get("direction"))) $("direction").value = q.get("direction");
   $("target").value = q.get("target") || defaultTarget($("transport").value);
   const fields = {
     payload: "payload-size", rate: "rate", total: "total", unit: "total-unit",
@@ -149,8 +149,8 @@ function readSettings() {
   const lingerS = Number($("linger").value);
   if (!(lingerS >= 1)) throw bad("Wait for the final ack", $("linger").value, "must be at least 1 s");
   const direction = $("direction").value;
-  // A WebSocket download is not built: the page's downloads are HTTP/2's.
-  if (direction === "down" && transport !== "h2") throw bad("Direction", direction, "runs over HTTP/2 (fetch) only");
+  // WebSocket downloads are not built: the page's downloads are HTTP/2's.
+  if (direction !== "up" && transport !== "h2") throw bad("Direction", direction, "runs over HTTP/2 (fetch) only");
   const readPauseAfterMs = Number($("read-pause-after").value);
   const readPauseMs = Number($("read-pause").value);
   if (!(readPauseAfterMs >= 0) || !(readPauseMs >= 0)) throw bad("Read pause", `${$("read-pause-after").value}, ${$("read-pause").value}`, "must be milliseconds, 0 or more");
@@ -594,8 +594,8 @@ function httpProtocol(url) {
   return e.length ? e[e.length - 1].nextHopProtocol : "";
 }
 
-// H2DownConn is one download over HTTP/2 (h2down.js).
-const H2DownConn = downloadConn(Conn, httpProtocol);
+// H2DownConn is one download over HTTP/2, H2BothConn one both run (h2down.js).
+const { H2DownConn, H2BothConn } = downloadConns(Conn, H2Conn, httpProtocol);
 
 // Run is one press of Start: its connections, samples and report.
 class Run {
@@ -610,7 +610,7 @@ class Run {
     this.bandOpen = false;
     this.stopping = false;
     this.conns = [];
-    const Kind = settings.direction === "down" ? H2DownConn : settings.transport === "h2" ? H2Conn : Conn;
+    const Kind = { down: H2DownConn, both: H2BothConn }[settings.direction] || (settings.transport === "h2" ? H2Conn : Conn);
     // The browser keeps 250 resource timings; each HTTP/2 run adds two a
     // connection, and its report reads them back (httpProtocol).
     if (settings.transport === "h2") performance.clearResourceTimings();
@@ -855,7 +855,7 @@ function report(r) {
   const failed = r.conns.filter((c) => c.state === "failed");
   const st = r.state();
   return {
-    run_id: r.runId, target: s.target, transport: s.transport, direction: "up", connections: r.conns.length, payload_size: s.payloadSize,
+    run_id: r.runId, target: s.target, transport: s.transport, direction: s.direction, connections: r.conns.length, payload_size: s.payloadSize,
     // The browser's own record of the protocol of each HTTP/2 run's upload.
     http_protocols: s.transport === "h2" ? r.conns.map((c) => c.protocol || "") : [],
     result: st === "done" ? "completed" : st, error: failed.length ? failed[0].error : "",
@@ -901,7 +901,7 @@ function reportText(x) {
   else row("protocol", `${[...new Set(x.http_protocols)].join(", ") || "unknown"} (the browser's record of the uploads)`);
   if (x.failed_connections > 0) row("failed", `${x.failed_connections} connection(s)`);
   const over = x.transport === "h2" ? "HTTP/2 (fetch)" : "WebSocket";
-  return `browser client report: run ${x.run_id}, ${x.target} over ${over}, direction up, ${x.connections} connection(s)\n` + rows.join("\n");
+  return `browser client report: run ${x.run_id}, ${x.target} over ${over}, direction ${x.direction}, ${x.connections} connection(s)\n` + rows.join("\n");
 }
 
 // reportDown is the end-of-run report of a download: what the page read,
@@ -909,8 +909,6 @@ function reportText(x) {
 function reportDown(r) {
   const s = r.settings;
   const durationMs = r.endedAt - r.startedAt;
-  const secs = durationMs / 1000;
-  const t = r.totals(r.endedAt);
   const failed = r.conns.filter((c) => c.state === "failed");
   const st = r.state();
   return {
@@ -918,13 +916,25 @@ function reportDown(r) {
     http_protocols: r.conns.map((c) => c.protocol || ""),
     result: st === "done" ? "completed" : st, error: failed.length ? failed[0].error : "",
     failed_connections: failed.length, stopped_early: r.stopping,
-    duration_ms: durationMs, bytes_read: t.sent, bytes_acked: t.acked, messages: t.messages,
+    duration_ms: durationMs, asked_messages_per_second: s.rate * r.conns.length,
+    ...readFields(r),
+  };
+}
+
+// readFields are what the page read of the server's payload (a download,
+// or a both run's download half), against what the server said it wrote.
+function readFields(r) {
+  const s = r.settings;
+  const secs = (r.endedAt - r.startedAt) / 1000;
+  const sum = (f) => r.conns.reduce((a, c) => a + f(c), 0);
+  const read = sum((c) => c.readBytes);
+  return {
+    bytes_read: read, bytes_read_acked: sum((c) => c.readAcked), messages_read: sum((c) => c.readMessages),
     // The servers' fins, summed: -1 when some connection ended before its fin.
-    server_bytes: r.conns.some((c) => c.serverBytes < 0) ? -1 : r.conns.reduce((a, c) => a + c.serverBytes, 0),
-    asked_messages_per_second: s.rate * r.conns.length,
-    read_bytes_per_second: secs > 0 ? t.sent / secs : 0,
+    server_bytes: r.conns.some((c) => c.serverBytes < 0) ? -1 : sum((c) => c.serverBytes),
+    read_bytes_per_second: secs > 0 ? read / secs : 0,
     read_rate: s.readRate, read_pause_after_ms: s.readPauseAfterMs, read_pause_ms: s.readPauseMs,
-    read_paused_ms: t.waitedMs,
+    read_paused_ms: sum((c) => c.readPausedNow(r.endedAt)),
   };
 }
 
@@ -935,13 +945,17 @@ function reportDownText(x) {
   if (x.error) status += ": " + x.error;
   row("result", status);
   row("duration", (x.duration_ms / 1000).toFixed(2) + " s");
-  row("read", `${formatBytes(x.bytes_read)} in ${x.messages} messages (${x.bytes_read} bytes), ${formatBytes(x.read_bytes_per_second)}/s`);
-  row("server wrote", x.server_bytes < 0 ? "unknown (no fin from the server)" : `${x.server_bytes} bytes (its fin)`);
-  row("acknowledged", `${x.bytes_acked} bytes to the server`);
-  row("stopped reading", x.read_pause_ms > 0 ? `${formatDuration(x.read_paused_ms)} on purpose, ${formatDuration(x.read_pause_after_ms)} in` : "never");
+  readRows(x, row);
   row("protocol", `${[...new Set(x.http_protocols)].join(", ") || "unknown"} (the browser's record of the downloads)`);
   if (x.failed_connections > 0) row("failed", `${x.failed_connections} connection(s)`);
   return `browser client report: run ${x.run_id}, ${x.target} over HTTP/2 (fetch), direction down, ${x.connections} connection(s)\n` + rows.join("\n");
+}
+
+function readRows(x, row) {
+  row("read", `${formatBytes(x.bytes_read)} in ${x.messages_read} messages (${x.bytes_read} bytes), ${formatBytes(x.read_bytes_per_second)}/s`);
+  row("server wrote", x.server_bytes < 0 ? "unknown (no fin from the server)" : `${x.server_bytes} bytes (its fin)`);
+  row("acked to server", `${x.bytes_read_acked} bytes of what the page read`);
+  row("stopped reading", x.read_pause_ms > 0 ? `${formatDuration(x.read_paused_ms)} on purpose, ${formatDuration(x.read_pause_after_ms)} in` : "never");
 }
 
 function showReport(r) {
@@ -949,13 +963,18 @@ function showReport(r) {
     const x = reportDown(r);
     window.bpReport = x;
     $("summary").textContent = reportDownText(x);
-    Object.assign($("summary").dataset, { result: x.result, runId: x.run_id, bytesRead: x.bytes_read, bytesAcked: x.bytes_acked, serverBytes: x.server_bytes });
+    Object.assign($("summary").dataset, { result: x.result, runId: x.run_id, bytesRead: x.bytes_read, bytesAcked: x.bytes_read_acked, serverBytes: x.server_bytes });
     return;
   }
-  const x = report(r);
+  const x = r.settings.direction === "both" ? { ...report(r), ...readFields(r) } : report(r);
   window.bpReport = x;
   const el = $("summary");
   el.textContent = reportText(x);
+  if (x.direction === "both") {
+    const rows = [];
+    readRows(x, (k, v) => rows.push("  " + k.padEnd(16) + " " + v));
+    el.textContent += "\n" + rows.join("\n");
+  }
   Object.assign(el.dataset, {
     result: x.result, runId: x.run_id, bytesSent: x.bytes_sent, bytesAcked: x.bytes_acked, messages: x.messages,
     durationMs: Math.round(x.duration_ms), waitedMs: Math.round(x.waited_ms), stalls: x.stalls,
