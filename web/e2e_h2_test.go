@@ -100,16 +100,25 @@ func watchRequests(ctx context.Context) *requestLog {
 // streams and n uploads, all over h2, all on one connection.
 func (l *requestLog) checkStreams(t *testing.T, n int) {
 	t.Helper()
+	l.checkStreamPairs(t, n, "/h2/acks", "/h2?acks=")
+}
+
+// checkStreamPairs asserts the browser's record of n runs of two streams
+// each: the URL ending in shared, the same for every run (one record for
+// them all), and the n URLs containing each; all over h2, all on one
+// connection.
+func (l *requestLog) checkStreamPairs(t *testing.T, n int, shared, each string) {
+	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	acks, uploads := 0, 0
+	shares, eaches := 0, 0
 	conns := map[float64]bool{}
 	for u, p := range l.proto {
 		switch {
-		case strings.HasSuffix(u, "/h2/acks"):
-			acks++
-		case strings.Contains(u, "/h2?acks="):
-			uploads++
+		case strings.HasSuffix(u, shared):
+			shares++
+		case strings.Contains(u, each):
+			eaches++
 		default:
 			continue
 		}
@@ -118,9 +127,8 @@ func (l *requestLog) checkStreams(t *testing.T, n int) {
 			t.Errorf("the browser's record: %s over %q, want h2", u, p)
 		}
 	}
-	// Every ack stream GET has the same URL: one record for them all.
-	if acks != 1 || uploads != n || len(conns) != 1 {
-		t.Errorf("the browser's record: %d ack stream URL(s), %d uploads on %d connection(s); want 1, %d on 1", acks, uploads, len(conns), n)
+	if shares != 1 || eaches != n || len(conns) != 1 {
+		t.Errorf("the browser's record: %d URL(s) ending %s, %d containing %s, on %d connection(s); want 1, %d on 1", shares, shared, eaches, each, len(conns), n)
 	}
 }
 

@@ -8,7 +8,6 @@ package web_test
 import (
 	"context"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,31 +16,11 @@ import (
 )
 
 // checkDownloadStreams asserts the browser's record of a download's
-// streams: n downloads and n ack streams, all over h2, on one connection.
+// streams: n downloads (one URL for them all) and n ack streams, all over
+// h2, on one connection.
 func (l *requestLog) checkDownloadStreams(t *testing.T, n int) {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	downs, acks := 0, 0
-	conns := map[float64]bool{}
-	for u, p := range l.proto {
-		switch {
-		case strings.HasSuffix(u, "/h2?acks=post"):
-			downs++
-		case strings.Contains(u, "/h2/acks?download="):
-			acks++
-		default:
-			continue
-		}
-		conns[l.conn[u]] = true
-		if p != "h2" {
-			t.Errorf("the browser's record: %s over %q, want h2", u, p)
-		}
-	}
-	// Every download posts to the same URL: one record for them all.
-	if downs != 1 || acks != n || len(conns) != 1 {
-		t.Errorf("the browser's record: %d download URL(s), %d ack streams on %d connection(s); want 1, %d on 1", downs, acks, len(conns), n)
-	}
+	l.checkStreamPairs(t, n, "/h2?acks=post", "/h2/acks?download=")
 }
 
 // peakWatch polls one gauge of the server's until stopped, and keeps its

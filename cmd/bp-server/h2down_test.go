@@ -21,6 +21,15 @@ import (
 // POST named by the id the download's answer carries; every misuse is
 // refused with a clear status and counted.
 
+// logIfFailed logs the server's log at the end of a test that failed.
+func (p *inProc) logIfFailed(t *testing.T) {
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("server log:\n%s", p.logs)
+		}
+	})
+}
+
 // helloLineOf is a hello as the first bytes of a request body.
 func helloLineOf(t *testing.T, h flow.Hello) string {
 	t.Helper()
@@ -117,6 +126,7 @@ func readDownload(t *testing.T, body io.Reader, w io.Writer) (read, fin int64) {
 // and both streams end with the run.
 func TestDownloadAckStream(t *testing.T) {
 	p := startInProc(t, "--tcp-addr", "")
+	p.logIfFailed(t)
 	const total = 5_000_000
 	id, down := startDownload(t, context.Background(), h2cClient(t), p.http, flow.Hello{Direction: flow.Down, PayloadSize: 65536, TotalBytes: total})
 	defer down.Close()
@@ -140,9 +150,6 @@ func TestDownloadAckStream(t *testing.T) {
 	if got := p.metric(t, `bp_connection_errors_total{protocol="http2",reason="peer_closed"}`); got != 0 {
 		t.Errorf("%.0f runs ended with peer_closed, want 0", got)
 	}
-	if t.Failed() {
-		t.Logf("server log:\n%s", p.logs)
-	}
 }
 
 // TestDownloadAckStreamRefusals: every wrong use of a download's ack
@@ -154,6 +161,7 @@ func TestDownloadAckStream(t *testing.T) {
 // ends the run, counted.
 func TestDownloadAckStreamRefusals(t *testing.T) {
 	p := startInProc(t, "--tcp-addr", "")
+	p.logIfFailed(t)
 	c := h2cClient(t)
 	down := flow.Hello{Direction: flow.Down, PayloadSize: 16384, TotalBytes: 1 << 20, Rate: 10}
 
@@ -222,9 +230,6 @@ func TestDownloadAckStreamRefusals(t *testing.T) {
 	}
 	p.waitMetric(t, `bp_connections_rejected_total{protocol="http2",reason="ack_stream"}`, float64(len(ackRefusals)+3))
 	p.waitMetric(t, `bp_connection_errors_total{protocol="http2",reason="hello"}`, float64(len(hellos)))
-	if t.Failed() {
-		t.Logf("server log:\n%s", p.logs)
-	}
 }
 
 // TestDownloadAckStreamBound: at most 64 downloads wait for their ack
@@ -263,6 +268,7 @@ func TestDownloadAckStreamBound(t *testing.T) {
 // byte both ways is read and acknowledged, by the server's own count.
 func TestBothAckStream(t *testing.T) {
 	p := startInProc(t, "--tcp-addr", "")
+	p.logIfFailed(t)
 	const total, size = 3_000_000, 65536
 	id, down := startDownload(t, context.Background(), h2cClient(t), p.http, flow.Hello{Direction: flow.Both, PayloadSize: size, TotalBytes: total})
 	defer down.Close()
@@ -294,9 +300,6 @@ func TestBothAckStream(t *testing.T) {
 	p.waitMetric(t, `bp_bytes_read_total{protocol="http2"}`, total)
 	p.waitMetric(t, `bp_bytes_acked_total{protocol="http2"}`, total)
 	p.waitMetric(t, `bp_connections{protocol="http2"}`, 0)
-	if t.Failed() {
-		t.Logf("server log:\n%s", p.logs)
-	}
 }
 
 type lockedWriter struct {
