@@ -348,3 +348,32 @@ func readBoth(t *testing.T, body io.Reader, w io.Writer, sent int64) (read, fin,
 	}
 	return read, fin, acked
 }
+
+// TestDownloadAckStreamGone: a download's ack stream that goes away (the
+// tab cancels it) ends its run, counted as a reset; the server's writes
+// to the download stop with it.
+func TestDownloadAckStreamGone(t *testing.T) {
+	p := startInProc(t, "--tcp-addr", "")
+	p.logIfFailed(t)
+	c := h2cClient(t)
+	id, down := startDownload(t, context.Background(), c, p.http, flow.Hello{Direction: flow.Down, PayloadSize: 16384, Rate: 50})
+	defer down.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+p.http+"/h2/acks?download="+id, pr)
+		if resp, err := c.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	if _, err := io.ReadFull(down, make([]byte, 5)); err != nil { // the run started
+		t.Fatal(err)
+	}
+	cancel() // RST_STREAM of the ack stream
+	if _, err := io.Copy(io.Discard, down); err != nil {
+		t.Logf("the download ended: %v", err)
+	}
+	p.waitMetric(t, `bp_connection_errors_total{protocol="http2",reason="reset"}`, 1)
+	p.waitMetric(t, `bp_connections{protocol="http2"}`, 0)
+}
