@@ -6,13 +6,18 @@ package web_test
 // reference is the server's own count: its metrics and its log.
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"net/http"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
 )
 
 // checkDownloadStreams asserts the browser's record of a download's
@@ -218,4 +223,65 @@ func TestBrowserClientHTTP2Both(t *testing.T) {
 		t.Errorf("longest time without ack progress %.0f ms, want about the server's %.0f ms pause", got, paused)
 	}
 	p.screenshot("browser-client-h2-both")
+}
+
+// TestBrowserStreamParser: the page's parser of a download's response
+// (h2wire.js) takes the bytes Go's encoders write, cut at every size from
+// one byte up: the payload to the byte (never copied), each frame's end,
+// the fin, the refusal line's reason; and the page's ack is Go's.
+func TestBrowserStreamParser(t *testing.T) {
+	ctx := browser(t)
+	addr := startServer(t)
+	openClient(t, ctx, "http://"+addr+"/client")
+	var wire []byte
+	wire = append(wire, frame('D', bytes.Repeat([]byte{'x'}, 70000))...)
+	wire = append(wire, frame('D', nil)...)
+	wire = append(wire, frame('D', []byte("backpressure "))...)
+	wire = append(wire, frame('C', flow.AppendControl(nil, flow.Control{Type: flow.Fin, Bytes: 70013}))...)
+	wire = append(wire, "BP/1 refused: no ack stream within 10s\n"...)
+	ints := make([]int, len(wire))
+	for i, b := range wire {
+		ints[i] = int(b)
+	}
+	js, _ := json.Marshal(ints)
+	expr := `import("./client/h2wire.js").then(m => {
+		const wire = new Uint8Array(` + string(js) + `);
+		const out = [];
+		for (const cut of [1, 2, 3, 5, 7, 4096, wire.length]) {
+			const p = new m.StreamParser();
+			const got = { data: 0, frames: 0, fins: [], refused: "" };
+			for (let at = 0; at < wire.length; at += cut) {
+				for (const ev of p.push(wire.subarray(at, at + cut))) {
+					if (ev.data !== undefined) { got.data += ev.data; if (ev.frameEnd) got.frames++; }
+					if (ev.control) got.fins.push(ev.control.bytes);
+					if (ev.refused !== undefined) got.refused = ev.refused;
+				}
+			}
+			out.push(got);
+		}
+		return { runs: out, ack: Array.from(m.ackFrame(70013)) };
+	})`
+	var got struct {
+		Runs []struct {
+			Data, Frames float64
+			Fins         []float64
+			Refused      string
+		}
+		Ack []int
+	}
+	var raw json.RawMessage
+	if err := chromedp.Run(ctx, chromedp.Evaluate(expr, &raw, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) })); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &got); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range got.Runs {
+		if r.Data != 70013 || r.Frames != 3 || len(r.Fins) != 1 || r.Fins[0] != 70013 || r.Refused != "no ack stream within 10s" {
+			t.Errorf("cut %d: %+v; want 70013 bytes in 3 frames, fin 70013, refused %q", i, r, "no ack stream within 10s")
+		}
+	}
+	if want := frame('C', flow.AppendControl(nil, flow.Control{Type: flow.Ack, Bytes: 70013})); string(bytesOf(got.Ack)) != string(want) {
+		t.Errorf("page's ack %q, Go writes %q", bytesOf(got.Ack), want)
+	}
 }
