@@ -285,3 +285,23 @@ func TestBrowserStreamParser(t *testing.T) {
 		t.Errorf("page's ack %q, Go writes %q", bytesOf(got.Ack), want)
 	}
 }
+
+// TestBrowserClientHTTP2DownloadStop: a download without a total runs
+// until Stop, which closes its two streams: the page's report says
+// stopped, the server counts a peer that closed before the run ended,
+// and writes no more.
+func TestBrowserClientHTTP2DownloadStop(t *testing.T) {
+	e := h2Server(t)
+	p := openClient(t, e.ctx, "https://"+e.addr+"/client?transport=h2&direction=down&payload=16KiB&rate=50&total=0")
+	p.start(nil)
+	p.waitFor("the download to read", `Number(document.getElementById("total-acked").dataset.value) > 0`, 10*time.Second)
+	if err := chromedp.Run(p.ctx, chromedp.Click("#stop", chromedp.ByQuery)); err != nil {
+		t.Fatal(err)
+	}
+	rep := p.report(20 * time.Second)
+	if rep["result"] != "stopped" || num(t, rep, "bytes_read") <= 0 {
+		t.Fatalf("after Stop: %v, %v bytes read; want stopped after some: %v", rep["result"], rep["bytes_read"], rep)
+	}
+	waitMetricWith(t, e.metrics, e.metricsURL, `bp_connection_errors_total{protocol="http2",reason="peer_closed"}`, 1, 10*time.Second)
+	waitMetricWith(t, e.metrics, e.metricsURL, `bp_connections{protocol="http2"}`, 0, 10*time.Second)
+}

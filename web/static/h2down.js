@@ -233,6 +233,9 @@ export function downloadConns(Conn, H2Conn, httpProtocol) {
       if (this.stopRequested || (s.totalBytes > 0 && this.sent >= s.totalBytes)) {
         this.finBytes = this.sent;
         this.handChunk(controlFrame({ type: "fin", bytes: this.finBytes }));
+        this.lingerTimer = setTimeout(() => {
+          this.fail(`the server acknowledged ${this.acked} of ${this.finBytes} bytes within ${s.lingerMs / 1000} s of the fin`);
+        }, s.lingerMs);
         return;
       }
       await H2Conn.prototype.pace.call(this, now);
@@ -257,6 +260,7 @@ export function downloadConns(Conn, H2Conn, httpProtocol) {
         this.lastProgressAt = performance.now();
       }
       if (this.finBytes >= 0 && bytes >= this.finBytes) {
+        clearTimeout(this.lingerTimer);
         this.upDone = true;
         this.maybeEnd();
       }
