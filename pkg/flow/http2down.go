@@ -50,10 +50,17 @@ func AcceptHTTP2Down(w http.ResponseWriter, r *http.Request, sock net.Conn, hell
 	return hello, &H2Download{st: st, sock: sock, index: hello.Stream}, nil
 }
 
+// bodyEndTimeout bounds bodyEnds when the caller set no hello timeout: a
+// body that never ends must not hold a handler.
+const bodyEndTimeout = 5 * time.Second
+
 // bodyEnds checks that a download's request body ends after its hello,
 // within timeout: what the client sends comes on the sibling.
 // r is the body behind any bytes read with the hello.
 func bodyEnds(r io.Reader, body io.Closer, timeout time.Duration) error {
+	if timeout <= 0 {
+		timeout = bodyEndTimeout
+	}
 	done := make(chan error, 1)
 	go func() {
 		n, err := io.Copy(io.Discard, io.LimitReader(r, 1))
