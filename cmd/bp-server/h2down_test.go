@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 )
@@ -375,5 +376,28 @@ func TestDownloadAckStreamGone(t *testing.T) {
 		t.Logf("the download ended: %v", err)
 	}
 	p.waitMetric(t, `bp_connection_errors_total{protocol="http2",reason="reset"}`, 1)
+	p.waitMetric(t, `bp_connections{protocol="http2"}`, 0)
+}
+
+// TestDownloadBodyNeverEnds: a download whose body goes on after its
+// hello without ending (no END_STREAM) is refused within the hello
+// timeout, counted as a hello error, and holds no run.
+func TestDownloadBodyNeverEnds(t *testing.T) {
+	p := startInProc(t, "--tcp-addr", "", "--hello-timeout", "300ms")
+	p.logIfFailed(t)
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go pw.Write([]byte(helloLineOf(t, flow.Hello{Direction: flow.Down, PayloadSize: 1024})))
+	start := time.Now()
+	resp, err := h2cClient(t).Post("http://"+p.http+"/h2?acks=post", "application/octet-stream", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(b), "did not end within 300ms") || time.Since(start) > 3*time.Second {
+		t.Errorf("a download whose body never ends: HTTP %d %q after %v, want 400 within the 300ms hello timeout", resp.StatusCode, b, time.Since(start))
+	}
+	p.waitMetric(t, `bp_connection_errors_total{protocol="http2",reason="hello"}`, 1)
 	p.waitMetric(t, `bp_connections{protocol="http2"}`, 0)
 }
