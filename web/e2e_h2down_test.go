@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sync"
 	"testing"
@@ -80,8 +81,22 @@ func TestBrowserClientHTTP2Download(t *testing.T) {
 	checkTarget(t, p, "https:", "https://"+e.addr+"/h2")
 	inPipe := e.watchPeak(`bp_bytes_in_pipe{protocol="http2"}`)
 	p.start(nil)
+	// The stream layer as the server's tap sees it: once the browser's
+	// buffers are full, no WINDOW_UPDATE comes while the page stops.
+	const updates = `bp_http2_frames_received_total{type="WINDOW_UPDATE"}`
+	stopped := func(ms int) string {
+		return fmt.Sprintf(`Number(document.getElementById("total-waited").dataset.value) >= %d`, ms)
+	}
+	p.waitFor("the page to have stopped reading for 1.5 s", stopped(1500), 10*time.Second)
+	early := e.metric(t, updates)
+	p.waitFor("the page to have stopped reading for 3.5 s", stopped(3500), 10*time.Second)
+	late := e.metric(t, updates)
 	rep := p.report(40 * time.Second)
 	peak := inPipe.max()
+	t.Logf("WINDOW_UPDATE frames from the browser: %.0f at 1.5 s into the page's stop, %.0f at 3.5 s, %.0f at the end", early, late, e.metric(t, updates))
+	if late != early {
+		t.Errorf("the browser sent %.0f WINDOW_UPDATE frames between 1.5 s and 3.5 s into its stop, want none: its windows stay shut", late-early)
+	}
 	if rep["result"] != "completed" || rep["direction"] != "down" {
 		t.Fatalf("download %v (%v), direction %v; want completed, down: %v", rep["result"], rep["error"], rep["direction"], rep)
 	}
