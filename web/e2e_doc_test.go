@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
@@ -107,10 +108,72 @@ func TestBrowserDocTryIt(t *testing.T) {
 // by the server over HTTP/2, and the pipe must peak where the doc says:
 // above the 1 MiB stream window, near 1.1 MB.
 func TestBrowserDocHTTP2(t *testing.T) {
+	p, addr := startDocHTTP2(t, `<https://127\.0\.0\.1:8443(/client[^>]*)>`)
+	p.start(nil)
+	p.waitFor("the page to show the server's pause while the run goes on",
+		`document.getElementById("stall").dataset.stalled === "true" && !window.bpReport`, 30*time.Second)
+	p.waitFor("the browser to hold the page's next chunk while the run goes on",
+		`document.getElementById("browser-held").dataset.held === "true" && !window.bpReport`, 10*time.Second)
+	var held string
+	p.eval(`document.getElementById("browser-held").textContent`, &held)
+	if !strings.Contains(held, "the browser has not taken the next chunk") {
+		t.Errorf("the held banner says %q", held)
+	}
+	rep := p.report(60 * time.Second)
+	checkCompleted(t, rep, 1024*65536)
+	if rep["transport"] != "h2" || fmt.Sprint(rep["http_protocols"]) != "[h2]" {
+		t.Errorf("report: transport %v, protocols %v; want h2 and [h2]", rep["transport"], rep["http_protocols"])
+	}
+	t.Logf("page: %.0f ms, peak in pipe %.0f bytes, longest wait for a pull %.0f ms, longest ack silence %.0f ms",
+		num(t, rep, "duration_ms"), num(t, rep, "peak_in_pipe"), num(t, rep, "longest_wait_ms"), num(t, rep, "longest_server_stop_ms"))
+	if got := num(t, rep, "peak_in_pipe"); got < 1<<20 || got > 2e6 {
+		t.Errorf("peak in the pipe %.0f bytes; docs/BROWSER.md says about 1.1 MB (the 1 MiB stream window and some 100 kB)", got)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the doc's own self-signed certificate
+	defer client.CloseIdleConnections()
+	waitMetricWith(t, client, "https://"+addr+"/metrics", `bp_bytes_read_total{protocol="http2"}`, 1024*65536, 10*time.Second)
+}
+
+// TestBrowserDocHTTP2Download follows docs/BROWSER.md's "Downloads and
+// both over HTTP/2": the same server, the download's link, Start. The page
+// must read every byte the server wrote, by the server's count, and stop
+// reading for the 4 s the link asks, which blocks the server's writes.
+func TestBrowserDocHTTP2Download(t *testing.T) {
+	p, addr := startDocHTTP2(t, `<https://127\.0\.0\.1:8443(/client\?transport=h2&direction=down[^>]*)>`)
+	p.start(nil)
+	rep := p.report(60 * time.Second)
+	const want = 1024 * 65536
+	if rep["result"] != "completed" || num(t, rep, "bytes_read") != want || num(t, rep, "server_bytes") != want {
+		t.Fatalf("download: %v (%v), read %v, the server's fin %v; want completed, %d each", rep["result"], rep["error"], rep["bytes_read"], rep["server_bytes"], want)
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the doc's own self-signed certificate
+	defer client.CloseIdleConnections()
+	metrics := "https://" + addr + "/metrics"
+	waitMetricWith(t, client, metrics, `bp_bytes_written_total{protocol="http2"}`, want, 10*time.Second)
+	waitMetricWith(t, client, metrics, `bp_bytes_acked_total{protocol="http2"}`, want, 10*time.Second)
+	blocked, err := metricValueWith(context.Background(), client, metrics, `bp_writes_blocked_seconds_total{protocol="http2"}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("page stopped reading %.0f ms; server's writes blocked %.0f ms", num(t, rep, "read_paused_ms"), blocked*1000)
+	if got := num(t, rep, "read_paused_ms"); got < 3950 || got > 4500 {
+		t.Errorf("the page stopped reading %.0f ms, want the link's 4000", got)
+	}
+	if blocked < 1.5 {
+		t.Errorf("server's writes blocked %.1f s, want most of the page's 4 s stop", blocked)
+	}
+}
+
+// startDocHTTP2 runs docs/BROWSER.md's "Over HTTP/2" commands as written
+// (openssl in a temporary directory; the server on a free port, the files
+// from there) and opens the first link after them that linkPattern's
+// group matches.
+func startDocHTTP2(t *testing.T, linkPattern string) (*page, string) {
+	t.Helper()
 	if _, err := exec.LookPath("openssl"); err != nil {
 		t.Skip("openssl not found; install Debian's openssl")
 	}
-	lines, link := docSection(t, "## Over HTTP/2", `<https://127\.0\.0\.1:8443(/client[^>]*)>`)
+	lines, link := docSection(t, "## Over HTTP/2", linkPattern)
 	dir := t.TempDir()
 	var server []string
 	for _, line := range lines {
@@ -139,30 +202,7 @@ func TestBrowserDocHTTP2(t *testing.T) {
 	}
 	ctx := browser(t, chromedp.Flag("ignore-certificate-errors", true))
 	addr := startServer(t, args...)
-	p := openClient(t, ctx, "https://"+addr+link)
-	p.start(nil)
-	p.waitFor("the page to show the server's pause while the run goes on",
-		`document.getElementById("stall").dataset.stalled === "true" && !window.bpReport`, 30*time.Second)
-	p.waitFor("the browser to hold the page's next chunk while the run goes on",
-		`document.getElementById("browser-held").dataset.held === "true" && !window.bpReport`, 10*time.Second)
-	var held string
-	p.eval(`document.getElementById("browser-held").textContent`, &held)
-	if !strings.Contains(held, "the browser has not taken the next chunk") {
-		t.Errorf("the held banner says %q", held)
-	}
-	rep := p.report(60 * time.Second)
-	checkCompleted(t, rep, 1024*65536)
-	if rep["transport"] != "h2" || fmt.Sprint(rep["http_protocols"]) != "[h2]" {
-		t.Errorf("report: transport %v, protocols %v; want h2 and [h2]", rep["transport"], rep["http_protocols"])
-	}
-	t.Logf("page: %.0f ms, peak in pipe %.0f bytes, longest wait for a pull %.0f ms, longest ack silence %.0f ms",
-		num(t, rep, "duration_ms"), num(t, rep, "peak_in_pipe"), num(t, rep, "longest_wait_ms"), num(t, rep, "longest_server_stop_ms"))
-	if got := num(t, rep, "peak_in_pipe"); got < 1<<20 || got > 2e6 {
-		t.Errorf("peak in the pipe %.0f bytes; docs/BROWSER.md says about 1.1 MB (the 1 MiB stream window and some 100 kB)", got)
-	}
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} // the doc's own self-signed certificate
-	defer client.CloseIdleConnections()
-	waitMetricWith(t, client, "https://"+addr+"/metrics", `bp_bytes_read_total{protocol="http2"}`, 1024*65536, 10*time.Second)
+	return openClient(t, ctx, "https://"+addr+link), addr
 }
 
 // docSection returns the shell lines of the first sh block under heading

@@ -40,6 +40,7 @@ type h2Env struct {
 	metrics    *http.Client    // verifies the server's certificate
 	metricsURL string
 	requests   *requestLog // the browser's record of its requests
+	server     *proc
 }
 
 // h2Server starts bp-server over TLS with args, and a browser that
@@ -51,7 +52,7 @@ func h2Server(t *testing.T, args ...string) *h2Env {
 	// TestBrowserClientTLS); the test's own client verifies it.
 	e := &h2Env{ctx: browser(t, chromedp.Flag("ignore-certificate-errors", true)), metrics: trustingClient(pool)}
 	e.requests = watchRequests(e.ctx)
-	e.addr = startServer(t, append([]string{"--tls-cert", certFile, "--tls-key", keyFile}, args...)...)
+	e.server, e.addr = startServerProc(t, append([]string{"--tls-cert", certFile, "--tls-key", keyFile}, args...)...)
 	e.metricsURL = "https://" + e.addr + "/metrics"
 	t.Cleanup(e.metrics.CloseIdleConnections)
 	return e
@@ -99,16 +100,25 @@ func watchRequests(ctx context.Context) *requestLog {
 // streams and n uploads, all over h2, all on one connection.
 func (l *requestLog) checkStreams(t *testing.T, n int) {
 	t.Helper()
+	l.checkStreamPairs(t, n, "/h2/acks", "/h2?acks=")
+}
+
+// checkStreamPairs asserts the browser's record of n runs of two streams
+// each: the URL ending in shared, the same for every run (one record for
+// them all), and the n URLs containing each; all over h2, all on one
+// connection.
+func (l *requestLog) checkStreamPairs(t *testing.T, n int, shared, each string) {
+	t.Helper()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	acks, uploads := 0, 0
+	shares, eaches := 0, 0
 	conns := map[float64]bool{}
 	for u, p := range l.proto {
 		switch {
-		case strings.HasSuffix(u, "/h2/acks"):
-			acks++
-		case strings.Contains(u, "/h2?acks="):
-			uploads++
+		case strings.HasSuffix(u, shared):
+			shares++
+		case strings.Contains(u, each):
+			eaches++
 		default:
 			continue
 		}
@@ -117,9 +127,8 @@ func (l *requestLog) checkStreams(t *testing.T, n int) {
 			t.Errorf("the browser's record: %s over %q, want h2", u, p)
 		}
 	}
-	// Every ack stream GET has the same URL: one record for them all.
-	if acks != 1 || uploads != n || len(conns) != 1 {
-		t.Errorf("the browser's record: %d ack stream URL(s), %d uploads on %d connection(s); want 1, %d on 1", acks, uploads, len(conns), n)
+	if shares != 1 || eaches != n || len(conns) != 1 {
+		t.Errorf("the browser's record: %d URL(s) ending %s, %d containing %s, on %d connection(s); want 1, %d on 1", shares, shared, eaches, each, len(conns), n)
 	}
 }
 
@@ -332,22 +341,11 @@ func TestBrowserClientHTTP2Refused(t *testing.T) {
 // 3 s: the page sees it through the hop, and the server reads exactly
 // what the page sent.
 func TestBrowserClientHTTP2BehindCaddy(t *testing.T) {
-	exe, err := exec.LookPath("caddy")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("caddy not found; %s", lab.CaddyInstallHint)
-		}
-		t.Skipf("caddy not found; %s", lab.CaddyInstallHint)
-	}
-	certFile, keyFile, _ := selfSignedCert(t)
+	exe := caddyPath(t)
 	ctx := browser(t, chromedp.Flag("ignore-certificate-errors", true))
 	seen := watchRequests(ctx)
 	server := startServer(t, "--pause-after", "1s", "--pause-for", "3s")
-	listen, admin, dir := freePort(t), freePort(t), t.TempDir()
-	env := append(lab.CaddyEnv(listen, server, admin, filepath.Join(dir, "access.log")), lab.CaddyTLSEnv(certFile, keyFile)...)
-	env = append(env, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "HOME="+dir)
-	c := startProcEnv(t, env, exe, "run", "--config", filepath.Join("..", "deploy", "caddy", "caddy-browser-h2.Caddyfile"), "--adapter", "caddyfile")
-	waitListening(t, c, listen)
+	listen := startBrowserCaddy(t, exe, server)
 
 	p := openClient(t, ctx, "https://"+listen+"/client?transport=h2&rate=150&total=300")
 	checkTarget(t, p, "https:", "https://"+listen+"/h2")
@@ -368,4 +366,32 @@ func TestBrowserClientHTTP2BehindCaddy(t *testing.T) {
 		t.Errorf("peak in pipe %.0f bytes, want at least bp-server's 1 MiB stream window", got)
 	}
 	p.screenshot("browser-client-h2-caddy")
+}
+
+// caddyPath is Caddy's executable; the test is skipped without it (but
+// fails in CI).
+func caddyPath(t *testing.T) string {
+	t.Helper()
+	exe, err := exec.LookPath("caddy")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("caddy not found; %s", lab.CaddyInstallHint)
+		}
+		t.Skipf("caddy not found; %s", lab.CaddyInstallHint)
+	}
+	return exe
+}
+
+// startBrowserCaddy runs Caddy in front of the server at upstream as
+// deploy/caddy/caddy-browser-h2.Caddyfile has it (TLS and h2 from the
+// browser, h2c to bp-server), and returns its address.
+func startBrowserCaddy(t *testing.T, exe, upstream string) string {
+	t.Helper()
+	certFile, keyFile, _ := selfSignedCert(t)
+	listen, admin, dir := freePort(t), freePort(t), t.TempDir()
+	env := append(lab.CaddyEnv(listen, upstream, admin, filepath.Join(dir, "access.log")), lab.CaddyTLSEnv(certFile, keyFile)...)
+	env = append(env, "XDG_DATA_HOME="+filepath.Join(dir, "data"), "XDG_CONFIG_HOME="+filepath.Join(dir, "config"), "HOME="+dir)
+	c := startProcEnv(t, env, exe, "run", "--config", filepath.Join("..", "deploy", "caddy", "caddy-browser-h2.Caddyfile"), "--adapter", "caddyfile")
+	waitListening(t, c, listen)
+	return listen
 }

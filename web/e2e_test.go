@@ -189,6 +189,14 @@ func (p *proc) waitLog(t *testing.T, msg string, timeout time.Duration) map[stri
 // returns its HTTP address.
 func startServer(t *testing.T, args ...string) string {
 	t.Helper()
+	_, addr := startServerProc(t, args...)
+	return addr
+}
+
+// startServerProc is startServer that also returns the process, whose
+// log a test reads.
+func startServerProc(t *testing.T, args ...string) (*proc, string) {
+	t.Helper()
 	path, err := buildBinary(t, "bp-server")
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +208,7 @@ func startServer(t *testing.T, args ...string) string {
 	if addr == "" {
 		t.Fatalf("bp-server listening without an http address: %v", rec)
 	}
-	return addr
+	return p, addr
 }
 
 // freePort returns a loopback address that was free a moment ago.

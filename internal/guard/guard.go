@@ -135,6 +135,14 @@ func (g *Guard) RejectHTTP2(w http.ResponseWriter, r *http.Request, reason strin
 	http.Error(w, why, status)
 }
 
+// RejectStarted counts and logs an HTTP/2 request refused after its
+// response's headers went out (a download whose ack stream never came):
+// the caller told the peer why in the body.
+func (g *Guard) RejectStarted(r *http.Request, reason, why string) {
+	g.m.Reject(flow.HTTP2, reason)
+	g.warn.Warn(reason, "http2 request refused", "peer", r.RemoteAddr, "path", r.URL.Path, "status", http.StatusOK, "why", why)
+}
+
 // Refused counts and logs a connection that did not open: a refused hello
 // (the flow package has closed it, with its close code on WebSocket), or a
 // /ws request that was no valid upgrade (gorilla answered it).

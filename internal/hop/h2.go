@@ -49,7 +49,8 @@ func Socket(r *http.Request) net.Conn {
 }
 
 // HTTP2 returns the HTTP/2 handler: the guard (limit), the ack stream
-// the request names (?acks=ID, a browser's upload: h2acks.go), the hello
+// the request names (?acks=ID, a browser's upload: h2acks.go; ?acks=post,
+// a browser's download, whose ack stream comes later: h2down.go), the hello
 // from the request body, then handle, tracked until it returns. A refused
 // hello is answered 400 with the reason.
 func (h *Hop) HTTP2(ctx context.Context, handle Handler) http.HandlerFunc {
@@ -65,6 +66,10 @@ func (h *Hop) HTTP2(ctx context.Context, handle Handler) http.HandlerFunc {
 			return
 		}
 		defer h.Guard.ReleaseStream()
+		if wantsAckPost(r) {
+			h.download(connCtx, w, r, body, handle)
+			return
+		}
 		acks, ok := h.claimAcks(w, r)
 		if !ok {
 			return
@@ -218,12 +223,18 @@ type countedBody struct {
 	mu     sync.Mutex
 	id     uint32 // the stream's, once claimed
 	before int    // bytes read before the claim
+	// lazy: the body claims its stream at its first bytes
+	// (claimAtFirstRead).
+	lazy bool
 }
 
 func (b *countedBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.mu.Lock()
-	if b.id == 0 {
+	if b.id == 0 && b.lazy && n > 0 {
+		b.before += n
+		b.claimLocked(flow.NoHello)
+	} else if b.id == 0 {
 		b.before += n
 	} else {
 		b.buf.ReadOn(b.id, n)
@@ -246,6 +257,21 @@ func (b *countedBody) claim(hello *flow.Hello) {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.claimLocked(key)
+}
+
+// claimAtFirstRead makes a body that carries no hello (a download's ack
+// stream) claim its stream with its first bytes: the tap has seen its
+// first DATA frame by then, so the claim finds it (a claim before would
+// not, and its bytes would stay counted until the stream ended).
+func (b *countedBody) claimAtFirstRead() {
+	if b != nil {
+		b.lazy = true
+	}
+}
+
+// claimLocked claims the stream of key. Called with mu held.
+func (b *countedBody) claimLocked(key string) {
 	b.id = b.buf.Claim(key)
 	if b.id == 0 && key != flow.NoHello {
 		b.id = b.buf.Claim(flow.NoHello) // a hello the tap could not read in the first frame

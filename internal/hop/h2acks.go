@@ -2,10 +2,7 @@ package hop
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
@@ -38,92 +35,24 @@ const (
 	ackIDBytes             = 16
 )
 
-// ackStreams are the open ack streams by id. The zero value is ready.
-type ackStreams struct {
-	mu        sync.Mutex
-	byID      map[string]*ackEntry
-	unclaimed int
-}
-
-// ackEntry is one open ack stream.
-type ackEntry struct {
-	stream  *flow.AckStream
-	claimed chan struct{} // closed when an upload claims it
-	taken   bool
-}
-
-// open registers a new ack stream; false when the unclaimed ones are at
-// their bound.
-func (a *ackStreams) open() (string, *ackEntry, bool) {
-	b := make([]byte, ackIDBytes)
-	rand.Read(b) // never fails (crypto/rand)
-	id := hex.EncodeToString(b)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.unclaimed >= maxUnclaimedAckStreams {
-		return "", nil, false
-	}
-	if a.byID == nil {
-		a.byID = map[string]*ackEntry{}
-	}
-	e := &ackEntry{stream: flow.NewAckStream(), claimed: make(chan struct{})}
-	a.byID[id] = e
-	a.unclaimed++
-	return id, e, true
-}
-
-// claim gives an upload the ack stream id, or says why not: an HTTP
-// status and the reason.
-func (a *ackStreams) claim(id string) (*flow.AckStream, int, string) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	e := a.byID[id]
-	switch {
-	case len(id) != 2*ackIDBytes:
-		return nil, http.StatusBadRequest, "malformed ack stream id: open one with GET " + AckStreamPath
-	case e == nil:
-		return nil, http.StatusNotFound, "no ack stream " + id + " (never opened, expired after " + ackClaimTimeout.String() + " unclaimed, or ended)"
-	case e.taken:
-		return nil, http.StatusConflict, "ack stream " + id + " already carries another upload's acks"
-	}
-	e.taken = true
-	a.unclaimed--
-	close(e.claimed)
-	return e.stream, 0, ""
-}
-
-// expire removes an unclaimed entry; false when an upload claimed it
-// meanwhile.
-func (a *ackStreams) expire(id string) bool {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if a.byID[id].taken {
-		return false
-	}
-	delete(a.byID, id)
-	a.unclaimed--
-	return true
-}
-
-// remove forgets a claimed entry whose stream ended.
-func (a *ackStreams) remove(id string) {
-	a.mu.Lock()
-	delete(a.byID, id)
-	a.mu.Unlock()
-}
-
-// AckStream returns the GET AckStreamPath handler: it opens an ack
-// stream, names it in the response's headers, then streams the acks of
-// the upload that claims it until that run ends. One that no upload
-// claims within ackClaimTimeout ends empty.
+// AckStream returns the AckStreamPath handler. A GET opens an upload's
+// ack stream: it names it in the response's headers, then streams the
+// acks of the upload that claims it until that run ends. One that no
+// upload claims within ackClaimTimeout ends empty. A POST is a
+// download's ack stream (h2down.go).
 func (h *Hop) AckStream(ctx context.Context) http.HandlerFunc {
 	connCtx := h.ConnContext(ctx)
+	downloadAcks := h.downloadAcks(connCtx)
 	return func(w http.ResponseWriter, r *http.Request) {
-		if h2Request(w, r, http.MethodGet, "an ack stream is a sibling of its upload on one HTTP/2 connection", "GET an ack stream (docs/HTTP2.md)") == nil ||
+		if r.Method == http.MethodPost {
+			downloadAcks(w, r) // a download's ack stream: h2down.go
+			return
+		}
+		if h2Request(w, r, http.MethodGet, "an ack stream is a sibling of its run on one HTTP/2 connection", "GET an upload's ack stream, or POST a download's (docs/HTTP2.md)") == nil ||
 			!h.Guard.AdmitOrigin(w, r, flow.HTTP2) {
 			return
 		}
-		id, e, ok := h.acks.open()
+		id, e, ok := h.acks.open(flow.NewAckStream())
 		if !ok {
 			w.Header().Set("Retry-After", "1")
 			h.Guard.RejectHTTP2(w, r, "limit", http.StatusServiceUnavailable, "too many ack streams waiting for their uploads")
@@ -144,8 +73,20 @@ func (h *Hop) AckStream(ctx context.Context) http.HandlerFunc {
 		}
 		defer h.acks.remove(id)
 		// A write error is the page's stream gone: its upload goes on.
-		_ = e.stream.Serve(rctx, w, rc.Flush)
+		_ = e.value.Serve(rctx, w, rc.Flush)
 	}
+}
+
+// claimRefusal words a refused claim of id (status from pairings.claim):
+// what names a stream of its kind, how one opens, what took it.
+func claimRefusal(status int, id, kind, how, takenBy string) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "malformed " + kind + " id: open one with " + how
+	case http.StatusNotFound:
+		return "no " + kind + " " + id + " (never opened, expired after " + ackClaimTimeout.String() + " unclaimed, or ended)"
+	}
+	return kind + " " + id + " already carries " + takenBy
 }
 
 // waitClaimed waits for an upload to claim the stream, within
@@ -168,9 +109,10 @@ func (h *Hop) claimAcks(w http.ResponseWriter, r *http.Request) (*flow.AckStream
 	if !r.URL.Query().Has("acks") {
 		return nil, true
 	}
-	s, status, why := h.acks.claim(r.URL.Query().Get("acks"))
+	id := r.URL.Query().Get("acks")
+	s, status := h.acks.claim(id, nil)
 	if s == nil {
-		h.Guard.RejectHTTP2(w, r, "ack_stream", status, why)
+		h.Guard.RejectHTTP2(w, r, "ack_stream", status, claimRefusal(status, id, "ack stream", "GET "+AckStreamPath, "another upload's acks"))
 		return nil, false
 	}
 	return s, true

@@ -31,8 +31,9 @@ type Hop struct {
 	HelloTimeout time.Duration
 
 	conns sync.WaitGroup
-	acks  ackStreams  // browsers' uploads' ack streams (h2acks.go)
-	grpc  *grpcServed // nil: no gRPC listener (Setup.Serve sets it)
+	acks  pairings[*flow.AckStream] // browsers' uploads' ack streams (h2acks.go)
+	downs pairings[*downloadSlot]   // browsers' downloads waiting for their ack streams (h2down.go)
+	grpc  *grpcServed               // nil: no gRPC listener (Setup.Serve sets it)
 	// grpcBuffered is what the gRPC streams received and their handlers
 	// have not read (bp_stream_buffered_bytes{protocol="grpc"}).
 	grpcBuffered flow.StreamBuffer

@@ -111,7 +111,7 @@ func (a *AckStream) Serve(ctx context.Context, w io.Writer, flush func() error) 
 // the page's writes can go on a half duplex stream; any other is a
 // HelloError, and nothing was written.
 func AcceptHTTP2Acks(w http.ResponseWriter, r *http.Request, sock net.Conn, helloTimeout time.Duration, acks *AckStream) (*Hello, Conn, error) {
-	hello, c, err := acceptHTTP2(w, r, sock, helloTimeout, func(h *Hello) error {
+	hello, c, err := acceptHTTP2(w, r, sock, helloTimeout, func(h *Hello, _ *tcpConn) error {
 		switch {
 		case h == nil:
 			return errors.New("an upload with an ack stream starts with a hello line")

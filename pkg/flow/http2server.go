@@ -31,16 +31,17 @@ func AcceptHTTP2(w http.ResponseWriter, r *http.Request, sock net.Conn, helloTim
 	return hello, c, nil
 }
 
-// acceptHTTP2 is AcceptHTTP2 with a check of the hello (nil: none) before
-// the response's headers go out: a hello it refuses is a HelloError.
-func acceptHTTP2(w http.ResponseWriter, r *http.Request, sock net.Conn, helloTimeout time.Duration, check func(*Hello) error) (*Hello, *h2Conn, error) {
+// acceptHTTP2 is AcceptHTTP2 with a check of the hello and the connection
+// it came on (nil: none) before the response's headers go out: a hello it
+// refuses is a HelloError.
+func acceptHTTP2(w http.ResponseWriter, r *http.Request, sock net.Conn, helloTimeout time.Duration, check func(*Hello, *tcpConn) error) (*Hello, *h2Conn, error) {
 	st := &h2ServerStream{body: r.Body, w: w, rc: http.NewResponseController(w), sock: sock}
 	hello, c, err := AcceptTCP(st, helloTimeout)
 	if err != nil {
 		return nil, nil, err
 	}
 	if check != nil {
-		if err := check(hello); err != nil {
+		if err := check(hello, c.(*tcpConn)); err != nil {
 			c.Close()
 			return nil, nil, HelloError{err}
 		}
@@ -65,7 +66,10 @@ type h2ServerStream struct {
 	body io.ReadCloser
 	w    http.ResponseWriter
 	rc   *http.ResponseController
-	sock net.Conn
+	// readRC, when set, bounds the reads of body instead of rc: body is
+	// then another request's, a download's sibling (http2down.go).
+	readRC *http.ResponseController
+	sock   net.Conn
 }
 
 // Read reads the request body. The stream's reset by the client, or the
@@ -103,10 +107,17 @@ func (s *h2ServerStream) LocalAddr() net.Addr  { return s.sock.LocalAddr() }
 func (s *h2ServerStream) RemoteAddr() net.Addr { return s.sock.RemoteAddr() }
 
 func (s *h2ServerStream) SetDeadline(t time.Time) error {
-	s.rc.SetReadDeadline(t)
+	s.SetReadDeadline(t)
 	return s.rc.SetWriteDeadline(t)
 }
-func (s *h2ServerStream) SetReadDeadline(t time.Time) error  { return s.rc.SetReadDeadline(t) }
+
+func (s *h2ServerStream) SetReadDeadline(t time.Time) error {
+	if s.readRC != nil {
+		return s.readRC.SetReadDeadline(t)
+	}
+	return s.rc.SetReadDeadline(t)
+}
+
 func (s *h2ServerStream) SetWriteDeadline(t time.Time) error { return s.rc.SetWriteDeadline(t) }
 
 // clientGone words an error of the request's bodies: a stream the client

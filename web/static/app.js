@@ -15,6 +15,7 @@
 import { drawChart } from "./chart.js";
 import { parseSize, formatBytes, formatDuration } from "./format.js";
 import { helloLine, dataFrame, controlFrame, FrameParser } from "./h2wire.js";
+import { downloadConns } from "./h2down.js";
 
 const SAMPLE_MS = 100; // how often the live view samples every connection
 const RATE_WINDOW = 5; // samples the send rate is averaged over (500 ms)
@@ -55,6 +56,7 @@ function onTransportChange() {
   const target = $("target");
   const defaults = Object.keys(TRANSPORTS).map(defaultTarget);
   if (target.value === "" || defaults.includes(target.value)) target.value = defaultTarget(transport);
+  directionLabels(false); // the transport's labels go under the upload's
   const h2 = transport === "h2";
   $("label-waited").textContent = h2 ? "Waited for the browser's pull" : "Waited on bufferedAmount";
   $("label-buffered").textContent = h2 ? "bufferedAmount (none over fetch)" : "bufferedAmount";
@@ -62,17 +64,53 @@ function onTransportChange() {
   $("rate-hint").textContent = h2 ? "0 = as fast as the browser takes the chunks" : "0 = as fast as bufferedAmount allows";
   $("caption-buffered").innerHTML = h2 ? "Chunk waiting for the browser's pull <span class=\"dim\">(dashed: stall threshold)</span>"
     : "bufferedAmount <span class=\"dim\">(dashed: high-water mark)</span>";
+  applyDirection();
 }
+
+// DOWN_LABELS name what a download shows where an upload's figures stand:
+// the page reads, acknowledges to the server, and stops reading on
+// purpose. An upload's labels are the elements' own (kept in data-up).
+const DOWN_LABELS = {
+  "label-sent": "Read (taken from the response)",
+  "label-acked": "Acknowledged to the server",
+  "label-in-pipe": "Read, not yet acknowledged",
+  "label-rate": "Read rate",
+  "label-waited": "Stopped reading (on purpose)",
+  "th-sent": "read",
+  "th-in-pipe": "not yet acked",
+  "caption-buffered": "Stopped reading <span class=\"dim\">(ms into the page's stop)</span>",
+  "caption-rate": "Read rate <span class=\"dim\">(bytes taken from the response per second)</span>",
+  "caption-acked": "Acknowledged to the server <span class=\"dim\">(cumulative)</span>",
+  "caption-in-pipe": "Read, not yet acknowledged <span class=\"dim\">(acks go every 100 ms and every MiB)</span>",
+};
+
+// directionLabels puts the upload's labels back, then shows a download's
+// when down.
+function directionLabels(down) {
+  for (const [id, text] of Object.entries(DOWN_LABELS)) {
+    const el = $(id);
+    if (el.dataset.up !== undefined) el.innerHTML = el.dataset.up;
+    delete el.dataset.up;
+    if (down) {
+      el.dataset.up = el.innerHTML;
+      el.innerHTML = text;
+    }
+  }
+}
+
+function applyDirection() { directionLabels($("direction").value === "down"); }
 
 // Query parameters prefill the form, so a run can be shared as a link.
 function prefill() {
   const q = new URLSearchParams(location.search);
   if (TRANSPORTS[q.get("transport")]) $("transport").value = q.get("transport");
+  if (["up", "down", "both"].includes(q.get("direction"))) $("direction").value = q.get("direction");
   $("target").value = q.get("target") || defaultTarget($("transport").value);
   const fields = {
     payload: "payload-size", rate: "rate", total: "total", unit: "total-unit",
     connections: "connections", high_water: "high-water", stall_ms: "stall-threshold",
     stopped_ms: "stopped-after", linger_s: "linger",
+    read_pause_after_ms: "read-pause-after", read_pause_ms: "read-pause", read_rate: "read-rate",
   };
   for (const [param, id] of Object.entries(fields)) {
     if (q.has(param)) $(id).value = q.get(param);
@@ -110,7 +148,16 @@ function readSettings() {
   if (!(stoppedMs >= 100)) throw bad("Server stopped reading after", $("stopped-after").value, "must be at least 100 ms");
   const lingerS = Number($("linger").value);
   if (!(lingerS >= 1)) throw bad("Wait for the final ack", $("linger").value, "must be at least 1 s");
-  return { transport, target, payloadSize, rate, totalBytes, connections, highWater, stallMs, stoppedMs, lingerMs: lingerS * 1000 };
+  const direction = $("direction").value;
+  // WebSocket downloads are not built: the page's downloads are HTTP/2's.
+  if (direction !== "up" && transport !== "h2") throw bad("Direction", direction, "runs over HTTP/2 (fetch) only");
+  const readPauseAfterMs = Number($("read-pause-after").value);
+  const readPauseMs = Number($("read-pause").value);
+  if (!(readPauseAfterMs >= 0) || !(readPauseMs >= 0)) throw bad("Read pause", `${$("read-pause-after").value}, ${$("read-pause").value}`, "must be milliseconds, 0 or more");
+  const readRate = parseSize($("read-rate").value);
+  if (!(readRate >= 0)) throw bad("Read rate", $("read-rate").value, "must be a size per second, 0 or more");
+  return { transport, target, direction, payloadSize, rate, totalBytes, connections, highWater, stallMs, stoppedMs, lingerMs: lingerS * 1000,
+    readPauseAfterMs, readPauseMs, readRate };
 }
 
 function newRunId() {
@@ -354,15 +401,20 @@ class Conn {
     this.timer = this.lingerTimer = null;
   }
 
-  // sample updates the derived figures; the run calls it every SAMPLE_MS.
-  sample(now) {
-    const buffered = this.buffered;
-    const inPipe = this.sent - this.acked;
+  // sampleRate updates the rate of sent over the last RATE_WINDOW samples.
+  sampleRate(now) {
     this.rateHistory.push([now, this.sent]);
     if (this.rateHistory.length > RATE_WINDOW + 1) this.rateHistory.shift();
     const [t0, s0] = this.rateHistory[0];
     this.rate = now > t0 ? ((this.sent - s0) * 1000) / (now - t0) : 0;
     if (!this.active) this.rate = 0;
+  }
+
+  // sample updates the derived figures; the run calls it every SAMPLE_MS.
+  sample(now) {
+    const buffered = this.buffered;
+    const inPipe = this.sent - this.acked;
+    this.sampleRate(now);
     this.peakInPipe = Math.max(this.peakInPipe, inPipe);
     this.peakBuffered = Math.max(this.peakBuffered, buffered);
     // The server stopped reading: bytes are in the pipe and no ack has
@@ -542,6 +594,9 @@ function httpProtocol(url) {
   return e.length ? e[e.length - 1].nextHopProtocol : "";
 }
 
+// H2DownConn is one download over HTTP/2, H2BothConn one both run (h2down.js).
+const { H2DownConn, H2BothConn } = downloadConns(Conn, H2Conn, httpProtocol);
+
 // Run is one press of Start: its connections, samples and report.
 class Run {
   constructor(settings) {
@@ -555,7 +610,7 @@ class Run {
     this.bandOpen = false;
     this.stopping = false;
     this.conns = [];
-    const Kind = settings.transport === "h2" ? H2Conn : Conn;
+    const Kind = { down: H2DownConn, both: H2BothConn }[settings.direction] || (settings.transport === "h2" ? H2Conn : Conn);
     // The browser keeps 250 resource timings; each HTTP/2 run adds two a
     // connection, and its report reads them back (httpProtocol).
     if (settings.transport === "h2") performance.clearResourceTimings();
@@ -655,12 +710,20 @@ const STATE_TEXT = {
   failed: "Failed.",
 };
 
+// DOWN_TEXT is what differs for a download: the page reads, the server writes.
+const DOWN_TEXT = {
+  running: "Running: reading the server's payload.",
+  finishing: "Finishing: the server's fin read, the final ack sent.",
+  done: "Done: every byte the server wrote was read and acknowledged.",
+};
+
 function render(r) {
   const now = r.endedAt || performance.now();
   const st = r.state();
   const rs = $("run-state");
   rs.dataset.state = st;
-  let text = STATE_TEXT[st];
+  const down = r.settings.direction === "down";
+  let text = (down && DOWN_TEXT[st]) || STATE_TEXT[st];
   if (st === "failed") text = "Failed: " + r.conns.find((c) => c.state === "failed").error;
   if (st === "running" && r.stopping) text = "Stopping: fin sent with the bytes sent so far.";
   rs.textContent = text;
@@ -769,9 +832,10 @@ function draw(r) {
   const last = r.samples.length ? r.samples[r.samples.length - 1].t : 0;
   const tMax = r.endedAt ? Math.max(last, 0.5) : Math.max(10, last);
   const h2 = r.settings.transport === "h2";
+  const down = r.settings.direction === "down";
   for (const [id, key, bytesUnit] of CHARTS) {
     const unit = h2 && key === "b" ? "ms" : bytesUnit;
-    const ref = key !== "b" ? 0 : h2 ? r.settings.stallMs : r.settings.highWater;
+    const ref = key !== "b" || down ? 0 : h2 ? r.settings.stallMs : r.settings.highWater;
     const lines = r.conns.map((c, i) => ({
       color: color(i), width: 1.5, points: r.samples.map((s) => ({ t: s.t, v: s.per[i][key] })),
     }));
@@ -791,7 +855,7 @@ function report(r) {
   const failed = r.conns.filter((c) => c.state === "failed");
   const st = r.state();
   return {
-    run_id: r.runId, target: s.target, transport: s.transport, direction: "up", connections: r.conns.length, payload_size: s.payloadSize,
+    run_id: r.runId, target: s.target, transport: s.transport, direction: s.direction, connections: r.conns.length, payload_size: s.payloadSize,
     // The browser's own record of the protocol of each HTTP/2 run's upload.
     http_protocols: s.transport === "h2" ? r.conns.map((c) => c.protocol || "") : [],
     result: st === "done" ? "completed" : st, error: failed.length ? failed[0].error : "",
@@ -837,14 +901,80 @@ function reportText(x) {
   else row("protocol", `${[...new Set(x.http_protocols)].join(", ") || "unknown"} (the browser's record of the uploads)`);
   if (x.failed_connections > 0) row("failed", `${x.failed_connections} connection(s)`);
   const over = x.transport === "h2" ? "HTTP/2 (fetch)" : "WebSocket";
-  return `browser client report: run ${x.run_id}, ${x.target} over ${over}, direction up, ${x.connections} connection(s)\n` + rows.join("\n");
+  return `browser client report: run ${x.run_id}, ${x.target} over ${over}, direction ${x.direction}, ${x.connections} connection(s)\n` + rows.join("\n");
+}
+
+// reportDown is the end-of-run report of a download: what the page read,
+// what the server said it wrote (its fin), and the page's own pause.
+function reportDown(r) {
+  const s = r.settings;
+  const durationMs = r.endedAt - r.startedAt;
+  const failed = r.conns.filter((c) => c.state === "failed");
+  const st = r.state();
+  return {
+    run_id: r.runId, target: s.target, transport: s.transport, direction: "down", connections: r.conns.length, payload_size: s.payloadSize,
+    http_protocols: r.conns.map((c) => c.protocol || ""),
+    result: st === "done" ? "completed" : st, error: failed.length ? failed[0].error : "",
+    failed_connections: failed.length, stopped_early: r.stopping,
+    duration_ms: durationMs, asked_messages_per_second: s.rate * r.conns.length,
+    ...readFields(r),
+  };
+}
+
+// readFields are what the page read of the server's payload (a download,
+// or a both run's download half), against what the server said it wrote.
+function readFields(r) {
+  const s = r.settings;
+  const secs = (r.endedAt - r.startedAt) / 1000;
+  const sum = (f) => r.conns.reduce((a, c) => a + f(c), 0);
+  const read = sum((c) => c.readBytes);
+  return {
+    bytes_read: read, bytes_read_acked: sum((c) => c.readAcked), messages_read: sum((c) => c.readMessages),
+    // The servers' fins, summed: -1 when some connection ended before its fin.
+    server_bytes: r.conns.some((c) => c.serverBytes < 0) ? -1 : sum((c) => c.serverBytes),
+    read_bytes_per_second: secs > 0 ? read / secs : 0,
+    read_rate: s.readRate, read_pause_after_ms: s.readPauseAfterMs, read_pause_ms: s.readPauseMs,
+    read_paused_ms: sum((c) => c.readPausedNow(r.endedAt)),
+  };
+}
+
+function reportDownText(x) {
+  const rows = [];
+  const row = (k, v) => rows.push("  " + k.padEnd(16) + " " + v);
+  let status = x.result === "completed" ? "completed" : x.result.toUpperCase();
+  if (x.error) status += ": " + x.error;
+  row("result", status);
+  row("duration", (x.duration_ms / 1000).toFixed(2) + " s");
+  readRows(x, row);
+  row("protocol", `${[...new Set(x.http_protocols)].join(", ") || "unknown"} (the browser's record of the downloads)`);
+  if (x.failed_connections > 0) row("failed", `${x.failed_connections} connection(s)`);
+  return `browser client report: run ${x.run_id}, ${x.target} over HTTP/2 (fetch), direction down, ${x.connections} connection(s)\n` + rows.join("\n");
+}
+
+function readRows(x, row) {
+  row("read", `${formatBytes(x.bytes_read)} in ${x.messages_read} messages (${x.bytes_read} bytes), ${formatBytes(x.read_bytes_per_second)}/s`);
+  row("server wrote", x.server_bytes < 0 ? "unknown (no fin from the server)" : `${x.server_bytes} bytes (its fin)`);
+  row("acked to server", `${x.bytes_read_acked} bytes of what the page read`);
+  row("stopped reading", x.read_pause_ms > 0 ? `${formatDuration(x.read_paused_ms)} on purpose, ${formatDuration(x.read_pause_after_ms)} in` : "never");
 }
 
 function showReport(r) {
-  const x = report(r);
+  if (r.settings.direction === "down") {
+    const x = reportDown(r);
+    window.bpReport = x;
+    $("summary").textContent = reportDownText(x);
+    Object.assign($("summary").dataset, { result: x.result, runId: x.run_id, bytesRead: x.bytes_read, bytesAcked: x.bytes_read_acked, serverBytes: x.server_bytes });
+    return;
+  }
+  const x = r.settings.direction === "both" ? { ...report(r), ...readFields(r) } : report(r);
   window.bpReport = x;
   const el = $("summary");
   el.textContent = reportText(x);
+  if (x.direction === "both") {
+    const rows = [];
+    readRows(x, (k, v) => rows.push("  " + k.padEnd(16) + " " + v));
+    el.textContent += "\n" + rows.join("\n");
+  }
   Object.assign(el.dataset, {
     result: x.result, runId: x.run_id, bytesSent: x.bytes_sent, bytesAcked: x.bytes_acked, messages: x.messages,
     durationMs: Math.round(x.duration_ms), waitedMs: Math.round(x.waited_ms), stalls: x.stalls,
@@ -872,6 +1002,7 @@ function init() {
   prefill();
   onTransportChange();
   $("transport").addEventListener("change", onTransportChange);
+  $("direction").addEventListener("change", applyDirection);
   $("controls").addEventListener("submit", (ev) => {
     ev.preventDefault();
     if (run && !run.ended) return;

@@ -72,3 +72,89 @@ export class FrameParser {
     return out;
   }
 }
+
+const FRAME_REFUSAL = 0x42; // "B": "BP/1 refused: why\n", the server's refusal line
+const MAX_REFUSAL = 256;
+
+// StreamParser takes a download's response as it arrives, cut anywhere:
+// data frames (counted, never copied: a payload frame may be 16 MiB),
+// control frames (the server's fin; its acks in a both run) and the
+// refusal line a server ends a run with before it started. push returns
+// what the chunk completed, in order: { data: n } for n payload bytes (a
+// frame's may come in pieces; frameEnd marks its last), { control: msg },
+// or { refused: why }.
+export class StreamParser {
+  constructor() {
+    this.head = new Uint8Array(HEADER);
+    this.headN = 0;
+    this.remain = 0; // payload bytes left in the current data frame
+    this.control = null; // the control frame's body being read
+    this.controlN = 0;
+    this.refusal = null; // the refusal line's bytes so far
+  }
+
+  push(chunk) {
+    const out = [];
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.remain > 0) {
+        const n = Math.min(this.remain, chunk.length - at);
+        this.remain -= n;
+        at += n;
+        out.push({ data: n, frameEnd: this.remain === 0 });
+      } else if (this.control) {
+        const n = Math.min(this.control.length - this.controlN, chunk.length - at);
+        this.control.set(chunk.subarray(at, at + n), this.controlN);
+        this.controlN += n;
+        at += n;
+        if (this.controlN === this.control.length) {
+          out.push({ control: JSON.parse(decoder.decode(this.control)) });
+          this.control = null;
+        }
+      } else if (this.refusal) {
+        at = this.pushRefusal(chunk, at, out);
+      } else {
+        const n = Math.min(HEADER - this.headN, chunk.length - at);
+        this.head.set(chunk.subarray(at, at + n), this.headN);
+        this.headN += n;
+        at += n;
+        if (this.headN === HEADER) this.frame(out);
+      }
+    }
+    return out;
+  }
+
+  // frame starts the frame whose header is complete.
+  frame(out) {
+    this.headN = 0;
+    const type = this.head[0];
+    const size = new DataView(this.head.buffer).getUint32(1);
+    if (type === FRAME_REFUSAL && decoder.decode(this.head) === "BP/1 ") {
+      this.refusal = [];
+    } else if (type === FRAME_DATA) {
+      this.remain = size;
+      if (size === 0) out.push({ data: 0, frameEnd: true });
+    } else if (type === FRAME_CONTROL) {
+      if (size === 0 || size > MAX_CONTROL) throw new Error(`the server sent a control frame of ${size} bytes (1 to ${MAX_CONTROL})`);
+      this.control = new Uint8Array(size);
+      this.controlN = 0;
+    } else {
+      throw new Error(`the server sent a frame of unknown type 0x${type.toString(16)}`);
+    }
+  }
+
+  pushRefusal(chunk, at, out) {
+    while (at < chunk.length && chunk[at] !== 0x0a && this.refusal.length < MAX_REFUSAL) this.refusal.push(chunk[at++]);
+    if (at < chunk.length || this.refusal.length >= MAX_REFUSAL) {
+      const line = decoder.decode(new Uint8Array(this.refusal));
+      out.push({ refused: line.replace(/^refused:\s*/, "").trim() });
+      this.refusal = null;
+      return chunk.length; // nothing follows a refusal
+    }
+    return at;
+  }
+}
+
+// ackFrame is the page's ack, as the reading side sends it (Go's
+// flow.AppendControl: type, then bytes).
+export function ackFrame(bytes) { return controlFrame({ type: "ack", bytes }); }
