@@ -427,3 +427,15 @@ func ListenTCP(ctx context.Context, addr string, opts SocketOptions) (net.Listen
 	}
 	return ln, nil
 }
+
+// ListenHTTP is ListenTCP for an HTTP server (bp-server's and bp-relay's
+// /ws, /h2 and HTTP endpoints): its connections read and write with the
+// raw system calls of rawSocket, so a WebSocket upload's reads cost the
+// runtime no sysmon wake-up each, as framed TCP's do not.
+func ListenHTTP(ctx context.Context, addr string, opts SocketOptions) (net.Listener, error) {
+	ln, err := ListenTCP(ctx, addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	return rawListener{ln}, nil
+}
