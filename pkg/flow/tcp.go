@@ -149,9 +149,10 @@ func (c *tcpConn) readPayload(p []byte) (int, error) {
 	return n, err
 }
 
-// tcpFrameReader reads a framed connection's headers and control frames:
-// with the connection's readv once the bytes that came with the hello are
-// read (no runtime system call around it: see vecReader), else from c.r.
+// tcpFrameReader reads a framed connection's headers and control frames,
+// and is its RawReader: with the connection's readv once the bytes that
+// came with the hello are read (no runtime system call around it: see
+// rawCall), else from c.r.
 type tcpFrameReader tcpConn
 
 func (r *tcpFrameReader) Read(p []byte) (int, error) {
@@ -257,12 +258,15 @@ func (c *tcpConn) Abort(string) {
 // RawStream: framed TCP is forwarded as it is.
 func (c *tcpConn) Framed() bool          { return c.framed }
 func (c *tcpConn) AtFrameBoundary() bool { return c.remain == 0 && c.hdrN == 0 }
-func (c *tcpConn) RawReader() io.Reader  { return c.r }
+func (c *tcpConn) RawReader() io.Reader  { return (*tcpFrameReader)(c) }
 
 // WriteRaw implements RawStream.
 func (c *tcpConn) WriteRaw(b []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.wvec != nil {
+		return c.wvec.write(b, nil)
+	}
 	n, err := c.conn.Write(b)
 	return n, c.flushed(err)
 }
