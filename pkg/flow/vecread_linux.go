@@ -24,9 +24,7 @@ import (
 // The system call is unix.RawSyscall (see rawCall). It holds its iovecs
 // and its callback, so a read allocates nothing.
 type vecReader struct {
-	rc    syscall.RawConn
-	local net.Addr
-	peer  net.Addr
+	rawSock
 	iov   [2]unix.Iovec
 	niov  uintptr
 	n     int
@@ -37,17 +35,35 @@ type vecReader struct {
 // newVecReader returns nil when nc is not a plain TCP socket (TLS, a test
 // pipe): those read as before.
 func newVecReader(nc net.Conn) *vecReader {
-	tc, ok := nc.(*net.TCPConn)
+	rs, ok := rawSockOf(nc)
 	if !ok {
 		return nil
 	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	v := &vecReader{rc: rc, local: tc.LocalAddr(), peer: tc.RemoteAddr()}
+	v := &vecReader{rawSock: rs}
 	v.fn = v.readv
 	return v
+}
+
+// rawSock is a plain TCP socket's RawConn and addresses (for errors), as
+// vecReader and vecWriter hold them.
+type rawSock struct {
+	rc    syscall.RawConn
+	local net.Addr
+	peer  net.Addr
+}
+
+// rawSockOf is nc's rawSock; false when nc is not a plain TCP socket (TLS,
+// a test pipe).
+func rawSockOf(nc net.Conn) (rawSock, bool) {
+	tc, ok := nc.(*net.TCPConn)
+	if !ok {
+		return rawSock{}, false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return rawSock{}, false
+	}
+	return rawSock{rc: rc, local: tc.LocalAddr(), peer: tc.RemoteAddr()}, true
 }
 
 // readv is the RawConn callback: false asks the netpoller to wait until
@@ -129,9 +145,7 @@ func rawResult(op, syscallName string, local, peer net.Addr, n int, errno syscal
 // unix.RawSyscall (see rawSyscall). It holds its iovecs and its callback,
 // so a write allocates nothing.
 type vecWriter struct {
-	rc    syscall.RawConn
-	local net.Addr
-	peer  net.Addr
+	rawSock
 	iov   [2]unix.Iovec
 	bufs  [2][]byte // what is left to write
 	n     int       // bytes written so far
@@ -141,15 +155,11 @@ type vecWriter struct {
 
 // newVecWriter returns nil when nc is not a plain TCP socket.
 func newVecWriter(nc net.Conn) *vecWriter {
-	tc, ok := nc.(*net.TCPConn)
+	rs, ok := rawSockOf(nc)
 	if !ok {
 		return nil
 	}
-	rc, err := tc.SyscallConn()
-	if err != nil {
-		return nil
-	}
-	w := &vecWriter{rc: rc, local: tc.LocalAddr(), peer: tc.RemoteAddr()}
+	w := &vecWriter{rawSock: rs}
 	w.fn = w.writev
 	return w
 }
