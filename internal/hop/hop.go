@@ -51,7 +51,7 @@ func Listen(ctx context.Context, httpAddr, tcpAddr string, opts flow.SocketOptio
 	if wrap == nil {
 		wrap = func(ln net.Listener, _ string) net.Listener { return ln }
 	}
-	httpLn, err = flow.ListenTCP(ctx, httpAddr, opts)
+	httpLn, err = flow.ListenHTTP(ctx, httpAddr, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("http listener: %w", err)
 	}

@@ -23,8 +23,9 @@ import (
 // counts.
 //
 // Both sockets are waited on through the netpoller (syscall.RawConn), as
-// vecReader does; a Splice is used by one goroutine at a time, and holds
-// its callbacks and their arguments so that a call allocates nothing.
+// vecReader does, with unix.RawSyscall6 (see rawCall); a Splice is used
+// by one goroutine at a time, and holds its callbacks and their arguments
+// so that a call allocates nothing.
 type Splice struct {
 	src, dst     *tcpConn
 	srcRC, dstRC syscall.RawConn
@@ -166,21 +167,21 @@ func (sp *Splice) Close() error {
 
 func (sp *Splice) peek(fd uintptr) bool {
 	return sp.call(func() (uintptr, syscall.Errno) {
-		n, _, e := unix.Syscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&sp.buf[0])), uintptr(len(sp.buf)), unix.MSG_PEEK, 0, 0)
+		n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&sp.buf[0])), uintptr(len(sp.buf)), unix.MSG_PEEK, 0, 0)
 		return n, e
 	})
 }
 
 func (sp *Splice) fill(fd uintptr) bool {
 	return sp.call(func() (uintptr, syscall.Errno) {
-		n, _, e := unix.Syscall6(unix.SYS_SPLICE, fd, 0, uintptr(sp.pw), 0, uintptr(sp.want), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		n, _, e := unix.RawSyscall6(unix.SYS_SPLICE, fd, 0, uintptr(sp.pw), 0, uintptr(sp.want), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 		return n, e
 	})
 }
 
 func (sp *Splice) drain(fd uintptr) bool {
 	done := sp.call(func() (uintptr, syscall.Errno) {
-		n, _, e := unix.Syscall6(unix.SYS_SPLICE, uintptr(sp.pr), 0, fd, 0, uintptr(sp.want), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		n, _, e := unix.RawSyscall6(unix.SYS_SPLICE, uintptr(sp.pr), 0, fd, 0, uintptr(sp.want), unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
 		return n, e
 	})
 	if !done && !sp.waited {

@@ -24,6 +24,7 @@ type tcpConn struct {
 	hdr    [frameHeader]byte
 	hdrN   int           // bytes of the next header read with the last payload
 	vec    *vecReader    // readv of the socket (nil: not a plain TCP socket)
+	wvec   *vecWriter    // writev of the socket (nil: not a plain TCP socket)
 	pre    *bytes.Reader // bytes read past the hello, read through r first (nil: none)
 	ctlBuf []byte        // a control frame's body over ctlSmall's size (allocated on first use)
 	// ctlSmall holds a control frame's body: acks and fins are tens of
@@ -55,6 +56,9 @@ func newTCPConn(c net.Conn, r io.Reader, framed bool) *tcpConn {
 	tc := &tcpConn{conn: c, r: r, framed: framed, ctlOut: make([]byte, 0, 64)}
 	if framed && r == c {
 		tc.vec = newVecReader(c)
+	}
+	if framed {
+		tc.wvec = newVecWriter(c)
 	}
 	if f, ok := c.(interface{ Flush() error }); ok {
 		tc.flush = f.Flush
@@ -106,7 +110,7 @@ func (c *tcpConn) Read(p []byte) (int, Control, error) {
 // with the last payload) and decodes it.
 func (c *tcpConn) readHeader() (frameHead, error) {
 	if c.hdrN < frameHeader {
-		m, err := io.ReadFull(c.r, c.hdr[c.hdrN:])
+		m, err := io.ReadFull((*tcpFrameReader)(c), c.hdr[c.hdrN:])
 		c.hdrN += m
 		if err == io.EOF && c.hdrN > 0 {
 			err = io.ErrUnexpectedEOF
@@ -145,6 +149,20 @@ func (c *tcpConn) readPayload(p []byte) (int, error) {
 	return n, err
 }
 
+// tcpFrameReader reads a framed connection's headers and control frames,
+// and is its RawReader: with the connection's readv once the bytes that
+// came with the hello are read (no runtime system call around it: see
+// rawCall), else from c.r.
+type tcpFrameReader tcpConn
+
+func (r *tcpFrameReader) Read(p []byte) (int, error) {
+	c := (*tcpConn)(r)
+	if c.vec == nil || len(p) == 0 || (c.pre != nil && c.pre.Len() > 0) {
+		return c.r.Read(p)
+	}
+	return c.vec.read(p, nil)
+}
+
 // readControl reads a control frame's body of size bytes and parses it.
 func (c *tcpConn) readControl(size int) (Control, error) {
 	buf := c.ctlSmall[:]
@@ -154,7 +172,7 @@ func (c *tcpConn) readControl(size int) (Control, error) {
 		}
 		buf = c.ctlBuf
 	}
-	if _, err := io.ReadFull(c.r, buf[:size]); err != nil {
+	if _, err := io.ReadFull((*tcpFrameReader)(c), buf[:size]); err != nil {
 		if err == io.EOF && size > 0 {
 			// A header without its body is a truncated frame, not a
 			// clean end of the stream.
@@ -175,6 +193,10 @@ func (c *tcpConn) WritePayload(p []byte) (int, error) {
 	c.whdr[0] = frameData
 	binary.BigEndian.PutUint32(c.whdr[1:], uint32(len(p)))
 	// One writev for header and payload: no copy of the payload.
+	if c.wvec != nil {
+		n, err := c.wvec.write(c.whdr[:], p)
+		return max(n-frameHeader, 0), err
+	}
 	c.bufsArr[0], c.bufsArr[1] = c.whdr[:], p
 	c.bufs = c.bufsArr[:]
 	n, err := c.bufs.WriteTo(c.conn)
@@ -198,6 +220,10 @@ func (c *tcpConn) WriteControl(ctl Control) error {
 	defer c.wmu.Unlock()
 	b := appendControlFrame(c.ctlOut[:0], ctl)
 	c.ctlOut = b
+	if c.wvec != nil {
+		_, err := c.wvec.write(b, nil)
+		return err
+	}
 	_, err := c.conn.Write(b)
 	return c.flushed(err)
 }
@@ -232,12 +258,15 @@ func (c *tcpConn) Abort(string) {
 // RawStream: framed TCP is forwarded as it is.
 func (c *tcpConn) Framed() bool          { return c.framed }
 func (c *tcpConn) AtFrameBoundary() bool { return c.remain == 0 && c.hdrN == 0 }
-func (c *tcpConn) RawReader() io.Reader  { return c.r }
+func (c *tcpConn) RawReader() io.Reader  { return (*tcpFrameReader)(c) }
 
 // WriteRaw implements RawStream.
 func (c *tcpConn) WriteRaw(b []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
+	if c.wvec != nil {
+		return c.wvec.write(b, nil)
+	}
 	n, err := c.conn.Write(b)
 	return n, c.flushed(err)
 }
@@ -401,4 +430,16 @@ func ListenTCP(ctx context.Context, addr string, opts SocketOptions) (net.Listen
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	return ln, nil
+}
+
+// ListenHTTP is ListenTCP for an HTTP server (bp-server's and bp-relay's
+// /ws, /h2 and HTTP endpoints): its connections read and write with the
+// raw system calls of rawSocket, so a WebSocket upload's reads cost the
+// runtime no sysmon wake-up each, as framed TCP's do not.
+func ListenHTTP(ctx context.Context, addr string, opts SocketOptions) (net.Listener, error) {
+	ln, err := ListenTCP(ctx, addr, opts)
+	if err != nil {
+		return nil, err
+	}
+	return rawListener{ln}, nil
 }

@@ -11,3 +11,10 @@ type vecReader struct{}
 func newVecReader(net.Conn) *vecReader { return nil }
 
 func (*vecReader) read(a, b []byte) (int, error) { panic("unreachable") }
+
+// vecWriter is Linux's writev(2) writer; elsewhere net.Buffers writes.
+type vecWriter struct{}
+
+func newVecWriter(net.Conn) *vecWriter { return nil }
+
+func (*vecWriter) write(a, b []byte) (int, error) { panic("unreachable") }

@@ -324,7 +324,13 @@ func DialWebSocketRaw(ctx context.Context, url string, opts SocketOptions, heade
 func dialWS(ctx context.Context, url string, opts SocketOptions, header http.Header) (*websocket.Conn, error) {
 	nd := opts.dialer()
 	d := websocket.Dialer{
-		NetDialContext:   nd.DialContext,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := nd.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return newRawSocket(c), nil
+		},
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   wsReadBufferSize,
 		WriteBufferSize:  wsWriteBufferSize,

@@ -32,6 +32,11 @@ type options struct {
 	RequireAll  bool // a missing tool fails the run instead of skipping its case
 	Load        bool // run a busy loop in the background (the loaded variant)
 	LoadPin     bool // pin that busy loop to the last CPU
+	// Compare is a second directory of bp binaries (-compare): its
+	// bp-client, bp-server and bp-relay run the tcp, websocket and relay
+	// cases again in every round, named with " [B]", for a side-by-side
+	// comparison of two builds under the same load.
+	Compare string
 }
 
 // Case names, in the order each round runs them.
@@ -59,8 +64,11 @@ type benchCase struct {
 	// peers are the long-running processes the stream passes besides the
 	// client (servers, hops): their CPU time during the case counts.
 	peers []*proc
-	rates []float64 // bytes per second, per round
-	cpu   []float64 // CPU seconds (client + peers) per GB moved, per round
+	// serverHTTP is the bp-server whose /metrics an instrumented case
+	// scrapes ("" the default one).
+	serverHTTP string
+	rates      []float64 // bytes per second, per round
+	cpu        []float64 // CPU seconds (client + peers) per GB moved, per round
 }
 
 // ratio is one comparison the targets are about: num / den per round, of
@@ -95,8 +103,9 @@ var ratios = []ratio{
 type Result struct {
 	Options               options
 	Cases                 []*benchCase
-	Load                  string // the background load -load added ("" none)
-	LoadBefore, LoadAfter string // 1-minute load averages around the rounds
+	Extra                 []ratio // -compare's ratios, after the targets'
+	Load                  string  // the background load -load added ("" none)
+	LoadBefore, LoadAfter string  // 1-minute load averages around the rounds
 }
 
 func (r *Result) lookup(name string) *benchCase {
@@ -230,6 +239,11 @@ func run(ctx context.Context, o options, log io.Writer) (*Result, error) {
 		}
 		socat.cmd, socat.metricsAddr = client("tcp://127.0.0.1:"+port, true)
 	}
+	if o.Compare != "" {
+		if err := addCompare(ctx, o, res, start, add); err != nil {
+			return res, err
+		}
+	}
 	for _, c := range res.Cases {
 		if c.skipped == "" && !selected(c.name, o.Only) {
 			c.skipped = "not selected (-only)"
@@ -266,7 +280,11 @@ func runRounds(ctx context.Context, o options, res *Result, srvOn serverAddrs, l
 			}
 			scrapeURLs := []string{}
 			if c.instrumented {
-				scrapeURLs = append(scrapeURLs, "http://"+c.metricsAddr+"/metrics", "http://"+srvOn.http+"/metrics")
+				srv := srvOn.http
+				if c.serverHTTP != "" {
+					srv = c.serverHTTP
+				}
+				scrapeURLs = append(scrapeURLs, "http://"+c.metricsAddr+"/metrics", "http://"+srv+"/metrics")
 			}
 			rate, cpu, err := runCase(ctx, c, scrapeURLs)
 			if err != nil {
@@ -453,7 +471,7 @@ func (r *Result) WriteTable(w io.Writer) {
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ratio\tmedian\tmin\tmax\ttarget\t")
-	for _, q := range ratios {
+	for _, q := range append(slices.Clone(ratios), r.Extra...) {
 		per := r.perRound(q)
 		if len(per) == 0 {
 			fmt.Fprintf(tw, "%s\tn/a\t\t\t\t\n", q.name)

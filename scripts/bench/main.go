@@ -40,6 +40,7 @@ func main() {
 	fs.BoolVar(&o.Verbose, "v", false, "print every command and every round's numbers")
 	fs.BoolVar(&o.Load, "load", false, "the loaded variant: a CPU-bound busy loop runs in the background throughout")
 	fs.BoolVar(&o.LoadPin, "load-pin", true, "with -load, pin the busy loop to the last CPU (taskset)")
+	fs.StringVar(&o.Compare, "compare", "", "a second directory of bp binaries: its tcp, websocket and relay cases run beside the first's in every round, named [B]")
 	fs.BoolVar(&o.RequireAll, "require-all", false, "fail instead of skipping a case whose tool (iperf3, haproxy, socat) is missing")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
