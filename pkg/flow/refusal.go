@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"strings"
 	"time"
 )
@@ -55,8 +54,8 @@ func refusePlainHello(err error) bool {
 	nc := rh.Conn
 	_ = nc.SetDeadline(time.Now().Add(time.Second))
 	fmt.Fprintf(nc, "%srefused: this port serves TLS: use tls://\n", TCPHelloPrefix)
-	if tc, ok := nc.(*net.TCPConn); ok {
-		_ = tc.CloseWrite()
+	if cw, ok := nc.(interface{ CloseWrite() error }); ok { // a *net.TCPConn, or a rawSocket around one
+		_ = cw.CloseWrite()
 	}
 	// Until the peer closes, for at most the second (and 256 MiB): a client
 	// at full speed writes MBs in the milliseconds its reader takes to see
