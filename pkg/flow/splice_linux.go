@@ -4,8 +4,6 @@ package flow
 
 import (
 	"io"
-	"net"
-	"os"
 	"syscall"
 	"unsafe"
 
@@ -53,9 +51,9 @@ func NewSplice(src, dst Conn, size int) *Splice {
 	if !ok1 || !ok2 || !s.framed || !d.framed || s.flush != nil || d.flush != nil {
 		return nil
 	}
-	srcRC, err1 := plainSocket(s.conn)
-	dstRC, err2 := plainSocket(d.conn)
-	if err1 != nil || err2 != nil {
+	srcSock, ok1 := rawSockOf(s.conn)
+	dstSock, ok2 := rawSockOf(d.conn)
+	if !ok1 || !ok2 {
 		return nil
 	}
 	var p [2]int
@@ -71,18 +69,9 @@ func NewSplice(src, dst Conn, size int) *Splice {
 		unix.Close(p[1])
 		return nil
 	}
-	sp := &Splice{src: s, dst: d, srcRC: srcRC, dstRC: dstRC, pr: p[0], pw: p[1], size: got}
+	sp := &Splice{src: s, dst: d, srcRC: srcSock.rc, dstRC: dstSock.rc, pr: p[0], pw: p[1], size: got}
 	sp.peekFn, sp.fillFn, sp.drainFn = sp.peek, sp.fill, sp.drain
 	return sp
-}
-
-// plainSocket is c's RawConn when c is a plain TCP socket, not TLS.
-func plainSocket(c net.Conn) (syscall.RawConn, error) {
-	tc, ok := c.(*net.TCPConn)
-	if !ok {
-		return nil, os.ErrInvalid
-	}
-	return tc.SyscallConn()
 }
 
 // Ready reports whether the source's next byte is in its socket: bytes

@@ -142,7 +142,7 @@ func rawResult(op, syscallName string, local, peer net.Addr, n int, errno syscal
 
 // vecWriter writes a frame header and its payload to a plain TCP socket
 // with writev(2) through the netpoller, as net.Buffers does, but with
-// unix.RawSyscall (see rawSyscall). It holds its iovecs and its callback,
+// unix.RawSyscall (see rawCall). It holds its iovecs and its callback,
 // so a write allocates nothing.
 type vecWriter struct {
 	rawSock

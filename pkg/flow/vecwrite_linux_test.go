@@ -117,3 +117,28 @@ func TestRawSocketClosed(t *testing.T) {
 		t.Errorf("write after close: %v; want net.ErrClosed", err)
 	}
 }
+
+// TestRawCallsAllocateNothing: the framed writer's writev and the reader's
+// readv run on every payload write and read, so they hold their iovecs
+// and callbacks and allocate nothing per call (as their comments say).
+func TestRawCallsAllocateNothing(t *testing.T) {
+	c, s := tcpPair(t)
+	w, r := newVecWriter(c), newVecReader(s)
+	hdr, payload := make([]byte, frameHeader), make([]byte, 4096)
+	a, b := make([]byte, len(payload)), make([]byte, frameHeader)
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := w.write(hdr, payload); err != nil {
+			t.Fatal(err)
+		}
+		for left := len(hdr) + len(payload); left > 0; {
+			n, err := r.read(a, b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			left -= n
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a raw writev and its reads allocate %.1f times, want 0", allocs)
+	}
+}
