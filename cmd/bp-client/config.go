@@ -197,6 +197,17 @@ func (c clientConfig) tls() *tls.Config {
 	return cfg
 }
 
+// busy is how many goroutines of this client move payload at once: one
+// per stream of every connection, two for both directions (the writer
+// and the reader), the processors it needs (package procs).
+func (c clientConfig) busy() int {
+	n := c.Connections * c.Streams
+	if c.direction() == flow.Both {
+		n *= 2
+	}
+	return n
+}
+
 func (c clientConfig) direction() flow.Direction {
 	d, _ := flow.ParseDirection(c.Direction)
 	return d

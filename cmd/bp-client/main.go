@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 
+	"github.com/go-backpressure/go-backpressure/internal/procs"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 )
 
@@ -12,6 +13,7 @@ func main() {
 		os.Exit(runMerge(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
 	}
 	config.Main("bp-client", loadConfig, func(ctx context.Context, cfg clientConfig) int {
+		procs.Fixed(cfg.busy()) // before the run's goroutines: see package procs
 		return run(ctx, cfg, os.Stdout, os.Stderr)
 	})
 }

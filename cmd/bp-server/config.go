@@ -4,6 +4,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/go-backpressure/go-backpressure/internal/procs"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 )
@@ -24,6 +25,9 @@ type serverConfig struct {
 	IdleTimeout    time.Duration `envconfig:"IDLE_TIMEOUT" flag:"idle-timeout" default:"5m" desc:"end a connection on which no byte moved either way this long while this side waited for the peer; scheduled pauses, read delays and rates, and writes blocked by backpressure never count (0: off)"`
 	PayloadMemory  config.Size   `envconfig:"PAYLOAD_MEMORY" flag:"payload-memory" default:"32MiB" desc:"bound on the memory of download payload buffers together; runs share one buffer per size class (a power of two from 64KiB), and a download whose buffer would not fit is refused (reason payload_memory, WebSocket close 1013); the default holds every class at once"`
 	SampleInterval time.Duration `envconfig:"SAMPLE_INTERVAL" flag:"sample-interval" default:"100ms" desc:"how often to read the kernel's socket statistics (windows, queues) of every connection (0: off)"`
+
+	// procs, set by main only, fits GOMAXPROCS to the connections.
+	procs *procs.Fitter
 }
 
 const summary = "bp-server: a slow reader (and writer) for measuring TCP backpressure over TCP, WebSocket and gRPC."

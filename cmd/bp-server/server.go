@@ -35,7 +35,7 @@ func run(ctx context.Context, cfg serverConfig, log *slog.Logger, ready func(htt
 	st, err := hop.Start(ctx, hop.Options{Name: "bp-server", Log: log, Limits: cfg.Limits, TLS: cfg.TLSServe,
 		HTTPAddr: cfg.HTTPAddr, TCPAddr: cfg.TCPAddr, GRPCAddr: cfg.GRPCAddr, Socket: cfg.socketOptions(),
 		StallThreshold: cfg.StallThreshold, HelloTimeout: cfg.HelloTimeout, SampleInterval: cfg.SampleInterval,
-		OnWindow: s.windows.event, HTTP2: true})
+		OnWindow: s.windows.event, HTTP2: true, Procs: cfg.procs})
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-backpressure/go-backpressure/internal/procs"
 	"github.com/go-backpressure/go-backpressure/internal/ratelog"
 	"github.com/go-backpressure/go-backpressure/pkg/admission"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
@@ -25,6 +26,7 @@ type Guard struct {
 	grpc    *admission.ConnLimit
 	h2      *admission.ConnLimit // HTTP/2 streams (runs), not connections
 	origins *admission.OriginPolicy
+	procs   *procs.Fitter // nil: GOMAXPROCS is left as it is
 }
 
 // New returns the guard for the limits (already validated).
@@ -34,6 +36,11 @@ func New(l config.Limits, m *metrics.Metrics, log *slog.Logger) *Guard {
 		grpc: admission.NewConnLimit(l.MaxConnections),
 		h2:   admission.NewConnLimit(l.MaxConnections)}
 }
+
+// FitProcs has the guard count every admitted connection (and HTTP/2
+// run) into f, which fits the runtime's processors to them (package
+// procs). Call it before the listeners start; nil leaves them as they are.
+func (g *Guard) FitProcs(f *procs.Fitter) { g.procs = f }
 
 // Warn is the guard's rate-limited log of refusals, for the hop's other
 // refusals (HTTP connections over their bound) to share its budget.
@@ -47,6 +54,7 @@ func (g *Guard) Origins() *admission.OriginPolicy { return g.origins }
 // caller calls ReleaseTCP when the connection ends.
 func (g *Guard) AdmitTCP(nc net.Conn) bool {
 	if g.tcp.Acquire() {
+		g.procs.Open()
 		return true
 	}
 	g.m.Reject(flow.TCP, "limit")
@@ -56,12 +64,13 @@ func (g *Guard) AdmitTCP(nc net.Conn) bool {
 }
 
 // ReleaseTCP gives back a place AdmitTCP took.
-func (g *Guard) ReleaseTCP() { g.tcp.Release() }
+func (g *Guard) ReleaseTCP() { g.tcp.Release(); g.procs.Close() }
 
 // AdmitGRPC is AdmitTCP for the gRPC listener, whose connections (each
 // carrying any number of streams) have a limit of their own.
 func (g *Guard) AdmitGRPC(nc net.Conn) bool {
 	if g.grpc.Acquire() {
+		g.procs.Open()
 		return true
 	}
 	g.m.Reject(flow.GRPC, "limit")
@@ -71,7 +80,7 @@ func (g *Guard) AdmitGRPC(nc net.Conn) bool {
 }
 
 // ReleaseGRPC gives back a place AdmitGRPC took.
-func (g *Guard) ReleaseGRPC() { g.grpc.Release() }
+func (g *Guard) ReleaseGRPC() { g.grpc.Release(); g.procs.Close() }
 
 // AdmitWebSocket checks a /ws request against the origin policy and the
 // listener's limit before the upgrade; a refused request is answered (403,
@@ -88,6 +97,7 @@ func (g *Guard) AdmitWebSocket(w http.ResponseWriter, r *http.Request) bool {
 		http.Error(w, "too many connections (see --max-connections)", http.StatusServiceUnavailable)
 		return false
 	}
+	g.procs.Open()
 	return true
 }
 
@@ -105,7 +115,7 @@ func (g *Guard) AdmitOrigin(w http.ResponseWriter, r *http.Request, p flow.Proto
 }
 
 // ReleaseWebSocket gives back a place AdmitWebSocket took.
-func (g *Guard) ReleaseWebSocket() { g.ws.Release() }
+func (g *Guard) ReleaseWebSocket() { g.ws.Release(); g.procs.Close() }
 
 // AdmitStream takes a place for one HTTP/2 run (a stream: --max-connections
 // counts runs, each a stream, whatever connections carry them), or answers
@@ -113,6 +123,7 @@ func (g *Guard) ReleaseWebSocket() { g.ws.Release() }
 // ReleaseStream when the run ends.
 func (g *Guard) AdmitStream(w http.ResponseWriter, r *http.Request) bool {
 	if g.h2.Acquire() {
+		g.procs.Open()
 		return true
 	}
 	g.m.Reject(flow.HTTP2, "limit")
@@ -123,7 +134,7 @@ func (g *Guard) AdmitStream(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // ReleaseStream gives back a place AdmitStream took.
-func (g *Guard) ReleaseStream() { g.h2.Release() }
+func (g *Guard) ReleaseStream() { g.h2.Release(); g.procs.Close() }
 
 // RejectHTTP2 answers an HTTP/2 request refused before it ran (status and
 // why, for the peer), counts it by reason (admission.RejectReasons) and

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/go-backpressure/go-backpressure/internal/guard"
+	"github.com/go-backpressure/go-backpressure/internal/procs"
 	"github.com/go-backpressure/go-backpressure/internal/ratelog"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
@@ -48,6 +49,10 @@ type Options struct {
 	// HTTP2 serves HTTP/2 on the HTTP listener beside HTTP/1.1 (h2 by
 	// ALPN over TLS, h2c with prior knowledge), with its metrics.
 	HTTP2 bool
+	// Procs, if set, fits GOMAXPROCS to the admitted connections
+	// (package procs). Only a binary's main sets it: it changes the
+	// whole process, a test binary's too.
+	Procs *procs.Fitter
 }
 
 // Setup is a hop ready to serve: its registry and core metrics, the socket
@@ -148,6 +153,7 @@ func RegisterStreamBuffers(reg prometheus.Registerer, h2, grpc *flow.StreamBuffe
 func newHop(o Options, m *metrics.Metrics) *Hop {
 	h := &Hop{Name: o.Name, Log: o.Log, Guard: guard.New(o.Limits, m, o.Log),
 		Upgrader: flow.NewUpgrader(), HelloTimeout: o.HelloTimeout}
+	h.Guard.FitProcs(o.Procs)
 	h.Upgrader.HelloTimeout = o.HelloTimeout
 	h.Upgrader.MaxMessageSize = int64(o.Limits.WSMaxMessage)
 	// The /ws handler checks the origin (the guard) before upgrading, so it
