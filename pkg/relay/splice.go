@@ -31,11 +31,11 @@ const spliceMin = 16 << 10
 
 // spliceFill is the most payload one Fill moves into the pipe: a 64 KiB
 // frame goes through in two pieces. Measured on the 2-core Xeon VM
-// (docs/BENCHMARKS.md, "The relay's cost per byte on the Xeon VM"), a
-// 32 KiB pipe cost the hop 0.50 to 0.56 s/GB where 64 KiB cost 0.66 to
-// 0.78, the machine's CPU per relayed GB 0.86 to 0.90 of it, for 1.18 to
-// 1.21 of its throughput; 16 and 48 KiB sat in between. The bound only
-// makes the relay hold less than one read.
+// (docs/BENCHMARKS.md, "The relay's cost per byte on the Xeon VM"), three
+// side-by-side runs: the hop 0.50 to 0.59 s/GB where 64 KiB Fills cost
+// 0.66 to 0.79, the whole machine's CPU per relayed GB 0.86 to 0.90 of
+// theirs, throughput 1.12 to 1.21; 48 KiB did about as well, 16 KiB no
+// better than 64. The bound only makes the relay hold less than one read.
 const spliceFill = 32 << 10
 
 // fillSize is the most payload one Fill of p moves: one read's worth,
