@@ -104,6 +104,11 @@ func TestRelaySpliceBackpressure(t *testing.T) {
 	if runtime.GOOS == "linux" && rr.stats.Up.Spliced < rr.stats.Up.Read/2 {
 		t.Errorf("spliced %d of %d bytes: the test did not take the splice path", rr.stats.Up.Spliced, rr.stats.Up.Read)
 	}
+	// A spliced write holds one Fill: at most 32 KiB of payload
+	// (spliceFill), half a read, a 64 KiB frame going through in two.
+	if runtime.GOOS == "linux" && peak[flow.Up] > 32<<10 {
+		t.Errorf("peak buffered %d with splice, want <= %d (one Fill)", peak[flow.Up], 32<<10)
+	}
 	// pushSizeUntilBlocked saw the client stuck for 400 ms: the relay's
 	// last upstream write was blocked at least that long.
 	if obs.longest() < 300*time.Millisecond {
