@@ -19,10 +19,11 @@ import (
 // The relay follows the frames as before: the peeked header goes through
 // the FrameScanner, the spliced payload is counted with Skip, and acks,
 // fins and small frames still go through the copy path (one read, one
-// write), where their bytes are seen. The pipe is the stream buffer's
-// one read: a Fill asks for at most Config.ReadSize bytes (spliceFill:
-// 32 KiB of a 64 KiB read) and the pipe is drained before the next Fill, so what the relay holds, and the reading
-// pause while the write blocks, are what they were.
+// write), where their bytes are seen. The pipe is within the stream
+// buffer's one read: a Fill asks for at most Config.ReadSize bytes
+// (spliceFill: 32 KiB of a 64 KiB read) and the pipe is drained before
+// the next Fill, so the relay holds no more than before, and the reading
+// pause while the write blocks is what it was.
 
 // spliceMin is the smallest rest of a data frame the relay splices: below
 // it, a peek and two splices cost more than one read and one write that
