@@ -137,7 +137,7 @@ func TestLabPausedServerBlocksClient(t *testing.T) {
 	server := []string{"--pause-after", "500ms", "--pause-for", "2500ms", "--rcvbuf", "256KiB"}
 	// 64 KiB at 160 messages/s, about 10 MB/s: a few MB of buffers fill in
 	// well under a second.
-	client := []string{"--duration", "2s", "--rate", "160", "--sndbuf", "256KiB"}
+	client := []string{"--duration", "2s", "--payload-size", "64KiB", "--rate", "160", "--sndbuf", "256KiB"}
 	for _, p := range lab.Profiles {
 		if (p.Needs != "haproxy" && p.Needs != "nginx") || p.OnHosts() {
 			continue // host profiles: e2e/paths_test.go

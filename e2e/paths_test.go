@@ -56,7 +56,7 @@ func TestPathProfiles(t *testing.T) {
 	// links' delay, not a queue behind a saturated link (the delay line
 	// at full rate on a busy 2-core machine queues too).
 	server := []string{"--pause-after", "1s", "--pause-for", "3s", "--rcvbuf", "256KiB"}
-	client := []string{"--duration", "2500ms", "--rate", "80", "--sndbuf", "256KiB"}
+	client := []string{"--duration", "2500ms", "--payload-size", "64KiB", "--rate", "80", "--sndbuf", "256KiB"}
 	for _, name := range []string{"wan-direct", "wan-haproxy", "wan-router"} {
 		p, _ := lab.Lookup(name)
 		t.Run(name, func(t *testing.T) {
@@ -423,7 +423,7 @@ func zeroWindowTry(t *testing.T, p lab.Profile) (own, clientLink, serverLink flo
 	var hosts []netlab.Host
 	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy,
 		Server:  []string{"--pause-after", "1s", "--pause-for", "2s", "--rcvbuf", "256KiB"},
-		Client:  []string{"--duration", "2500ms", "--rate", "80", "--sndbuf", "256KiB"},
+		Client:  []string{"--duration", "2500ms", "--payload-size", "64KiB", "--rate", "80", "--sndbuf", "256KiB"},
 		TCPRmem: []string{"all=4096,131072,1048576"}, TCPWmem: []string{"all=4096,131072,1048576"},
 		Watch: func(hs []netlab.Host) func() {
 			hosts = hs
@@ -596,7 +596,7 @@ func TestPathTwoLBsAbsorbed(t *testing.T) {
 	big := []string{"nginx=4096,131072,33554432", "haproxy=4096,131072,33554432"}
 	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, TCPRmem: big, TCPWmem: big,
 		Server: []string{"--pause-after", "300ms", "--pause-for", "3s", "--rcvbuf", "256KiB"},
-		Client: []string{"--duration", "1s", "--rate", "80", "--sndbuf", "256KiB"}})
+		Client: []string{"--duration", "1s", "--payload-size", "64KiB", "--rate", "80", "--sndbuf", "256KiB"}})
 	if err != nil {
 		t.Fatalf("lab: %v", err)
 	}
@@ -644,7 +644,7 @@ func TestPathTwoLBsLaterGap(t *testing.T) {
 	throttled := make(chan error, 1)
 	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, TCPRmem: big,
 		Server: []string{"--pause-after", "300ms", "--pause-for", "1500ms", "--rcvbuf", "256KiB"},
-		Client: []string{"--duration", "4s", "--rate", "80", "--sndbuf", "256KiB"},
+		Client: []string{"--duration", "4s", "--payload-size", "64KiB", "--rate", "80", "--sndbuf", "256KiB"},
 		Watch: func(hs []netlab.Host) func() {
 			go func() { throttled <- throttleClientLink(ctx, hs, 2600*time.Millisecond, 800*time.Millisecond) }()
 			return func() {}

@@ -234,10 +234,11 @@ func TestRelayUpstreamFailure(t *testing.T) {
 		t.Errorf("relay counted %v upstream failures, want 2", got)
 	}
 
-	// The upstream comes up: the same relay serves.
+	// The upstream comes up: the same relay serves (10 messages of the
+	// client's default 128 KiB).
 	srv := startServer(t, "--tcp-addr", upAddr, "--sample-interval", "0")
 	sum, code, stderr := runClient(t, "--target", relay.Target("tcp"), "--count", "10", "--duration", "0")
-	if code != 0 || sum.BytesAcked != 10*64<<10 {
+	if code != 0 || sum.BytesAcked != 10*128<<10 {
 		t.Fatalf("client after the upstream came up: exit %d, %+v\n%s", code, sum, stderr)
 	}
 

@@ -35,7 +35,7 @@ var (
 	ObserveRelay = []string{"--buffer", "4MiB"}
 	// ObserveClient: 30 s runs of 64 KiB messages at 10 MiB/s, 5 s apart,
 	// forever.
-	ObserveClient = []string{"--loop", "--loop-pause", "5s", "--duration", "30s", "--rate", "160", "--sndbuf", "256KiB"}
+	ObserveClient = []string{"--loop", "--loop-pause", "5s", "--duration", "30s", "--payload-size", "64KiB", "--rate", "160", "--sndbuf", "256KiB"}
 )
 
 // PrometheusHint says how to get Prometheus (and promtool) from Debian.

@@ -48,7 +48,7 @@ func TestSmoke(t *testing.T) {
 	var log strings.Builder
 	res, err := run(ctx, options{
 		Rounds: 1, Duration: time.Second, Bin: bin, Deploy: filepath.Join(root, "deploy"),
-		PayloadSize: "64KiB", RequireAll: true,
+		PayloadSize: "128KiB", RequireAll: true,
 	}, &log)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, log.String())

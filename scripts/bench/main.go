@@ -35,7 +35,7 @@ func main() {
 	smoke := fs.Bool("smoke", false, "a very short run to check the bench works: 1 round of 1s per case")
 	fs.StringVar(&o.Bin, "bin", "", "directory with bp-server, bp-client, bp-relay (default: build them into a temporary directory)")
 	fs.StringVar(&o.Deploy, "deploy", "deploy", "directory with the haproxy/ configs")
-	fs.StringVar(&o.PayloadSize, "payload-size", "64KiB", "bp-client --payload-size")
+	fs.StringVar(&o.PayloadSize, "payload-size", "128KiB", "bp-client --payload-size (128KiB: its default, and iperf3's default block size)")
 	fs.StringVar(&o.Only, "only", "", "run only the cases whose name contains one of these comma-separated words (e.g. iperf3,tcp)")
 	fs.BoolVar(&o.Verbose, "v", false, "print every command and every round's numbers")
 	fs.BoolVar(&o.Load, "load", false, "the loaded variant: a CPU-bound busy loop runs in the background throughout")

@@ -34,7 +34,7 @@ import (
 // given again wins, as the binaries parse their flags in order).
 const (
 	defaultServerFlags = "--pause-after 2s --pause-for 4s --rcvbuf 256KiB"
-	defaultClientFlags = "--duration 10s --rate 160 --sndbuf 256KiB"
+	defaultClientFlags = "--duration 10s --payload-size 64KiB --rate 160 --sndbuf 256KiB"
 )
 
 func main() {
@@ -45,7 +45,7 @@ func run() int {
 	fs := flag.NewFlagSet("lab", flag.ContinueOnError)
 	all := fs.Bool("all", false, "run every profile in turn, then print one table")
 	serverExtra := fs.String("server", "", "bp-server flags added after the defaults ("+defaultServerFlags+"); a flag given again wins")
-	clientExtra := fs.String("client", "", "bp-client flags added after the defaults ("+defaultClientFlags+"; 64 KiB messages); a flag given again wins")
+	clientExtra := fs.String("client", "", "bp-client flags added after the defaults ("+defaultClientFlags+"); a flag given again wins")
 	keep := fs.Bool("keep", false, "keep each run's directory (logs and rendered configs) and say where; a host profile's hosts stay up until Ctrl-C")
 	deploy := fs.String("deploy", "deploy", "directory with the haproxy/, nginx/ and caddy/ configs")
 	quiet := fs.Bool("quiet", false, "do not show which processes start")
