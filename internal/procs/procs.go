@@ -9,9 +9,9 @@
 // goroutine lands half of the time on the thread that shares that CPU.
 // Measured on loopback with 2 CPUs (docs/BENCHMARKS.md, "The runtime's
 // processors"): one processor per busy connection took about a tenth off
-// bp-client's and bp-server's CPU per GB and added as much throughput,
-// quiet and under load. As many connections as CPUs keep every processor,
-// as before.
+// bp-client's and bp-server's CPU per GB and added as much throughput
+// on a quiet machine (less, within the spread, under load). As many
+// connections as CPUs keep every processor, as before.
 //
 // A GOMAXPROCS set in the environment is the user's choice and wins:
 // nothing here changes it then.
