@@ -587,7 +587,8 @@ func zeroWindowSeconds(t *testing.T, file, src string) float64 {
 // hosts start their sockets' queues at 1 MiB and let them grow to 32 MiB
 // (tcp_rmem, tcp_wmem) make a large buffering path (from 128 KiB, the
 // hosts' autotuning had to keep pace with the pause: beside the whole
-// suite it once did not, and the client blocked after 160 kB, truly): a client that writes 5 MB in a second while the
+// suite it once did not, and the client blocked after 160 kB, truly):
+// a client that writes 5 MB in a second while the
 // server stops for 3 s never blocks, its verdict is absorbed, and in the
 // byte map of the stall's peak the two hosts hold most of it.
 func TestPathTwoLBsAbsorbed(t *testing.T) {
