@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-backpressure/go-backpressure/internal/netlab"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
+	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/report"
 )
 
@@ -60,13 +61,15 @@ type ByteMap struct {
 
 // headerBytes is the most protocol bytes one payload message carries on
 // the wire beyond its payload: the 5-byte frame header on TCP, at most 14
-// bytes of masked WebSocket frame header, and on HTTP/2 the 5-byte frame
-// header inside DATA frames of 9 bytes' header each (a 64 KiB message is
-// four or five of them at the usual 16 KiB frame size: 5 + 5*9).
-func headerBytes(scheme string) float64 {
+// bytes of masked WebSocket frame header for each of the client's frames
+// (flow.WebSocketFrameSize of payload each: two for a 64 KiB message), and
+// on HTTP/2 the 5-byte frame header inside DATA frames of 9 bytes' header
+// each (a 64 KiB message is four or five of them at the usual 16 KiB frame
+// size: 5 + 5*9).
+func headerBytes(scheme string, payload int) float64 {
 	switch scheme {
 	case "ws":
-		return 14
+		return 14 * math.Max(1, math.Ceil(float64(payload)/flow.WebSocketFrameSize))
 	case "h2c":
 		return 50
 	case "grpc":
@@ -243,7 +246,7 @@ func (m *ByteMap) close(scheme string, payload, writers int) {
 	if payload > 0 {
 		messages += math.Ceil(math.Max(m.InPipeBytes, 0) / float64(payload))
 	}
-	m.ToleranceBytes = float64(writers*payload) + messages*headerBytes(scheme) + unmeasured + m.InFlightBytes
+	m.ToleranceBytes = float64(writers*payload) + messages*headerBytes(scheme, payload) + unmeasured + m.InFlightBytes
 	m.Closes = math.Abs(m.ClosingErrorBytes) <= m.ToleranceBytes
 	sort.SliceStable(order, func(i, j int) bool { return byHop[order[i]] > byHop[order[j]] })
 	m.MostHop, m.MostHopBytes = order[0], byHop[order[0]]
