@@ -455,9 +455,11 @@ func (r *Result) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "background load: %s; load average %s before the rounds, %s after\n\n", load, r.LoadBefore, r.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "case\tMB/s\tmin\tmax\tCPU s/GB\tmin\tmax\t")
+	var skipped []string
 	for _, c := range r.Cases {
 		if c.skipped != "" {
-			fmt.Fprintf(tw, "%s\tskipped: %s\t\t\t\t\t\t\n", c.name, c.skipped)
+			// Listed after the table, so a long reason does not widen its columns.
+			skipped = append(skipped, fmt.Sprintf("%s: skipped, %s", c.name, c.skipped))
 			continue
 		}
 		if len(c.rates) == 0 {
@@ -467,6 +469,9 @@ func (r *Result) WriteTable(w io.Writer) {
 			median(c.cpu), slices.Min(c.cpu), slices.Max(c.cpu))
 	}
 	tw.Flush()
+	for _, s := range skipped {
+		fmt.Fprintln(w, s)
+	}
 	fmt.Fprintln(w, "(CPU s/GB: user + system seconds of the client and of every process the stream passes, per 10^9 bytes)")
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

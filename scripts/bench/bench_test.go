@@ -70,3 +70,28 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestTableSkipped: a skipped case is listed after the table with its
+// reason, and the reason does not widen the table's columns (a run with
+// -only once printed every MB/s 30 columns wide).
+func TestTableSkipped(t *testing.T) {
+	res := &Result{
+		Options: options{Rounds: 1, Duration: time.Second, PayloadSize: "128KiB"},
+		Cases: []*benchCase{
+			{name: caseIperf, skipped: "not selected (-only)"},
+			{name: caseTCP, rates: []float64{1.5e9}, cpu: []float64{0.7}},
+		},
+	}
+	var b strings.Builder
+	res.WriteTable(&b)
+	out := b.String()
+	if !strings.Contains(out, "case    MB/s  min   max   CPU s/GB") {
+		t.Errorf("the header's columns are not at their width:\n%s", out)
+	}
+	if !strings.Contains(out, "bp tcp  1500  1500  1500  0.700") {
+		t.Errorf("the measured row is not at the columns' width:\n%s", out)
+	}
+	if !strings.Contains(out, "iperf3: skipped, not selected (-only)\n") {
+		t.Errorf("the skipped case and its reason are not listed:\n%s", out)
+	}
+}
