@@ -155,89 +155,24 @@ func run(ctx context.Context, o options, log io.Writer) (*Result, error) {
 		return nil, err
 	}
 
-	client := func(target string, on bool) ([]string, string) {
-		args := []string{filepath.Join(bin, "bp-client"), "--target", target, "--output", "json",
-			"--progress", "off", "--duration", o.Duration.String(), "--payload-size", o.PayloadSize,
-			"--log-format", "text"}
-		if !on {
-			return append(args, "--metrics-addr", "", "--sample-interval", "0"), ""
-		}
-		addr := freeAddr()
-		return append(args, "--metrics-addr", addr, "--sample-interval", "100ms"), addr
-	}
 	res := &Result{Options: o}
 	add := func(name, tool string, on bool, target string) *benchCase {
 		c := &benchCase{name: name, tool: tool, instrumented: on}
 		if target != "" {
-			c.cmd, c.metricsAddr = client(target, on)
+			c.cmd, c.metricsAddr = clientArgs(o, bin, target, on)
 		}
 		res.Cases = append(res.Cases, c)
 		return c
 	}
-
-	iperf := add(caseIperf, "iperf3", false, "")
-	if missing(iperf, o) == nil {
-		port := freePort()
-		ip, err := start("iperf3-server", nil, "iperf3", "-s", "-B", "127.0.0.1", "-p", port)
-		if err != nil {
-			return nil, err
-		}
-		iperf.peers = []*proc{ip}
-		if err := waitTCP(ctx, "127.0.0.1:"+port); err != nil {
-			return nil, fmt.Errorf("iperf3 server: %w", err)
-		}
-		secs := fmt.Sprintf("%g", o.Duration.Seconds())
-		iperf.cmd = []string{"iperf3", "-c", "127.0.0.1", "-p", port, "-t", secs, "-J"}
+	if err := addIperf(ctx, o, start, add); err != nil {
+		return nil, err
 	}
 	add(caseTCP, "", true, "tcp://"+srvOn.tcp).peers = []*proc{srvOn.p}
 	add(caseTCPOff, "", false, "tcp://"+srvOff.tcp).peers = []*proc{srvOff.p}
 	add(caseWS, "", true, "ws://"+srvOn.http+"/ws").peers = []*proc{srvOn.p}
 	add(caseGRPC, "", true, "grpc://"+srvOn.grpc).peers = []*proc{srvOn.p}
-
-	relayHTTP, relayTCP := freeAddr(), freeAddr()
-	rp, err := start("bp-relay", nil, filepath.Join(bin, "bp-relay"), "--http-addr", relayHTTP, "--tcp-addr", relayTCP,
-		"--upstream", "tcp://"+srvOn.tcp, "--buffer", "0", "--sample-interval", "100ms", "--log-format", "text")
-	if err != nil {
+	if err := addHops(ctx, o, bin, srvOn, start, add); err != nil {
 		return nil, err
-	}
-	if err := waitHTTP(ctx, rp, "http://"+relayHTTP+"/healthz"); err != nil {
-		return nil, err
-	}
-	relay := add(caseRelay, "", true, "tcp://"+relayTCP)
-	relay.cmd = append(relay.cmd, "--run-id", "relay")
-	relay.peers = []*proc{rp, srvOn.p}
-
-	haproxy := add(caseHAProxy, "haproxy", true, "")
-	cfg := filepath.Join(o.Deploy, "haproxy", "haproxy-tcp.cfg")
-	if _, err := os.Stat(cfg); err != nil && haproxy.skipped == "" {
-		haproxy.skipped = "no " + cfg
-	}
-	if missing(haproxy, o) == nil {
-		listen, stats := freeAddr(), freeAddr()
-		env := []string{"BP_HAPROXY_LISTEN=" + listen, "BP_HAPROXY_UPSTREAM=" + srvOn.tcp, "BP_HAPROXY_STATS=" + stats}
-		hp, err := start("haproxy", env, "haproxy", "-f", cfg, "-db")
-		if err != nil {
-			return nil, err
-		}
-		if err := waitHTTP(ctx, hp, "http://"+stats+"/metrics"); err != nil {
-			return nil, err
-		}
-		haproxy.cmd, haproxy.metricsAddr = client("tcp://"+listen, true)
-		haproxy.peers = []*proc{hp, srvOn.p}
-	}
-
-	socat := add(caseSocat, "socat", true, "")
-	if missing(socat, o) == nil {
-		port := freePort()
-		sp, err := start("socat", nil, "socat", "-b", "65536", "TCP-LISTEN:"+port+",bind=127.0.0.1,reuseaddr,fork", "TCP:"+srvOn.tcp)
-		if err != nil {
-			return nil, err
-		}
-		socat.peers = []*proc{sp, srvOn.p}
-		if err := waitTCP(ctx, "127.0.0.1:"+port); err != nil {
-			return nil, fmt.Errorf("socat: %w", err)
-		}
-		socat.cmd, socat.metricsAddr = client("tcp://127.0.0.1:"+port, true)
 	}
 	if o.Compare != "" {
 		if err := addCompare(ctx, o, res, start, add); err != nil {
@@ -263,6 +198,101 @@ func run(ctx context.Context, o options, log io.Writer) (*Result, error) {
 	res.LoadBefore = loadAvg()
 	defer func() { res.LoadAfter = loadAvg() }()
 	return res, runRounds(ctx, o, res, srvOn, log)
+}
+
+// startFunc starts one long-running process of the bench (procSet.start).
+type startFunc = func(name string, env []string, args ...string) (*proc, error)
+
+// addFunc adds a case to the result: its name, the tool it needs, whether
+// it is instrumented, and bp-client's target ("" for a case that sets its
+// own command).
+type addFunc = func(name, tool string, on bool, target string) *benchCase
+
+// clientArgs is bp-client's command for a case: instrumented (on) with a
+// metrics listener, whose address it returns, and sampling, or with both
+// off.
+func clientArgs(o options, bin, target string, on bool) ([]string, string) {
+	args := []string{filepath.Join(bin, "bp-client"), "--target", target, "--output", "json",
+		"--progress", "off", "--duration", o.Duration.String(), "--payload-size", o.PayloadSize,
+		"--log-format", "text"}
+	if !on {
+		return append(args, "--metrics-addr", "", "--sample-interval", "0"), ""
+	}
+	addr := freeAddr()
+	return append(args, "--metrics-addr", addr, "--sample-interval", "100ms"), addr
+}
+
+// addIperf adds the iperf3 case and starts its server, unless iperf3 is
+// missing (the case is then skipped).
+func addIperf(ctx context.Context, o options, start startFunc, add addFunc) error {
+	iperf := add(caseIperf, "iperf3", false, "")
+	if missing(iperf, o) != nil {
+		return nil
+	}
+	port := freePort()
+	ip, err := start("iperf3-server", nil, "iperf3", "-s", "-B", "127.0.0.1", "-p", port)
+	if err != nil {
+		return err
+	}
+	iperf.peers = []*proc{ip}
+	if err := waitTCP(ctx, "127.0.0.1:"+port); err != nil {
+		return fmt.Errorf("iperf3 server: %w", err)
+	}
+	secs := fmt.Sprintf("%g", o.Duration.Seconds())
+	iperf.cmd = []string{"iperf3", "-c", "127.0.0.1", "-p", port, "-t", secs, "-J"}
+	return nil
+}
+
+// addHops adds the relayed cases and starts their hops in front of the
+// instrumented server: bp-relay in stream mode, HAProxy and socat (each of
+// the last two skipped when it is not installed).
+func addHops(ctx context.Context, o options, bin string, srvOn serverAddrs, start startFunc, add addFunc) error {
+	relayHTTP, relayTCP := freeAddr(), freeAddr()
+	rp, err := start("bp-relay", nil, filepath.Join(bin, "bp-relay"), "--http-addr", relayHTTP, "--tcp-addr", relayTCP,
+		"--upstream", "tcp://"+srvOn.tcp, "--buffer", "0", "--sample-interval", "100ms", "--log-format", "text")
+	if err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, rp, "http://"+relayHTTP+"/healthz"); err != nil {
+		return err
+	}
+	relay := add(caseRelay, "", true, "tcp://"+relayTCP)
+	relay.cmd = append(relay.cmd, "--run-id", "relay")
+	relay.peers = []*proc{rp, srvOn.p}
+
+	haproxy := add(caseHAProxy, "haproxy", true, "")
+	cfg := filepath.Join(o.Deploy, "haproxy", "haproxy-tcp.cfg")
+	if _, err := os.Stat(cfg); err != nil && haproxy.skipped == "" {
+		haproxy.skipped = "no " + cfg
+	}
+	if missing(haproxy, o) == nil {
+		listen, stats := freeAddr(), freeAddr()
+		env := []string{"BP_HAPROXY_LISTEN=" + listen, "BP_HAPROXY_UPSTREAM=" + srvOn.tcp, "BP_HAPROXY_STATS=" + stats}
+		hp, err := start("haproxy", env, "haproxy", "-f", cfg, "-db")
+		if err != nil {
+			return err
+		}
+		if err := waitHTTP(ctx, hp, "http://"+stats+"/metrics"); err != nil {
+			return err
+		}
+		haproxy.cmd, haproxy.metricsAddr = clientArgs(o, bin, "tcp://"+listen, true)
+		haproxy.peers = []*proc{hp, srvOn.p}
+	}
+
+	socat := add(caseSocat, "socat", true, "")
+	if missing(socat, o) == nil {
+		port := freePort()
+		sp, err := start("socat", nil, "socat", "-b", "65536", "TCP-LISTEN:"+port+",bind=127.0.0.1,reuseaddr,fork", "TCP:"+srvOn.tcp)
+		if err != nil {
+			return err
+		}
+		socat.peers = []*proc{sp, srvOn.p}
+		if err := waitTCP(ctx, "127.0.0.1:"+port); err != nil {
+			return fmt.Errorf("socat: %w", err)
+		}
+		socat.cmd, socat.metricsAddr = clientArgs(o, bin, "tcp://127.0.0.1:"+port, true)
+	}
+	return nil
 }
 
 // runRounds runs every case once per round, in turn.
@@ -455,11 +485,16 @@ func (r *Result) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "background load: %s; load average %s before the rounds, %s after\n\n", load, r.LoadBefore, r.LoadAfter)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "case\tMB/s\tmin\tmax\tCPU s/GB\tmin\tmax\t")
-	var skipped []string
+	// Skipped cases are listed after the table, by reason, so that a long
+	// reason does not widen its columns.
+	var reasons []string
+	skipped := map[string][]string{}
 	for _, c := range r.Cases {
 		if c.skipped != "" {
-			// Listed after the table, so a long reason does not widen its columns.
-			skipped = append(skipped, fmt.Sprintf("%s: skipped, %s", c.name, c.skipped))
+			if skipped[c.skipped] == nil {
+				reasons = append(reasons, c.skipped)
+			}
+			skipped[c.skipped] = append(skipped[c.skipped], c.name)
 			continue
 		}
 		if len(c.rates) == 0 {
@@ -469,10 +504,10 @@ func (r *Result) WriteTable(w io.Writer) {
 			median(c.cpu), slices.Min(c.cpu), slices.Max(c.cpu))
 	}
 	tw.Flush()
-	for _, s := range skipped {
-		fmt.Fprintln(w, s)
-	}
 	fmt.Fprintln(w, "(CPU s/GB: user + system seconds of the client and of every process the stream passes, per 10^9 bytes)")
+	for _, why := range reasons {
+		fmt.Fprintf(w, "skipped, %s: %s\n", why, strings.Join(skipped[why], "; "))
+	}
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ratio\tmedian\tmin\tmax\ttarget\t")

@@ -71,7 +71,7 @@ func TestSmoke(t *testing.T) {
 	}
 }
 
-// TestTableSkipped: a skipped case is listed after the table with its
+// TestTableSkipped: skipped cases are listed after the table by
 // reason, and the reason does not widen the table's columns (a run with
 // -only once printed every MB/s 30 columns wide).
 func TestTableSkipped(t *testing.T) {
@@ -80,6 +80,7 @@ func TestTableSkipped(t *testing.T) {
 		Cases: []*benchCase{
 			{name: caseIperf, skipped: "not selected (-only)"},
 			{name: caseTCP, rates: []float64{1.5e9}, cpu: []float64{0.7}},
+			{name: caseWS, skipped: "not selected (-only)"},
 		},
 	}
 	var b strings.Builder
@@ -91,7 +92,7 @@ func TestTableSkipped(t *testing.T) {
 	if !strings.Contains(out, "bp tcp  1500  1500  1500  0.700") {
 		t.Errorf("the measured row is not at the columns' width:\n%s", out)
 	}
-	if !strings.Contains(out, "iperf3: skipped, not selected (-only)\n") {
-		t.Errorf("the skipped case and its reason are not listed:\n%s", out)
+	if !strings.Contains(out, "skipped, not selected (-only): iperf3; bp websocket\n") {
+		t.Errorf("the skipped cases and their reason are not listed:\n%s", out)
 	}
 }
