@@ -17,6 +17,7 @@ import (
 
 	"github.com/go-backpressure/go-backpressure/internal/lab"
 	"github.com/go-backpressure/go-backpressure/internal/netlab"
+	"github.com/go-backpressure/go-backpressure/pkg/report"
 	"github.com/go-backpressure/go-backpressure/pkg/verdict"
 )
 
@@ -84,7 +85,7 @@ func TestPathProfiles(t *testing.T) {
 				checkRouterTLS(t, res)
 			}
 			checkPeerSeenLab(t, res)
-			checkHostCounters(t, res.Hosts)
+			checkHostCounters(t, res.Hosts, &res.Client)
 			checkGone(t, res.Hosts)
 		})
 	}
@@ -177,27 +178,55 @@ func nstat(t *testing.T, ns string) map[string]uint64 {
 }
 
 // checkHostCounters: the hosts' counters differ as their roles do: the
-// server's host advertised zero windows (its reader paused), the client's
-// host, which only receives acks, never did; and no two hosts sent the
-// same number of segments.
-func checkHostCounters(t *testing.T, hosts []netlab.Host) {
+// server's host advertised a zero window whenever the client saw its
+// peer's window shut (its sampled peer_window_zero_seconds: the server's
+// window on wan-direct; a hop's, which stops reading only when its own
+// upstream writes wait on the server's window, behind one); the client's host,
+// which only receives acks, never did; the client's host, which sends the
+// upload's data, sent more segments than the server's host, which acks
+// it; and no two hosts sent the same number of segments. The server's
+// pause shuts the window in almost every run, but not in all: on a loaded
+// machine the delay line releases late packets in bursts that the link's
+// shallow queue drops, and a client in retransmission back-off may not
+// deliver a window's worth before the pause ends (a CI run: 262 segments
+// retransmitted, no zero window seen at either end). A zero window the
+// server's host counted but the client's 100 ms sampling missed is no
+// error, so only that direction is checked.
+func checkHostCounters(t *testing.T, hosts []netlab.Host, client *report.Summary) {
 	t.Helper()
+	clientZero := 0.0
+	if client.PeerWindowZeroSeconds != nil {
+		clientZero = *client.PeerWindowZeroSeconds
+	}
 	segs := map[int64]string{}
+	var clientSegs, serverSegs int64
 	for _, h := range hosts {
 		zero := h.Netstat["TcpExtTCPToZeroWindowAdv"]
 		switch {
+		case h.Name == "server" && zero == 0 && clientZero > 0:
+			t.Errorf("server host: no zero window advertised (TcpExtTCPToZeroWindowAdv 0), though the client saw its peer's window shut for %.2f s", clientZero)
 		case h.Name == "server" && zero == 0:
-			t.Errorf("server host: no zero window advertised (TcpExtTCPToZeroWindowAdv 0) though the server paused")
+			t.Logf("server host: no zero window advertised, and the client saw none (peer_window_zero_seconds 0): the window did not close in this run")
 		case h.Name == "client" && zero != 0:
 			t.Errorf("client host: %d zero windows advertised, want 0", zero)
 		}
 		out := h.Netstat["TcpOutSegs"]
+		if h.Name == "client" {
+			clientSegs = out
+		}
+		if h.Name == "server" {
+			serverSegs = out
+		}
 		if other, ok := segs[out]; ok {
 			t.Errorf("hosts %s and %s both sent %d segments: the same counters?", other, h.Name, out)
 		}
 		segs[out] = h.Name
 		t.Logf("host %s: TcpExtTCPToZeroWindowAdv %d, TcpOutSegs %d, TcpRetransSegs %d", h.Name, zero, out, h.Netstat["TcpRetransSegs"])
 	}
+	if clientSegs <= serverSegs {
+		t.Errorf("the client's host sent %d segments, the server's %d: an upload's sender should send more than the host that acks it", clientSegs, serverSegs)
+	}
+	t.Logf("the client saw its peer's window shut for %.2f s", clientZero)
 }
 
 // checkRouterTLS: the client reached the router host over wss:// and
