@@ -311,6 +311,15 @@ func (c *conn) newStall(at time.Duration, w int64) Stall {
 		}
 		st.LastAckAt = c.lastAck
 		st.Since, st.WrittenAtSince, st.StopWithin = placeStop(c.hist[:c.nHist], iv)
+		// Placed from acks that straddle the stall before (one ack ended
+		// it, and no other came since), the stop would fall inside that
+		// stall; this one began no earlier than the ack that ended it,
+		// and the bytes that ack counted were read within an interval of
+		// it.
+		if n := len(c.stalls); n > 0 && st.Since < c.stalls[n-1].Until {
+			st.Since, st.WrittenAtSince = c.stalls[n-1].Until, c.hist[0].written
+			st.StopWithin = min(st.StopWithin, iv)
+		}
 	}
 	return st
 }

@@ -149,3 +149,48 @@ func TestWaitSplit(t *testing.T) {
 		})
 	}
 }
+
+// TestBackToBackStallsCountOnce: two stalls with one ack between them,
+// and one write blocked across both. The second stall's start is placed
+// from the acks, up to an ack interval before the ack that ended the
+// first, so the two overlap; the write's time in them is counted once,
+// and the stalled part never exceeds the time it was blocked (a CI run of
+// TestPathTwoLBsLaterGap: 2.469 s stalled of 2.358 s blocked).
+func TestBackToBackStallsCountOnce(t *testing.T) {
+	const msg = 16 << 10
+	const iv = 50 * time.Millisecond
+	o := New(Options{StallThreshold: 50 * time.Millisecond, Interval: 10 * time.Millisecond})
+	c := o.Open(flow.ConnInfo{Writes: true})
+	c.Wrote(msg, time.Microsecond, false)
+	for range 8 {
+		c.Wrote(msg, time.Microsecond, false)
+		time.Sleep(iv)
+		o.Pass(time.Now())
+		c.Acked(msg)
+	}
+	began := time.Now()
+	c.Wrote(msg, time.Microsecond, false)
+	time.Sleep(600 * time.Millisecond) // the first stall: no ack
+	o.Pass(time.Now())
+	c.Acked(msg)                       // one ack ends it; bytes are still waiting
+	time.Sleep(600 * time.Millisecond) // the second: no ack again
+	o.Pass(time.Now())
+	blocked := time.Since(began)
+	c.Wrote(msg, blocked, true)
+	c.Acked(2 * msg)
+	o.Pass(time.Now())
+	v := o.Verdict(time.Now())
+	t.Logf("%d stalls; blocked %.3f s: flowing %.3f s, stalled %.3f s", v.Stalls, blocked.Seconds(), v.WaitedFlowingSeconds, v.WaitedStalledSeconds)
+	if v.Stalls != 2 {
+		t.Fatalf("%d stalls, want the two gaps", v.Stalls)
+	}
+	if st := c.(*conn).stalls; st[1].Since < st[0].Until {
+		t.Errorf("the second stall begins at %v, inside the first (until %v)", st[1].Since, st[0].Until)
+	}
+	if v.WaitedStalledSeconds > blocked.Seconds()+1e-3 {
+		t.Errorf("stalled %.3f s, more than the %.3f s the write was blocked: the stalls' overlap counted twice", v.WaitedStalledSeconds, blocked.Seconds())
+	}
+	if v.WaitedStalledSeconds < blocked.Seconds()-0.1 {
+		t.Errorf("stalled %.3f s of %.3f s blocked: the write waited in the stalls nearly all its time", v.WaitedStalledSeconds, blocked.Seconds())
+	}
+}

@@ -58,7 +58,9 @@ func placeStop(hist []ackPoint, iv time.Duration) (at time.Duration, written int
 
 // stalledPart is how much of from..to fell inside the connection's stalls
 // (an open stall lasting at least until to): the part of a blocked write
-// that waited for a stopped server, not for a slow path. c.mu must be held.
+// that waited for a stopped server, not for a slow path. Each moment
+// counts once: a stall's part is taken from the end of the one before, as
+// waitedIn takes it. c.mu must be held.
 func (c *conn) stalledPart(from, to time.Duration) time.Duration {
 	var d time.Duration
 	for i, st := range c.stalls {
@@ -66,7 +68,11 @@ func (c *conn) stalledPart(from, to time.Duration) time.Duration {
 		if c.stallOpen && i == len(c.stalls)-1 {
 			until = max(until, to)
 		}
-		if hi, lo := min(to, until), max(from, st.Since); hi > lo {
+		since := st.Since
+		if i > 0 {
+			since = max(since, c.stalls[i-1].Until)
+		}
+		if hi, lo := min(to, until), max(from, since); hi > lo {
 			d += hi - lo
 		}
 	}
