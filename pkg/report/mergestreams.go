@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 	"github.com/go-backpressure/go-backpressure/pkg/verdict"
 )
@@ -17,8 +16,8 @@ import (
 // the lowest windows the least of the instances'; the closings the
 // earliest (each from its own instance's start: a fleet starts together)
 // of those that held, as an instance's report names (verdict.StreamLayer):
-// an instance's closing counts as one that held when its writes waited
-// on that window flow.WindowHeldMin or more, an instant's otherwise.
+// an instance's closing is one that held when its report says so
+// (stream_window_held and the like), the first of moments otherwise.
 // The stop layer and its words are verdict.StreamLayerOf's of those
 // figures, as one instance's report judges its own; the source is the
 // instances' sources, each part once.
@@ -55,21 +54,21 @@ func mergeStreamLayer(instances []Summary, clientWrites bool) *verdict.StreamLay
 		lowest(&st.SendConnWindowLowest, l.SendConnectionWindowLowestBytes)
 		lowest(&st.RecvStreamWindowLowest, l.RecvStreamWindowLowestBytes)
 		lowest(&st.RecvConnWindowLowest, l.RecvConnectionWindowLowestBytes)
-		closing := func(held, first *time.Time, secs *float64, waited float64) {
-			if waited >= flow.WindowHeldMin.Seconds() {
+		closing := func(held, first *time.Time, secs *float64, wasHeld bool) {
+			if wasHeld {
 				*held = at(*held, secs)
 			} else {
 				*first = at(*first, secs)
 			}
 		}
-		closing(&st.StreamHeldAt, &st.StreamClosedAt, l.StreamWindowClosedAtSeconds, l.BlockedStreamWindowSeconds)
-		closing(&st.ConnHeldAt, &st.ConnClosedAt, l.ConnectionWindowClosedAtSeconds, l.BlockedConnectionWindowSeconds)
+		closing(&st.StreamHeldAt, &st.StreamClosedAt, l.StreamWindowClosedAtSeconds, l.StreamWindowHeld)
+		closing(&st.ConnHeldAt, &st.ConnClosedAt, l.ConnectionWindowClosedAtSeconds, l.ConnectionWindowHeld)
 		if l.TCPWindowZeroSeconds != nil {
 			if kernel == nil {
 				kernel = &sockstat.Totals{Has: sockstat.FieldPeerWindow}
 			}
 			kernel.PeerWindowZero += durationOf(*l.TCPWindowZeroSeconds)
-			closing(&kernel.HeldPeerWindowClose, &kernel.FirstPeerWindowClose, l.TCPWindowClosedAtSeconds, *l.TCPWindowZeroSeconds)
+			closing(&kernel.HeldPeerWindowClose, &kernel.FirstPeerWindowClose, l.TCPWindowClosedAtSeconds, l.TCPWindowHeld)
 		}
 		for _, w := range strings.Split(l.Source, "; ") {
 			if !slices.Contains(sources, w) {

@@ -13,8 +13,9 @@ import (
 // TestMergeStreamLayer: two instances' stream layers, one stopped at the
 // stream layer and one at the connection's window, merge into the sums of
 // their times and counts, the least of their windows, the earliest
-// closings that held (a's connection window closed at 0.03 s for 0.05 s,
-// an instant's; b's at 0.4 s for 1.5 s: the fleet's closed at 0.4 s), and the stop the fleet's own figures put at the connection's
+// closings that held, as each report says (a's connection window closed
+// at 0.03 s for moments, 0.05 s of waits, and did not hold; b's held from
+// 0.4 s: the fleet's closed at 0.4 s, and held), and the stop the fleet's own figures put at the connection's
 // window (1.55 s of 4.15 s waited there), in the words an instance's own
 // report would use; in JSON and in text.
 func TestMergeStreamLayer(t *testing.T) {
@@ -23,12 +24,12 @@ func TestMergeStreamLayer(t *testing.T) {
 	a.Streams, b.Streams = 2, 2
 	a.StreamLayer = &verdict.StreamLayer{Stop: verdict.StopStream, Source: src, Streams: 2, Connections: 1,
 		BlockedStreamWindowSeconds: 2, BlockedConnectionWindowSeconds: 0.05, BlockedTCPSeconds: 0.3, StreamsWindowClosed: 2,
-		StreamWindowClosedAtSeconds: ptr(0.6), ConnectionWindowClosedAtSeconds: ptr(0.03), TCPWindowZeroSeconds: ptr(0.01),
+		StreamWindowClosedAtSeconds: ptr(0.6), ConnectionWindowClosedAtSeconds: ptr(0.03), TCPWindowZeroSeconds: ptr(0.01), StreamWindowHeld: true,
 		SendStreamWindowLowestBytes: ptr[int64](0), SendConnectionWindowLowestBytes: ptr[int64](1000),
 		RecvStreamWindowLowestBytes: ptr[int64](65535), WindowUpdatesReceived: 100, WindowUpdatesSent: 10}
 	b.StreamLayer = &verdict.StreamLayer{Stop: verdict.StopConnection, Source: src + "; estimated: polls", Streams: 2, Connections: 1,
 		BlockedStreamWindowSeconds: 0.2, BlockedConnectionWindowSeconds: 1.5, BlockedTCPSeconds: 0.1, StreamsWindowClosed: 1,
-		ConnectionWindowClosedAtSeconds: ptr(0.4), TCPWindowZeroSeconds: ptr(0.02), TCPWindowClosedAtSeconds: ptr(0.9),
+		ConnectionWindowClosedAtSeconds: ptr(0.4), TCPWindowZeroSeconds: ptr(0.02), TCPWindowClosedAtSeconds: ptr(0.9), ConnectionWindowHeld: true,
 		SendStreamWindowLowestBytes: ptr[int64](500), SendConnectionWindowLowestBytes: ptr[int64](0),
 		RecvStreamWindowLowestBytes: ptr[int64](70000), RecvConnectionWindowLowestBytes: ptr[int64](30000),
 		WindowUpdatesReceived: 50, WindowUpdatesSent: 5}
@@ -70,6 +71,8 @@ func TestMergeStreamLayer(t *testing.T) {
 		val(l.RecvStreamWindowLowestBytes) != 65535 || val(l.RecvConnectionWindowLowestBytes) != 30000:
 		t.Errorf("lowest windows: send %d, %d; recv %d, %d; want 0, 0; 65535, 30000", val(l.SendStreamWindowLowestBytes),
 			val(l.SendConnectionWindowLowestBytes), val(l.RecvStreamWindowLowestBytes), val(l.RecvConnectionWindowLowestBytes))
+	case !l.StreamWindowHeld || !l.ConnectionWindowHeld || l.TCPWindowHeld:
+		t.Errorf("held: stream %v, connection %v, tcp %v; want true, true, false", l.StreamWindowHeld, l.ConnectionWindowHeld, l.TCPWindowHeld)
 	case l.WindowUpdatesReceived != 150 || l.WindowUpdatesSent != 15:
 		t.Errorf("window updates %d received, %d sent; want 150, 15", l.WindowUpdatesReceived, l.WindowUpdatesSent)
 	case l.Stop != verdict.StopConnection || !strings.Contains(l.Summary, ": the stop was at the connection's window"):
@@ -84,7 +87,7 @@ func TestMergeStreamLayer(t *testing.T) {
 	var back struct {
 		StreamLayer verdict.StreamLayer `json:"stream_layer"`
 	}
-	if err := json.Unmarshal(buf.Bytes(), &back); err != nil || back.StreamLayer.Stop != verdict.StopConnection || back.StreamLayer.WindowUpdatesReceived != 150 {
+	if err := json.Unmarshal(buf.Bytes(), &back); err != nil || back.StreamLayer.Stop != verdict.StopConnection || back.StreamLayer.WindowUpdatesReceived != 150 || !back.StreamLayer.ConnectionWindowHeld {
 		t.Errorf("JSON stream_layer %+v (%v)", back.StreamLayer, err)
 	}
 	buf.Reset()

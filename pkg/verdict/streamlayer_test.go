@@ -19,13 +19,13 @@ func TestStreamLayerOf(t *testing.T) {
 		StreamCounters: sockstat.StreamCounters{BlockedStream: 7900 * time.Millisecond, BlockedTCP: 30 * time.Millisecond,
 			WindowUpdatesReceived: 120, WindowUpdatesSent: 4},
 		Streams: 2, ClosedStreams: 1, SendStreamWindowLowest: 0, SendConnWindowLowest: 524_288,
-		RecvStreamWindowLowest: 65_535, RecvConnWindowLowest: 1 << 20, StreamClosedAt: at(2.1), Sources: []string{"frames"},
+		RecvStreamWindowLowest: 65_535, RecvConnWindowLowest: 1 << 20, StreamClosedAt: at(2.1), StreamHeldAt: at(2.1), Sources: []string{"frames"},
 	}
 	tcpOpen := &sockstat.Totals{Has: sockstat.AllFields}
-	tcpClosed := &sockstat.Totals{Has: sockstat.AllFields, FirstPeerWindowClose: at(2.5),
+	tcpClosed := &sockstat.Totals{Has: sockstat.AllFields, FirstPeerWindowClose: at(2.5), HeldPeerWindowClose: at(2.5),
 		Counters: sockstat.Counters{PeerWindowZero: 5 * time.Second, PeerWindowCloses: 1}}
 	connShut := streams
-	connShut.BlockedConn, connShut.ConnClosedAt, connShut.SendConnWindowLowest = 3*time.Second, at(2.3), 0
+	connShut.BlockedConn, connShut.ConnClosedAt, connShut.ConnHeldAt, connShut.SendConnWindowLowest = 3*time.Second, at(2.3), at(2.3), 0
 	instants := streams
 	instants.BlockedConn, instants.ConnClosedAt = 52*time.Microsecond, at(0.005)
 	// The same stop after a startup instant of each window: gRPC's first
@@ -37,6 +37,14 @@ func TestStreamLayerOf(t *testing.T) {
 		Counters: sockstat.Counters{PeerWindowZero: 5 * time.Second, PeerWindowCloses: 2}}
 	tcpMoment := &sockstat.Totals{Has: sockstat.AllFields, FirstPeerWindowClose: at(3),
 		Counters: sockstat.Counters{PeerWindowZero: 100 * time.Millisecond, PeerWindowCloses: 1}}
+	// A CI run of the e2e test on a busy machine: the race-built
+	// server read its socket late while the windows grew at the start,
+	// and the connection's window shut 20 times for up to 68 ms each,
+	// 0.46 s of waits in all, an eighth of them; none held. The stream
+	// window held 2.5 s from 0.57 s: the stop.
+	moments := streams
+	moments.BlockedStream, moments.BlockedConn, moments.BlockedTCP = 2472*time.Millisecond, 459*time.Millisecond, 683*time.Millisecond
+	moments.StreamClosedAt, moments.StreamHeldAt, moments.ConnClosedAt = at(0.011), at(0.57), at(0.015)
 	nothing := sockstat.StreamTotals{StreamCounters: sockstat.StreamCounters{BlockedTCP: 1500 * time.Millisecond},
 		Streams: 8, SendStreamWindowLowest: 12_000, SendConnWindowLowest: 40_000, RecvStreamWindowLowest: -1, RecvConnWindowLowest: -1,
 		Sources: []string{"channelz: windows polled every 100 ms, blocked time from Send() calls"}}
@@ -78,9 +86,15 @@ func TestStreamLayerOf(t *testing.T) {
 			// stream's.
 			name: "instants", f: StreamFigures{Start: start, Streams: instants, Connections: 1, ClientWrites: true, Kernel: tcpMoment},
 			stop:       StopStream,
-			summary:    "the stream window closed at 2.1 s (1 of 2 streams), the connection window at 5 ms for an instant (writes waited 52 µs on it); TCP's only for moments (0.10 s in all): the stop was at the stream layer (the peer multiplexes: it holds a stop per stream, and the other streams of the connection can go on)",
+			summary:    "the stream window closed at 2.1 s (1 of 2 streams), the connection window at 5 ms for moments only (writes waited 52 µs on it in all); TCP's only for moments (0.10 s in all): the stop was at the stream layer (the peer multiplexes: it holds a stop per stream, and the other streams of the connection can go on)",
 			source:     "from this side's own frames (exact)",
 			tcpClosedS: ptr(3.0),
+		},
+		{
+			name: "connection window for moments", f: StreamFigures{Start: start, Streams: moments, Connections: 1, ClientWrites: true, Kernel: tcpOpen},
+			stop:    StopStream,
+			summary: "the stream window closed at 0.57 s (1 of 2 streams), the connection window at 15 ms for moments only (writes waited 0.46 s on it in all); TCP's never did: the stop was at the stream layer (the peer multiplexes: it holds a stop per stream, and the other streams of the connection can go on)",
+			source:  "from this side's own frames (exact)",
 		},
 		{
 			// TCP's window closed as well: the stop reached the socket.
