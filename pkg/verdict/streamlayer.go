@@ -153,32 +153,46 @@ func heldOr(held, first time.Time) time.Time {
 // heldMin is the least time a layer must have held the writes to count
 // as where they stopped: a window shut for an instant (the connection's
 // first 64 KiB before the peer's first WINDOW_UPDATE widens it) is not a
-// stop. A layer counts when one closing of its window held (shut this
-// long at once), and the writes waited on it at least this long in all
-// and at least heldShare of all their waits. It is flow.WindowHeldMin,
-// the bar of the closing a report names (heldOr). The closing that held
-// is needed besides the sums: a peer slow for moments, a busy machine's
-// gRPC server reading its socket late while the windows grow at the
-// start, shuts the connection's window again and again for a few ms
-// each, tens of times; in a CI run those added up to 0.46 s, an eighth
-// of the waits, beside a stream window that held 2.5 s, the real stop.
+// stop. A layer counts when the writes waited on it at least this long in
+// all and at least heldShare of all their waits. It is flow.WindowHeldMin,
+// the bar of the closing a report names (heldOr).
 const (
 	heldMin   = float64(flow.WindowHeldMin) / float64(time.Second) // seconds
 	heldShare = 0.1
 )
 
 // stopLayer is the deepest layer that held the writes for long: TCP's
-// window (the kernel saw it shut), the connection's, the stream's.
+// window (the kernel saw it shut), the connection's, the stream's. A
+// layer one of whose closings held (shut heldMin at once) comes first:
+// a peer slow for moments, a busy machine's gRPC server reading its
+// socket late while the windows grow at the start, shuts the
+// connection's window again and again for a few ms each; in a CI run 20
+// such closings added up to 0.46 s, an eighth of the waits, beside a
+// stream window that held 2.5 s, the real stop. When no closing held,
+// the deepest layer whose waits add up is where the writes were held:
+// a reader paced slower than the writer shuts a window for moments only,
+// over and over.
 func stopLayer(l *StreamLayer, tcpKnown bool, k *sockstat.Totals) string {
 	waited := l.BlockedStreamWindowSeconds + l.BlockedConnectionWindowSeconds + l.BlockedTCPSeconds
-	held := func(shut bool, secs float64) bool { return shut && secs >= heldMin && secs >= heldShare*waited }
-	switch {
-	case tcpKnown && held(l.TCPWindowHeld, k.PeerWindowZero.Seconds()):
-		return StopTCP
-	case held(l.ConnectionWindowHeld, l.BlockedConnectionWindowSeconds):
-		return StopConnection
-	case held(l.StreamWindowHeld, l.BlockedStreamWindowSeconds):
-		return StopStream
+	var tcpZero float64
+	if tcpKnown {
+		tcpZero = k.PeerWindowZero.Seconds()
+	}
+	layers := []struct {
+		stop string
+		held bool
+		secs float64
+	}{
+		{StopTCP, l.TCPWindowHeld, tcpZero},
+		{StopConnection, l.ConnectionWindowHeld, l.BlockedConnectionWindowSeconds},
+		{StopStream, l.StreamWindowHeld, l.BlockedStreamWindowSeconds},
+	}
+	for _, needHeld := range []bool{true, false} {
+		for _, y := range layers {
+			if (y.held || !needHeld) && y.secs >= heldMin && y.secs >= heldShare*waited {
+				return y.stop
+			}
+		}
 	}
 	return StopNone
 }
@@ -216,13 +230,13 @@ func stopWords(l *StreamLayer, tcpKnown bool, kernelReason string) string {
 	case StopTCP:
 		if s == "" {
 			return "no stream or connection window closed; TCP's did" + atWords(l.TCPWindowClosedAtSeconds) +
-				": the stop reached the socket with the HTTP/2 windows open (the peer's windows are larger than what it buffers)"
+				": the stop reached the socket with the HTTP/2 windows open (the peer's windows are larger than what it buffers)" + pacedWords(l)
 		}
-		return s + "; " + tcp + ": the stop reached the socket"
+		return s + "; " + tcp + ": the stop reached the socket" + pacedWords(l)
 	case StopConnection:
-		return s + "; " + tcp + ": the stop was at the connection's window, which every stream of the connection waits on" + tcpDoubt(tcpKnown)
+		return s + "; " + tcp + ": the stop was at the connection's window, which every stream of the connection waits on" + tcpDoubt(tcpKnown) + pacedWords(l)
 	case StopStream:
-		return s + "; " + tcp + ": the stop was at the stream layer (the peer multiplexes: it holds a stop per stream, and the other streams of the connection can go on)" + tcpDoubt(tcpKnown)
+		return s + "; " + tcp + ": the stop was at the stream layer (the peer multiplexes: it holds a stop per stream, and the other streams of the connection can go on)" + tcpDoubt(tcpKnown) + pacedWords(l)
 	}
 	words := "no window held the writes for long, neither a stream's nor a connection's"
 	if tcpKnown {
@@ -235,6 +249,16 @@ func stopWords(l *StreamLayer, tcpKnown bool, kernelReason string) string {
 		words += fmt.Sprintf("; writes waited %s on the socket with every window open: the path's throughput, not a stop", seconds(l.BlockedTCPSeconds))
 	}
 	return words
+}
+
+// pacedWords says so when the stop layer's window never held the writes
+// at once: they waited on it for moments, over and over (stopLayer).
+func pacedWords(l *StreamLayer) string {
+	held := map[string]bool{StopTCP: l.TCPWindowHeld, StopConnection: l.ConnectionWindowHeld, StopStream: l.StreamWindowHeld}
+	if held[l.Stop] {
+		return ""
+	}
+	return "; its window shut for moments, over and over, none 100 ms at once: the peer reads slower than this side writes"
 }
 
 // tcpDoubt is the caveat of a stop placed above TCP without the kernel's

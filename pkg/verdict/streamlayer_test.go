@@ -45,6 +45,11 @@ func TestStreamLayerOf(t *testing.T) {
 	moments := streams
 	moments.BlockedStream, moments.BlockedConn, moments.BlockedTCP = 2472*time.Millisecond, 459*time.Millisecond, 683*time.Millisecond
 	moments.StreamClosedAt, moments.StreamHeldAt, moments.ConnClosedAt = at(0.011), at(0.57), at(0.015)
+	// A stream paced by a reader slower than its writer: the window
+	// shut again and again, none of its closings 100 ms at once; the
+	// writes waited 5.2 s on it in all.
+	paced := streams
+	paced.BlockedStream, paced.StreamHeldAt = 5200*time.Millisecond, time.Time{}
 	nothing := sockstat.StreamTotals{StreamCounters: sockstat.StreamCounters{BlockedTCP: 1500 * time.Millisecond},
 		Streams: 8, SendStreamWindowLowest: 12_000, SendConnWindowLowest: 40_000, RecvStreamWindowLowest: -1, RecvConnWindowLowest: -1,
 		Sources: []string{"channelz: windows polled every 100 ms, blocked time from Send() calls"}}
@@ -94,6 +99,12 @@ func TestStreamLayerOf(t *testing.T) {
 			name: "connection window for moments", f: StreamFigures{Start: start, Streams: moments, Connections: 1, ClientWrites: true, Kernel: tcpOpen},
 			stop:    StopStream,
 			summary: "the stream window closed at 0.57 s (1 of 2 streams), the connection window at 15 ms for moments only (writes waited 0.46 s on it in all); TCP's never did: the stop was at the stream layer (the peer multiplexes: it holds a stop per stream, and the other streams of the connection can go on)",
+			source:  "from this side's own frames (exact)",
+		},
+		{
+			name: "paced, no closing held", f: StreamFigures{Start: start, Streams: paced, Connections: 1, ClientWrites: true, Kernel: tcpOpen},
+			stop:    StopStream,
+			summary: "the stream window closed at 2.1 s (1 of 2 streams); TCP's never did: the stop was at the stream layer (the peer multiplexes: it holds a stop per stream, and the other streams of the connection can go on); its window shut for moments, over and over, none 100 ms at once: the peer reads slower than this side writes",
 			source:  "from this side's own frames (exact)",
 		},
 		{
