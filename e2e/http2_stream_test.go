@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,6 +140,15 @@ func TestHTTP2SlowStreams(t *testing.T) {
 	}
 	if read, _, _, _ := serverTotals(srv, sum.RunID); read != sum.BytesWritten || sum.BytesAcked != sum.BytesWritten {
 		t.Errorf("server read %d, client wrote %d (acked %d)", read, sum.BytesWritten, sum.BytesAcked)
+	}
+	// The slow stream is paced by its window, not stopped: the report
+	// names the stream layer, and says the window shut for moments over
+	// and over when no closing held 100 ms (Go's server widens it a
+	// little at a time: no closing held in three runs here).
+	if l := sum.StreamLayer; l == nil || l.Stop != "stream" || !l.StreamWindowHeld != strings.Contains(l.Summary, "over and over") {
+		t.Errorf("stream layer %+v: want the stream layer, paced when no closing held", l)
+	} else {
+		t.Logf("stream layer: held %v: %s", l.StreamWindowHeld, l.Summary)
 	}
 }
 
