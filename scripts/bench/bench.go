@@ -106,6 +106,9 @@ type Result struct {
 	Extra                 []ratio // -compare's ratios, after the targets'
 	Load                  string  // the background load -load added ("" none)
 	LoadBefore, LoadAfter string  // 1-minute load averages around the rounds
+	// Cost is the instrumentation's own CPU, measured on a slow stream
+	// each round (nil when the tcp cases on and off do not both run).
+	Cost *instCost
 }
 
 func (r *Result) lookup(name string) *benchCase {
@@ -194,6 +197,9 @@ func run(ctx context.Context, o options, log io.Writer) (*Result, error) {
 			return res, err
 		}
 		res.Load = what
+	}
+	if on, off := res.lookup(caseTCP), res.lookup(caseTCPOff); on.skipped == "" && off.skipped == "" {
+		res.Cost = newInstCost(o, bin, srvOn, srvOff)
 	}
 	res.LoadBefore = loadAvg()
 	defer func() { res.LoadAfter = loadAvg() }()
@@ -326,6 +332,11 @@ func runRounds(ctx context.Context, o options, res *Result, srvOn serverAddrs, l
 				fmt.Fprintf(log, "bench: round %d  %-30s %8.1f MB/s %6.3f CPU s/GB\n", round, c.name, rate/1e6, cpu)
 			}
 		}
+		if res.Cost != nil {
+			if err := res.Cost.runRound(ctx, round); err != nil {
+				return fmt.Errorf("round %d: %w", round, err)
+			}
+		}
 		fmt.Fprintf(log, "bench: round %d of %d done (load average %s)\n", round, o.Rounds, loadAvg())
 	}
 	return nil
@@ -380,25 +391,16 @@ func startServer(ctx context.Context, start func(string, []string, ...string) (*
 // the CPU seconds per GB it cost (the client's rusage and the peers'
 // /proc times over the run), scraping urls every second meanwhile.
 func runCase(ctx context.Context, c *benchCase, urls []string) (rate, cpuPerGB float64, err error) {
-	stopScrape := make(chan struct{})
-	var wg sync.WaitGroup
-	if len(urls) > 0 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			scrape(ctx, urls, stopScrape)
-		}()
-	}
 	before, err := peersCPU(c.peers)
 	if err != nil {
 		return 0, 0, err
 	}
+	stopScrape := startScraping(ctx, urls)
 	cmd := exec.CommandContext(ctx, c.cmd[0], c.cmd[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err = cmd.Run()
-	close(stopScrape)
-	wg.Wait()
+	stopScrape()
 	if err != nil {
 		return 0, 0, fmt.Errorf("%w: %s", err, lastLines(stderr.String(), 5))
 	}
@@ -415,6 +417,22 @@ func runCase(ctx context.Context, c *benchCase, urls []string) (rate, cpuPerGB f
 	}
 	cpu := rusageCPU(cmd.ProcessState) + after - before
 	return rate, cpu.Seconds() / (moved / 1e9), nil
+}
+
+// startScraping scrapes urls every second (none: nothing) until the
+// returned stop is called; stop returns once the scraping has ended.
+func startScraping(ctx context.Context, urls []string) (stop func()) {
+	if len(urls) == 0 {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		scrape(ctx, urls, done)
+	}()
+	return func() { close(done); wg.Wait() }
 }
 
 // scrape GETs urls every second until stop is closed.
@@ -520,6 +538,9 @@ func (r *Result) WriteTable(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%.3f\t%.3f\t%.3f\t%s\t\n", q.name, median(per), slices.Min(per), slices.Max(per), q.verdict(median(per)))
 	}
 	tw.Flush()
+	if r.Cost != nil {
+		r.Cost.write(w, o, r.lookup(caseTCP))
+	}
 }
 
 // perRound is q's ratio in each round both its cases ran.

@@ -69,6 +69,21 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("table lacks the ratio %q", q.name)
 		}
 	}
+	// The instrumentation's own cost ran once and measured both sides:
+	// every process uses some CPU a second, and less than the machine's
+	// two cores.
+	if res.Cost == nil || len(res.Cost.rounds) != 1 {
+		t.Fatalf("the instrumentation's cost did not run once: %+v", res.Cost)
+	}
+	r := res.Cost.rounds[0]
+	for _, v := range []float64{r.on.client, r.on.server, r.off.client, r.off.server} {
+		if v <= 0 || v > 2 {
+			t.Errorf("instrumentation cost %+v: a CPU a second out of (0, 2]", r)
+		}
+	}
+	if !strings.Contains(table.String(), "share of bp tcp's CPU at full speed: ") {
+		t.Error("table lacks the instrumentation's share")
+	}
 }
 
 // TestTableSkipped: skipped cases are listed after the table by
