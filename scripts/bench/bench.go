@@ -37,6 +37,11 @@ type options struct {
 	// cases again in every round, named with " [B]", for a side-by-side
 	// comparison of two builds under the same load.
 	Compare string
+	// Amplify, when above 1, adds a case with the instrumentation that
+	// often as usual (sampling every 100ms/Amplify, Amplify scrapes a
+	// second): a full-speed check of the instrumentation's cost measured
+	// on the slow stream.
+	Amplify int
 }
 
 // Case names, in the order each round runs them.
@@ -67,8 +72,11 @@ type benchCase struct {
 	// serverHTTP is the bp-server whose /metrics an instrumented case
 	// scrapes ("" the default one).
 	serverHTTP string
-	rates      []float64 // bytes per second, per round
-	cpu        []float64 // CPU seconds (client + peers) per GB moved, per round
+	// scrapeEvery is how often an instrumented case is scraped (0: every
+	// second).
+	scrapeEvery time.Duration
+	rates       []float64 // bytes per second, per round
+	cpu         []float64 // CPU seconds (client + peers) per GB moved, per round
 }
 
 // ratio is one comparison the targets are about: num / den per round, of
@@ -172,6 +180,11 @@ func run(ctx context.Context, o options, log io.Writer) (*Result, error) {
 	}
 	add(caseTCP, "", true, "tcp://"+srvOn.tcp).peers = []*proc{srvOn.p}
 	add(caseTCPOff, "", false, "tcp://"+srvOff.tcp).peers = []*proc{srvOff.p}
+	if o.Amplify > 1 {
+		if err := addAmplified(ctx, o, bin, start, add); err != nil {
+			return nil, err
+		}
+	}
 	add(caseWS, "", true, "ws://"+srvOn.http+"/ws").peers = []*proc{srvOn.p}
 	add(caseGRPC, "", true, "grpc://"+srvOn.grpc).peers = []*proc{srvOn.p}
 	if err := addHops(ctx, o, bin, srvOn, start, add); err != nil {
@@ -395,7 +408,7 @@ func runCase(ctx context.Context, c *benchCase, urls []string) (rate, cpuPerGB f
 	if err != nil {
 		return 0, 0, err
 	}
-	stopScrape := startScraping(ctx, urls)
+	stopScrape := startScraping(ctx, urls, c.scrapeEvery)
 	cmd := exec.CommandContext(ctx, c.cmd[0], c.cmd[1:]...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -419,9 +432,10 @@ func runCase(ctx context.Context, c *benchCase, urls []string) (rate, cpuPerGB f
 	return rate, cpu.Seconds() / (moved / 1e9), nil
 }
 
-// startScraping scrapes urls every second (none: nothing) until the
-// returned stop is called; stop returns once the scraping has ended.
-func startScraping(ctx context.Context, urls []string) (stop func()) {
+// startScraping scrapes urls every interval (0: every second; no urls:
+// nothing) until the returned stop is called; stop returns once the
+// scraping has ended.
+func startScraping(ctx context.Context, urls []string, every time.Duration) (stop func()) {
 	if len(urls) == 0 {
 		return func() {}
 	}
@@ -430,14 +444,17 @@ func startScraping(ctx context.Context, urls []string) (stop func()) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		scrape(ctx, urls, done)
+		scrape(ctx, urls, every, done)
 	}()
 	return func() { close(done); wg.Wait() }
 }
 
-// scrape GETs urls every second until stop is closed.
-func scrape(ctx context.Context, urls []string, stop <-chan struct{}) {
-	t := time.NewTicker(time.Second)
+// scrape GETs urls every interval (0: every second) until stop is closed.
+func scrape(ctx context.Context, urls []string, every time.Duration, stop <-chan struct{}) {
+	if every <= 0 {
+		every = time.Second
+	}
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
@@ -541,6 +558,7 @@ func (r *Result) WriteTable(w io.Writer) {
 	if r.Cost != nil {
 		r.Cost.write(w, o, r.lookup(caseTCP))
 	}
+	r.writeAmplified(w)
 }
 
 // perRound is q's ratio in each round both its cases ran.

@@ -48,7 +48,7 @@ func TestSmoke(t *testing.T) {
 	var log strings.Builder
 	res, err := run(ctx, options{
 		Rounds: 1, Duration: time.Second, Bin: bin, Deploy: filepath.Join(root, "deploy"),
-		PayloadSize: "128KiB", RequireAll: true,
+		PayloadSize: "128KiB", RequireAll: true, Amplify: 10,
 	}, &log)
 	if err != nil {
 		t.Fatalf("bench: %v\n%s", err, log.String())
@@ -56,7 +56,7 @@ func TestSmoke(t *testing.T) {
 	var table strings.Builder
 	res.WriteTable(&table)
 	t.Log(table.String())
-	for _, name := range []string{caseIperf, caseTCP, caseTCPOff, caseWS, caseGRPC, caseRelay, caseHAProxy, caseSocat} {
+	for _, name := range []string{caseIperf, caseTCP, caseTCPOff, amplifiedName(10), caseWS, caseGRPC, caseRelay, caseHAProxy, caseSocat} {
 		if res.Rate(name) <= 0 {
 			t.Errorf("%s: no throughput measured", name)
 		}
@@ -81,8 +81,10 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("instrumentation cost %+v: a CPU a second out of (0, 2]", r)
 		}
 	}
-	if !strings.Contains(table.String(), "share of bp tcp's CPU at full speed: ") {
-		t.Error("table lacks the instrumentation's share")
+	for _, want := range []string{"share of bp tcp's CPU at full speed: ", "full-speed check, the instrumentation x10 against off, per 1x: "} {
+		if !strings.Contains(table.String(), want) {
+			t.Errorf("table lacks %q", want)
+		}
 	}
 }
 

@@ -97,7 +97,7 @@ func measureCost(ctx context.Context, s costSide) (costSample, error) {
 	if err != nil {
 		return costSample{}, err
 	}
-	stop := startScraping(ctx, s.urls)
+	stop := startScraping(ctx, s.urls, time.Second)
 	cmd := exec.CommandContext(ctx, s.cmd[0], s.cmd[1:]...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -200,4 +200,47 @@ func (c *instCost) write(w io.Writer, o options, fullSpeed *benchCase) {
 	}
 	fmt.Fprintf(w, "share of %s's CPU at full speed: %.2f%% (%.2f%% to %.2f%%), target <= %.0f%% %s\n",
 		caseTCP, m*100, slices.Min(per)*100, slices.Max(per)*100, costTarget*100, verdict)
+}
+
+// amplifiedName is -amplify's case: bp tcp with its instrumentation k
+// times as often as the default.
+func amplifiedName(k int) string { return fmt.Sprintf("%s, instrumentation x%d", caseTCP, k) }
+
+// addAmplified adds -amplify's case: a third bp-server sampling every
+// 100ms/k, and bp-client sampling as often and scraped, with the server,
+// k times a second. Its CPU per GB over the uninstrumented case's, less 1,
+// over k, is the instrumentation's share at full speed per 1x, which
+// should agree with the slow stream's measure: what the instrumentation
+// costs does not grow with the stream's speed.
+func addAmplified(ctx context.Context, o options, bin string, start startFunc, add addFunc) error {
+	k := o.Amplify
+	every := (100 * time.Millisecond / time.Duration(k)).String()
+	srv, err := startServer(ctx, start, bin, "bp-server-amplified", every)
+	if err != nil {
+		return err
+	}
+	c := add(amplifiedName(k), "", true, "tcp://"+srv.tcp)
+	if i := slices.Index(c.cmd, "--sample-interval"); i >= 0 {
+		c.cmd[i+1] = every
+	}
+	c.peers, c.serverHTTP, c.scrapeEvery = []*proc{srv.p}, srv.http, time.Second/time.Duration(k)
+	return nil
+}
+
+// writeAmplified prints -amplify's check: per round, the amplified case's
+// CPU per GB over the uninstrumented case's and its throughput under it,
+// each divided by k: the instrumentation's share per 1x at full speed.
+func (r *Result) writeAmplified(w io.Writer) {
+	k := r.Options.Amplify
+	amp, off := r.lookup(amplifiedName(k)), r.lookup(caseTCPOff)
+	if k <= 1 || amp == nil || off == nil || len(amp.cpu) == 0 {
+		return
+	}
+	var cpu, rate []float64
+	for i := range min(len(amp.cpu), len(off.cpu)) {
+		cpu = append(cpu, (amp.cpu[i]/off.cpu[i]-1)/float64(k))
+		rate = append(rate, (1-amp.rates[i]/off.rates[i])/float64(k))
+	}
+	fmt.Fprintf(w, "full-speed check, the instrumentation x%d against off, per 1x: CPU per GB +%.2f%% (%.2f%% to %.2f%%), throughput -%.2f%% (%.2f%% to %.2f%%)\n",
+		k, median(cpu)*100, slices.Min(cpu)*100, slices.Max(cpu)*100, median(rate)*100, slices.Min(rate)*100, slices.Max(rate)*100)
 }

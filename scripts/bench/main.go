@@ -44,6 +44,7 @@ func main() {
 	fs.BoolVar(&o.Load, "load", false, "the loaded variant: a CPU-bound busy loop runs in the background throughout")
 	fs.BoolVar(&o.LoadPin, "load-pin", true, "with -load, pin the busy loop to the last CPU (taskset)")
 	fs.StringVar(&o.Compare, "compare", "", "a second directory of bp binaries: its tcp, websocket and relay cases run beside the first's in every round, named [B]")
+	fs.IntVar(&o.Amplify, "amplify", 0, "also run bp tcp with its instrumentation this many times as often (sampling every 100ms/N, N scrapes a second), to check at full speed the instrumentation's cost the slow stream measures (0: off)")
 	fs.BoolVar(&o.RequireAll, "require-all", false, "fail instead of skipping a case whose tool (iperf3, haproxy, socat) is missing")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
