@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -193,5 +195,43 @@ func TestFDLimitDefaultFits(t *testing.T) {
 	first.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 	if _, err := first.Read(make([]byte, 1)); !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Errorf("connection 1: read %v, want it held open (no data, no close)", err)
+	}
+}
+
+// TestClientFDLimit: a bp-client asked for more connections than its
+// open-file limit allows refuses at once, with exit status 2 and the
+// numbers, and dials nothing. It once started the run, loaded the server
+// with what fitted and failed the rest one by one ("27,559 connections
+// failed"), with no word of the limit.
+func TestClientFDLimit(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cmd := exec.Command("sh", "-c", `ulimit -n 100 && exec "$0" "$@"`, binary("bp-client"),
+		"--target", "tcp://"+ln.Addr().String(), "--connections", "200", "--duration", "1s", "--metrics-addr", "")
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 {
+		t.Fatalf("exit %v, want status 2; output:\n%s", err, out)
+	}
+	const want = `bp-client: invalid value "200" for --connections (BP_CONNECTIONS): needs about 232 file descriptors (one per connection and 32 more), over the open-file limit of 100 (ulimit -n; hard limit 100): lower --connections or raise the limit, on the server too`
+	if got := strings.TrimSpace(string(out)); got != want {
+		t.Errorf("output:\n%s\nwant:\n%s", got, want)
+	}
+	ln.(*net.TCPListener).SetDeadline(time.Now().Add(200 * time.Millisecond))
+	if c, err := ln.Accept(); err == nil {
+		c.Close()
+		t.Error("the refused run dialled the target")
+	}
+	// 68 connections fit in 100: the same run goes ahead.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ok := exec.CommandContext(ctx, "sh", "-c", `ulimit -n 100 && exec "$0" "$@"`, binary("bp-client"),
+		"--target", "tcp://"+ln.Addr().String(), "--connections", "68", "--duration", "100ms", "--metrics-addr", "", "--drain-timeout", "100ms")
+	if out, err := ok.CombinedOutput(); strings.Contains(string(out), "file descriptors") {
+		t.Errorf("68 connections in 100 descriptors refused: %v\n%s", err, out)
 	}
 }

@@ -178,6 +178,15 @@ func checkFleetMerge(t *testing.T, srv *Server, clients []*Client, paused int64)
 		!strings.Contains(string(text), "fleet peak       "+config.HumanBytes(float64(fs.PeakBytesInPipe))+" at ") {
 		t.Errorf("merged text report (%v):\n%s", err, text)
 	}
+	// The instances ran straight to the server, and each said so: the
+	// merge names the server as the clients' peer, as they did, not "the
+	// next hop; the server did not say which".
+	if v := fs.Verdict; v == nil || v.Via == nil || len(*v.Via) != 0 || v.AddressRewritten == nil || *v.AddressRewritten {
+		t.Errorf("merged verdict %+v: want the path known, with no bp-relay and no address rewritten", v)
+	}
+	if want := "the kernel of the peer (the server: it sees every connection from its client's own address"; !strings.Contains(string(text), want) {
+		t.Errorf("merged text report lacks %q:\n%s", want, text)
+	}
 }
 
 // checkFleetPeak: the merged peak in the pipe is the fleet's own, from the

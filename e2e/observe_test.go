@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
@@ -328,6 +329,27 @@ func TestPathObserveCommand(t *testing.T) {
 		}
 		return ""
 	})
+	// The metrics it prints are the ones this machine can reach: the
+	// forwarders on loopback, not the hosts' own addresses (it once
+	// printed those, which a curl sends out of the default route).
+	line := regexp.MustCompile(`Metrics of each hop: client (\S+), relay (\S+), haproxy (\S+) \(its sockets: bp-sockets (\S+)\), server (\S+)`).FindStringSubmatch(output())
+	if line == nil {
+		t.Errorf("no metrics line in:\n%s", output())
+		line = []string{""}
+	}
+	for _, u := range line[1:] {
+		if !strings.HasPrefix(u, "http://127.0.0.1:") {
+			t.Errorf("printed metrics URL %s: not on loopback", u)
+			continue
+		}
+		resp, err := http.Get(u)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("printed metrics URL %s: %v %v", u, err, resp)
+		}
+		if resp != nil {
+			resp.Body.Close()
+		}
+	}
 	hosts, _ := ofRun(prefix)
 	cmd.Process.Signal(os.Interrupt)
 	err = cmd.Wait()

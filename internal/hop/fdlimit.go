@@ -1,6 +1,7 @@
 package hop
 
 import (
+	"github.com/go-backpressure/go-backpressure/internal/fdlimit"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 )
 
@@ -52,7 +53,7 @@ func fitConnections(l config.Limits, rawListeners, perConn, httpListeners int, s
 // "fd_limit"}) before --max-connections refuses anyone.
 func checkFDs(o Options) config.Limits {
 	l := o.Limits
-	soft, hard, err := raiseNOFILE()
+	soft, hard, err := fdlimit.Raise()
 	if err != nil {
 		o.Log.Warn("file descriptor limit unknown", "err", err)
 		return l

@@ -34,8 +34,9 @@ type Options struct {
 	Socket   flow.SocketOptions // on the downstream listeners
 
 	// FDsPerConnection is how many file descriptors one admitted
-	// connection holds (bp-relay: 2, downstream and upstream; 0 means 1),
-	// for the start-up check against RLIMIT_NOFILE.
+	// connection holds (0 means 1; bp-relay: 2, downstream and upstream,
+	// and 6 when it splices, with a pipe of two each way), for the
+	// start-up check against RLIMIT_NOFILE.
 	FDsPerConnection int
 	// ExtraHTTPListeners counts HTTP listeners the binary opens besides
 	// Start's (bp-relay's --metrics-addr), for the same check.

@@ -50,6 +50,13 @@ type ByteMap struct {
 	// but payload counters leave out, and what unmeasured places may hold.
 	ToleranceBytes float64 `json:"tolerance_bytes"`
 	Closes         bool    `json:"closes"`
+	// Settled is true when the map comes from a snapshot whose pieces
+	// equal the one before it in the same moment (settleMap): every
+	// sampler had read the kernel since the moment began. False when the
+	// moment ended first, as on a machine busy enough to hold the samplers'
+	// passes back: the pieces may then be of different instants, and a map
+	// that does not close says so.
+	Settled bool `json:"settled"`
 	// InFlightBytes is what the links' senders had sent and not had
 	// acknowledged (hosts of their own only): a place of its own, and part
 	// of the tolerance, since the receiver may hold some of it already.
@@ -164,6 +171,7 @@ func settleMap(snaps []snapshot, i int, keys []string, moment string, still func
 			chosen = m // at least one sampler pass after the moment began
 		}
 		if samePieces(m, prev) {
+			m.Settled = true
 			return m
 		}
 		prev = m
@@ -283,6 +291,9 @@ func (m *ByteMap) ClosingLine() string {
 	e := m.ClosingErrorBytes
 	base := fmt.Sprintf("pieces %s, in the pipe (client written - server read) %s, closing error %+.0f bytes (tolerance %s: a payload write per writer, frame headers, unmeasured buffers)",
 		human(m.TotalBytes), human(m.InPipeBytes), e, human(m.ToleranceBytes))
+	if !m.Settled {
+		base += "; taken before two snapshots of the moment agreed, so its pieces may be of different instants (each process samples the kernel on a 100 ms clock of its own, which a busy machine holds back)"
+	}
 	switch {
 	case m.Closes:
 		return "closes: " + base

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,6 +53,34 @@ func TestByteMapSettles(t *testing.T) {
 			if m == nil || m.Moment != tt.moment || time.Duration(m.AtSeconds*float64(time.Second)) != tt.at || !m.Closes || m.TotalBytes != 1000 {
 				t.Fatalf("map %+v; want %s at %v, closing on 1000 bytes", m, tt.moment, tt.at)
 			}
+			if !m.Settled || strings.Contains(m.ClosingLine(), "before two snapshots") {
+				t.Errorf("a map taken once two snapshots agreed: settled %v, %q", m.Settled, m.ClosingLine())
+			}
 		})
+	}
+}
+
+// TestByteMapUnsettled: when the moment ends before two snapshots of it
+// agree (the client wrote again while a sampler was still a pass behind),
+// the map is the one after the block began, and says it never settled,
+// beside whether it closes: a busy machine once gave a direct run's map a
+// closing error of two payloads with nothing to say why.
+func TestByteMapUnsettled(t *testing.T) {
+	const ms = time.Millisecond
+	snaps := []snapshot{
+		page(100*ms, 0, 500, 200, 0, 300),
+		page(200*ms, 1, 1000, 600, 0, 300),
+		page(300*ms, 1, 1000, 900, 0, 600), // the client's sampler late: 500 bytes counted twice
+		page(400*ms, 0, 1500, 900, 0, 600), // written again: the moment is over
+	}
+	m := buildByteMap(snaps, []string{"bp-client", "bp-server"}, nil, nil, "tcp", 100)
+	if m == nil || m.Settled || m.AtSeconds != 0.3 || m.Closes {
+		t.Fatalf("map %+v; want the unsettled one at 300 ms, not closing", m)
+	}
+	line := m.ClosingLine()
+	for _, want := range []string{"DOES NOT CLOSE: the pieces hold 500 B more than the pipe", "taken before two snapshots of the moment agreed"} {
+		if !strings.Contains(line, want) {
+			t.Errorf("closing line %q lacks %q", line, want)
+		}
 	}
 }

@@ -68,7 +68,12 @@ type ObserveOptions struct {
 type Observatory struct {
 	PrometheusURL string            // http://host:port
 	Targets       map[string]string // hop (or "haproxy/sockets", its sidecar) -> its /metrics URL
-	Dir           string
+	// Reachable is, per hop of Targets, the /metrics URL Prometheus
+	// scrapes, which answers from this machine's own namespace: the same
+	// URL on loopback; with Hosts, the hop's forwarder on 127.0.0.1 (a
+	// Targets address is inside the hop's namespace, out of reach).
+	Reachable map[string]string
+	Dir       string
 	// Reports is the file that collects bp-client's report of every run
 	// (they are also written to Progress, when set).
 	Reports string
@@ -279,6 +284,7 @@ func (ob *Observatory) startClient(ctx context.Context, o ObserveOptions, relayH
 // directory, and waits until it is ready.
 func (ob *Observatory) startPrometheus(ctx context.Context, o ObserveOptions) error {
 	addrs := map[string]string{}
+	ob.Reachable = map[string]string{}
 	for hop, u := range ob.Targets {
 		addrs[hop] = strings.TrimSuffix(strings.TrimPrefix(u, "http://"), "/metrics")
 		if ob.run.net != nil {
@@ -289,6 +295,7 @@ func (ob *Observatory) startPrometheus(ctx context.Context, o ObserveOptions) er
 			ob.forwarders = append(ob.forwarders, f)
 			addrs[hop] = f.Addr()
 		}
+		ob.Reachable[hop] = "http://" + addrs[hop] + "/metrics"
 	}
 	conf, err := RenderPrometheus(filepath.Join(o.Deploy, "prometheus", "prometheus.yml"), addrs, o.ScrapeInterval)
 	if err != nil {

@@ -85,6 +85,7 @@ func Fleet(vs []*Verdict) (FleetVerdict, Verdict) {
 		a := int64(fv.AbsorbedBytes.Median)
 		v.AbsorbedBytes, v.TotalAbsorbedBytes = &a, &fv.TotalAbsorbedBytes
 	}
+	fleetPath(&v, vs)
 	v.Summary = fv.Words()
 	return fv, v
 }

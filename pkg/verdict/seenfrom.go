@@ -62,6 +62,9 @@ func addresses(v *Verdict, tls []Timeline) addressCount {
 // connection from 10.101.2.1:40312, this client is 10.101.0.1:51234"
 // (the first connection, with several).
 func (v Verdict) seenWords() string {
+	if v.fleet {
+		return fmt.Sprintf("the server sees %s from %s, that client is %s", v.which(), v.SeenFrom, v.LocalAddr)
+	}
 	return fmt.Sprintf("the server sees %s from %s, this client is %s", v.which(), v.SeenFrom, v.LocalAddr)
 }
 
@@ -69,6 +72,9 @@ func (v Verdict) seenWords() string {
 // address: "this connection from this client's own address, 127.0.0.1:51234"
 // ("every connection ..., the first one's 127.0.0.1:51234", with several).
 func (v Verdict) ownWords() string {
+	if v.fleet {
+		return "every connection from its client's own address, the first instance's first one's " + v.LocalAddr
+	}
 	if v.Connections > 1 {
 		return "every connection from this client's own address, the first one's " + v.LocalAddr
 	}
@@ -77,6 +83,9 @@ func (v Verdict) ownWords() string {
 
 // which names the connection the addresses are of.
 func (v Verdict) which() string {
+	if v.fleet {
+		return "the first instance's first connection"
+	}
 	if v.Connections > 1 {
 		return "the first connection"
 	}

@@ -211,6 +211,10 @@ type Verdict struct {
 	SeenFrom         string `json:"seen_from,omitempty"`
 	LocalAddr        string `json:"local_addr,omitempty"`
 	AddressRewritten *bool  `json:"address_rewritten,omitempty"`
+	// fleet marks a fleet's verdict (Fleet), whose addresses are its
+	// first instance's, so that the words speak of the clients, not of
+	// "this client".
+	fleet bool
 }
 
 // PeerWords names the client's peer, the next hop whose kernel's window the

@@ -115,7 +115,13 @@ runs 30 s at a time, 5 s apart. Stop everything with Ctrl-C (or: kill %d).
 		query(`sum by (hop) (rate(bp_writes_blocked_seconds_total[20s]))`),
 		query(`sum by (hop) (rate(bp_bytes_read_total[20s]))`),
 		query(`sum(bp_reads_paused{hop="server"})`),
-		ob.Targets["client"], ob.Targets["relay"], ob.Targets["haproxy"], ob.Targets["haproxy/sockets"], ob.Targets["server"], ob.Dir, ob.Reports, os.Getpid())
+		ob.Reachable["client"], ob.Reachable["relay"], ob.Reachable["haproxy"], ob.Reachable["haproxy/sockets"], ob.Reachable["server"], ob.Dir, ob.Reports, os.Getpid())
+	if *hosts {
+		// The forwarders above are what Prometheus scrapes; each hop's own
+		// address is inside its namespace.
+		fmt.Printf("(forwarded from each host: client %s, relay %s, haproxy %s, bp-sockets %s, server %s; reach them with ip netns exec)\n",
+			ob.Targets["client"], ob.Targets["relay"], ob.Targets["haproxy"], ob.Targets["haproxy/sockets"], ob.Targets["server"])
+	}
 
 	for _, h := range ob.Hosts {
 		fmt.Printf("host %s: ip netns exec %s ... (ss -tin, nstat, tshark -i %s)\n", h.Name, h.Namespace, h.Interfaces[0].Name)

@@ -1,12 +1,12 @@
 //go:build unix
 
-package hop
+package fdlimit
 
 import "syscall"
 
-// raiseNOFILE raises the soft RLIMIT_NOFILE to the hard one and returns
+// Raise raises the soft RLIMIT_NOFILE to the hard one and returns
 // both as they then are.
-func raiseNOFILE() (soft, hard uint64, err error) {
+func Raise() (soft, hard uint64, err error) {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return 0, 0, err
