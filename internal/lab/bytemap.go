@@ -54,8 +54,8 @@ type ByteMap struct {
 	// equal the one before it in the same moment (settleMap): every
 	// sampler had read the kernel since the moment began. False when the
 	// moment ended first, as on a machine busy enough to hold the samplers'
-	// passes back: the pieces may then be of different instants, and a map
-	// that does not close says so.
+	// passes back: the pieces may then be of different instants, and the
+	// closing line (ClosingLine) says so.
 	Settled bool `json:"settled"`
 	// InFlightBytes is what the links' senders had sent and not had
 	// acknowledged (hosts of their own only): a place of its own, and part

@@ -37,10 +37,10 @@ type options struct {
 	// cases again in every round, named with " [B]", for a side-by-side
 	// comparison of two builds under the same load.
 	Compare string
-	// Amplify, when above 1, adds a case with the instrumentation that
-	// often as usual (sampling every 100ms/Amplify, Amplify scrapes a
-	// second): a full-speed check of the instrumentation's cost measured
-	// on the slow stream.
+	// Amplify, when above 1, adds a case with the instrumentation Amplify
+	// times as often as usual (sampling every 100ms/Amplify, Amplify
+	// scrapes a second): a full-speed check of the instrumentation's cost
+	// measured on the slow stream.
 	Amplify int
 }
 
