@@ -342,7 +342,7 @@ func TestPathObserveCommand(t *testing.T) {
 			t.Errorf("printed metrics URL %s: not on loopback", u)
 			continue
 		}
-		resp, err := http.Get(u)
+		resp, err := (&http.Client{Timeout: 5 * time.Second}).Get(u)
 		if err != nil || resp.StatusCode != http.StatusOK {
 			t.Errorf("printed metrics URL %s: %v %v", u, err, resp)
 		}
