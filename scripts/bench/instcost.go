@@ -50,10 +50,13 @@ type costSample struct{ client, server float64 }
 
 func (s costSample) both() float64 { return s.client + s.server }
 
+// costRound is one round's pair of measurements.
+type costRound struct{ on, off costSample }
+
 // instCost holds both setups and every round's pair of measurements.
 type instCost struct {
 	on, off costSide
-	rounds  []struct{ on, off costSample }
+	rounds  []costRound
 }
 
 // newInstCost sets up the two slow-stream commands against the
@@ -73,20 +76,23 @@ func newInstCost(o options, bin string, srvOn, srvOff serverAddrs) *instCost {
 // runRound measures on and off once each, the order swapped every other
 // round so that a drift of the machine's load does not favour one.
 func (c *instCost) runRound(ctx context.Context, round int) error {
-	var on, off costSample
-	first, second := &c.on, &c.off
-	firstOut, secondOut := &on, &off
+	var r costRound
+	order := []bool{true, false} // on first
 	if round%2 == 0 {
-		first, second, firstOut, secondOut = second, first, secondOut, firstOut
+		order = []bool{false, true}
 	}
-	var err error
-	if *firstOut, err = measureCost(ctx, *first); err != nil {
-		return err
+	for _, on := range order {
+		side, out := c.off, &r.off
+		if on {
+			side, out = c.on, &r.on
+		}
+		s, err := measureCost(ctx, side)
+		if err != nil {
+			return err
+		}
+		*out = s
 	}
-	if *secondOut, err = measureCost(ctx, *second); err != nil {
-		return err
-	}
-	c.rounds = append(c.rounds, struct{ on, off costSample }{on, off})
+	c.rounds = append(c.rounds, r)
 	return nil
 }
 

@@ -51,8 +51,8 @@ func TestThreadCPU(t *testing.T) {
 func TestInstCostShares(t *testing.T) {
 	c := &instCost{}
 	c.rounds = append(c.rounds,
-		struct{ on, off costSample }{costSample{0.010, 0.006}, costSample{0.007, 0.002}}, // 7 ms/s
-		struct{ on, off costSample }{costSample{0.012, 0.010}, costSample{0.008, 0.002}}) // 12 ms/s
+		costRound{costSample{0.010, 0.006}, costSample{0.007, 0.002}}, // 7 ms/s
+		costRound{costSample{0.012, 0.010}, costSample{0.008, 0.002}}) // 12 ms/s
 	// 0.7 s/GB at 2 GB/s: 1.4 CPU s a second; 0.5 s/GB at 1 GB/s: 0.5.
 	full := &benchCase{name: caseTCP, rates: []float64{2e9, 1e9}, cpu: []float64{0.7, 0.5}}
 	per := c.shares(full)
