@@ -113,3 +113,26 @@ func TestTableSkipped(t *testing.T) {
 		t.Errorf("the skipped cases and their reason are not listed:\n%s", out)
 	}
 }
+
+// TestRoundOrder: odd rounds run the cases as listed, even ones reversed,
+// so each case follows each of its neighbours in half the rounds; the list
+// itself is left as it is (the table keeps its order).
+func TestRoundOrder(t *testing.T) {
+	a, b, c := &benchCase{name: "a"}, &benchCase{name: "b"}, &benchCase{name: "c"}
+	cases := []*benchCase{a, b, c}
+	names := func(cs []*benchCase) string {
+		var s []string
+		for _, c := range cs {
+			s = append(s, c.name)
+		}
+		return strings.Join(s, ",")
+	}
+	for round, want := range map[int]string{1: "a,b,c", 2: "c,b,a", 3: "a,b,c", 4: "c,b,a"} {
+		if got := names(roundOrder(cases, round)); got != want {
+			t.Errorf("round %d runs %s, want %s", round, got, want)
+		}
+	}
+	if got := names(cases); got != "a,b,c" {
+		t.Errorf("the cases' list became %s, want it unchanged", got)
+	}
+}
