@@ -96,7 +96,8 @@ func (h *HostSampler) Run(ctx context.Context) error {
 	if h.interval <= 0 {
 		return errors.New("sockstat: host sampler needs a positive interval")
 	}
-	runPaced(ctx, h.interval, func(now time.Time) { h.Sample(now) })
+	// Never idle: each pass looks for the hop's sockets anew.
+	runPaced(ctx, h.interval, func(now time.Time) bool { h.Sample(now); return false }, nil)
 	return nil
 }
 

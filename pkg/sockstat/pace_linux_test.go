@@ -19,7 +19,7 @@ func TestRunPacedCountsCPU(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
 		defer cancel()
 		n := 0
-		runPaced(ctx, 10*time.Millisecond, func(time.Time) { n++; pass() })
+		runPaced(ctx, 10*time.Millisecond, func(time.Time) bool { n++; pass(); return false }, nil)
 		return n
 	}
 	waiting := count(func() { time.Sleep(30 * time.Millisecond) })

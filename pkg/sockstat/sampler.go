@@ -42,6 +42,7 @@ type Sampler struct {
 	interval, streamInterval time.Duration
 	onWindow                 func(WindowEvent)
 	streams                  streamSet
+	wake                     chan struct{} // a registration, for an idle Run (woken)
 
 	// passMu makes passes take turns: Run's, and any caller's of Sample
 	// (a test, or a final pass at shutdown). A pass reuses scratch and
@@ -74,7 +75,7 @@ type SamplerOptions struct {
 
 // NewSampler returns a sampler; call Run to start sampling.
 func NewSampler(opts SamplerOptions) *Sampler {
-	s := &Sampler{interval: opts.Interval, streamInterval: max(opts.Interval, 0), onWindow: opts.OnWindow, byConn: map[net.Conn]*SampledConn{}}
+	s := &Sampler{interval: opts.Interval, streamInterval: max(opts.Interval, 0), onWindow: opts.OnWindow, byConn: map[net.Conn]*SampledConn{}, wake: make(chan struct{}, 1)}
 	s.streams.run = newStreamRun(time.Now())
 	if !Supported() {
 		s.interval = 0
@@ -97,6 +98,14 @@ func (s *Sampler) Interval() time.Duration { return s.interval }
 // times the last pass's duration after it: sampling never takes more than
 // a tenth of a core, and the counters stay exact because each sample adds
 // the time since the previous one.
+//
+// With nothing registered, Run waits for the next registration instead of
+// ticking: the pass that found nothing has published its empty gauges, and
+// the next can find nothing new. A wake-up costs an idle Go process far
+// more than the pass itself (the runtime's sysmon and a spinning thread
+// wake with it): on the 2-core Xeon VM an idle bp-server spent 11 ms of
+// CPU a second ticking ten times a second for no connection, and a bare
+// 10 Hz timer 5 ms (docs/BENCHMARKS.md, "An idle process's ticks").
 func (s *Sampler) Run(ctx context.Context) error {
 	interval := s.interval
 	if interval <= 0 {
@@ -105,14 +114,16 @@ func (s *Sampler) Run(ctx context.Context) error {
 	if interval <= 0 {
 		return nil
 	}
-	runPaced(ctx, interval, s.Sample)
+	runPaced(ctx, interval, s.pass, s.wake)
 	return nil
 }
 
 // runPaced calls pass every interval until ctx ends, the next call no
 // sooner than ten times the last pass's cost after its start: the cost cap
-// every sampler of this package shares (a tenth of a core at most).
-func runPaced(ctx context.Context, interval time.Duration, pass func(now time.Time)) {
+// every sampler of this package shares (a tenth of a core at most). After
+// a pass that reports it found nothing to sample, the next waits for wake
+// (nil: never idle) and comes an interval after it.
+func runPaced(ctx context.Context, interval time.Duration, pass func(now time.Time) (idle bool), wake <-chan struct{}) {
 	// The pass's cost is the CPU time of its thread (passCost), so the
 	// goroutine keeps its thread while it samples.
 	runtime.LockOSThread()
@@ -125,9 +136,27 @@ func runPaced(ctx context.Context, interval time.Duration, pass func(now time.Ti
 			return
 		case now := <-t.C:
 			cost := startPassCost()
-			pass(now)
-			t.Reset(max(interval-time.Since(now), 9*cost()))
+			idle := pass(now)
+			next := max(interval-time.Since(now), 9*cost())
+			if idle && wake != nil {
+				select {
+				case <-ctx.Done():
+					return
+				case <-wake:
+				}
+				next = interval
+			}
+			t.Reset(next)
 		}
+	}
+}
+
+// woken tells an idle Run that something registered (see Run); it never
+// blocks, and a wake already pending is enough.
+func (s *Sampler) woken() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -153,6 +182,7 @@ func (s *Sampler) Open(info flow.ConnInfo) flow.ConnObserver {
 	if h.socket == nil && h.stream == nil {
 		return flow.Nop{}
 	}
+	s.woken()
 	return h
 }
 
@@ -240,6 +270,12 @@ func (s *Sampler) unregisterLocked(c *SampledConn) {
 // scratch space has grown to the number of connections. It is safe to call
 // beside Run: passes take turns.
 func (s *Sampler) Sample(now time.Time) {
+	s.pass(now)
+}
+
+// pass is Sample, reporting whether it found nothing to sample: no
+// connection and no stream.
+func (s *Sampler) pass(now time.Time) (idle bool) {
 	s.passMu.Lock()
 	defer s.passMu.Unlock()
 	s.mu.Lock()
@@ -260,7 +296,8 @@ func (s *Sampler) Sample(now time.Time) {
 		s.stats[p].addPass(gauges[p], deltas[p])
 	}
 	s.statsMu.Unlock()
-	s.streams.pass(now)
+	streams := s.streams.pass(now)
+	return len(s.scratch) == 0 && streams == 0
 }
 
 // publishFinal adds a closing connection's last deltas; its gauges leave

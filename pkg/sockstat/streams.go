@@ -170,8 +170,8 @@ func (st *sampledStream) leave() {
 	ss.statsMu.Unlock()
 }
 
-// pass polls every open stream once.
-func (ss *streamSet) pass(time.Time) {
+// pass polls every open stream once and returns how many it polled.
+func (ss *streamSet) pass(time.Time) (polled int) {
 	ss.mu.Lock()
 	ss.scratch = append(ss.scratch[:0], ss.streams...)
 	ss.mu.Unlock()
@@ -197,6 +197,7 @@ func (ss *streamSet) pass(time.Time) {
 	}
 	ss.run.merge(&seen)
 	ss.statsMu.Unlock()
+	return len(ss.scratch)
 }
 
 // pollLocked reads the stream's figures and adds them to the pass: the
