@@ -25,11 +25,15 @@ func TestRunPacedWaitsWhenIdle(t *testing.T) {
 		passAt <- now
 		return true
 	}, wake)
+	select {
+	case <-passAt:
+	case <-time.After(2 * time.Second):
+		t.Fatal("no first pass within 2 s, every 10 ms")
+	}
 	time.Sleep(200 * time.Millisecond)
 	if n := passes.Load(); n != 1 {
-		t.Fatalf("%d passes in 200 ms of nothing to sample, every 10 ms: want 1, then a wait for a wake-up", n)
+		t.Fatalf("%d passes in the 200 ms after one that found nothing to sample, every 10 ms: want none, a wait for a wake-up", n-1)
 	}
-	<-passAt
 	woke := time.Now()
 	wake <- struct{}{}
 	select {
