@@ -81,9 +81,15 @@ func TestSamplerIdleWakes(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
+	if !s.pass(time.Now()) {
+		t.Fatal("a pass with nothing registered reported work: Run would tick for nothing")
+	}
 	time.Sleep(100 * time.Millisecond) // idle by now: one empty pass, then a wait
 	w, _ := tcpPair(t)
 	obs := s.Open(flow.ConnInfo{Protocol: flow.TCP, Conn: w, Writes: true})
+	if s.pass(time.Now()) {
+		t.Error("a pass with a connection registered reported nothing to sample")
+	}
 	waitFor("a connection opened while idle", 1)
 	obs.(flow.ClosingObserver).Closing()
 	obs.Closed(nil)
