@@ -404,15 +404,24 @@ type SocketOptions struct {
 	// Source, when set, binds each dialled connection to its next local
 	// address in turn. Listeners ignore it.
 	Source *SourceAddrs
+	// NotSentLowat, when set, is TCP_NOTSENT_LOWAT in bytes: the socket
+	// counts as full once this many written bytes are not yet sent, so a
+	// writer blocks while the kernel holds little unsent data, without
+	// capping the bytes in flight as a small SendBuffer does on a long
+	// path. 0 keeps the kernel default (net.ipv4.tcp_notsent_lowat).
+	NotSentLowat int
 }
 
 func (o SocketOptions) control(network, address string, rc syscall.RawConn) error {
-	if o.SendBuffer <= 0 && o.ReceiveBuffer <= 0 {
+	if o.SendBuffer <= 0 && o.ReceiveBuffer <= 0 && o.NotSentLowat <= 0 {
 		return nil
 	}
 	var serr error
 	err := rc.Control(func(fd uintptr) {
 		serr = setBuffers(fd, o.SendBuffer, o.ReceiveBuffer)
+		if serr == nil && o.NotSentLowat > 0 {
+			serr = setNotSentLowat(fd, o.NotSentLowat)
+		}
 	})
 	if err != nil {
 		return err
