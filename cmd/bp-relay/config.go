@@ -27,7 +27,7 @@ type relayConfig struct {
 	DownSndBuf     config.Size   `envconfig:"DOWNSTREAM_SNDBUF" flag:"downstream-sndbuf" default:"0" desc:"SO_SNDBUF of downstream connections (0: kernel default)"`
 	UpRcvBuf       config.Size   `envconfig:"UPSTREAM_RCVBUF" flag:"upstream-rcvbuf" default:"0" desc:"SO_RCVBUF of upstream connections (0: kernel default)"`
 	UpSndBuf       config.Size   `envconfig:"UPSTREAM_SNDBUF" flag:"upstream-sndbuf" default:"0" desc:"SO_SNDBUF of upstream connections (0: kernel default)"`
-	UpLowat        config.Size   `envconfig:"UPSTREAM_NOTSENT_LOWAT" flag:"upstream-notsent-lowat" default:"0" desc:"TCP_NOTSENT_LOWAT of upstream connections: unsent bytes the kernel holds before a write waits (0: kernel default; 32KiB made a stream relay 1.26x as fast on a loaded 2-core machine, see docs/BENCHMARKS.md)"`
+	UpLowat        config.Size   `envconfig:"UPSTREAM_NOTSENT_LOWAT" flag:"upstream-notsent-lowat" default:"32KiB" desc:"TCP_NOTSENT_LOWAT of upstream connections: unsent bytes the kernel holds before a write waits, so the upstream reader gets bytes while they are fresh in cache (0: the kernel default, unlimited; 32KiB made a stream relay 1.26x as fast on a loaded 2-core machine, see docs/BENCHMARKS.md)"`
 	StallThreshold time.Duration `envconfig:"STALL_THRESHOLD" flag:"stall-threshold" default:"100ms" desc:"a write blocked this long counts as a stall"`
 	HelloTimeout   time.Duration `envconfig:"HELLO_TIMEOUT" flag:"hello-timeout" default:"5s" desc:"how long to wait for a downstream peer's first bytes before relaying it raw"`
 	DialTimeout    time.Duration `envconfig:"DIAL_TIMEOUT" flag:"dial-timeout" default:"10s" desc:"how long dialling upstream may take"`
