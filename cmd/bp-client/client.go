@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/term"
 
+	"github.com/go-backpressure/go-backpressure/internal/ratelog"
 	"github.com/go-backpressure/go-backpressure/pkg/config"
 	"github.com/go-backpressure/go-backpressure/pkg/flow"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
@@ -99,13 +100,16 @@ type client struct {
 	dial           func(context.Context, flow.Hello) (flow.Conn, error)
 	hello          flow.Hello
 	plan           flow.Plan
+	// connectWarn logs connections that could not be made as they fail,
+	// at a bounded rate: 5,000 failing at once are 5 lines and a count.
+	connectWarn *ratelog.Logger
 }
 
 // newClient registers the metrics and the socket sampler on reg and
 // prepares the connections' dial and plan.
 func newClient(cfg clientConfig, reg *prometheus.Registry, log *slog.Logger, stdout, stderr io.Writer) (*client, error) {
 	c := &client{cfg: cfg, log: log, stdout: stdout, stderr: stderr,
-		core: metrics.New(reg, config.Version), own: metrics.NewClient(reg)}
+		core: metrics.New(reg, config.Version), own: metrics.NewClient(reg), connectWarn: ratelog.New(log)}
 	c.core.SetStallThreshold(cfg.StallThreshold)
 	c.verdictMetrics = metrics.NewVerdict(reg, verdict.Outcomes, cfg.Fleet, cfg.Instances)
 	var err error

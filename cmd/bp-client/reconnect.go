@@ -36,7 +36,8 @@ type connRun struct {
 	plan        flow.Plan
 	obs         flow.Observer
 	retry       reconnectPolicy
-	onReconnect func() // counts an attempt to connect again
+	onReconnect func()      // counts an attempt to connect again
+	onNoConnect func(error) // counts and logs an attempt that could not connect
 	log         *slog.Logger
 }
 
@@ -61,7 +62,10 @@ func runConn(ctx context.Context, cr *connRun) error {
 				return nil
 			}
 		}
-		snap, err := runOnce(ctx, cr.dial, hello, plan, cr.obs)
+		snap, connected, err := runOnce(ctx, cr.dial, hello, plan, cr.obs)
+		if !connected && err != nil && ctx.Err() == nil {
+			cr.onNoConnect(err)
+		}
 		acked += snap.Acked
 		read += snap.Read
 		if err == nil || ctx.Err() != nil {
@@ -122,21 +126,22 @@ func openApart(ctx context.Context, dial func(context.Context, flow.Hello) (flow
 	return o.s, o.err
 }
 
-// runOnce dials one connection and runs its session. A break says how far
-// the connection got.
-func runOnce(ctx context.Context, dial func(context.Context, flow.Hello) (flow.Conn, error), hello *flow.Hello, plan *flow.Plan, obs flow.Observer) (flow.Snapshot, error) {
+// runOnce dials one connection and runs its session; connected is false
+// when the dial (or the handshake, or the hello) failed. A break says how
+// far the connection got.
+func runOnce(ctx context.Context, dial func(context.Context, flow.Hello) (flow.Conn, error), hello *flow.Hello, plan *flow.Plan, obs flow.Observer) (snap flow.Snapshot, connected bool, err error) {
 	sess, err := openApart(ctx, dial, hello, plan, obs)
 	if err != nil {
 		if ctx.Err() != nil {
-			return flow.Snapshot{}, ctx.Err()
+			return flow.Snapshot{}, false, ctx.Err()
 		}
-		return flow.Snapshot{}, fmt.Errorf("cannot reach the target: %w%s", err, tlsHint(err))
+		return flow.Snapshot{}, false, fmt.Errorf("cannot reach the target: %w%s", err, tlsHint(err))
 	}
-	snap, err := sess.Run(ctx)
+	snap, err = sess.Run(ctx)
 	if err != nil && ctx.Err() == nil {
-		return snap, brokeAfter(snap, plan, err)
+		return snap, true, brokeAfter(snap, plan, err)
 	}
-	return snap, err
+	return snap, true, err
 }
 
 // brokeAfter says how far a connection that broke got.

@@ -82,6 +82,10 @@ func (c *client) connRun(hello flow.Hello, obs flow.Observer, rec *report.Record
 	cr := connRun{dial: c.dial, hello: hello, plan: c.plan, obs: obs, log: c.log, onReconnect: func() {
 		rec.Reconnected()
 		c.own.Reconnected(c.proto)
+	}, onNoConnect: func(err error) {
+		rec.NotConnected()
+		c.core.Refused(c.proto, err)
+		c.connectWarn.Warn(flow.ErrorReason(err), "connection could not be made", "err", err)
 	}}
 	if c.cfg.Reconnect {
 		cr.retry = reconnectPolicy{max: c.cfg.ReconnectMax, wait: c.cfg.ReconnectWait, cap: c.cfg.ReconnectCap}

@@ -11,7 +11,8 @@
 //	        (each a retryListener under TLS)  -> Setup
 //	Accept: EMFILE, ENOBUFS, ... -> count, log (bounded), back off, retry
 //	HTTP:   ConnState -> httpConns: over --max-http-connections the oldest
-//	        idle or header-sending connection is closed
+//	        idle connection, or one sending headers for 1 s, is closed;
+//	        until one may be, the listener does not accept
 //	Serve:  HTTP server | TCP accept loop -> guard -> hello -> Handler
 //	Handler: ConnLogger.With (logged or not, at a bounded rate) -> Opened
 //	        -> the binary's own work -> Closed

@@ -17,11 +17,13 @@ import (
 )
 
 // TestHTTPConns: at --max-http-connections, a new connection pushes out
-// the oldest idle keep-alive or header dribbler, never one busy with a
-// request, and a health check still gets its answer.
+// the oldest idle keep-alive at once, or the oldest header dribbler once it
+// has waited headerGrace (the new one waits in the accept queue until
+// then, counted), never one busy with a request, and a health check still
+// gets its answer.
 func TestHTTPConns(t *testing.T) {
 	m := metrics.NewListener(prometheus.NewRegistry())
-	hc := newHTTPConns(3, m.HTTPClosed, ratelog.New(slog.New(slog.DiscardHandler)))
+	hc := newHTTPConns(3, m, ratelog.New(slog.New(slog.DiscardHandler)))
 	release := make(chan struct{})
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
@@ -31,7 +33,7 @@ func TestHTTPConns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	go srv.Serve(ln)
+	go srv.Serve(hc.Listener(ln))
 	defer srv.Close()
 	defer close(release)
 	addr := ln.Addr().String()
@@ -74,6 +76,7 @@ func TestHTTPConns(t *testing.T) {
 	}
 	waitIdle(1)
 	dribbler := dial("GET /healthz HTTP/1.1\r\n")
+	dribbled := time.Now()
 	waitLen(3)
 
 	// A fourth: the idle keep-alive goes, then the dribbler.
@@ -87,6 +90,12 @@ func TestHTTPConns(t *testing.T) {
 	dial("GET /healthz HTTP/1.1\r\n")
 	if !closedSoon(dribbler) {
 		t.Error("the header dribbler was not closed for a new one")
+	}
+	if waited := time.Since(dribbled); waited < headerGrace {
+		t.Errorf("the header dribbler was closed %s after it connected, before headerGrace %s", waited, headerGrace)
+	}
+	if got := testutil.ToFloat64(m.HTTPPaused); got < 0.5*headerGrace.Seconds() || got > 3*headerGrace.Seconds() {
+		t.Errorf("bp_http_accept_paused_seconds_total = %v, want about the dribbler's wait for its grace (%s)", got, headerGrace)
 	}
 	busy.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	if _, err := busy.Read(make([]byte, 1)); err == io.EOF {

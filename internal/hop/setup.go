@@ -213,11 +213,12 @@ func (s *Setup) Mux(withMetrics bool) *http.ServeMux {
 func (s *Setup) Served(ctx context.Context, handler http.Handler, ln net.Listener) Served {
 	srv := s.Hop.HTTPServer(ctx, handler)
 	s.limits.HTTPServer(srv)
-	srv.ConnState = newHTTPConns(s.limits.MaxHTTPConnections, s.listener.HTTPClosed, s.Hop.Guard.Warn()).ConnState
+	conns := newHTTPConns(s.limits.MaxHTTPConnections, s.listener, s.Hop.Guard.Warn())
+	srv.ConnState = conns.ConnState
 	if s.h2 != nil {
 		enableHTTP2(srv, s.h2, s.Hop.Guard.Warn().Warn)
 	}
-	return Served{Server: srv, Listener: ln}
+	return Served{Server: srv, Listener: conns.Listener(ln)}
 }
 
 // Retry wraps a listener the binary opens itself (bp-relay's

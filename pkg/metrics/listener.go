@@ -27,6 +27,11 @@ var HTTPCloseReasons = []string{"idle", "headers", "full"}
 type Listener struct {
 	AcceptErrors *prometheus.CounterVec
 	HTTPClosed   *prometheus.CounterVec
+	// HTTPPaused is how long HTTP listeners held off accepting because
+	// --max-http-connections was reached and no connection could yet be
+	// closed for a new one: new connections waited in the kernel's accept
+	// queue meanwhile.
+	HTTPPaused prometheus.Counter
 }
 
 // NewListener registers the listener metrics on reg, every series at zero.
@@ -41,6 +46,10 @@ func NewListener(reg prometheus.Registerer) *Listener {
 			Name: "bp_http_connections_closed_total",
 			Help: "HTTP connections (not WebSockets) closed to stay within --max-http-connections.",
 		}, []string{"reason"}),
+		HTTPPaused: f.NewCounter(prometheus.CounterOpts{
+			Name: "bp_http_accept_paused_seconds_total",
+			Help: "Seconds HTTP listeners did not accept because --max-http-connections was reached and every connection was busy or had been waiting for its headers less than 1 s; new connections waited in the kernel's accept queue.",
+		}),
 	}
 	for _, ln := range Listeners {
 		for _, r := range AcceptErrorReasons {

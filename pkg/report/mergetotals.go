@@ -70,6 +70,7 @@ func (t *Summary) addTotals(s Summary) {
 	t.Connections += s.Connections
 	t.Streams += s.Streams
 	t.FailedConns += s.FailedConns
+	t.NotConnected += s.NotConnected
 	t.Reconnects += s.Reconnects
 	t.DurationSeconds = max(t.DurationSeconds, s.DurationSeconds)
 	t.BytesWritten += s.BytesWritten

@@ -22,6 +22,7 @@ type Recorder struct {
 	opened, open, failed atomic.Int64
 	pausedNs             atomic.Int64
 	reconnects           atomic.Int64
+	notConnected         atomic.Int64
 	mu                   sync.Mutex
 	// histMu guards hist alone: every write records into it, and under
 	// mu the live display walks every open connection (Totals,
@@ -189,6 +190,14 @@ func (c *recConn) Closed(err error) {
 	if err != nil {
 		c.r.failed.Add(1)
 	}
+}
+
+// NotConnected counts a connection attempt that failed before it opened
+// (the connect, the TLS or WebSocket handshake, the hello, or a stream's
+// open): no observer ever heard of it, yet it is a failed connection.
+func (r *Recorder) NotConnected() {
+	r.notConnected.Add(1)
+	r.failed.Add(1)
 }
 
 // Reconnected counts an attempt to connect again after a connection broke

@@ -51,6 +51,10 @@ type Summary struct {
 	Completed   bool   `json:"completed"`
 	Error       string `json:"error,omitempty"`
 	FailedConns int64  `json:"failed_connections"`
+	// NotConnected is how many of FailedConns never opened: the dial, the
+	// TLS or WebSocket handshake or the hello failed (each attempt, with
+	// --reconnect).
+	NotConnected int64 `json:"not_connected"`
 	// Reconnects counts attempts to connect again after a break
 	// (--reconnect); a connection that broke counts in FailedConns even
 	// when a reconnect carried its run to the end.
@@ -115,7 +119,7 @@ func (r *Recorder) Summarize(run Run, elapsed time.Duration, runErr error) Summa
 	}
 	s := Summary{
 		RunID: run.RunID, Target: run.Target, Direction: run.Direction, Connections: run.Connections, Streams: streams,
-		PayloadSize: run.PayloadSize, Completed: runErr == nil, FailedConns: r.failed.Load(),
+		PayloadSize: run.PayloadSize, Completed: runErr == nil, FailedConns: r.failed.Load(), NotConnected: r.notConnected.Load(),
 		DurationSeconds: secs, BytesWritten: t.Written, BytesAcked: t.Acked, BytesRead: t.Read,
 		WriteCalls: t.Writes, AskedMessagesPerSecond: run.Rate * float64(runs),
 		BlockedSeconds: t.Blocked.Seconds(), StallThresholdSeconds: run.StallThreshold.Seconds(),
@@ -193,7 +197,7 @@ func (s Summary) WriteText(w io.Writer) error {
 	}
 	s.writeStreamText(row)
 	if s.FailedConns > 0 {
-		row("failed", "%s", s.units().Count(int(s.FailedConns)))
+		row("failed", "%s%s", s.units().Count(int(s.FailedConns)), s.notConnectedNote())
 	}
 	if s.Reconnects > 0 {
 		row("reconnects", "%d (bytes a broken connection had written but not had acknowledged were written again)", s.Reconnects)
@@ -225,4 +229,15 @@ func (s Summary) ackAgeNote() string {
 	}
 	return fmt.Sprintf(" (at %s/s each millisecond an ack is late adds %s: the figure may run that high)",
 		config.HumanBytes(s.WriteBytesPerSecond), config.HumanBytes(s.WriteBytesPerSecond/1000))
+}
+
+// notConnectedNote says how many of the failed connections never opened.
+func (s Summary) notConnectedNote() string {
+	if s.NotConnected == 0 {
+		return ""
+	}
+	if s.NotConnected == s.FailedConns {
+		return ", none of which could connect"
+	}
+	return fmt.Sprintf(", %d of which could not connect", s.NotConnected)
 }

@@ -1,0 +1,92 @@
+package e2e
+
+import (
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+)
+
+// TestWebSocketBurst: 600 WebSocket connections dialled at once by one
+// bp-client against a bp-server whose --max-http-connections is 20 (the
+// default's 1000 scaled down, as 5,000 connections meet it): every one is
+// opened and served, none is closed as a header dribbler, and the
+// listener counts the time it held off accepting instead. Before the
+// listener waited, 545 of the 600 were closed while their requests sat
+// unread in the server's sockets, and the client reported 0 failed
+// connections.
+func TestWebSocketBurst(t *testing.T) {
+	t.Parallel()
+	const conns = 600
+	srv := startServer(t, "--max-http-connections", "20", "--log-interval", "0")
+	sum, code, stderr := runClient(t, "--target", srv.WSURL(), "--connections", strconv.Itoa(conns),
+		"--rate", "2", "--payload-size", "1KiB", "--duration", "2s", "--sample-interval", "0")
+	if code != 0 || !sum.Completed || sum.FailedConns != 0 || sum.NotConnected != 0 {
+		t.Fatalf("client exit %d, completed %v, %d failed, %d not connected: %s\n%s",
+			code, sum.Completed, sum.FailedConns, sum.NotConnected, sum.Error, lastLines(stderr, 10))
+	}
+	m := scrape(t, srv.MetricsURL())
+	if n := m.Value(t, "bp_connections_opened_total", "protocol", "websocket"); n != conns {
+		t.Errorf("server opened %v WebSocket connections, want %d", n, conns)
+	}
+	if n := m.Sum("bp_http_connections_closed_total"); n != 0 {
+		t.Errorf("%v HTTP connections closed for the limit, want 0: %v", n, m.Labelled("bp_http_connections_closed_total", "reason"))
+	}
+	if s := m.Value(t, "bp_http_accept_paused_seconds_total"); s <= 0 {
+		t.Errorf("bp_http_accept_paused_seconds_total = %v: 600 handshakes at once never met the limit of 20", s)
+	}
+	// The server's count is the reference: every byte the client says was
+	// acknowledged, the server read.
+	if got := m.Value(t, "bp_bytes_read_total", "protocol", "websocket"); got != float64(sum.BytesAcked) {
+		t.Errorf("server read %v bytes, client says %d acknowledged", got, sum.BytesAcked)
+	}
+}
+
+// TestNotConnectedCounted: a target that accepts connections and closes
+// them before the WebSocket handshake is done. Every attempt the
+// listener saw is a failed connection in the client's report, counted as
+// one that could not connect, and the first ones are logged as they fail,
+// not only in the run's end.
+func TestNotConnectedCounted(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close()
+		}
+	}()
+	const conns = 30
+	sum, code, stderr := runClient(t, "--target", "ws://"+ln.Addr().String()+"/ws", "--connections", strconv.Itoa(conns), "--duration", "1s")
+	if code == 0 || sum.Completed {
+		t.Fatalf("client exit %d, completed %v against a target that closes every connection", code, sum.Completed)
+	}
+	got := accepted.Load()
+	if got != conns || sum.FailedConns != got || sum.NotConnected != got {
+		t.Errorf("listener accepted %d; report: %d failed, %d not connected; want %d each", got, sum.FailedConns, sum.NotConnected, conns)
+	}
+	// At most 5 lines at once per reason (reset or peer_closed, as the
+	// close meets the handshake).
+	lines, reasons := 0, map[string]int{}
+	for _, l := range strings.Split(stderr, "\n") {
+		if strings.Contains(l, `"msg":"connection could not be made"`) {
+			lines++
+			_, r, _ := strings.Cut(l, `"reason":"`)
+			r, _, _ = strings.Cut(r, `"`)
+			reasons[r]++
+		}
+	}
+	if lines < 1 || lines > 5*len(reasons) {
+		t.Errorf("%d lines of %q for reasons %v, want 1 to 5 per reason (a bounded rate)\n%s", lines, "connection could not be made", reasons, lastLines(stderr, 10))
+	}
+}
