@@ -1,15 +1,18 @@
 package e2e
 
 import (
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestWebSocketBurst: 600 WebSocket connections dialled at once by one
-// bp-client against a bp-server whose --max-http-connections is 20 (the
+// bp-client (--dial-concurrency 600) against a bp-server whose --max-http-connections is 20 (the
 // default's 1000 scaled down, as 5,000 connections meet it): every one is
 // opened and served, none is closed as a header dribbler, and the
 // listener counts the time it held off accepting instead. Before the
@@ -21,7 +24,7 @@ func TestWebSocketBurst(t *testing.T) {
 	const conns = 600
 	srv := startServer(t, "--max-http-connections", "20", "--log-interval", "0")
 	sum, code, stderr := runClient(t, "--target", srv.WSURL(), "--connections", strconv.Itoa(conns),
-		"--rate", "2", "--payload-size", "1KiB", "--duration", "2s", "--sample-interval", "0")
+		"--rate", "2", "--payload-size", "1KiB", "--duration", "2s", "--sample-interval", "0", "--dial-concurrency", strconv.Itoa(conns))
 	if code != 0 || !sum.Completed || sum.FailedConns != 0 || sum.NotConnected != 0 {
 		t.Fatalf("client exit %d, completed %v, %d failed, %d not connected: %s\n%s",
 			code, sum.Completed, sum.FailedConns, sum.NotConnected, sum.Error, lastLines(stderr, 10))
@@ -88,5 +91,49 @@ func TestNotConnectedCounted(t *testing.T) {
 	}
 	if lines < 1 || lines > 5*len(reasons) {
 		t.Errorf("%d lines of %q for reasons %v, want 1 to 5 per reason (a bounded rate)\n%s", lines, "connection could not be made", reasons, lastLines(stderr, 10))
+	}
+}
+
+// TestDialConcurrency: against a target that accepts connections and never
+// answers the WebSocket handshake, bp-client --dial-concurrency 5 has 5
+// attempts in flight, not the 40 connections it was asked for: the
+// listener's count is the reference. Interrupted, it exits at once.
+func TestDialConcurrency(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var accepted atomic.Int64
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			t.Cleanup(func() { c.Close() })
+		}
+	}()
+	c := startClient(t, "--target", "ws://"+ln.Addr().String()+"/ws", "--connections", "40", "--dial-concurrency", "5", "--duration", "1s")
+	eventually(t, 5*time.Second, func() string {
+		if n := accepted.Load(); n != 5 {
+			return fmt.Sprintf("%d connections accepted, want 5", n)
+		}
+		return ""
+	})
+	time.Sleep(500 * time.Millisecond) // no sixth while the five hang
+	if n := accepted.Load(); n != 5 {
+		t.Errorf("%d connections accepted with 5 handshakes hanging, want 5 (--dial-concurrency 5)", n)
+	}
+	// The hanging handshakes end with the run, not after their 10 s.
+	began := time.Now()
+	c.Signal(t, syscall.SIGINT)
+	if code := c.Wait(t, 10*time.Second); code != 130 {
+		t.Errorf("client exit %d after SIGINT, want 130", code)
+	}
+	if took := time.Since(began); took > 3*time.Second {
+		t.Errorf("client took %s to exit after SIGINT with 5 handshakes hanging, want under 3 s", took)
 	}
 }

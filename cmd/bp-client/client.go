@@ -103,13 +103,15 @@ type client struct {
 	// connectWarn logs connections that could not be made as they fail,
 	// at a bounded rate: 5,000 failing at once are 5 lines and a count.
 	connectWarn *ratelog.Logger
+	dialing     chan struct{} // --dial-concurrency tokens, for every round
 }
 
 // newClient registers the metrics and the socket sampler on reg and
 // prepares the connections' dial and plan.
 func newClient(cfg clientConfig, reg *prometheus.Registry, log *slog.Logger, stdout, stderr io.Writer) (*client, error) {
 	c := &client{cfg: cfg, log: log, stdout: stdout, stderr: stderr,
-		core: metrics.New(reg, config.Version), own: metrics.NewClient(reg), connectWarn: ratelog.New(log)}
+		core: metrics.New(reg, config.Version), own: metrics.NewClient(reg), connectWarn: ratelog.New(log),
+		dialing: make(chan struct{}, cfg.DialConcurrency)}
 	c.core.SetStallThreshold(cfg.StallThreshold)
 	c.verdictMetrics = metrics.NewVerdict(reg, verdict.Outcomes, cfg.Fleet, cfg.Instances)
 	var err error

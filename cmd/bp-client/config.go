@@ -45,7 +45,9 @@ type clientConfig struct {
 	ReconnectWait  time.Duration `envconfig:"RECONNECT_BACKOFF" flag:"reconnect-backoff" default:"200ms" desc:"with --reconnect, the wait before the first attempt; it doubles with each attempt, with jitter, up to --reconnect-backoff-max"`
 	ReconnectCap   time.Duration `envconfig:"RECONNECT_BACKOFF_MAX" flag:"reconnect-backoff-max" default:"5s" desc:"with --reconnect, the longest wait between two attempts"`
 	// SourceAddrs: local addresses for the connections (issue 16).
-	SourceAddrs string `envconfig:"SOURCE_ADDRS" flag:"source-addrs" default:"" desc:"local addresses to bind the connections to, round-robin: a comma-separated list of addresses and first-last ranges, e.g. 127.0.0.2-127.0.0.9 (empty: the kernel picks); one address allows about 28,000 connections to one server port"`
+	// DialConcurrency bounds the connection attempts in flight.
+	DialConcurrency int    `envconfig:"DIAL_CONCURRENCY" flag:"dial-concurrency" default:"256" desc:"connection attempts in flight at once (connect, TLS and WebSocket handshakes, hello); the others wait their turn, so many connections open at the pace the target accepts them instead of all at once"`
+	SourceAddrs     string `envconfig:"SOURCE_ADDRS" flag:"source-addrs" default:"" desc:"local addresses to bind the connections to, round-robin: a comma-separated list of addresses and first-last ranges, e.g. 127.0.0.2-127.0.0.9 (empty: the kernel picks); one address allows about 28,000 connections to one server port"`
 
 	// metricsDefault: MetricsAddr is the default, which the user did not
 	// ask for: when it is taken, the run goes on without metrics rather
@@ -151,6 +153,8 @@ func (c clientConfig) Validate() error {
 		return config.Invalid("reconnect-max", c.ReconnectMax, "must be between 1 and 1000")
 	case c.ReconnectWait <= 0:
 		return config.Invalid("reconnect-backoff", c.ReconnectWait, "must be positive")
+	case c.DialConcurrency < 1 || c.DialConcurrency > 100000:
+		return config.Invalid("dial-concurrency", c.DialConcurrency, "must be between 1 and 100000")
 	case c.ReconnectCap < c.ReconnectWait:
 		return config.Invalid("reconnect-backoff-max", c.ReconnectCap, "must be at least --reconnect-backoff "+c.ReconnectWait.String())
 	}

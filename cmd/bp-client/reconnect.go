@@ -36,8 +36,9 @@ type connRun struct {
 	plan        flow.Plan
 	obs         flow.Observer
 	retry       reconnectPolicy
-	onReconnect func()      // counts an attempt to connect again
-	onNoConnect func(error) // counts and logs an attempt that could not connect
+	onReconnect func()        // counts an attempt to connect again
+	onNoConnect func(error)   // counts and logs an attempt that could not connect
+	dialing     chan struct{} // a token per attempt in flight (--dial-concurrency)
 	log         *slog.Logger
 }
 
@@ -62,7 +63,7 @@ func runConn(ctx context.Context, cr *connRun) error {
 				return nil
 			}
 		}
-		snap, connected, err := runOnce(ctx, cr.dial, hello, plan, cr.obs)
+		snap, connected, err := runOnce(ctx, cr.dialing, cr.dial, hello, plan, cr.obs)
 		if !connected && err != nil && ctx.Err() == nil {
 			cr.onNoConnect(err)
 		}
@@ -106,13 +107,24 @@ func (cr *connRun) waitRetry(ctx context.Context, attempt int, acked, read int64
 // connection's goroutine, which lives as long as the connection, so keeps a
 // small stack: 4 KiB less per connection (perf probe on runtime.morestack:
 // the growth was in the dial and in NewSession's observer Open).
-func openApart(ctx context.Context, dial func(context.Context, flow.Hello) (flow.Conn, error), hello *flow.Hello, plan *flow.Plan, obs flow.Observer) (*flow.Session, error) {
+//
+// It waits for a token of dialing first (--dial-concurrency): 19,000
+// WebSocket dials at once on two cores kept the client more than a second
+// from connect to request, which bp-server (rightly) takes for a slow peer
+// once it is at --max-http-connections; the 10 s for the dial start after it.
+func openApart(ctx context.Context, dialing chan struct{}, dial func(context.Context, flow.Hello) (flow.Conn, error), hello *flow.Hello, plan *flow.Plan, obs flow.Observer) (*flow.Session, error) {
 	type opened struct {
 		s   *flow.Session
 		err error
 	}
+	select {
+	case dialing <- struct{}{}:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 	got := make(chan opened, 1)
 	go func() {
+		defer func() { <-dialing }()
 		dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		c, err := dial(dctx, *hello)
@@ -129,8 +141,8 @@ func openApart(ctx context.Context, dial func(context.Context, flow.Hello) (flow
 // runOnce dials one connection and runs its session; connected is false
 // when the dial (or the handshake, or the hello) failed. A break says how
 // far the connection got.
-func runOnce(ctx context.Context, dial func(context.Context, flow.Hello) (flow.Conn, error), hello *flow.Hello, plan *flow.Plan, obs flow.Observer) (snap flow.Snapshot, connected bool, err error) {
-	sess, err := openApart(ctx, dial, hello, plan, obs)
+func runOnce(ctx context.Context, dialing chan struct{}, dial func(context.Context, flow.Hello) (flow.Conn, error), hello *flow.Hello, plan *flow.Plan, obs flow.Observer) (snap flow.Snapshot, connected bool, err error) {
+	sess, err := openApart(ctx, dialing, dial, hello, plan, obs)
 	if err != nil {
 		if ctx.Err() != nil {
 			return flow.Snapshot{}, false, ctx.Err()

@@ -79,7 +79,7 @@ func (c *client) observers(rec *report.Recorder, judge flow.Observer) flow.Obser
 
 // connRun is what each of a round's connections needs.
 func (c *client) connRun(hello flow.Hello, obs flow.Observer, rec *report.Recorder) connRun {
-	cr := connRun{dial: c.dial, hello: hello, plan: c.plan, obs: obs, log: c.log, onReconnect: func() {
+	cr := connRun{dial: c.dial, dialing: c.dialing, hello: hello, plan: c.plan, obs: obs, log: c.log, onReconnect: func() {
 		rec.Reconnected()
 		c.own.Reconnected(c.proto)
 	}, onNoConnect: func(err error) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/go-backpressure/go-backpressure/internal/ratelog"
 	"github.com/go-backpressure/go-backpressure/pkg/metrics"
+	"github.com/go-backpressure/go-backpressure/pkg/sockstat"
 )
 
 // httpConns bounds the connections one HTTP server holds that are not
@@ -22,7 +23,9 @@ import (
 //
 // At max, the listener (Listener) does not accept until a connection can
 // be closed for the new one: the oldest idle one at once, the oldest one
-// still sending headers once it has been waiting headerGrace. Closed, it
+// still sending headers once it has been waiting headerGrace and the
+// server has read all it sent (a request unread in its socket is the
+// server's lag, not the peer's: SIOCINQ). Closed, it
 // is counted (bp_http_connections_closed_total{reason="idle"|"headers"}).
 // So a flood of dribblers or idle keep-alives keeps pushing its own oldest
 // out, and a health check, which sends its request at once and is then
@@ -54,6 +57,11 @@ type httpConns struct {
 // the server is that far behind; a dribbler is cut after it, so a flood
 // of them lets the listener accept max a second.
 const headerGrace = time.Second
+
+// behindRecheck is how often a listener that waits because the server has
+// not read its oldest connection's request yet looks again, besides every
+// change of a connection's state.
+const behindRecheck = 50 * time.Millisecond
 
 // httpConn is a connection that may be closed for a newer one.
 type httpConn struct {
@@ -142,6 +150,11 @@ func (h *httpConns) room(now time.Time) (ok bool, wait time.Duration) {
 	old := front.Value.(httpConn)
 	if old.state == http.StateIdle {
 		return true, 0
+	}
+	if n, err := sockstat.Unread(old.c); err == nil && n > 0 {
+		// Its request waits in the socket for the server to read it: the
+		// server is behind, and every younger one waits longer still.
+		return false, behindRecheck
 	}
 	if age := now.Sub(old.since); age < headerGrace {
 		return false, headerGrace - age

@@ -333,14 +333,21 @@ func DialWebSocketRaw(ctx context.Context, url string, opts SocketOptions, heade
 
 // dialWS opens the WebSocket connection to url with the socket options and
 // the package's buffer sizes; the hello is the caller's.
+//
+// gorilla bounds the handshake by ctx's deadline only, not by its end, so
+// an interrupted client waited the whole handshake timeout (10 s) on a
+// target that never answered: ctx's end sets the socket's deadline to now
+// until the handshake is over.
 func dialWS(ctx context.Context, url string, opts SocketOptions, header http.Header) (*websocket.Conn, error) {
 	nd := opts.dialer()
+	var stopCancel func() bool
 	d := websocket.Dialer{
-		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := nd.DialContext(ctx, network, addr)
+		NetDialContext: func(dctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := nd.DialContext(dctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
+			stopCancel = context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 			return newRawSocket(c), nil
 		},
 		HandshakeTimeout: 10 * time.Second,
@@ -350,7 +357,14 @@ func dialWS(ctx context.Context, url string, opts SocketOptions, header http.Hea
 		TLSClientConfig:  opts.TLS,
 	}
 	ws, resp, err := d.DialContext(ctx, url, header)
+	if stopCancel != nil && !stopCancel() && err == nil {
+		ws.Close() // its deadline was set to now
+		err = ctx.Err()
+	}
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("dial %s: %w", url, ctx.Err())
+		}
 		if resp != nil {
 			return nil, fmt.Errorf("dial %s: %w (HTTP %s)%s", url, err, resp.Status, plainToTLSHint(resp))
 		}

@@ -239,3 +239,28 @@ func fromTCPInfo(info *unix.TCPInfo, length uint32, s *Sample) {
 		s.OwnWindow = info.Rcv_wnd
 	}
 }
+
+// Unread is how many bytes sit in the receive queue of the TCP socket
+// under c (SIOCINQ), which nobody has read yet. A listener at its
+// connection limit asks it of its oldest connection still sending request
+// headers: bytes there mean the server has not read them, so the wait is
+// the server's, not the peer's (internal/hop's httpConns).
+func Unread(c any) (int, error) {
+	sc, err := syscallConn(c)
+	if err != nil {
+		return 0, err
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		return 0, fmt.Errorf("sockstat: syscall conn: %w", err)
+	}
+	var n int
+	var ioErr error
+	if err := raw.Control(func(fd uintptr) { n, ioErr = unix.IoctlGetInt(int(fd), unix.SIOCINQ) }); err != nil {
+		return 0, fmt.Errorf("sockstat: unread: %w", err)
+	}
+	if ioErr != nil {
+		return 0, fmt.Errorf("sockstat: ioctl SIOCINQ: %w", ioErr)
+	}
+	return n, nil
+}

@@ -28,3 +28,6 @@ func (r *Reader) Read(s *Sample) error {
 func ReadNetstat() (ZeroWindowCounters, error) {
 	return ZeroWindowCounters{}, ErrUnsupported
 }
+
+// Unread returns ErrUnsupported on this system.
+func Unread(c any) (int, error) { return 0, ErrUnsupported }
