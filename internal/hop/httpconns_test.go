@@ -120,3 +120,48 @@ func (h *httpConns) idleCount() int {
 	}
 	return n
 }
+
+// TestHTTPConnsUnreadRequest: at the limit, the oldest header-sending
+// connection is not closed for a new one, however old, while its request
+// sits unread in its socket (the server is behind, not the peer); once the
+// server has read what it sent, it may be, after headerGrace.
+func TestHTTPConnsUnreadRequest(t *testing.T) {
+	m := metrics.NewListener(prometheus.NewRegistry())
+	hc := newHTTPConns(1, m, ratelog.New(slog.New(slog.DiscardHandler)))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peer, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	hc.ConnState(c, http.StateNew)
+	req := "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+	io.WriteString(peer, req)
+	later := time.Now().Add(10 * headerGrace)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if ok, wait := hc.room(later); !ok && wait == behindRecheck {
+			break // the request has arrived, unread
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("an old connection with its request unread was not waited for")
+		}
+	}
+	if _, err := io.ReadFull(c, make([]byte, len(req))); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := hc.room(later); !ok {
+		t.Error("a connection past headerGrace with nothing unread (a dribbler) may not be closed for a new one")
+	}
+	if ok, wait := hc.room(time.Now()); ok || wait <= 0 || wait > headerGrace {
+		t.Errorf("a young dribbler: room %v, wait %s; want to wait up to headerGrace", ok, wait)
+	}
+}
