@@ -124,3 +124,13 @@ func TestParseStartAt(t *testing.T) {
 		}
 	}
 }
+
+// TestVerdictMetricsInterval: the live verdict is judged every second up
+// to 2,000 connections, and less often beyond, in proportion.
+func TestVerdictMetricsInterval(t *testing.T) {
+	for runs, want := range map[int]time.Duration{1: time.Second, 2000: time.Second, 19000: 9500 * time.Millisecond, 100000: 50 * time.Second} {
+		if got := verdictMetricsInterval(runs); got != want {
+			t.Errorf("verdictMetricsInterval(%d) = %s, want %s", runs, got, want)
+		}
+	}
+}

@@ -9,8 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // Plan says what one side of a connection does. The client builds it from
@@ -423,9 +421,10 @@ func (s *Session) writeLoop(ctx context.Context) error {
 		defer cancel()
 	}
 	defer s.boundWritesAfter(ctx, wctx)()
-	var limiter *rate.Limiter
+	var limiter *rateWait
 	if wp.Rate > 0 {
-		limiter = rate.NewLimiter(rate.Limit(wp.Rate), 1)
+		limiter = newRateWait(wp.Rate)
+		defer limiter.stop()
 	}
 	var written int64
 	for wctx.Err() == nil {
@@ -441,7 +440,7 @@ func (s *Session) writeLoop(ctx context.Context) error {
 		}
 		if limiter != nil {
 			s.writing.Store(true) // waiting for its own rate: on purpose
-			err := limiter.Wait(wctx)
+			err := limiter.wait(wctx)
 			s.writing.Store(false)
 			if err != nil {
 				break // the run's time is up (or ctx ended, checked below)

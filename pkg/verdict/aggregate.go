@@ -16,7 +16,7 @@ type runTally struct {
 // tally adds up the run's connections.
 func tally(tls []Timeline) runTally {
 	var t runTally
-	var gaps []time.Duration
+	gaps := make([]time.Duration, 0, len(tls))
 	for _, tl := range tls {
 		t.written += tl.Written
 		t.acks += int64(tl.Acks)

@@ -122,7 +122,9 @@ var _ flow.PathObserver = (*conn)(nil)
 // waits on a path that keeps flowing.
 func (o *Observer) StalledNow() int {
 	n := 0
-	for _, c := range o.snapshotConns() {
+	conns := o.snapshotConns()
+	defer releaseConns(conns)
+	for _, c := range *conns {
 		c.mu.Lock()
 		if c.stallOpen && !c.closed {
 			n++

@@ -1,0 +1,58 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// rateWait paces a writer to a rate (bp-client --rate) as rate.Limiter's
+// Wait does, through one timer of its own: Wait makes a timer for every
+// wait, about 300 bytes of garbage per write, which at 19,000 slow
+// connections writing once a second each was a third of the client's
+// garbage, and garbage is what grows a process of slow connections past
+// its live heap between two collections (docs/BENCHMARKS.md, "Many slow
+// connections").
+type rateWait struct {
+	lim   *rate.Limiter
+	timer *time.Timer
+}
+
+// errRateDeadline: the next write's turn comes after the context's
+// deadline (the run's end), as Limiter.Wait reports it.
+var errRateDeadline = errors.New("rate: wait would exceed the context's deadline")
+
+func newRateWait(perSecond float64) *rateWait {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &rateWait{lim: rate.NewLimiter(rate.Limit(perSecond), 1), timer: t}
+}
+
+// wait blocks until the next write's turn, or returns an error at once
+// when that turn comes after ctx's deadline, or when ctx ends first. It
+// asks the limiter for tokens, not reservations (ReserveN returns one on
+// the heap), so it allocates nothing.
+func (w *rateWait) wait(ctx context.Context) error {
+	for {
+		now := time.Now()
+		if w.lim.AllowN(now, 1) {
+			return nil
+		}
+		d := time.Duration((1 - w.lim.TokensAt(now)) / float64(w.lim.Limit()) * float64(time.Second))
+		d = max(d, time.Microsecond)
+		if dl, ok := ctx.Deadline(); ok && now.Add(d).After(dl) {
+			return errRateDeadline
+		}
+		w.timer.Reset(d)
+		select {
+		case <-w.timer.C:
+		case <-ctx.Done():
+			w.timer.Stop()
+			return ctx.Err()
+		}
+	}
+}
+
+func (w *rateWait) stop() { w.timer.Stop() }

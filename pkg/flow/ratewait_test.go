@@ -1,0 +1,49 @@
+package flow
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestRateWait: the writer's pacing keeps the rate, gives up at once when
+// the next turn is past the deadline (as rate.Limiter.Wait does), ends
+// with its context, and allocates nothing per wait.
+func TestRateWait(t *testing.T) {
+	w := newRateWait(100)
+	defer w.stop()
+	began := time.Now()
+	for range 21 {
+		if err := w.wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first turn is at once, the other 20 are 10 ms apart.
+	if took := time.Since(began); took < 180*time.Millisecond || took > time.Second {
+		t.Errorf("21 writes at 100/s took %s, want about 200 ms", took)
+	}
+
+	slow := newRateWait(1)
+	defer slow.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := slow.wait(ctx); err != nil {
+		t.Fatalf("first turn: %v", err)
+	}
+	began = time.Now()
+	if err := slow.wait(ctx); !errors.Is(err, errRateDeadline) || time.Since(began) > 50*time.Millisecond {
+		t.Errorf("a turn 1 s away with 100 ms left: %v after %s, want errRateDeadline at once", err, time.Since(began))
+	}
+	ended, stop := context.WithCancel(context.Background())
+	time.AfterFunc(20*time.Millisecond, stop)
+	if err := slow.wait(ended); !errors.Is(err, context.Canceled) {
+		t.Errorf("wait with its context ended: %v, want context.Canceled", err)
+	}
+
+	fast := newRateWait(20000)
+	defer fast.stop()
+	if n := testing.AllocsPerRun(50, func() { fast.wait(context.Background()) }); n != 0 {
+		t.Errorf("%v allocations per wait, want 0", n)
+	}
+}
