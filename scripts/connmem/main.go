@@ -46,8 +46,13 @@ func main() {
 	flag.StringVar(&o.bin, "bin", "", "directory with bp-server and bp-client (default: build them)")
 	flag.IntVar(&o.samples, "samples", 6, "samples taken once every connection is open, 1 s apart")
 	flag.StringVar(&o.source, "source-addrs", "127.0.0.2-127.0.0.9", "bp-client --source-addrs (empty: the kernel picks)")
+	flag.DurationVar(&o.settle, "settle", 2*time.Second, "wait this long after every connection is open before sampling: past 2m a process's memory is what it keeps, after the runtime's forced collection (a client's heap grows to twice its live size between collections)")
 	flag.DurationVar(&o.duration, "duration", 0, "bp-client --duration: the run ends by itself and every connection must close cleanly (0: the run is ended with SIGTERM to client and server at once, timed)")
 	flag.Parse()
+	if o.duration > 0 && o.settle >= o.duration {
+		fmt.Fprintf(os.Stderr, "connmem: -settle %s must be shorter than -duration %s\n", o.settle, o.duration)
+		os.Exit(2)
+	}
 	// Client and server each hold one socket per connection.
 	if err := raiseNoFile(uint64(o.conns + 500)); err != nil {
 		fmt.Fprintln(os.Stderr, "connmem:", err)
@@ -60,9 +65,9 @@ func main() {
 }
 
 type opts struct {
-	conns, samples int
-	bin, source    string
-	duration       time.Duration
+	conns, samples   int
+	bin, source      string
+	duration, settle time.Duration
 }
 
 // raiseNoFile lifts RLIMIT_NOFILE to at least n (the hard limit too, which
@@ -121,7 +126,7 @@ func run(o opts, protocols []string) error {
 			return fmt.Errorf("build: %w", err)
 		}
 	}
-	fmt.Printf("%d slow connections (--rate 1 --payload-size 1KiB, --source-addrs %q), medians of %d samples\n", o.conns, o.source, o.samples)
+	fmt.Printf("%d slow connections (--rate 1 --payload-size 1KiB, --source-addrs %q), medians of %d samples taken from %s after all were open\n", o.conns, o.source, o.samples, o.settle)
 	fmt.Printf("server: growth over the idle server per connection; client: whole RSS per connection\n\n")
 	fmt.Printf("%-10s %-7s %9s %9s %10s %11s %10s\n", "protocol", "side", "RSS KiB", "heap KiB", "stacks KiB", "goroutines", "scrape ms")
 	for _, proto := range protocols {
@@ -187,7 +192,7 @@ func measure(dir string, o opts, proto string) (*result, error) {
 		return nil, err
 	}
 	res.opened = time.Since(began)
-	time.Sleep(2 * time.Second) // every connection has read and acked a few messages
+	time.Sleep(o.settle) // every connection has read and acked a few messages
 	if err := sample(res, o, proto, base, metrics, "http://"+clientAddr+"/metrics"); err != nil {
 		return nil, err
 	}
