@@ -53,24 +53,9 @@ func TestWebSocketBurst(t *testing.T) {
 // not only in the run's end.
 func TestNotConnectedCounted(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var accepted atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			c.Close()
-		}
-	}()
+	addr, accepted := acceptCounting(t, func(c net.Conn) { c.Close() })
 	const conns = 30
-	sum, code, stderr := runClient(t, "--target", "ws://"+ln.Addr().String()+"/ws", "--connections", strconv.Itoa(conns), "--duration", "1s")
+	sum, code, stderr := runClient(t, "--target", "ws://"+addr+"/ws", "--connections", strconv.Itoa(conns), "--duration", "1s")
 	if code == 0 || sum.Completed {
 		t.Fatalf("client exit %d, completed %v against a target that closes every connection", code, sum.Completed)
 	}
@@ -100,23 +85,8 @@ func TestNotConnectedCounted(t *testing.T) {
 // listener's count is the reference. Interrupted, it exits at once.
 func TestDialConcurrency(t *testing.T) {
 	t.Parallel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var accepted atomic.Int64
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			accepted.Add(1)
-			t.Cleanup(func() { c.Close() })
-		}
-	}()
-	c := startClient(t, "--target", "ws://"+ln.Addr().String()+"/ws", "--connections", "40", "--dial-concurrency", "5", "--duration", "1s")
+	addr, accepted := acceptCounting(t, func(c net.Conn) { t.Cleanup(func() { c.Close() }) })
+	c := startClient(t, "--target", "ws://"+addr+"/ws", "--connections", "40", "--dial-concurrency", "5", "--duration", "1s")
 	eventually(t, 5*time.Second, func() string {
 		if n := accepted.Load(); n != 5 {
 			return fmt.Sprintf("%d connections accepted, want 5", n)
@@ -136,4 +106,26 @@ func TestDialConcurrency(t *testing.T) {
 	if took := time.Since(began); took > 3*time.Second {
 		t.Errorf("client took %s to exit after SIGINT with 5 handshakes hanging, want under 3 s", took)
 	}
+}
+
+// acceptCounting listens on loopback until the test ends, counts every
+// connection it accepts and hands it to handle.
+func acceptCounting(t *testing.T, handle func(net.Conn)) (string, *atomic.Int64) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	accepted := new(atomic.Int64)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			handle(c)
+		}
+	}()
+	return ln.Addr().String(), accepted
 }
