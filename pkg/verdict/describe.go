@@ -229,12 +229,20 @@ func stalledDoubts(n *notes, v Verdict, a aggregated, resolution time.Duration, 
 // asides notes the writes that blocked in a gap in the acks with the path
 // not full: counted in the time waited in stalls, but not taken as the
 // server's stop, since an earlier stall had held twice as much or more
-// with no write blocked.
+// with no write blocked, or a later, longer one blocked with twice as
+// much in the pipe or more.
 func asides(n *notes, xs []unfilledBlock, u Units) {
 	if len(xs) == 0 {
 		return
 	}
 	x := xs[0]
+	if x.later > 0 {
+		n.add(0, "%s had a write block in a gap in the acks before the path was full (the first: at %s for %s, in a %s gap from %s, %s in the pipe, under half the %s a later stall twice as long had in it when its write blocked): the path's queues were not yet full, so something on the way (the path, or this client itself) stood still: not taken as the server's stop",
+			u.Count(len(xs)), seconds(x.block.Began.Seconds()), seconds((x.block.Ended - x.block.Began).Seconds()),
+			seconds((x.stall.Until - x.stall.Since).Seconds()), seconds(x.stall.Since.Seconds()),
+			config.HumanBytes(float64(x.inPipe())), config.HumanBytes(float64(x.later)))
+		return
+	}
 	n.add(0, "%s had a write block in a gap in the acks with the path not full (the first: at %s for %s, in a %s gap from %s, %s in the pipe, under half the %s an earlier stall held with no write blocked): a stopped server cannot block writes into a path with room, so something on the way (the path, or this client itself) stood still: not taken as the server's stop",
 		u.Count(len(xs)), seconds(x.block.Began.Seconds()), seconds((x.block.Ended - x.block.Began).Seconds()),
 		seconds((x.stall.Until - x.stall.Since).Seconds()), seconds(x.stall.Since.Seconds()),

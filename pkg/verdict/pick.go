@@ -79,7 +79,8 @@ func pick(tl Timeline, resolution time.Duration) connView {
 }
 
 // mattered is the stall that mattered, with its first blocked write: the
-// first stall that made a write block with the path full (filled), else
+// first stall that made a write block with the path full (filled, and no
+// laterFuller), else
 // the longest of the others (the first of equals), with no block. A block
 // that is not the path filling is returned as the aside, with its stall,
 // for the reasons to tell.
@@ -88,12 +89,15 @@ func mattered(tl Timeline, resolution time.Duration) (st Stall, b *Block, aside 
 	var held int64 // the most an earlier stall held with no write blocked
 	for i, s := range tl.Stalls {
 		blk := blockOf(tl.Blocks, s, resolution)
+		var fuller int64
 		if blk != nil && filled(blk, s, held) {
-			return s, blk, aside
+			if fuller = laterFuller(tl, i, blk, resolution); fuller == 0 {
+				return s, blk, aside
+			}
 		}
 		if blk != nil {
 			if aside == nil {
-				aside = &unfilledBlock{stall: s, block: *blk, held: held}
+				aside = &unfilledBlock{stall: s, block: *blk, held: held, later: fuller}
 			}
 			continue
 		}
@@ -102,12 +106,15 @@ func mattered(tl Timeline, resolution time.Duration) (st Stall, b *Block, aside 
 			longest = i
 		}
 	}
-	// The first stall either blocked (and was returned) or set longest.
+	// Nothing returned: a stall had no block and set longest. (Blocks
+	// set aside for a later, fuller one end in a block that is returned,
+	// or in one set aside for held, which a stall with no block set.)
 	return tl.Stalls[longest], nil, aside
 }
 
 // unfilledBlock is a write that blocked during a stall with far less in
-// the pipe than an earlier stall held with no write blocked: the path had
+// the pipe than an earlier stall held with no write blocked, or than a
+// later, longer stall's block found (laterFuller): the path had
 // room, so it was not the path filling with bytes the server had not read
 // (a hiccup of the path or of the client, a short gap in the acks), and
 // not the verdict's stop.
@@ -115,6 +122,10 @@ type unfilledBlock struct {
 	stall Stall
 	block Block
 	held  int64 // what the earlier stall held without blocking
+	// later is what a later stall, at least twice as long, had in the
+	// pipe when its write blocked, twice this block's or more
+	// (laterFuller); 0 when the block was set aside for held.
+	later int64
 }
 
 // inPipe is what was written and not read when the write blocked.
@@ -129,6 +140,34 @@ func (x unfilledBlock) inPipe() int64 { return max(x.block.WrittenBefore-stopOf(
 // to a pass.
 func filled(b *Block, st Stall, held int64) bool {
 	return 2*(unfilledBlock{stall: st, block: *b}).inPipe() >= held
+}
+
+// laterFuller says whether the block in stall i, though the first, was a
+// short gap in the acks before the path was full: a later stall at least
+// twice as long blocked with at least twice the bytes in the pipe. On a
+// path through a busy hop or a late delay line the acks can pause for a
+// few hundred milliseconds early in a run, long enough for the client's
+// own send buffer to fill while the hop's queues are still empty; the
+// server's stop comes later and fills them (e2e TestPathProfiles'
+// wan-haproxy saw 1 MB, then 2.9 MB). Both conditions, so a server that
+// stops twice for as long, the second time into buffers that autotuning
+// has grown, still has its first stop picked.
+//
+// It returns what that later stall had in the pipe when its write
+// blocked, 0 when there is none.
+func laterFuller(tl Timeline, i int, blk *Block, resolution time.Duration) int64 {
+	s := tl.Stalls[i]
+	in := unfilledBlock{stall: s, block: *blk}.inPipe()
+	for _, later := range tl.Stalls[i+1:] {
+		lb := blockOf(tl.Blocks, later, resolution)
+		if lb == nil || later.Until-later.Since < 2*(s.Until-s.Since) {
+			continue
+		}
+		if full := (unfilledBlock{stall: later, block: *lb}).inPipe(); full >= 2*in {
+			return full
+		}
+	}
+	return 0
 }
 
 // blockOf is the first write that blocked during the stall: begun after

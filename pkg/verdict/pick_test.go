@@ -18,7 +18,8 @@ func TestPick(t *testing.T) {
 		accepted  int64
 		before    int
 		delayMsec int
-		asideAt   int // the block set aside's start, ms (0: none)
+		asideAt   int   // the block set aside's start, ms (0: none)
+		later     int64 // what the later stall that set it aside had in the pipe
 	}{
 		{
 			// No write blocked: the longest stall, the peak in the
@@ -32,6 +33,22 @@ func TestPick(t *testing.T) {
 			name: "first that blocked", tl: Timeline{Stalls: []Stall{short, long},
 				Blocks: []Block{block(ms(1200), ms(1400), 10*mb+200*kb, -1)}},
 			since: 1000, blockAt: 1200, absorbed: 200 * kb, accepted: 180 * kb, delayMsec: 200,
+		},
+		{
+			// A short gap in the acks early on blocked a write with
+			// 300 kB in the pipe; the long stall later blocked with
+			// 1 MB: the early block was the path not yet full, set
+			// aside, and the long stall's block is the view.
+			name: "early hiccup", tl: Timeline{Stalls: []Stall{short, long},
+				Blocks: []Block{block(ms(1200), ms(1400), 10*mb+300*kb, -1), block(ms(3300), ms(6900), 31*mb, 100*kb)}},
+			since: 3000, blockAt: 3300, absorbed: 1 * mb, accepted: 1*mb - 20*kb, before: 1, delayMsec: 300, asideAt: 1200, later: 1 * mb,
+		},
+		{
+			// Two stops as long, the second into grown buffers: the
+			// first is still the one that mattered.
+			name: "second stop fuller", tl: Timeline{Stalls: []Stall{stall(ms(1000), ms(4000), 10*mb, 10*mb, 300*kb), long},
+				Blocks: []Block{block(ms(1200), ms(3900), 10*mb+300*kb, -1), block(ms(3300), ms(6900), 31*mb, 100*kb)}},
+			since: 1000, blockAt: 1200, absorbed: 300 * kb, accepted: 300 * kb, delayMsec: 200,
 		},
 		{
 			// A block long before the picked stall counts as blocked
@@ -77,6 +94,9 @@ func TestPick(t *testing.T) {
 				t.Errorf("set aside %+v, want none", cv.aside.block)
 			case tt.asideAt != 0 && (cv.aside == nil || cv.aside.block.Began != ms(tt.asideAt)):
 				t.Errorf("set aside %+v, want a block at %d ms", cv.aside, tt.asideAt)
+			}
+			if cv.aside != nil {
+				eqInt(t, "aside's later stall in the pipe", cv.aside.later, tt.later)
 			}
 			if cv.delay != ms(tt.delayMsec) {
 				t.Errorf("delay %v, want %d ms", cv.delay, tt.delayMsec)
