@@ -68,7 +68,9 @@ type aggregated struct {
 
 // aggregate collects the stalled connections' views.
 func aggregate(views []connView) aggregated {
-	a := aggregated{views: len(views)}
+	n := len(views)
+	a := aggregated{views: n, stopped: make([]time.Duration, 0, n), within: make([]time.Duration, 0, n),
+		readAtStop: make([]int64, 0, n), absorbed: make([]int64, 0, n), accepted: make([]int64, 0, n)}
 	for _, cv := range views {
 		st := cv.stall
 		a.stopped = append(a.stopped, cv.stop.at)

@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -194,5 +195,47 @@ func TestBackToBackStallsCountOnce(t *testing.T) {
 	}
 	if v.WaitedStalledSeconds < blocked.Seconds()-0.1 {
 		t.Errorf("stalled %.3f s of %.3f s blocked: the write waited in the stalls nearly all its time", v.WaitedStalledSeconds, blocked.Seconds())
+	}
+}
+
+// TestVerdictGarbage: judging a run of many stalled connections again and
+// again (bp-client's live verdict for its metrics) makes little garbage
+// per connection: the timelines, their stalls and blocks, and the picked
+// views are reused, not made afresh (docs/BENCHMARKS.md, "Many slow
+// connections": 45 MB a judgment at 19,000 connections before).
+func TestVerdictGarbage(t *testing.T) {
+	const conns = 2000
+	o := New(Options{StallThreshold: 100 * time.Millisecond})
+	cs := make([]flow.ConnObserver, conns)
+	for i := range cs {
+		cs[i] = o.Open(flow.ConnInfo{Writes: true})
+	}
+	now := time.Now()
+	var written int64
+	for round := range 4 { // each connection: four stalls, ended by an ack
+		for _, c := range cs {
+			c.Wrote(1024, time.Microsecond, false)
+		}
+		written += 1024
+		o.Pass(now.Add(time.Duration(round+1) * time.Second))
+		for _, c := range cs {
+			c.Acked(written)
+		}
+	}
+	v := o.Verdict(time.Now()) // the pools filled
+	if v.Stalls < conns {
+		t.Fatalf("%d stalls, want every connection's: %+v", v.Stalls, v)
+	}
+	const runs = 10
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for range runs {
+		o.Verdict(time.Now())
+	}
+	runtime.ReadMemStats(&after)
+	per := float64(after.TotalAlloc-before.TotalAlloc) / runs / conns
+	t.Logf("%d stalls over %d connections: %.0f bytes of garbage per connection per verdict", v.Stalls, conns, per)
+	if per > 400 {
+		t.Errorf("%.0f bytes per connection per verdict, want at most 400", per)
 	}
 }

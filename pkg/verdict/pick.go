@@ -4,7 +4,7 @@ import "time"
 
 // connView is one stalled connection's answer, before aggregation.
 type connView struct {
-	stall *Stall
+	stall Stall
 	block *Block // the first block of the stall, nil if none
 	stop  stopPosition
 	// absorbed: bytes written and not read when the write blocked (or the
@@ -50,6 +50,7 @@ func slack(ackInterval time.Duration) time.Duration { return ackInterval }
 // pickAll picks each stalled connection's view, in order; the others
 // contribute only the count of their blocked writes (blocksWithoutStall).
 func pickAll(tls []Timeline, resolution time.Duration) (views []connView, blocksWithoutStall int) {
+	views = make([]connView, 0, len(tls))
 	for _, tl := range tls {
 		if len(tl.Stalls) == 0 {
 			blocksWithoutStall += len(tl.Blocks) + tl.BlocksDropped
@@ -65,7 +66,7 @@ func pickAll(tls []Timeline, resolution time.Duration) (views []connView, blocks
 // the path held then.
 func pick(tl Timeline, resolution time.Duration) connView {
 	st, b, aside := mattered(tl, resolution)
-	cv := connView{stall: &st, block: b, aside: aside, stop: stopOf(st), sendQueue: -1, kernel: tl.Kernel, absorbed: st.PeakInPipe}
+	cv := connView{stall: st, block: b, aside: aside, stop: stopOf(st), sendQueue: -1, kernel: tl.Kernel, absorbed: st.PeakInPipe}
 	cv.blockedBefore = blockedBefore(tl.Blocks, cv.stop.at, resolution)
 	if b == nil {
 		cv.accepted = max(cv.stop.read+st.PeakInPipe-cv.stop.written, 0)
