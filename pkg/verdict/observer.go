@@ -518,13 +518,15 @@ func (o *Observer) timelinesInto(a *timelineArena, now time.Time) []Timeline {
 // and blocks in two shared slices: bp-client judges the run every second
 // for its metrics (every connections/2000 s beyond 2,000), and at 19,000
 // connections a fresh slice of timelines was 3.4 MB of garbage each time,
-// their stalls copied one connection at a time another 18 MB. Compute
+// their stalls copied one connection at a time another 18 MB, and the
+// stalled connections' views (compute's) 8 MB. Compute
 // keeps nothing of the timelines (what the Verdict holds of one, its
 // path, is the timeline's own copy), so all of it can be used again.
 type timelineArena struct {
 	tls    []Timeline
 	stalls []Stall
 	blocks []Block
+	views  []connView // compute's, of the stalled connections
 }
 
 var timelineArenas sync.Pool
@@ -540,9 +542,10 @@ func (o *Observer) Verdict(now time.Time) Verdict {
 		a = new(timelineArena)
 	}
 	tls := o.timelinesInto(a, now)
-	v := Compute(tls, p)
+	v, views := compute(tls, p, a.views)
 	clear(tls) // no path or address held between uses
-	a.tls, a.stalls, a.blocks = tls[:0], a.stalls[:0], a.blocks[:0]
+	clear(views)
+	a.tls, a.stalls, a.blocks, a.views = tls[:0], a.stalls[:0], a.blocks[:0], views[:0]
 	timelineArenas.Put(a)
 	return v
 }

@@ -1,6 +1,9 @@
 package verdict
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // connView is one stalled connection's answer, before aggregation.
 type connView struct {
@@ -47,10 +50,11 @@ func stopOf(st Stall) stopPosition {
 // count as caused by it: the stop is known only to within an ack interval.
 func slack(ackInterval time.Duration) time.Duration { return ackInterval }
 
-// pickAll picks each stalled connection's view, in order; the others
-// contribute only the count of their blocked writes (blocksWithoutStall).
-func pickAll(tls []Timeline, resolution time.Duration) (views []connView, blocksWithoutStall int) {
-	views = make([]connView, 0, len(tls))
+// pickAll appends each stalled connection's view to views, in order; the
+// others contribute only the count of their blocked writes
+// (blocksWithoutStall).
+func pickAll(tls []Timeline, resolution time.Duration, views []connView) (_ []connView, blocksWithoutStall int) {
+	views = slices.Grow(views, len(tls))
 	for _, tl := range tls {
 		if len(tl.Stalls) == 0 {
 			blocksWithoutStall += len(tl.Blocks) + tl.BlocksDropped
