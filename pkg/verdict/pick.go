@@ -178,8 +178,14 @@ func laterFuller(tl Timeline, i int, blk *Block, resolution time.Duration) int64
 // blockOf is the first write that blocked during the stall: begun after
 // it started (within one ack interval before: the stop is known no
 // better), or begun before and still blocked well after it started.
+// A block that ended while the stall went on, with the pipe then taking
+// twice as much or more (its peak), is passed over for the next: the
+// server read nothing, so the write returned because the path had room
+// after all (a late hop or delay line let the client's own send buffer
+// fill for a moment). When every block is such, the first is the one.
 func blockOf(blocks []Block, st Stall, resolution time.Duration) *Block {
 	since := stopOf(st).at
+	var first *Block
 	for i := range blocks {
 		b := blocks[i]
 		if b.Began > st.Until {
@@ -189,10 +195,22 @@ func blockOf(blocks []Block, st Stall, resolution time.Duration) *Block {
 			if b.Ended < since {
 				continue
 			}
-			return &b
+			if !passedOver(b, st, resolution) {
+				return &b
+			}
+			if first == nil {
+				first = &b
+			}
 		}
 	}
-	return nil
+	return first
+}
+
+// passedOver says whether a block in st ended well before the stall did
+// and the pipe later held at least twice what it held then.
+func passedOver(b Block, st Stall, resolution time.Duration) bool {
+	in := max(b.WrittenBefore-stopOf(st).read, 0)
+	return !b.Ongoing && b.Ended < st.Until-slack(resolution) && st.PeakInPipe >= 2*in
 }
 
 // blockedBefore counts the blocks that ended before the stop (less the

@@ -51,6 +51,21 @@ func TestPick(t *testing.T) {
 			since: 1000, blockAt: 1200, absorbed: 300 * kb, accepted: 300 * kb, delayMsec: 200,
 		},
 		{
+			// A write blocked for 200 ms early in the long stall with
+			// 500 kB in the pipe and returned while the server still
+			// read nothing; the pipe then took 2 MB: that block had
+			// room after it, so the next, at 2 MB, is the one.
+			name: "block with room after", tl: Timeline{Stalls: []Stall{long},
+				Blocks: []Block{block(ms(3200), ms(3400), 30*mb+500*kb, -1), block(ms(3600), ms(6900), 32*mb, 100*kb)}},
+			since: 3000, blockAt: 3600, absorbed: 2 * mb, accepted: 2*mb - 20*kb, delayMsec: 600,
+		},
+		{
+			// The same with no later block: the one there is.
+			name: "only a block with room after", tl: Timeline{Stalls: []Stall{long},
+				Blocks: []Block{block(ms(3200), ms(3400), 30*mb+500*kb, -1)}},
+			since: 3000, blockAt: 3200, absorbed: 500 * kb, accepted: 500*kb - 20*kb, delayMsec: 200,
+		},
+		{
 			// A block long before the picked stall counts as blocked
 			// before the server stopped.
 			name: "blocked before", tl: Timeline{Stalls: []Stall{long, later},
