@@ -53,6 +53,10 @@ type Observer struct {
 
 	mu    sync.Mutex
 	conns []*conn
+	// arena is Verdict's between judgments (nil while one is judging):
+	// kept here, not in a sync.Pool, which empties at collections and,
+	// under the race detector, drops what it is given at random.
+	arena *timelineArena
 	// streamSockets are the sockets under the writing connections that
 	// are streams of multiplexed ones (HTTP/2, gRPC), each with its open
 	// writing streams: how many connections the streams are on ("over 8
@@ -529,15 +533,14 @@ type timelineArena struct {
 	views  []connView // compute's, of the stalled connections
 }
 
-var timelineArenas sync.Pool
-
 // Verdict judges the run as it stands now (at its end, for the report).
 func (o *Observer) Verdict(now time.Time) Verdict {
 	p := Params{End: o.since(now), StallThreshold: o.opts.StallThreshold, KernelReason: o.opts.KernelReason}
 	o.mu.Lock()
 	p.StreamConnections = len(o.streamSockets)
+	a := o.arena
+	o.arena = nil
 	o.mu.Unlock()
-	a, _ := timelineArenas.Get().(*timelineArena)
 	if a == nil {
 		a = new(timelineArena)
 	}
@@ -546,7 +549,9 @@ func (o *Observer) Verdict(now time.Time) Verdict {
 	clear(tls) // no path or address held between uses
 	clear(views)
 	a.tls, a.stalls, a.blocks, a.views = tls[:0], a.stalls[:0], a.blocks[:0], views[:0]
-	timelineArenas.Put(a)
+	o.mu.Lock()
+	o.arena = a
+	o.mu.Unlock()
 	return v
 }
 
