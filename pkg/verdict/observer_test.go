@@ -213,7 +213,7 @@ func TestVerdictGarbage(t *testing.T) {
 	}
 	now := time.Now()
 	var written int64
-	for round := range 4 { // each connection: four stalls, ended by an ack
+	for round := range 4 { // four gaps in the acks (back to back ones count once: two stalls each)
 		for _, c := range cs {
 			c.Wrote(1024, time.Microsecond, false)
 		}
@@ -223,7 +223,8 @@ func TestVerdictGarbage(t *testing.T) {
 			c.Acked(written)
 		}
 	}
-	v := o.Verdict(time.Now()) // the pools filled
+	at := now.Add(5 * time.Second)
+	v := o.Verdict(at) // the arena filled
 	if v.Stalls < conns {
 		t.Fatalf("%d stalls, want every connection's: %+v", v.Stalls, v)
 	}
@@ -231,9 +232,16 @@ func TestVerdictGarbage(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for range runs {
-		o.Verdict(time.Now())
+		o.Verdict(at)
 	}
 	runtime.ReadMemStats(&after)
+	// What the reuse must not change: the verdict judged from fresh
+	// timelines, with nothing reused.
+	again, fresh := o.Verdict(at), Compute(o.Timelines(at), Params{End: o.since(at), StallThreshold: o.opts.StallThreshold})
+	if again.Summary != fresh.Summary || again.Stalls != fresh.Stalls || *again.AbsorbedBytes != *fresh.AbsorbedBytes || again.StalledConnections != conns {
+		t.Errorf("reused: %d stalled, %d stalls, %d absorbed, %q; fresh: %d, %d, %d, %q", again.StalledConnections, again.Stalls, *again.AbsorbedBytes, again.Summary,
+			fresh.StalledConnections, fresh.Stalls, *fresh.AbsorbedBytes, fresh.Summary)
+	}
 	per := float64(after.TotalAlloc-before.TotalAlloc) / runs / conns
 	t.Logf("%d stalls over %d connections: %.0f bytes of garbage per connection per verdict", v.Stalls, conns, per)
 	if per > 250 {

@@ -242,7 +242,7 @@ func TestCompute(t *testing.T) {
 			// the pipe; the server's 3 s pause later blocked it with
 			// 2.9 MB (the byte map's sum). The pause is the stop; the
 			// early block is told, set aside (before the fix: absorbed
-			// 983,040 bytes).
+			// 960 kB, as CI's run had 983,040 bytes).
 			name: "early hiccup, then the pause", params: params, outcome: OutcomeBlocked, conf: High,
 			tls: []Timeline{{Written: 12 * mb, Acks: 200, AckInterval: ms(12), Kernel: true,
 				Stalls: []Stall{stall(ms(300), ms(600), 200*kb, 300*kb, 960*kb), stall(ms(1000), ms(4000), 3*mb, 3*mb+20*kb, 2900*kb)},
