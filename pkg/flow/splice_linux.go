@@ -75,9 +75,12 @@ func NewSplice(src, dst Conn, size int) *Splice {
 }
 
 // Ready reports whether the source's next byte is in its socket: bytes
-// that came in with the hello wait in user space, and a caller reads
-// them through RawReader first.
-func (sp *Splice) Ready() bool { return sp.src.pre == nil || sp.src.pre.Len() == 0 }
+// that came in with the hello, or that a read after a wait took ahead of
+// the frame it was for, wait in user space, and a caller reads them
+// through RawReader first.
+func (sp *Splice) Ready() bool {
+	return (sp.src.pre == nil || sp.src.pre.Len() == 0) && len(sp.src.ahead) == 0
+}
 
 // Size is the pipe's capacity in bytes.
 func (sp *Splice) Size() int { return sp.size }

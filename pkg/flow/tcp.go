@@ -32,6 +32,13 @@ type tcpConn struct {
 	// (4 KiB of heap per connection, with 19,000 of them open) is taken
 	// only by a connection that receives a larger one.
 	ctlSmall [256]byte
+	// ahead is stream bytes read but not yet taken: what a read after a
+	// wait brought past the frame it was for (readHeader), in ctlSmall or,
+	// rarely, a copy. Every read takes them first.
+	ahead []byte
+	// lastData is the last data frame's size: how much of a slow peer's
+	// next frame a read after a wait takes with its header.
+	lastData int
 	wmu      sync.Mutex
 	whdr     [frameHeader]byte
 	bufs     net.Buffers
@@ -85,7 +92,7 @@ func (c *tcpConn) Read(p []byte) (int, Control, error) {
 		return n, Control{}, err
 	}
 	for c.remain == 0 {
-		h, err := c.readHeader()
+		h, n, err := c.readHeader(p)
 		if err != nil {
 			return 0, Control{}, err
 		}
@@ -93,7 +100,10 @@ func (c *tcpConn) Read(p []byte) (int, Control, error) {
 			ctl, err := c.readControl(h.size)
 			return 0, ctl, err
 		}
-		c.remain = h.size
+		c.lastData, c.remain = h.size, h.size-n
+		if n > 0 {
+			return n, Control{}, nil // the payload came with its header
+		}
 	}
 	if len(p) > c.remain {
 		p = p[:c.remain]
@@ -107,10 +117,27 @@ func (c *tcpConn) Read(p []byte) (int, Control, error) {
 }
 
 // readHeader completes the next frame header (some of it may have come
-// with the last payload) and decodes it.
-func (c *tcpConn) readHeader() (frameHead, error) {
-	if c.hdrN < frameHeader {
-		m, err := io.ReadFull((*tcpFrameReader)(c), c.hdr[c.hdrN:])
+// with the last payload, or wait in ahead) and decodes it.
+//
+// When the socket is empty, the read after the wait also takes what
+// follows the header (readAfterWait), into p up to the last data frame's
+// size or into ctlSmall (see spec): n is the bytes of a data frame's
+// payload it put in p, and anything else it took waits in ahead. A slow
+// connection's frame then costs one read, not two: bp-server's reads of
+// 19,000 connections writing 1 KiB a second each, and bp-client's of their
+// acks, fell from three system calls a frame to two (docs/BENCHMARKS.md).
+func (c *tcpConn) readHeader(p []byte) (h frameHead, n int, err error) {
+	for c.hdrN < frameHeader {
+		var m int
+		if c.vec == nil || len(c.ahead) > 0 || (c.pre != nil && c.pre.Len() > 0) {
+			m, err = (*tcpFrameReader)(c).Read(c.hdr[c.hdrN:])
+		} else {
+			spec, inP := c.spec(p)
+			m, err = c.vec.readAfterWait(c.hdr[c.hdrN:], spec)
+			if past := m - (frameHeader - c.hdrN); past > 0 {
+				return c.tookPast(spec[:past], inP)
+			}
+		}
 		c.hdrN += m
 		if err == io.EOF && c.hdrN > 0 {
 			err = io.ErrUnexpectedEOF
@@ -119,12 +146,71 @@ func (c *tcpConn) readHeader() (frameHead, error) {
 			err = fmt.Errorf("read frame header: %w", err)
 		}
 		if err != nil {
-			return frameHead{}, err
+			return frameHead{}, 0, err
 		}
 	}
 	c.hdrN = 0
+	h, err = c.decodeHeader()
+	return h, 0, err
+}
+
+// spec is where a read after a wait puts what follows the header: p, up to
+// the last data frame's size (a writer's frames are mostly of one size, so
+// the read ends where the frame does), or ctlSmall, which holds an ack or
+// a fin whole, before any data frame larger than it.
+func (c *tcpConn) spec(p []byte) (spec []byte, inP bool) {
+	if c.lastData > len(c.ctlSmall) && len(p) > len(c.ctlSmall) {
+		return p[:min(len(p), c.lastData)], true
+	}
+	return c.ctlSmall[:], false
+}
+
+// tookPast decodes the header a read after a wait completed, with past,
+// the bytes that came after it (in p when inP, else in ctlSmall): a data
+// frame's payload in p is returned as read (n); the rest, a control
+// frame's body or the next frames, waits in ahead.
+func (c *tcpConn) tookPast(past []byte, inP bool) (frameHead, int, error) {
+	c.hdrN = 0
+	n := 0
+	var h frameHead
+	var err error
+	if !isRefusal(&c.hdr) {
+		if h, err = parseFrameHeader(&c.hdr); err != nil {
+			return frameHead{}, 0, err
+		}
+		if !h.control && inP {
+			n = min(len(past), h.size)
+		}
+	}
+	c.keepAhead(past[n:], inP)
 	if isRefusal(&c.hdr) {
-		return frameHead{}, readRefusal(c.r)
+		return frameHead{}, 0, readRefusal((*tcpFrameReader)(c))
+	}
+	return h, n, nil
+}
+
+// keepAhead makes b the bytes ahead (there are none before): where they
+// are when they are in ctlSmall, else copied there, or, over its size, to a
+// buffer of their own, which goes when they have been read. That is rare:
+// a frame shorter than the last data frame, with more behind it in one
+// read after a wait.
+func (c *tcpConn) keepAhead(b []byte, inP bool) {
+	switch {
+	case len(b) == 0:
+		c.ahead = nil
+	case !inP:
+		c.ahead = b
+	case len(b) <= len(c.ctlSmall):
+		c.ahead = c.ctlSmall[:copy(c.ctlSmall[:], b)]
+	default:
+		c.ahead = bytes.Clone(b)
+	}
+}
+
+// decodeHeader decodes c.hdr, or reads the refusal it starts.
+func (c *tcpConn) decodeHeader() (frameHead, error) {
+	if isRefusal(&c.hdr) {
+		return frameHead{}, readRefusal((*tcpFrameReader)(c))
 	}
 	return parseFrameHeader(&c.hdr)
 }
@@ -135,8 +221,8 @@ func (c *tcpConn) readHeader() (frameHead, error) {
 // larger than the read size costs one system call per frame instead of
 // two (see vecReader).
 func (c *tcpConn) readPayload(p []byte) (int, error) {
-	if c.vec == nil || len(p) == 0 || (c.pre != nil && c.pre.Len() > 0) {
-		return c.r.Read(p)
+	if len(c.ahead) > 0 || c.vec == nil || len(p) == 0 || (c.pre != nil && c.pre.Len() > 0) {
+		return (*tcpFrameReader)(c).Read(p)
 	}
 	var next []byte
 	if len(p) == c.remain {
@@ -150,13 +236,20 @@ func (c *tcpConn) readPayload(p []byte) (int, error) {
 }
 
 // tcpFrameReader reads a framed connection's headers and control frames,
-// and is its RawReader: with the connection's readv once the bytes that
-// came with the hello are read (no runtime system call around it: see
-// rawCall), else from c.r.
+// and is its RawReader: the bytes ahead first, then with the connection's
+// readv once the bytes that came with the hello are read (no runtime
+// system call around it: see rawCall), else from c.r.
 type tcpFrameReader tcpConn
 
 func (r *tcpFrameReader) Read(p []byte) (int, error) {
 	c := (*tcpConn)(r)
+	if len(c.ahead) > 0 {
+		n := copy(p, c.ahead) // within ctlSmall, into its start: copy moves them down
+		if c.ahead = c.ahead[n:]; len(c.ahead) == 0 {
+			c.ahead = nil
+		}
+		return n, nil
+	}
 	if c.vec == nil || len(p) == 0 || (c.pre != nil && c.pre.Len() > 0) {
 		return c.r.Read(p)
 	}

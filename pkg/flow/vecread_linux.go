@@ -30,6 +30,7 @@ type vecReader struct {
 	n     int
 	errno syscall.Errno
 	fn    func(fd uintptr) bool
+	spec  []byte // readAfterWait's second buffer, armed once the socket was empty
 }
 
 // newVecReader returns nil when nc is not a plain TCP socket (TLS, a test
@@ -73,6 +74,13 @@ func (v *vecReader) readv(fd uintptr) bool {
 		n, _, e := unix.RawSyscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&v.iov[0])), v.niov)
 		return n, e
 	})
+	if !done && v.spec != nil {
+		// The socket was empty: what ends the wait is a new frame,
+		// most likely whole, so the call after it reads past a too.
+		v.iov[1].Base = &v.spec[0]
+		v.iov[1].SetLen(len(v.spec))
+		v.niov, v.spec = 2, nil
+	}
 	v.n, v.errno = n, e
 	return done
 }
@@ -91,6 +99,18 @@ func (v *vecReader) read(a, b []byte) (int, error) {
 	err := v.rc.Read(v.fn)
 	v.iov = [2]unix.Iovec{} // hold no buffer past the call
 	return rawResult("read", "readv", v.local, v.peer, v.n, v.errno, err)
+}
+
+// readAfterWait reads into a as read(a, nil) does, unless the socket has
+// nothing yet: then the read after the wait fills a, then spec (which must
+// not be empty). A slow peer's frame arrives alone, whole, into an empty
+// socket, where a header read and a body read took two system calls for it
+// (and a third found the socket empty again); see tcpConn.readHeader.
+func (v *vecReader) readAfterWait(a, spec []byte) (int, error) {
+	v.spec = spec
+	n, err := v.read(a, nil)
+	v.spec = nil
+	return n, err
 }
 
 // rawCall runs one system call for a RawConn callback, again on EINTR;

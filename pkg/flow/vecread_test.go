@@ -2,8 +2,10 @@ package flow_test
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"reflect"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -86,4 +88,115 @@ func TestTCPFramesInPieces(t *testing.T) {
 			t.Errorf("cut %d: ended with %v (%s), reference %s", cut, end, k, want.end)
 		}
 	}
+}
+
+// TestTCPReadAfterWait: a read that found the socket empty takes what
+// follows the header in the same readv once bytes arrive (tcpConn.spec), so
+// frames written one at a time into an empty socket, of the last data
+// frame's size or not, with control frames before, between and after them,
+// read as the reference decoder reads them, at any read size.
+func TestTCPReadAfterWait(t *testing.T) {
+	ack := frame('C', []byte(`{"type":"ack","bytes":1024}`))
+	kib := frame('D', bytes.Repeat([]byte{'k'}, 1024))
+	cat := func(fs ...[]byte) []byte { return bytes.Join(fs, nil) }
+	bursts := [][]byte{
+		kib, kib, ack, kib, // alone: each read after a wait ends where the frame does
+		cat(kib, ack), // a frame, then a control frame behind it
+		cat(ack, kib), // a control frame first: the data frame waits ahead (over 256 bytes)
+		cat(frame('D', bytes.Repeat([]byte{'s'}, 300)), kib), // shorter than the last: the rest waits ahead
+		cat(frame('D', []byte("tiny")), ack),                 // what waits ahead fits the control buffer
+		frame('D', bytes.Repeat([]byte{'b'}, 5000)),          // longer than the read
+		kib, kib, frame('D', nil), kib,
+		frame('C', []byte(`{"type":"fin","bytes":0}`)),
+	}
+	for _, readSize := range []int{1, 64, 300, 1024, 4096} {
+		raw, payload, controls, end := readBursts(t, bursts, readSize)
+		want := referenceDecode(raw)
+		if !bytes.Equal(payload, want.payload) {
+			t.Errorf("read size %d: %d payload bytes, reference %d", readSize, len(payload), len(want.payload))
+		}
+		if !reflect.DeepEqual(controls, want.controls) {
+			t.Errorf("read size %d: controls %+v, reference %+v", readSize, controls, want.controls)
+		}
+		if k := endKind(end); k != want.end {
+			t.Errorf("read size %d: ended with %v (%s), reference %s", readSize, end, k, want.end)
+		}
+	}
+	// A refusal after a wait: its line is read through what came with it.
+	_, _, _, end := readBursts(t, [][]byte{kib, kib, []byte(flow.TCPHelloPrefix + "refused: too many\n")}, 4096)
+	var refused flow.RefusedError
+	if !errors.As(end, &refused) || refused.Reason != "too many" {
+		t.Errorf("refusal after a wait: ended with %v, want RefusedError %q", end, "too many")
+	}
+}
+
+// readBursts writes the hello, then each burst in one write once the
+// reader has read everything before it and waits in an empty socket, and
+// reads the stream with Read(readSize) to its end.
+func readBursts(t *testing.T, bursts [][]byte, readSize int) (raw, payload []byte, controls []flow.Control, end error) {
+	t.Helper()
+	server, client := loopbackPair(t)
+	hello := []byte("BP/1 {\"type\":\"hello\",\"version\":1}\n")
+	if _, err := client.Write(hello); err != nil {
+		t.Fatal(err)
+	}
+	_, c, err := flow.AcceptTCP(server, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var read atomic.Int64 // payload bytes and control frames read, as the reference counts them
+	go func() {
+		sent := append([]byte{}, hello...)
+		for _, b := range bursts {
+			want := referenceDecode(sent)
+			for deadline := time.Now().Add(5 * time.Second); read.Load() < int64(len(want.payload)+len(want.controls)) && time.Now().Before(deadline); {
+				time.Sleep(100 * time.Microsecond)
+			}
+			time.Sleep(2 * time.Millisecond) // the reader is back in its read, waiting
+			if _, err := client.Write(b); err != nil {
+				return
+			}
+			sent = append(sent, b...)
+		}
+		client.(*net.TCPConn).CloseWrite()
+	}()
+	buf := make([]byte, readSize)
+	for end == nil {
+		var n int
+		var ctl flow.Control
+		n, ctl, end = c.Read(buf)
+		payload = append(payload, buf[:n]...)
+		if ctl.Type != "" {
+			controls = append(controls, ctl)
+		}
+		read.Store(int64(len(payload) + len(controls)))
+	}
+	raw = append([]byte{}, hello...)
+	for _, b := range bursts {
+		raw = append(raw, b...)
+	}
+	return raw, payload, controls, end
+}
+
+// loopbackPair is a connected pair of loopback TCP sockets, closed at the
+// test's end.
+func loopbackPair(t *testing.T) (server, client net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err = net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err = ln.Accept()
+	if err != nil {
+		client.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { client.Close(); server.Close() })
+	return server, client
 }

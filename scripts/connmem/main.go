@@ -3,10 +3,11 @@
 // connections with one bp-client that writes one 1 KiB message a second on
 // each, and, once all are open, reads both processes' /metrics a few times:
 // resident memory, Go heap in use, goroutine stacks in use, goroutines,
-// and how long each scrape took. It prints the server's growth over the
-// idle server divided by N and the client's whole RSS divided by N (an
-// upper bound: it includes the client's base of about 10 MB), medians of
-// the samples. Then it ends the client with SIGTERM and the server once
+// how long each scrape took and the CPU each process used between the
+// first and the last (process_cpu_seconds_total, in cores). It prints the
+// server's growth over the idle server divided by N and the client's whole
+// RSS divided by N (an upper bound: it includes the client's base of about
+// 10 MB), medians of the samples. Then it ends the client with SIGTERM and the server once
 // every connection is closed, and says how long each took to exit, how
 // many connections failed and how many errors the server counted: the
 // 100,000-connection target of issue 16.
@@ -103,6 +104,7 @@ var figures = []struct{ name, metric string }{
 type result struct {
 	server, client   []float64 // per connection, as figures
 	scrapeS, scrapeC time.Duration
+	cpuS, cpuC       float64       // cores busy between the first and the last sample
 	opened           time.Duration // until every connection was open
 	termC, termS     time.Duration // SIGTERM to exit
 	exitC, exitS     string
@@ -128,7 +130,7 @@ func run(o opts, protocols []string) error {
 	}
 	fmt.Printf("%d slow connections (--rate 1 --payload-size 1KiB, --source-addrs %q), medians of %d samples taken from %s after all were open\n", o.conns, o.source, o.samples, o.settle)
 	fmt.Printf("server: growth over the idle server per connection; client: whole RSS per connection\n\n")
-	fmt.Printf("%-10s %-7s %9s %9s %10s %11s %10s\n", "protocol", "side", "RSS KiB", "heap KiB", "stacks KiB", "goroutines", "scrape ms")
+	fmt.Printf("%-10s %-7s %9s %9s %10s %11s %10s %9s\n", "protocol", "side", "RSS KiB", "heap KiB", "stacks KiB", "goroutines", "scrape ms", "CPU cores")
 	for _, proto := range protocols {
 		res, err := measure(dir, o, proto)
 		if err != nil {
@@ -138,8 +140,9 @@ func run(o opts, protocols []string) error {
 			name string
 			v    []float64
 			d    time.Duration
-		}{{"server", res.server, res.scrapeS}, {"client", res.client, res.scrapeC}} {
-			fmt.Printf("%-10s %-7s %9.1f %9.1f %10.1f %11.2f %10.1f\n", proto, side.name, side.v[0]/1024, side.v[1]/1024, side.v[2]/1024, side.v[3], float64(side.d.Microseconds())/1000)
+			cpu  float64
+		}{{"server", res.server, res.scrapeS, res.cpuS}, {"client", res.client, res.scrapeC, res.cpuC}} {
+			fmt.Printf("%-10s %-7s %9.1f %9.1f %10.1f %11.2f %10.1f %9.3f\n", proto, side.name, side.v[0]/1024, side.v[1]/1024, side.v[2]/1024, side.v[3], float64(side.d.Microseconds())/1000, side.cpu)
 		}
 		fmt.Printf("%-10s all open after %s; client: exit %s after its end (SIGTERM or --duration) (%s), %d failed connections%s; server: %v errors, SIGTERM to exit %s (%s)\n",
 			proto, res.opened.Round(time.Millisecond), res.termC.Round(time.Millisecond), res.exitC, res.failed, errNote(res.clientErr), res.serverErrs, res.termS.Round(time.Millisecond), res.exitS)
@@ -259,7 +262,13 @@ func sample(res *result, o opts, proto string, base map[string]float64, server, 
 	open := `bp_connections{protocol="` + proto + `"}`
 	srvPer, cliPer := make([][]float64, len(figures)), make([][]float64, len(figures))
 	var took [2][]time.Duration
-	for range o.samples {
+	const cpu = "process_cpu_seconds_total"
+	var first, last struct {
+		at     time.Time
+		server float64
+		client float64
+	}
+	for i := range o.samples {
 		m, d, err := scrape(server)
 		if err != nil {
 			return err
@@ -272,6 +281,10 @@ func sample(res *result, o opts, proto string, base map[string]float64, server, 
 			return fmt.Errorf("client: %w", err)
 		}
 		took[0], took[1] = append(took[0], d), append(took[1], dc)
+		last.at, last.server, last.client = time.Now(), m[cpu], c[cpu]
+		if i == 0 {
+			first = last
+		}
 		for i, f := range figures {
 			srvPer[i] = append(srvPer[i], (m[f.metric]-base[f.metric])/float64(o.conns))
 			cliPer[i] = append(cliPer[i], c[f.metric]/float64(o.conns))
@@ -279,6 +292,9 @@ func sample(res *result, o opts, proto string, base map[string]float64, server, 
 		time.Sleep(time.Second)
 	}
 	res.server, res.client = medians(srvPer), medians(cliPer)
+	if secs := last.at.Sub(first.at).Seconds(); secs > 0 {
+		res.cpuS, res.cpuC = (last.server-first.server)/secs, (last.client-first.client)/secs
+	}
 	slices.Sort(took[0])
 	slices.Sort(took[1])
 	res.scrapeS, res.scrapeC = took[0][len(took[0])/2], took[1][len(took[1])/2]
