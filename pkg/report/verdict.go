@@ -12,12 +12,13 @@ import (
 // must be one of the run's observers); nil leaves the verdict out.
 func (r *Recorder) SetVerdict(v *verdict.Observer) { r.verdict = v }
 
-// liveVerdict is the verdict's live words, "" without a verdict.
-func (r *Recorder) liveVerdict() string {
+// liveVerdict is the verdict's live words and its count of stalled
+// connections: "" and -1 without a verdict.
+func (r *Recorder) liveVerdict() (string, int) {
 	if r.verdict == nil {
-		return ""
+		return "", -1
 	}
-	return r.verdict.Live(time.Now())
+	return r.verdict.LiveStalled(time.Now())
 }
 
 // verdictNow judges the run as it stands (at its end, for the summary).
@@ -94,13 +95,4 @@ func (s Summary) writeBlockedText(row func(k, format string, a ...any)) {
 		text += fmt.Sprintf(": %.2f s waiting on a flowing path (throughput), %.2f s stalled (no progress)", s.BlockedSeconds-stalled, stalled)
 	}
 	row("blocked", "%s", text)
-}
-
-// stalledNow is the verdict's count of stalled connections, -1 without a
-// verdict.
-func (r *Recorder) stalledNow() int {
-	if r.verdict == nil {
-		return -1
-	}
-	return r.verdict.StalledNow()
 }

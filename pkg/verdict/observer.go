@@ -561,6 +561,13 @@ func (o *Observer) Verdict(now time.Time) Verdict {
 // after 1.0 MB absorbed", "server resumed 0.5 s ago after a 4.0 s stall".
 // It describes the last pass, so it lags by at most one interval.
 func (o *Observer) Live(now time.Time) string {
+	text, _ := o.LiveStalled(now)
+	return text
+}
+
+// LiveStalled is Live's words and StalledNow's count from one walk over the
+// connections: the live display wants both ten times a second.
+func (o *Observer) LiveStalled(now time.Time) (text string, stalledNow int) {
 	at := o.since(now)
 	var open, stalled, blocked int
 	var since, blockedSince, lastResume, lastStallLen time.Duration = -1, -1, -1, 0
@@ -608,7 +615,7 @@ func (o *Observer) Live(now time.Time) string {
 		c.mu.Unlock()
 	}
 	if open == 0 && stalled == 0 {
-		return ""
+		return "", 0
 	}
 	of := ""
 	if open > 1 {
@@ -617,12 +624,12 @@ func (o *Observer) Live(now time.Time) string {
 	switch {
 	case stalled > 0 && blocked == 0:
 		return fmt.Sprintf("server stalled %s ago%s, writes not blocked yet, %s absorbed",
-			seconds((at - since).Seconds()), of, config.HumanBytes(float64(absorbed)))
+			seconds((at - since).Seconds()), of, config.HumanBytes(float64(absorbed))), stalled
 	case stalled > 0:
 		return fmt.Sprintf("server stalled %s ago%s, writes blocked %s ago after %s absorbed",
-			seconds((at - since).Seconds()), of, seconds((at - blockedSince).Seconds()), config.HumanBytes(float64(absorbedAtBlock)))
+			seconds((at - since).Seconds()), of, seconds((at - blockedSince).Seconds()), config.HumanBytes(float64(absorbedAtBlock))), stalled
 	case lastResume >= 0:
-		return fmt.Sprintf("server resumed %s ago after a %s stall", seconds((at - lastResume).Seconds()), seconds(lastStallLen.Seconds()))
+		return fmt.Sprintf("server resumed %s ago after a %s stall", seconds((at - lastResume).Seconds()), seconds(lastStallLen.Seconds())), stalled
 	}
-	return "server reading"
+	return "server reading", stalled
 }

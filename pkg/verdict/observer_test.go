@@ -52,6 +52,9 @@ func TestObserverStallBlockResume(t *testing.T) {
 	if live := o.Live(time.Now()); !strings.Contains(live, "server stalled") || !strings.Contains(live, "writes not blocked yet") {
 		t.Errorf("Live during the stall, before a write blocked = %q", live)
 	}
+	if live, stalled := o.LiveStalled(time.Now()); stalled != 1 || stalled != o.StalledNow() || live != o.Live(time.Now()) {
+		t.Errorf("LiveStalled during the stall = %q, %d; StalledNow %d", live, stalled, o.StalledNow())
+	}
 	// Then a write blocks, until the server reads again.
 	blocked := 300 * time.Millisecond
 	time.Sleep(blocked)
@@ -60,6 +63,9 @@ func TestObserverStallBlockResume(t *testing.T) {
 	o.Pass(time.Now())
 	if live := o.Live(time.Now()); !strings.HasPrefix(live, "server resumed") {
 		t.Errorf("Live after the stall = %q", live)
+	}
+	if _, stalled := o.LiveStalled(time.Now()); stalled != 0 {
+		t.Errorf("LiveStalled after the stall: %d stalled, want 0", stalled)
 	}
 	v := o.Verdict(time.Now())
 	t.Logf("%s (%s): %s %q", v.Outcome, v.Confidence, v.Summary, v.Reasons)
