@@ -229,3 +229,27 @@ func TestServerPauseBlocksClient(t *testing.T) {
 		})
 	}
 }
+
+// TestRateRunLastsItsDuration: a paced run lasts its --duration, not until
+// its last write: at --rate 2 with --duration 3s the client writes at 0,
+// 0.5, ... 2.5 s and then waits out the rest (it ended at 2.5 s before, its
+// report saying so), and the server reads every byte it wrote.
+func TestRateRunLastsItsDuration(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	began := time.Now()
+	sum, code, stderr := runClient(t, "--target", srv.TCPURL(), "--rate", "2", "--payload-size", "1KiB", "--duration", "3s")
+	took := time.Since(began)
+	if code != 0 || !sum.Completed {
+		t.Fatalf("client exit %d, report %+v; stderr:\n%s", code, sum, stderr)
+	}
+	if sum.DurationSeconds < 3 || sum.DurationSeconds > 3.5 || took < 3*time.Second {
+		t.Errorf("report duration_seconds = %.3f, process %s: want 3 s to 3.5 s for --duration 3s", sum.DurationSeconds, took)
+	}
+	if sum.BytesWritten < 6<<10 || sum.BytesWritten > 7<<10 {
+		t.Errorf("report bytes_written = %d, want 6 or 7 writes of 1 KiB at 2 a second for 3 s", sum.BytesWritten)
+	}
+	if got := scrape(t, srv.MetricsURL()).Value(t, "bp_bytes_read_total", "protocol", "tcp"); int64(got) != sum.BytesWritten {
+		t.Errorf("server bp_bytes_read_total = %.0f, client wrote %d", got, sum.BytesWritten)
+	}
+}

@@ -20,8 +20,8 @@ type rateWait struct {
 	timer *time.Timer
 }
 
-// errRateDeadline: the next write's turn comes after the context's
-// deadline (the run's end), as Limiter.Wait reports it.
+// errRateDeadline: the next write's turn came after the context's
+// deadline (the run's end), which wait waited for.
 var errRateDeadline = errors.New("rate: wait would exceed the context's deadline")
 
 func newRateWait(perSecond float64) *rateWait {
@@ -30,8 +30,9 @@ func newRateWait(perSecond float64) *rateWait {
 	return &rateWait{lim: rate.NewLimiter(rate.Limit(perSecond), 1), timer: t}
 }
 
-// wait blocks until the next write's turn, or returns an error at once
-// when that turn comes after ctx's deadline, or when ctx ends first. It
+// wait blocks until the next write's turn; when that turn comes after
+// ctx's deadline it waits until the deadline and returns errRateDeadline,
+// and when ctx ends first it returns ctx's error. It
 // asks the limiter for tokens, not reservations (ReserveN returns one on
 // the heap), so it allocates nothing.
 func (w *rateWait) wait(ctx context.Context) error {
@@ -43,7 +44,15 @@ func (w *rateWait) wait(ctx context.Context) error {
 		d := time.Duration((1 - w.lim.TokensAt(now)) / float64(w.lim.Limit()) * float64(time.Second))
 		d = max(d, time.Microsecond)
 		if dl, ok := ctx.Deadline(); ok && now.Add(d).After(dl) {
-			return errRateDeadline
+			// The next turn is past the run's end, but the run still
+			// lasts its time: returning at once, as Limiter.Wait does,
+			// ended a connection at --rate 1 --duration 8s after 7 s,
+			// its report saying 7 s.
+			<-ctx.Done()
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return errRateDeadline
+			}
+			return ctx.Err()
 		}
 		w.timer.Reset(d)
 		select {
