@@ -672,24 +672,25 @@ func TestPathTwoLBsAbsorbed(t *testing.T) {
 func TestPathTwoLBsLaterGap(t *testing.T) {
 	p, _ := lab.Lookup("wan-two-lbs")
 	needPaths(t, p)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	big := []string{"nginx=4096,33554432,33554432", "haproxy=4096,33554432,33554432"}
-	throttled := make(chan error, 1)
-	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, TCPRmem: big,
-		Server: []string{"--pause-after", "300ms", "--pause-for", "1500ms", "--rcvbuf", "256KiB"},
-		Client: []string{"--duration", "4s", "--payload-size", "64KiB", "--rate", "80", "--sndbuf", "256KiB"},
-		Watch: func(hs []netlab.Host) func() {
-			go func() { throttled <- throttleClientLink(ctx, hs, 2600*time.Millisecond, 800*time.Millisecond) }()
-			return func() {}
-		}})
-	if err != nil {
-		t.Fatalf("lab: %v", err)
+	var res *lab.Result
+	var v *verdict.Verdict
+	// The LB hosts absorb the pause only if their windows opened in the
+	// 0.3 s before it; on a loaded machine (twice in full CI-like runs) the
+	// client's write blocked during the pause itself, 1.0 MB in, and the
+	// verdict rightly said blocked: a run that tests nothing of the later
+	// gap, run again. A verdict that named the gap (a block after the
+	// server resumed) is not run again: that is the failure this test is
+	// for.
+	for attempt := 1; ; attempt++ {
+		res = runLaterGap(t, p)
+		v = res.Client.Verdict
+		if v == nil || v.Outcome != "blocked" || v.WritesBlockedAtSeconds == nil || v.ServerResumedAtSeconds == nil ||
+			*v.WritesBlockedAtSeconds >= *v.ServerResumedAtSeconds || attempt == 3 {
+			break
+		}
+		t.Logf("attempt %d: the path did not absorb the pause (writes blocked at %.2f s, the server resumed at %.2f s): %s",
+			attempt, *v.WritesBlockedAtSeconds, *v.ServerResumedAtSeconds, v.Summary)
 	}
-	if err := <-throttled; err != nil {
-		t.Fatalf("throttle the client's link: %v", err)
-	}
-	v := res.Client.Verdict
 	if v == nil || v.Outcome != "absorbed" {
 		t.Fatalf("client verdict %+v, want absorbed", v)
 	}
@@ -713,6 +714,30 @@ func TestPathTwoLBsLaterGap(t *testing.T) {
 		t.Errorf("summary does not set the later block aside: %s", v.Summary)
 	}
 	t.Logf("%s; waited %.3f s flowing, %.3f s stalled, of %.3f s blocked", v.Summary, v.WaitedFlowingSeconds, v.WaitedStalledSeconds, res.Client.BlockedSeconds)
+}
+
+// runLaterGap is one run of TestPathTwoLBsLaterGap's lab: the server's
+// pause at 0.3 s for 1.5 s, the client's link throttled at 2.6 s for 0.8 s.
+func runLaterGap(t *testing.T, p lab.Profile) *lab.Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	big := []string{"nginx=4096,33554432,33554432", "haproxy=4096,33554432,33554432"}
+	throttled := make(chan error, 1)
+	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, TCPRmem: big,
+		Server: []string{"--pause-after", "300ms", "--pause-for", "1500ms", "--rcvbuf", "256KiB"},
+		Client: []string{"--duration", "4s", "--payload-size", "64KiB", "--rate", "80", "--sndbuf", "256KiB"},
+		Watch: func(hs []netlab.Host) func() {
+			go func() { throttled <- throttleClientLink(ctx, hs, 2600*time.Millisecond, 800*time.Millisecond) }()
+			return func() {}
+		}})
+	if err != nil {
+		t.Fatalf("lab: %v", err)
+	}
+	if err := <-throttled; err != nil {
+		t.Fatalf("throttle the client's link: %v", err)
+	}
+	return res
 }
 
 // throttleClientLink waits for the client's host to run a process, then
