@@ -64,6 +64,16 @@ func TestPathProfiles(t *testing.T) {
 			t.Parallel()
 			needPaths(t, p)
 			res := runLabBounded(t, p, server, client)
+			// On a loaded machine the delay lines (in this process) ran
+			// far behind twice in CI (a median round trip of 151 ms on the
+			// 20 ms link): the path was not the profile's, and the
+			// verdict's absorbed bytes and the byte map's sum came apart
+			// (1.8 against 2.7 MB). Such a run is run again, at most three
+			// in all; a disagreement on a path that kept its timing fails.
+			for attempt := 1; name == "wan-haproxy" && attempt < 3 && lateLinks(res) != "" && !absorbedAgrees(res); attempt++ {
+				t.Logf("attempt %d: the delay lines ran late (%s) and the verdict and the byte map disagree: run again", attempt, lateLinks(res))
+				res = runLabBounded(t, p, server, client)
+			}
 			checkRTT(t, res)
 			m := res.ByteMap
 			if m == nil {
@@ -283,6 +293,31 @@ func checkRTT(t *testing.T, res *lab.Result) {
 			t.Errorf("%s: least smoothed rtt %.2f ms, asked %.2f ms (tolerance %.2f)", l.Name, l.RTTMinMs, l.AskedRTTMs, tol)
 		}
 	}
+}
+
+// lateLinks names the links of 5 ms or more whose median round trip was
+// over four times the setting ("" when none): a delay line far behind its
+// packets. The median takes in the queue a full path builds (in quiet
+// runs 2.4 times the 20 ms link's setting; the sub-millisecond links' run
+// to 40 times), so only a much later one counts.
+func lateLinks(res *lab.Result) string {
+	var late []string
+	for _, l := range res.Links {
+		if l.AskedRTTMs >= 5 && l.RTTMedianMs > 4*l.AskedRTTMs {
+			late = append(late, fmt.Sprintf("%s median %.1f ms for %.1f", l.Setting, l.RTTMedianMs, l.AskedRTTMs))
+		}
+	}
+	return strings.Join(late, ", ")
+}
+
+// absorbedAgrees: checkBlocked would pass.
+func absorbedAgrees(res *lab.Result) bool {
+	v := res.Client.Verdict
+	if v == nil || v.Outcome != "blocked" || v.AbsorbedBytes == nil || res.ByteMap == nil {
+		return false
+	}
+	sum := res.ByteMap.TotalBytes
+	return math.Abs(float64(*v.AbsorbedBytes)-sum) <= 0.2*sum
 }
 
 // checkBlocked: the client's own verdict, from its acks alone, says the
