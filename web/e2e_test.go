@@ -568,9 +568,18 @@ func TestBrowserClientSeesServerStop(t *testing.T) {
 		"payload-size": "64KiB", "rate": "150", "total": strconv.Itoa(messages),
 		"total-unit": "messages", "connections": "1",
 	})
+	// The banner is up while the stop lasts (about 3 s); on a loaded
+	// machine a CI run's polls once missed the whole of it, the page
+	// having counted and shown the stop (its report: 1 stop, 3.92 s), so
+	// the episode count it renders with the banner counts too.
 	p.waitFor("the page to report that the server stopped reading",
-		`document.getElementById("stall").dataset.stalled === "true"`, 12*time.Second)
+		`document.getElementById("stall").dataset.stalled === "true" || Number(document.getElementById("stall").dataset.episodes) > 0`, 12*time.Second)
 	seenAfter := time.Since(start)
+	var live bool
+	p.eval(`document.getElementById("stall").dataset.stalled === "true"`, &live)
+	if !live {
+		t.Logf("the stop was seen after it ended (%s in): the page's episode count", seenAfter)
+	}
 	// Ack silence is detected after 1 s; the pause starts 1 s in.
 	if seenAfter < 1500*time.Millisecond {
 		t.Errorf("stall reported %s after start, before the server can have been silent for 1 s", seenAfter)
