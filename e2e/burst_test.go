@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/go-backpressure/go-backpressure/pkg/report"
 )
 
 // TestWebSocketBurst: 600 WebSocket connections dialled at once by one
@@ -25,9 +27,25 @@ import (
 // (TestGRPCBadPeers' idle stream, in the clean-clone CI run of 18350f5).
 func TestWebSocketBurst(t *testing.T) {
 	const conns = 600
-	srv := startServer(t, "--max-http-connections", "20", "--log-interval", "0")
-	sum, code, stderr := runClient(t, "--target", srv.WSURL(), "--connections", strconv.Itoa(conns),
-		"--rate", "2", "--payload-size", "1KiB", "--duration", "2s", "--sample-interval", "0", "--dial-concurrency", strconv.Itoa(conns))
+	var srv *Server
+	var sum report.Summary
+	var code int
+	var stderr string
+	// A client starved of CPU (a loaded CI machine, 600 dials in flight)
+	// once left 2 of its requests unsent for over a second after their
+	// connect, and the server, at its limit, closed them as header
+	// senders, as it should close a dribbler: that run is run again, once,
+	// when those few are all it closed and all the client missed.
+	for attempt := 1; ; attempt++ {
+		srv = startServer(t, "--max-http-connections", "20", "--log-interval", "0")
+		sum, code, stderr = runClient(t, "--target", srv.WSURL(), "--connections", strconv.Itoa(conns),
+			"--rate", "2", "--payload-size", "1KiB", "--duration", "2s", "--sample-interval", "0", "--dial-concurrency", strconv.Itoa(conns))
+		if attempt == 2 || sum.NotConnected == 0 || sum.NotConnected > conns/100 ||
+			scrape(t, srv.MetricsURL()).Sum("bp_http_connections_closed_total") != float64(sum.NotConnected) {
+			break
+		}
+		t.Logf("attempt 1: %d connections closed while their requests were not yet sent, a CPU-starved client: run again", sum.NotConnected)
+	}
 	if code != 0 || !sum.Completed || sum.FailedConns != 0 || sum.NotConnected != 0 {
 		t.Fatalf("client exit %d, completed %v, %d failed, %d not connected: %s\n%s",
 			code, sum.Completed, sum.FailedConns, sum.NotConnected, sum.Error, lastLines(stderr, 10))
