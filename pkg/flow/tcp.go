@@ -171,21 +171,19 @@ func (c *tcpConn) spec(p []byte) (spec []byte, inP bool) {
 // frame's body or the next frames, waits in ahead.
 func (c *tcpConn) tookPast(past []byte, inP bool) (frameHead, int, error) {
 	c.hdrN = 0
-	n := 0
-	var h frameHead
-	var err error
-	if !isRefusal(&c.hdr) {
-		if h, err = parseFrameHeader(&c.hdr); err != nil {
-			return frameHead{}, 0, err
-		}
-		if !h.control && inP {
-			n = min(len(past), h.size)
-		}
-	}
-	c.keepAhead(past[n:], inP)
 	if isRefusal(&c.hdr) {
+		c.keepAhead(past, inP)
 		return frameHead{}, 0, readRefusal((*tcpFrameReader)(c))
 	}
+	h, err := parseFrameHeader(&c.hdr)
+	if err != nil {
+		return frameHead{}, 0, err
+	}
+	n := 0
+	if !h.control && inP {
+		n = min(len(past), h.size)
+	}
+	c.keepAhead(past[n:], inP)
 	return h, n, nil
 }
 
