@@ -25,7 +25,7 @@ import (
 // and its callback, so a read allocates nothing.
 type vecReader struct {
 	rawSock
-	iov   [2]unix.Iovec
+	iov   [3]unix.Iovec
 	niov  uintptr
 	n     int
 	errno syscall.Errno
@@ -97,7 +97,25 @@ func (v *vecReader) read(a, b []byte) (int, error) {
 		v.niov = 2
 	}
 	err := v.rc.Read(v.fn)
-	v.iov = [2]unix.Iovec{} // hold no buffer past the call
+	v.iov = [3]unix.Iovec{} // hold no buffer past the call
+	return rawResult("read", "readv", v.local, v.peer, v.n, v.errno, err)
+}
+
+// readAcross fills a, then hdr, then b, with one readv (tcpConn's
+// readAcross); a and hdr must not be empty.
+func (v *vecReader) readAcross(a, hdr, b []byte) (int, error) {
+	v.iov[0].Base = &a[0]
+	v.iov[0].SetLen(len(a))
+	v.iov[1].Base = &hdr[0]
+	v.iov[1].SetLen(len(hdr))
+	v.niov = 2
+	if len(b) > 0 {
+		v.iov[2].Base = &b[0]
+		v.iov[2].SetLen(len(b))
+		v.niov = 3
+	}
+	err := v.rc.Read(v.fn)
+	v.iov = [3]unix.Iovec{}
 	return rawResult("read", "readv", v.local, v.peer, v.n, v.errno, err)
 }
 

@@ -12,6 +12,8 @@ func newVecReader(net.Conn) *vecReader { return nil }
 
 func (*vecReader) read(a, b []byte) (int, error) { panic("unreachable") }
 
+func (*vecReader) readAcross(a, hdr, b []byte) (int, error) { panic("unreachable") }
+
 func (*vecReader) readAfterWait(a, spec []byte) (int, error) { panic("unreachable") }
 
 // vecWriter is Linux's writev(2) writer; elsewhere net.Buffers writes.

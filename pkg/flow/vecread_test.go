@@ -200,3 +200,84 @@ func loopbackPair(t *testing.T) (server, client net.Conn) {
 	t.Cleanup(func() { client.Close(); server.Close() })
 	return server, client
 }
+
+// TestTCPReadAcross: a read whose buffer holds more than the current
+// frame's rest takes the next frame's payload too, without its header
+// (tcpConn.readAcross), so frames waiting whole in the socket, of the
+// last data frame's size or not, with control frames, an empty frame, a
+// bad header or a refusal between them, read as the reference decoder
+// reads them, at any read size; and the payload before a bad header or a
+// refusal is read before the error.
+func TestTCPReadAcross(t *testing.T) {
+	kib := frame('D', bytes.Repeat([]byte{'k'}, 1024))
+	ack := frame('C', []byte(`{"type":"ack","bytes":1024}`))
+	cat := func(fs ...[]byte) []byte { return bytes.Join(fs, nil) }
+	stream := cat(kib, kib, ack, kib, kib,
+		frame('D', bytes.Repeat([]byte{'s'}, 300)), kib, // shorter than the last: the rest waits ahead
+		frame('D', bytes.Repeat([]byte{'b'}, 5000)), kib, // longer than the last
+		frame('D', nil), kib, kib, ack, ack, kib,
+		frame('D', []byte("tiny")), frame('D', []byte("tiny")), kib)
+	for _, tc := range []struct {
+		name string
+		tail []byte
+	}{
+		{"fin", frame('C', []byte(`{"type":"fin","bytes":0}`))},
+		{"bad header", cat([]byte{'X', 0, 0, 0, 1}, kib)},
+		{"too large", cat([]byte{'D', 0xff, 0xff, 0xff, 0xff}, kib)},
+		{"cut off", kib[:600]},
+	} {
+		for _, readSize := range []int{1, 700, 1029, 2048, 4096, 64 << 10} {
+			raw, payload, controls, end := readWhole(t, cat(stream, tc.tail), readSize)
+			want := referenceDecode(raw)
+			if !bytes.Equal(payload, want.payload) {
+				t.Errorf("%s, read size %d: %d payload bytes, reference %d", tc.name, readSize, len(payload), len(want.payload))
+			}
+			if !reflect.DeepEqual(controls, want.controls) {
+				t.Errorf("%s, read size %d: controls %+v, reference %+v", tc.name, readSize, controls, want.controls)
+			}
+			if k := endKind(end); k != want.end {
+				t.Errorf("%s, read size %d: ended with %v (%s), reference %s", tc.name, readSize, end, k, want.end)
+			}
+		}
+	}
+	for _, readSize := range []int{1029, 4096} {
+		_, payload, _, end := readWhole(t, cat(kib, kib, []byte(flow.TCPHelloPrefix+"refused: too many\n")), readSize)
+		var refused flow.RefusedError
+		if len(payload) != 2048 || !errors.As(end, &refused) || refused.Reason != "too many" {
+			t.Errorf("refusal behind two frames, read size %d: %d payload bytes, ended with %v; want 2048, then RefusedError %q", readSize, len(payload), end, "too many")
+		}
+	}
+}
+
+// readWhole writes the hello, then, once the reader has read it, all of
+// stream in one write, and reads the stream with Read(readSize) to its end
+// once it all waits in the socket.
+func readWhole(t *testing.T, stream []byte, readSize int) (raw, payload []byte, controls []flow.Control, end error) {
+	t.Helper()
+	server, client := loopbackPair(t)
+	hello := []byte("BP/1 {\"type\":\"hello\",\"version\":1}\n")
+	if _, err := client.Write(hello); err != nil {
+		t.Fatal(err)
+	}
+	_, c, err := flow.AcceptTCP(server, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := client.Write(stream); err != nil {
+		t.Fatal(err)
+	}
+	client.(*net.TCPConn).CloseWrite()
+	time.Sleep(5 * time.Millisecond) // on loopback, all of it in the socket
+	buf := make([]byte, readSize)
+	for end == nil {
+		var n int
+		var ctl flow.Control
+		n, ctl, end = c.Read(buf)
+		payload = append(payload, buf[:n]...)
+		if ctl.Type != "" {
+			controls = append(controls, ctl)
+		}
+	}
+	return append(hello, stream...), payload, controls, end
+}
