@@ -4,7 +4,8 @@
 // each, and, once all are open, reads both processes' /metrics a few times:
 // resident memory, Go heap in use, goroutine stacks in use, goroutines,
 // how long each scrape took and the CPU each process used between the
-// first and the last (process_cpu_seconds_total, in cores). It prints the
+// first and the last (process_cpu_seconds_total, in cores; its test checks
+// it against the kernel's /proc/PID/stat). It prints the
 // server's growth over the idle server divided by N and the client's whole
 // RSS divided by N (an upper bound: it includes the client's base of about
 // 10 MB), medians of the samples. Then it ends the client with SIGTERM and the server once
@@ -24,8 +25,10 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -104,13 +107,17 @@ var figures = []struct{ name, metric string }{
 type result struct {
 	server, client   []float64 // per connection, as figures
 	scrapeS, scrapeC time.Duration
-	cpuS, cpuC       float64       // cores busy between the first and the last sample
-	opened           time.Duration // until every connection was open
-	termC, termS     time.Duration // SIGTERM to exit
-	exitC, exitS     string
-	failed           int64  // the client report's failed_connections
-	clientErr        string // its error, if any
-	serverErrs       float64
+	cpuS, cpuC       float64 // cores busy between the first and the last sample
+	kernS, kernC     float64 // the same from the kernel's /proc/PID/stat (TestMeasure's reference)
+	// lastCPU is the server's and the client's CPU seconds at the last
+	// sample, as the metric said and as the kernel did.
+	lastCPU      [2]struct{ metric, kernel float64 }
+	opened       time.Duration // until every connection was open
+	termC, termS time.Duration // SIGTERM to exit
+	exitC, exitS string
+	failed       int64  // the client report's failed_connections
+	clientErr    string // its error, if any
+	serverErrs   float64
 }
 
 func run(o opts, protocols []string) error {
@@ -196,7 +203,8 @@ func measure(dir string, o opts, proto string) (*result, error) {
 	}
 	res.opened = time.Since(began)
 	time.Sleep(o.settle) // every connection has read and acked a few messages
-	if err := sample(res, o, proto, base, metrics, "http://"+clientAddr+"/metrics"); err != nil {
+	pids := [2]int{srv.Process.Pid, cli.Process.Pid}
+	if err := sample(res, o, proto, base, metrics, "http://"+clientAddr+"/metrics", pids); err != nil {
 		return nil, err
 	}
 	if o.duration <= 0 {
@@ -257,8 +265,9 @@ func waitOpen(metrics, proto string, n int, cli *exec.Cmd) error {
 }
 
 // sample scrapes server and client o.samples times, 1 s apart, and keeps
-// the medians in res.
-func sample(res *result, o opts, proto string, base map[string]float64, server, client string) error {
+// the medians in res; pids are the server's and the client's, whose CPU
+// time it also reads from the kernel at each scrape.
+func sample(res *result, o opts, proto string, base map[string]float64, server, client string, pids [2]int) error {
 	open := `bp_connections{protocol="` + proto + `"}`
 	srvPer, cliPer := make([][]float64, len(figures)), make([][]float64, len(figures))
 	var took [2][]time.Duration
@@ -267,6 +276,7 @@ func sample(res *result, o opts, proto string, base map[string]float64, server, 
 		at     time.Time
 		server float64
 		client float64
+		kern   [2]float64
 	}
 	for i := range o.samples {
 		m, d, err := scrape(server)
@@ -282,6 +292,11 @@ func sample(res *result, o opts, proto string, base map[string]float64, server, 
 		}
 		took[0], took[1] = append(took[0], d), append(took[1], dc)
 		last.at, last.server, last.client = time.Now(), m[cpu], c[cpu]
+		for j, pid := range pids {
+			if last.kern[j], err = procCPU(pid); err != nil {
+				return err
+			}
+		}
 		if i == 0 {
 			first = last
 		}
@@ -294,11 +309,35 @@ func sample(res *result, o opts, proto string, base map[string]float64, server, 
 	res.server, res.client = medians(srvPer), medians(cliPer)
 	if secs := last.at.Sub(first.at).Seconds(); secs > 0 {
 		res.cpuS, res.cpuC = (last.server-first.server)/secs, (last.client-first.client)/secs
+		res.kernS, res.kernC = (last.kern[0]-first.kern[0])/secs, (last.kern[1]-first.kern[1])/secs
 	}
+	res.lastCPU[0].metric, res.lastCPU[0].kernel = last.server, last.kern[0]
+	res.lastCPU[1].metric, res.lastCPU[1].kernel = last.client, last.kern[1]
 	slices.Sort(took[0])
 	slices.Sort(took[1])
 	res.scrapeS, res.scrapeC = took[0][len(took[0])/2], took[1][len(took[1])/2]
 	return nil
+}
+
+// procCPU is a process's user and system time so far, in seconds, as the
+// kernel counts it (/proc/PID/stat's utime and stime, in USER_HZ ticks of
+// 10 ms).
+func procCPU(pid int) (float64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The fields after the command's ")", which may hold spaces and ")".
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, b)
+	}
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+	}
+	return (utime + stime) / 100, nil
 }
 
 func medians(per [][]float64) []float64 {

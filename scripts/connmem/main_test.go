@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -44,9 +45,25 @@ func TestMeasure(t *testing.T) {
 		}
 		// 200 connections writing 1 KiB a second keep each process busy,
 		// but not more than the machine's two cores.
-		for side, cpu := range map[string]float64{"server": res.cpuS, "client": res.cpuC} {
-			if cpu <= 0 || cpu > 2 {
-				t.Errorf("-duration %s: %s CPU %.3f cores", duration, side, cpu)
+		// The CPU column comes from process_cpu_seconds_total: at the
+		// last sample it agrees with the kernel's count of the process's
+		// user and system time (/proc/PID/stat, read just after the
+		// scrape) within two ticks of 10 ms, and the rates within 10% and
+		// four ticks over the window.
+		secs := float64(o.samples - 1)
+		for i, side := range []string{"server", "client"} {
+			cpu := [2]float64{res.cpuS, res.kernS}
+			if i == 1 {
+				cpu = [2]float64{res.cpuC, res.kernC}
+			}
+			if cpu[0] <= 0 || cpu[0] > 2 {
+				t.Errorf("-duration %s: %s CPU %.3f cores", duration, side, cpu[0])
+			}
+			if d := math.Abs(cpu[0] - cpu[1]); d > 0.04/secs+0.1*cpu[1] {
+				t.Errorf("-duration %s: %s CPU %.3f cores, the kernel counted %.3f", duration, side, cpu[0], cpu[1])
+			}
+			if last := res.lastCPU[i]; last.kernel <= 0 || math.Abs(last.metric-last.kernel) > 0.02 {
+				t.Errorf("-duration %s: %s CPU %.3f s at the last sample, the kernel counted %.3f s", duration, side, last.metric, last.kernel)
 			}
 		}
 		if res.opened <= 0 || res.opened > time.Minute {
