@@ -69,7 +69,7 @@ type ByteMap struct {
 // headerBytes is the most protocol bytes one payload message carries on
 // the wire beyond its payload: the 5-byte frame header on TCP, at most 14
 // bytes of masked WebSocket frame header for each of the client's frames
-// (flow.WebSocketFrameSize of payload each: two for a 64 KiB message), and
+// (flow.WebSocketFrameSize of payload each: one for a 64 KiB message), and
 // on HTTP/2 the 5-byte frame header inside DATA frames of 9 bytes' header
 // each (a 64 KiB message is four or five of them at the usual 16 KiB frame
 // size: 5 + 5*9).

@@ -293,13 +293,14 @@ const (
 // WebSocketFrameSize is the most payload one frame of the client's carries,
 // its write buffer's size: a larger message goes out in several frames.
 // The client copies and masks every byte it sends in that buffer (RFC 6455
-// 5.3) just before the kernel copies it into the socket, and at 32 KiB the
-// masked frame is still in the core's level-1 data cache (48 KiB a core on
-// the machine of docs/BENCHMARKS.md) when the kernel reads it. One 128 KiB
-// frame per message cost 1.26 times the CPU per byte of 64 KiB frames,
-// and 32 KiB frames 0.87 times; 16 KiB cost more again ("The WebSocket
-// frame: the sixth round").
-const WebSocketFrameSize = 32 << 10
+// 5.3) just before the kernel copies it into the socket. One 128 KiB frame
+// per message cost about 1.3 times the CPU per byte of 64 KiB frames on
+// both VMs of docs/BENCHMARKS.md. 32 KiB frames were cheaper on the Xeon
+// VM (0.87 times) and dearer on the EPYC VM (1.4 times); the Xeon's gain is
+// the same-host cache effect 32 KiB TCP writes get there too, which a
+// reader on another machine does not share, so 64 KiB it is ("The
+// WebSocket frame: the ninth round").
+const WebSocketFrameSize = 64 << 10
 
 // DialWebSocket connects to a ws:// or wss:// URL and sends the hello as the
 // first text message.
