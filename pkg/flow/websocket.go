@@ -354,6 +354,7 @@ func dialWS(ctx context.Context, url string, opts SocketOptions, header http.Hea
 		HandshakeTimeout: 10 * time.Second,
 		ReadBufferSize:   wsReadBufferSize,
 		WriteBufferSize:  WebSocketFrameSize,
+		WriteBufferPool:  &wsClientWriteBuffers,
 		Proxy:            http.ProxyFromEnvironment,
 		TLSClientConfig:  opts.TLS,
 	}
@@ -414,6 +415,12 @@ func NewUpgrader() *Upgrader {
 
 // wsWriteBuffers are the servers' WebSocket write buffers between messages.
 var wsWriteBuffers sync.Pool
+
+// wsClientWriteBuffers are the clients' (WebSocketFrameSize each) between
+// messages: a slow connection, one small message a second, holds one only
+// while it writes, where each held its own for its life (64 KiB of heap a
+// connection).
+var wsClientWriteBuffers sync.Pool
 
 // ErrHandshake marks errors of the HTTP upgrade itself; the upgrader has
 // already answered the request.

@@ -10,6 +10,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -147,5 +151,70 @@ func TestWebSocketClientFrames(t *testing.T) {
 	}
 	if string(got) != string(payload) {
 		t.Fatal("the frames' payload differs from what was written")
+	}
+}
+
+// TestWebSocketClientWriteBufferPooled: a client connection between
+// messages holds no write buffer (wsClientWriteBuffers): 100 connections
+// that wrote a 1 KiB message each, both ends in this process, hold under
+// 128 KiB of heap each, where a write buffer of its own per connection
+// (WebSocketFrameSize) made them about 64 KiB more.
+func TestWebSocketClientWriteBufferPooled(t *testing.T) {
+	const conns = 100
+	up := flow.NewUpgrader()
+	var read atomic.Int64
+	done := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		_, c, err := up.Accept(rw, r)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		go func() { <-done; c.Close() }()
+		buf := make([]byte, 4<<10)
+		for {
+			n, _, err := c.Read(buf)
+			read.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	defer close(done)
+	heapInUse := func() uint64 {
+		runtime.GC()
+		runtime.GC() // a pool's buffers go at the second
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	before := heapInUse()
+	payload := make([]byte, 1<<10)
+	var clients []flow.Conn
+	for range conns {
+		c, err := flow.DialWebSocket(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", flow.Hello{RunID: "pool", PayloadSize: len(payload)}, flow.SocketOptions{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.WritePayload(payload); err != nil {
+			t.Fatal(err)
+		}
+		clients = append(clients, c)
+	}
+	for read.Load() < conns*int64(len(payload)) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := read.Load(); got != conns*int64(len(payload)) {
+		t.Fatalf("the server read %d bytes, want %d", got, conns*len(payload))
+	}
+	per := float64(heapInUse()-before) / conns / 1024
+	runtime.KeepAlive(clients)
+	t.Logf("%.1f KiB of heap a connection, both ends", per)
+	if per > 128 {
+		t.Errorf("%.1f KiB of heap a connection, both ends: want under 128 (a write buffer each is %d KiB more)", per, flow.WebSocketFrameSize>>10)
 	}
 }
