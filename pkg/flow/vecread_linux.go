@@ -87,35 +87,23 @@ func (v *vecReader) readv(fd uintptr) bool {
 
 // read fills a, then b, with one readv; a must not be empty. Errors look
 // like net.Conn's: io.EOF at the end, a *net.OpError otherwise.
-func (v *vecReader) read(a, b []byte) (int, error) {
-	v.iov[0].Base = &a[0]
-	v.iov[0].SetLen(len(a))
-	v.niov = 1
-	if len(b) > 0 {
-		v.iov[1].Base = &b[0]
-		v.iov[1].SetLen(len(b))
-		v.niov = 2
+func (v *vecReader) read(a, b []byte) (int, error) { return v.readAcross(a, b, nil) }
+
+// readAcross fills a, then hdr, then b, with one readv (tcpConn's
+// readAcross); a must not be empty, and the buffers after an empty one are
+// left out.
+func (v *vecReader) readAcross(a, hdr, b []byte) (int, error) {
+	v.niov = 0
+	for _, p := range [3][]byte{a, hdr, b} {
+		if len(p) == 0 {
+			break
+		}
+		v.iov[v.niov].Base = &p[0]
+		v.iov[v.niov].SetLen(len(p))
+		v.niov++
 	}
 	err := v.rc.Read(v.fn)
 	v.iov = [3]unix.Iovec{} // hold no buffer past the call
-	return rawResult("read", "readv", v.local, v.peer, v.n, v.errno, err)
-}
-
-// readAcross fills a, then hdr, then b, with one readv (tcpConn's
-// readAcross); a and hdr must not be empty.
-func (v *vecReader) readAcross(a, hdr, b []byte) (int, error) {
-	v.iov[0].Base = &a[0]
-	v.iov[0].SetLen(len(a))
-	v.iov[1].Base = &hdr[0]
-	v.iov[1].SetLen(len(hdr))
-	v.niov = 2
-	if len(b) > 0 {
-		v.iov[2].Base = &b[0]
-		v.iov[2].SetLen(len(b))
-		v.niov = 3
-	}
-	err := v.rc.Read(v.fn)
-	v.iov = [3]unix.Iovec{}
 	return rawResult("read", "readv", v.local, v.peer, v.n, v.errno, err)
 }
 

@@ -157,20 +157,7 @@ func readCalls(t *testing.T) int64 {
 func TestTCPReadsAcrossFrames(t *testing.T) {
 	const frames = 60
 	stream := bytes.Repeat(frame('D', bytes.Repeat([]byte{'x'}, 1024)), frames)
-	server, client := loopbackPair(t)
-	if _, err := client.Write([]byte("BP/1 {\"type\":\"hello\",\"version\":1}\n")); err != nil {
-		t.Fatal(err)
-	}
-	_, c, err := flow.AcceptTCP(server, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := client.Write(stream); err != nil {
-		t.Fatal(err)
-	}
-	client.(*net.TCPConn).CloseWrite()
-	time.Sleep(5 * time.Millisecond) // on loopback, all of it in the socket
+	c := waitingInSocket(t, stream)
 	buf := make([]byte, 4096)
 	payload := 0
 	before := readCalls(t)

@@ -135,16 +135,8 @@ func TestTCPReadAfterWait(t *testing.T) {
 // reads the stream with Read(readSize) to its end.
 func readBursts(t *testing.T, bursts [][]byte, readSize int) (raw, payload []byte, controls []flow.Control, end error) {
 	t.Helper()
-	server, client := loopbackPair(t)
-	hello := []byte("BP/1 {\"type\":\"hello\",\"version\":1}\n")
-	if _, err := client.Write(hello); err != nil {
-		t.Fatal(err)
-	}
-	_, c, err := flow.AcceptTCP(server, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c, client := afterHello(t)
+	hello := []byte(testHello)
 	var read atomic.Int64 // payload bytes and control frames read, as the reference counts them
 	go func() {
 		sent := append([]byte{}, hello...)
@@ -161,17 +153,7 @@ func readBursts(t *testing.T, bursts [][]byte, readSize int) (raw, payload []byt
 		}
 		client.(*net.TCPConn).CloseWrite()
 	}()
-	buf := make([]byte, readSize)
-	for end == nil {
-		var n int
-		var ctl flow.Control
-		n, ctl, end = c.Read(buf)
-		payload = append(payload, buf[:n]...)
-		if ctl.Type != "" {
-			controls = append(controls, ctl)
-		}
-		read.Store(int64(len(payload) + len(controls)))
-	}
+	payload, controls, end = readToEnd(c, readSize, func(n int) { read.Store(int64(n)) })
 	raw = append([]byte{}, hello...)
 	for _, b := range bursts {
 		raw = append(raw, b...)
@@ -254,21 +236,14 @@ func TestTCPReadAcross(t *testing.T) {
 // once it all waits in the socket.
 func readWhole(t *testing.T, stream []byte, readSize int) (raw, payload []byte, controls []flow.Control, end error) {
 	t.Helper()
-	server, client := loopbackPair(t)
-	hello := []byte("BP/1 {\"type\":\"hello\",\"version\":1}\n")
-	if _, err := client.Write(hello); err != nil {
-		t.Fatal(err)
-	}
-	_, c, err := flow.AcceptTCP(server, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	if _, err := client.Write(stream); err != nil {
-		t.Fatal(err)
-	}
-	client.(*net.TCPConn).CloseWrite()
-	time.Sleep(5 * time.Millisecond) // on loopback, all of it in the socket
+	payload, controls, end = readToEnd(waitingInSocket(t, stream), readSize, nil)
+	return append([]byte(testHello), stream...), payload, controls, end
+}
+
+// readToEnd reads c with Read(readSize) until it returns an error, and
+// calls each (when not nil) after every read with the payload bytes and
+// control frames read so far, as the reference decoder counts them.
+func readToEnd(c flow.Conn, readSize int, each func(int)) (payload []byte, controls []flow.Control, end error) {
 	buf := make([]byte, readSize)
 	for end == nil {
 		var n int
@@ -278,6 +253,43 @@ func readWhole(t *testing.T, stream []byte, readSize int) (raw, payload []byte, 
 		if ctl.Type != "" {
 			controls = append(controls, ctl)
 		}
+		if each != nil {
+			each(len(payload) + len(controls))
+		}
 	}
-	return append(hello, stream...), payload, controls, end
+	return payload, controls, end
+}
+
+// testHello is the hello the framed-reader tests send.
+const testHello = "BP/1 {\"type\":\"hello\",\"version\":1}\n"
+
+// afterHello is a loopback connection whose client end sent the hello
+// and whose server end, c, read it (AcceptTCP). Both are closed at the
+// test's end.
+func afterHello(t *testing.T) (c flow.Conn, client net.Conn) {
+	t.Helper()
+	server, client := loopbackPair(t)
+	if _, err := client.Write([]byte(testHello)); err != nil {
+		t.Fatal(err)
+	}
+	_, c, err := flow.AcceptTCP(server, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c, client
+}
+
+// waitingInSocket is afterHello's c once the client has written all of
+// stream in one write and ended its stream: on loopback all of it waits
+// in the socket when this returns.
+func waitingInSocket(t *testing.T, stream []byte) flow.Conn {
+	t.Helper()
+	c, client := afterHello(t)
+	if _, err := client.Write(stream); err != nil {
+		t.Fatal(err)
+	}
+	client.(*net.TCPConn).CloseWrite()
+	time.Sleep(5 * time.Millisecond)
+	return c
 }
