@@ -242,8 +242,9 @@ func (c *tcpConn) readPayload(p []byte) (int, error) {
 // it: the payload of two frames, without the header between them, in one
 // call, and the header that follows them (copied out of p). A reader that
 // stopped at every frame's end made a system call for each frame's tail
-// while more was waiting: bp-server, at full speed, made 33,000 to 36,000
-// readv a GB against iperf3's 24,000 to 27,000 reads (docs/BENCHMARKS.md).
+// while more was waiting: at full speed a third of bp-server's reads were
+// under 8 KiB, and its 24,000 readv a GB fell to 22,000 (iperf3's server:
+// 18,000 to 20,000 reads; docs/BENCHMARKS.md, the eighth round).
 //
 // A next header that is not a data frame's (a control frame, a refusal, a
 // bad header) is decoded by the next Read: this one returns the payload

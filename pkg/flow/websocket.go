@@ -299,7 +299,7 @@ const (
 // VM (0.87 times) and dearer on the EPYC VM (1.4 times); the Xeon's gain is
 // the same-host cache effect 32 KiB TCP writes get there too, which a
 // reader on another machine does not share, so 64 KiB it is ("The
-// WebSocket frame: the ninth round").
+// WebSocket frame again: the ninth round").
 const WebSocketFrameSize = 64 << 10
 
 // DialWebSocket connects to a ws:// or wss:// URL and sends the hello as the
