@@ -65,11 +65,13 @@ func TestPathProfiles(t *testing.T) {
 			needPaths(t, p)
 			res := runLabBounded(t, p, server, client)
 			// On a loaded machine the delay lines (in this process) ran
-			// far behind twice in CI (a median round trip of 151 ms on the
-			// 20 ms link): the path was not the profile's, and the
+			// far behind three times in CI (a median round trip of 151 ms
+			// on the 20 ms link; in another, no round trip under 14 ms on
+			// the 0.5 ms link): the path was not the profile's, and the
 			// verdict's absorbed bytes and the byte map's sum came apart
-			// (1.8 against 2.7 MB). Such a run is run again, at most three
-			// in all; a disagreement on a path that kept its timing fails.
+			// (1.8 against 2.7 MB, 1.6 against 2.3). Such a run is run
+			// again, at most three in all (lateLinks); a disagreement on a
+			// path that kept its timing fails.
 			for attempt := 1; name == "wan-haproxy" && attempt < 3 && lateLinks(res) != "" && !absorbedAgrees(res); attempt++ {
 				t.Logf("attempt %d: the delay lines ran late (%s) and the verdict and the byte map disagree: run again", attempt, lateLinks(res))
 				res = runLabBounded(t, p, server, client)
@@ -295,15 +297,22 @@ func checkRTT(t *testing.T, res *lab.Result) {
 	}
 }
 
-// lateLinks names the links of 5 ms or more whose median round trip was
-// over four times the setting ("" when none): a delay line far behind its
-// packets. The median takes in the queue a full path builds (in quiet
-// runs 2.4 times the 20 ms link's setting; the sub-millisecond links' run
-// to 40 times), so only a much later one counts.
+// lateLinks names the links whose delay line ran far behind its packets
+// ("" when none): a least smoothed round trip over 10 ms above the setting
+// (quiet runs, under the race detector too, stay within 3.2 ms of it on
+// both links; a failed CI run had 15.5 ms over on the 20 ms link and 13.6
+// on the 0.5 ms one, all run long), or, on a link of 5 ms or more, a
+// median over four times the setting. The median takes in the queue a
+// full path builds (in quiet runs 2.4 times the 20 ms link's setting; the
+// sub-millisecond links' run to 40 times), so only a much later one
+// counts.
 func lateLinks(res *lab.Result) string {
 	var late []string
 	for _, l := range res.Links {
-		if l.AskedRTTMs >= 5 && l.RTTMedianMs > 4*l.AskedRTTMs {
+		switch {
+		case l.RTTMinMs-l.AskedRTTMs > 10:
+			late = append(late, fmt.Sprintf("%s least rtt %.1f ms for %.1f", l.Setting, l.RTTMinMs, l.AskedRTTMs))
+		case l.AskedRTTMs >= 5 && l.RTTMedianMs > 4*l.AskedRTTMs:
 			late = append(late, fmt.Sprintf("%s median %.1f ms for %.1f", l.Setting, l.RTTMedianMs, l.AskedRTTMs))
 		}
 	}
