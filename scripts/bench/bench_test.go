@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-backpressure/go-backpressure/internal/flowtest"
 )
 
 // TestSmoke runs make bench-smoke's short round, so CI keeps the bench
@@ -37,12 +39,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/bp-server", "./cmd/bp-client", "./cmd/bp-relay")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := flowtest.BuildCommands(t, root, "./cmd/bp-server", "./cmd/bp-client", "./cmd/bp-relay")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var log strings.Builder

@@ -2,10 +2,10 @@ package main
 
 import (
 	"math"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/go-backpressure/go-backpressure/internal/flowtest"
 )
 
 // TestMeasure runs connmem's two ends of a run at a small size, as
@@ -18,16 +18,7 @@ func TestMeasure(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts bp-server and bp-client with 200 connections")
 	}
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/bp-server", "./cmd/bp-client")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := flowtest.BuildCommands(t, "../..", "./cmd/bp-server", "./cmd/bp-client")
 	for _, duration := range []time.Duration{8 * time.Second, 0} {
 		o := opts{conns: 200, samples: 3, bin: bin, source: "127.0.0.2-127.0.0.3", settle: 2 * time.Second, duration: duration}
 		res, err := measure(t.TempDir(), o, "tcp")

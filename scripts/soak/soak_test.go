@@ -2,11 +2,12 @@ package main
 
 import (
 	"context"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-backpressure/go-backpressure/internal/flowtest"
 )
 
 // TestSmoke runs the soak's -smoke length (12 s of peers), so the suite
@@ -22,12 +23,7 @@ func TestSmoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := t.TempDir()
-	build := exec.Command("go", "build", "-o", bin+"/", "./cmd/bp-server", "./cmd/bp-client", "./cmd/bp-relay")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
+	bin := flowtest.BuildCommands(t, root, "./cmd/bp-server", "./cmd/bp-client", "./cmd/bp-relay")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var log strings.Builder
