@@ -25,10 +25,8 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -41,6 +39,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/go-backpressure/go-backpressure/internal/proccpu"
 )
 
 func main() {
@@ -279,7 +279,11 @@ func sample(res *result, o opts, proto string, base map[string]float64, server, 
 		kern   [2]float64
 	}
 	for i := range o.samples {
+		// Each process's kernel count right after its own scrape.
 		m, d, err := scrape(server)
+		if err == nil {
+			last.kern[0], err = procCPU(pids[0])
+		}
 		if err != nil {
 			return err
 		}
@@ -287,16 +291,14 @@ func sample(res *result, o opts, proto string, base map[string]float64, server, 
 			return fmt.Errorf("connections dropped to %v", m[open])
 		}
 		c, dc, err := scrape(client)
+		if err == nil {
+			last.kern[1], err = procCPU(pids[1])
+		}
 		if err != nil {
 			return fmt.Errorf("client: %w", err)
 		}
 		took[0], took[1] = append(took[0], d), append(took[1], dc)
 		last.at, last.server, last.client = time.Now(), m[cpu], c[cpu]
-		for j, pid := range pids {
-			if last.kern[j], err = procCPU(pid); err != nil {
-				return err
-			}
-		}
 		if i == 0 {
 			first = last
 		}
@@ -319,25 +321,11 @@ func sample(res *result, o opts, proto string, base map[string]float64, server, 
 	return nil
 }
 
-// procCPU is a process's user and system time so far, in seconds, as the
-// kernel counts it (/proc/PID/stat's utime and stime, in USER_HZ ticks of
-// 10 ms).
+// procCPU is a process's CPU time so far in seconds, as the kernel counts
+// it (proccpu.Used: /proc/PID/stat).
 func procCPU(pid int) (float64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
-	}
-	// The fields after the command's ")", which may hold spaces and ")".
-	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %q", pid, b)
-	}
-	utime, err1 := strconv.ParseFloat(f[11], 64)
-	stime, err2 := strconv.ParseFloat(f[12], 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: %w", pid, err)
-	}
-	return (utime + stime) / 100, nil
+	d, err := proccpu.Used(pid)
+	return d.Seconds(), err
 }
 
 func medians(per [][]float64) []float64 {

@@ -39,8 +39,11 @@ func TestMeasure(t *testing.T) {
 		// The CPU column comes from process_cpu_seconds_total: at the
 		// last sample it agrees with the kernel's count of the process's
 		// user and system time (/proc/PID/stat, read just after the
-		// scrape) within two ticks of 10 ms, and the rates within 10% and
-		// four ticks over the window.
+		// scrape) within three ticks of 10 ms (each reading is whole
+		// ticks, and a loaded machine runs the process between the two:
+		// 0.12 against 0.14 s once beside make test), and the rates within
+		// 10% and four ticks over the window. Leaving out the system time
+		// is 0.06 s or more off.
 		secs := float64(o.samples - 1)
 		for i, side := range []string{"server", "client"} {
 			cpu := [2]float64{res.cpuS, res.kernS}
@@ -53,7 +56,7 @@ func TestMeasure(t *testing.T) {
 			if d := math.Abs(cpu[0] - cpu[1]); d > 0.04/secs+0.1*cpu[1] {
 				t.Errorf("-duration %s: %s CPU %.3f cores, the kernel counted %.3f", duration, side, cpu[0], cpu[1])
 			}
-			if last := res.lastCPU[i]; last.kernel <= 0 || math.Abs(last.metric-last.kernel) > 0.02 {
+			if last := res.lastCPU[i]; last.kernel <= 0 || math.Abs(last.metric-last.kernel) > 0.03 {
 				t.Errorf("-duration %s: %s CPU %.3f s at the last sample, the kernel counted %.3f s", duration, side, last.metric, last.kernel)
 			}
 		}
