@@ -135,9 +135,13 @@ func TestLabExactBytes(t *testing.T) {
 func TestLabPausedServerBlocksClient(t *testing.T) {
 	t.Parallel()
 	server := []string{"--pause-after", "500ms", "--pause-for", "2500ms", "--rcvbuf", "256KiB"}
-	// 64 KiB at 160 messages/s, about 10 MB/s: a few MB of buffers fill in
-	// well under a second.
-	client := []string{"--duration", "2s", "--payload-size", "64KiB", "--rate", "160", "--sndbuf", "256KiB"}
+	// 256 KiB at 160 messages/s, about 40 MB/s: a few MB of buffers fill in
+	// a fraction of a second. The messages are large because on a busy
+	// machine the rate is what falls short: each late wake-up of the
+	// client's pacer loses its turn (its burst is 1), and a CI run under
+	// the other packages' tests wrote 64 KiB messages at 35 a second, not
+	// 160; 5 MB of buffers then held all it wrote during the pause.
+	client := []string{"--duration", "2s", "--payload-size", "256KiB", "--rate", "160", "--sndbuf", "256KiB"}
 	for _, p := range lab.Profiles {
 		if (p.Needs != "haproxy" && p.Needs != "nginx") || p.OnHosts() {
 			continue // host profiles: e2e/paths_test.go
@@ -160,8 +164,8 @@ func TestLabPausedServerBlocksClient(t *testing.T) {
 			// 2.5 s; half a second is the least that shows backpressure
 			// arrived.
 			if s.BlockedSeconds < 0.5 || s.Stalls < 1 || s.LongestStallSeconds < 0.3 {
-				t.Errorf("client blocked %.2f s, %d stalls, longest %.2f s: backpressure did not reach it through %s",
-					s.BlockedSeconds, s.Stalls, s.LongestStallSeconds, p.Name)
+				t.Errorf("client blocked %.2f s, %d stalls, longest %.2f s: backpressure did not reach it through %s (wrote %d bytes, %.0f of %.0f messages a second)",
+					s.BlockedSeconds, s.Stalls, s.LongestStallSeconds, p.Name, s.BytesWritten, s.AchievedMessagesPerSecond, s.AskedMessagesPerSecond)
 			}
 			// Before blocking, the path absorbed the client's socket buffer
 			// and more: the proxy's buffers and sockets.
