@@ -21,7 +21,7 @@ import (
 // fins and small frames still go through the copy path (one read, one
 // write), where their bytes are seen. The pipe is within the stream
 // buffer's one read: a Fill asks for at most Config.ReadSize bytes
-// (spliceFill: 32 KiB of a 64 KiB read) and the pipe is drained before
+// (spliceFill: 48 KiB of a 64 KiB read) and the pipe is drained before
 // the next Fill, so the relay holds no more than before, and the reading
 // pause while the write blocks is what it was.
 
@@ -31,13 +31,17 @@ import (
 const spliceMin = 16 << 10
 
 // spliceFill is the most payload one Fill moves into the pipe: a 64 KiB
-// frame goes through in two pieces. Measured on the 2-core Xeon VM
-// (docs/BENCHMARKS.md, "The relay's cost per byte on the Xeon VM"), three
-// side-by-side runs: the hop 0.50 to 0.59 s/GB where 64 KiB Fills cost
-// 0.66 to 0.79, the whole machine's CPU per relayed GB 0.86 to 0.90 of
-// theirs, throughput 1.12 to 1.21; 48 KiB did about as well, 16 KiB no
-// better than 64. The bound only makes the relay hold less than one read.
-const spliceFill = 32 << 10
+// frame goes through in two pieces, 48 and 16 KiB. The bound makes the
+// relay hold less than one read, and a smaller pipe's worth cost less per
+// byte than a whole read's on both VMs of docs/BENCHMARKS.md: on the
+// Xeon VM ("The relay's cost per byte on the Xeon VM") 64 KiB Fills cost
+// the hop 0.66 to 0.79 s/GB where 32 KiB cost 0.50 to 0.59. Between 32
+// and 48 KiB the VMs disagree: on the Xeon VM 48 KiB moved 0.90 times 32
+// KiB's bytes, on the AMD EPYC VM 1.05 to 1.25 times at 0.78 to 0.93 of
+// the CPU per relayed GB in six runs ("The relay's splice fill on the
+// EPYC VM"). 48 KiB, for the EPYC VM, the project's machine since: it
+// meets the relay's targets there and moves none on the Xeon VM.
+const spliceFill = 48 << 10
 
 // fillSize is the most payload one Fill of p moves: one read's worth,
 // at most spliceFill.
