@@ -39,8 +39,9 @@ const spliceMin = 16 << 10
 // and 48 KiB the VMs disagree: on the Xeon VM 48 KiB moved 0.90 times 32
 // KiB's bytes, on the AMD EPYC VM 1.05 to 1.25 times at 0.78 to 0.93 of
 // the CPU per relayed GB in six runs ("The relay's splice fill on the
-// EPYC VM"). 48 KiB, for the EPYC VM, the project's machine since: it
-// meets the relay's targets there and moves none on the Xeon VM.
+// EPYC VM"). 48 KiB, for the EPYC VM, the project's machine since, where
+// it decides the relay's quiet targets; on the Xeon VM it would likely
+// cost the loaded socat target (an estimate from its quiet 0.90).
 const spliceFill = 48 << 10
 
 // fillSize is the most payload one Fill of p moves: one read's worth,
