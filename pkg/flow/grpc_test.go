@@ -3,6 +3,7 @@ package flow_test
 import (
 	"context"
 	"net"
+	"sync"
 	"testing"
 	"time"
 
@@ -90,15 +91,23 @@ func TestGRPCSlowStreamAmongFast(t *testing.T) {
 		t.Fatal(err)
 	}
 	read := flow.ReadSettings{Pause: flow.PauseSchedule{After: pauseAfter, For: pauseFor}}
+	// The snapshots below are timed from the server's own pause, not from
+	// the client's start: the server's session starts when the stream's
+	// hello arrives, and under a CI run's load that was late enough that
+	// the slow stream's window opened again after the client's "mid-pause".
+	paused := make(chan struct{})
 	target := flowtest.Serve(t, flow.GRPC, ln, func(ctx context.Context, h *flow.Hello, c flow.Conn, err error) {
 		if err != nil {
 			return
 		}
 		r := read
+		var obs flow.Observer
 		if h.FullSpeed {
 			r = r.FullSpeed()
+		} else {
+			obs = pauseSignal{paused}
 		}
-		flow.NewSession(c, flowtest.ServerPlan(h, r), nil).Run(ctx)
+		flow.NewSession(c, flowtest.ServerPlan(h, r), obs).Run(ctx)
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -123,7 +132,12 @@ func TestGRPCSlowStreamAmongFast(t *testing.T) {
 		go func() { _, err := s.Run(ctx); errs <- err }()
 	}
 	// In the middle of the pause: stream 0 held at its window, stream 1 moving.
-	time.Sleep(pauseAfter + 200*time.Millisecond)
+	select {
+	case <-paused:
+	case <-ctx.Done():
+		t.Fatal("the slow stream's server never paused")
+	}
+	time.Sleep(200 * time.Millisecond)
 	early := conns[0].(flow.StreamConn).StreamLayer()
 	time.Sleep(pauseFor/2 - 200*time.Millisecond)
 	slowBefore, fastBefore := sessions[0].Snapshot().Written, sessions[1].Snapshot().Written
@@ -152,6 +166,28 @@ func TestGRPCSlowStreamAmongFast(t *testing.T) {
 	stream, other := mid.BlockedStream-early.BlockedStream, mid.BlockedConn+mid.BlockedTCP-early.BlockedConn-early.BlockedTCP
 	if span := pauseFor/2 - 200*time.Millisecond; stream < span/2 || other > span/4 {
 		t.Errorf("in %s of the pause stream 0 waited %s on its window and %s on the connection's and TCP: want most on its window", span, stream, other)
+	}
+}
+
+// pauseSignal closes its channel when a connection's reader first pauses
+// on its schedule.
+type pauseSignal struct{ ch chan struct{} }
+
+func (p pauseSignal) Open(info flow.ConnInfo) flow.ConnObserver {
+	return &pauseConn{ConnObserver: flow.Nop{}.Open(info), ch: p.ch}
+}
+
+// pauseConn is pauseSignal's connection: every event but Paused goes to
+// flow.Nop.
+type pauseConn struct {
+	flow.ConnObserver
+	ch   chan struct{}
+	once sync.Once
+}
+
+func (c *pauseConn) Paused(paused bool, _ time.Duration) {
+	if paused {
+		c.once.Do(func() { close(c.ch) })
 	}
 }
 
