@@ -78,6 +78,21 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// waitTestWindows waits for startH2Server's SETTINGS and connection
+// WINDOW_UPDATE. Until they arrive the client may send on HTTP/2's default
+// 65535-byte windows (RFC 9113 6.9.2), which shut stream and connection
+// at once: on a busy machine a test's stream window then shut before the
+// server's windows were known, and the connection's read 0.
+func waitTestWindows(t *testing.T, mux Mux) {
+	t.Helper()
+	m := mux.(*h2Mux)
+	waitFor(t, "the server's SETTINGS and connection window", func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.peerInitWindow == h2TestWindow && m.connWUReceived > 0
+	})
+}
+
 // TestH2UploadStreamWindow: a handler that stops reading shuts its
 // stream's window after exactly the window's bytes; the client's write then
 // waits on the stream window (not the connection's, not TCP), while a
@@ -100,6 +115,7 @@ func TestH2UploadStreamWindow(t *testing.T) {
 		slowRead <- n
 	})
 	mux, slow := openH2(t, target, Hello{Direction: Up})
+	waitTestWindows(t, mux)
 	sc := slow.(StreamConn)
 	payload := make([]byte, 16<<10)
 	written := make(chan int64, 1)
@@ -166,6 +182,7 @@ func TestH2UploadWindowExact(t *testing.T) {
 	}
 	defer mux.Close()
 	defer close(release)
+	waitTestWindows(t, mux)
 	c, err := mux.OpenStream(context.Background(), Hello{Direction: Up})
 	if err != nil {
 		t.Fatal(err)
