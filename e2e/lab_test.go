@@ -37,7 +37,7 @@ func runLab(t *testing.T, p lab.Profile, server, client []string) *lab.Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, Server: server, Client: client})
+	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, LineBin: binary("delayline"), Server: server, Client: client})
 	if err != nil {
 		t.Fatalf("lab %s: %v", p.Name, err)
 	}

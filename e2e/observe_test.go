@@ -89,7 +89,7 @@ func TestLabObserve(t *testing.T) {
 // second.
 func observeOptions(t *testing.T) lab.ObserveOptions {
 	return lab.ObserveOptions{
-		Bin: binDir, Deploy: labDeploy, Dir: t.TempDir(),
+		Bin: binDir, Deploy: labDeploy, Dir: t.TempDir(), LineBin: binary("delayline"),
 		Server:         []string{"--pause-after", "2s", "--pause-for", "4s", "--rcvbuf", "128KiB"},
 		Relay:          []string{"--buffer", "1MiB"},
 		Client:         []string{"--loop", "--loop-pause", "1s", "--duration", "8s", "--rate", "100", "--sndbuf", "128KiB"},

@@ -526,7 +526,7 @@ func zeroWindowTry(t *testing.T, p lab.Profile) (own, clientLink, serverLink flo
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var hosts []netlab.Host
-	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy,
+	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, LineBin: binary("delayline"),
 		Server:  []string{"--pause-after", "1s", "--pause-for", "2s", "--rcvbuf", "256KiB"},
 		Client:  []string{"--duration", "2500ms", "--payload-size", "64KiB", "--rate", "80", "--sndbuf", "256KiB"},
 		TCPRmem: []string{"all=4096,131072,1048576"}, TCPWmem: []string{"all=4096,131072,1048576"},
@@ -753,7 +753,7 @@ func runTwoLBsAbsorbed(t *testing.T, p lab.Profile) *lab.Result {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	big := []string{"nginx=4096,1048576,33554432", "haproxy=4096,1048576,33554432"}
-	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, TCPRmem: big, TCPWmem: big,
+	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, LineBin: binary("delayline"), TCPRmem: big, TCPWmem: big,
 		Server: []string{"--pause-after", "300ms", "--pause-for", "3s", "--rcvbuf", "256KiB"},
 		Client: []string{"--duration", "1s", "--payload-size", "64KiB", "--rate", "80", "--sndbuf", "256KiB"}})
 	if err != nil {
@@ -823,7 +823,7 @@ func runLaterGap(t *testing.T, p lab.Profile) *lab.Result {
 	defer cancel()
 	big := []string{"nginx=4096,33554432,33554432", "haproxy=4096,33554432,33554432"}
 	throttled := make(chan error, 1)
-	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, TCPRmem: big,
+	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, LineBin: binary("delayline"), TCPRmem: big,
 		Server: []string{"--pause-after", "300ms", "--pause-for", "1500ms", "--rcvbuf", "256KiB"},
 		Client: []string{"--duration", "4s", "--payload-size", "64KiB", "--rate", "80", "--sndbuf", "256KiB"},
 		Watch: func(hs []netlab.Host) func() {
@@ -916,7 +916,7 @@ func TestPathFleet(t *testing.T) {
 	// KiB, its links slow under the other packages' tests (19 s where 10
 	// is usual), saw no zero window on either server host. Beside two
 	// busy loops here, 64 KiB gave 11 to 25 of them, 16 KiB 30 to 37.
-	res, err := lab.RunFleet(ctx, f, lab.Options{Bin: binDir, Deploy: labDeploy,
+	res, err := lab.RunFleet(ctx, f, lab.Options{Bin: binDir, Deploy: labDeploy, LineBin: binary("delayline"),
 		Server: []string{"--pause-after", "300ms", "--pause-for", "1s", "--rcvbuf", "16KiB"},
 		Client: []string{"--payload-size", "3001", "--count", "200", "--duration", "0", "--sndbuf", "64KiB"}})
 	if err != nil {
@@ -966,7 +966,7 @@ func runLabBounded(t *testing.T, p lab.Profile, server, client []string) *lab.Re
 	// Keep: the run's directory (the hops' logs) stays for the checks, and
 	// Hold is called while the hosts are still up: their counters are
 	// read there with nstat, beside the lab's own reading.
-	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, Server: server, Client: client,
+	res, err := lab.Run(ctx, p, lab.Options{Bin: binDir, Deploy: labDeploy, LineBin: binary("delayline"), Server: server, Client: client,
 		TCPRmem: bound, TCPWmem: bound, Keep: true, Hold: func(hosts []netlab.Host) { checkNetstatNstat(t, hosts) }})
 	if res != nil {
 		t.Cleanup(func() { os.RemoveAll(res.Dir) })

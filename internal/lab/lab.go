@@ -38,6 +38,9 @@ type Options struct {
 	// stop it returns is called once the client has reported and every
 	// hop is scraped, before the hosts go.
 	Watch func(hosts []netlab.Host) (stop func())
+	// LineBin, for a host profile, is the delay line helper
+	// (scripts/delayline) to run the links' lines in (netlab.Spec.LineBin).
+	LineBin string
 }
 
 // Result is what one run measured: the client's report, and each hop's

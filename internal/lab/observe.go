@@ -62,6 +62,8 @@ type ObserveOptions struct {
 	// each through a forwarder. Links changes a link, in -link syntax.
 	Hosts bool
 	Links []string
+	// LineBin is the delay line helper for the links (Options.LineBin).
+	LineBin string
 }
 
 // Observatory is a running observed lab. Stop ends it.

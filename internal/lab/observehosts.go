@@ -34,7 +34,7 @@ func CheckObserveLinks(links []string) error {
 // startObserveNet builds the observed lab's hosts, with the options'
 // -link changes.
 func (ob *Observatory) startObserveNet(ctx context.Context, o ObserveOptions) error {
-	spec, err := netSpec(&observeNet, Options{Links: o.Links})
+	spec, err := netSpec(&observeNet, Options{Links: o.Links, LineBin: o.LineBin})
 	if err != nil {
 		return err
 	}

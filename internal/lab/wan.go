@@ -63,7 +63,7 @@ func (r *run) listenAddr(host string) (string, error) {
 // netSpec is the profile's network with the options' changes: -link
 // settings by link name, tcp_rmem/tcp_wmem by host ("all": every host).
 func netSpec(w *wanSpec, o Options) (netlab.Spec, error) {
-	spec := netlab.Spec{Hosts: w.hosts, Links: append([]netlab.Link(nil), w.links...), Sysctls: map[string]map[string]string{}}
+	spec := netlab.Spec{Hosts: w.hosts, Links: append([]netlab.Link(nil), w.links...), Sysctls: map[string]map[string]string{}, LineBin: o.LineBin}
 	for _, s := range o.Links {
 		name, _, _ := strings.Cut(s, "=")
 		found := false

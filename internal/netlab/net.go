@@ -18,6 +18,10 @@ type Spec struct {
 	// Sysctls are set in a host's namespace before anything runs there,
 	// e.g. "client": {"net.ipv4.tcp_wmem": "4096 16384 4194304"}.
 	Sysctls map[string]map[string]string
+	// LineBin is the delay line helper (scripts/delayline) that runs each
+	// link's line in a process of its own; empty, the lines run in this
+	// one. A test built with the race detector sets it (lineProc: why).
+	LineBin string
 }
 
 // Host is one host of a running network, as -json lists it.
@@ -42,13 +46,15 @@ type Interface struct {
 
 // Net is a built network. Close removes all of it.
 type Net struct {
-	Run   string // the run's id: the lab's pid and the network's number
-	Hosts []Host
-	Links []Link
-	wires []string // wire namespaces
-	lines []*DelayLine
-	ips   []string
-	octet int // the second octet of every address of this network
+	Run     string // the run's id: the lab's pid and the network's number
+	Hosts   []Host
+	Links   []Link
+	wires   []string // wire namespaces
+	lines   []*DelayLine
+	procs   []*lineProc // the lines helper processes run (Spec.LineBin)
+	lineBin string
+	ips     []string
+	octet   int // the second octet of every address of this network
 }
 
 // perPacket makes every line take MTU-sized packets, as with loss: the
@@ -103,7 +109,7 @@ func Create(ctx context.Context, spec Spec) (*Net, error) {
 	}
 	RemoveLeftovers(ctx)
 	k := int(nets.Add(1))
-	n := &Net{Run: strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(k), Links: spec.Links, octet: 100 + k%100}
+	n := &Net{Run: strconv.Itoa(os.Getpid()) + "-" + strconv.Itoa(k), Links: spec.Links, octet: 100 + k%100, lineBin: spec.LineBin}
 	if err := n.build(ctx, spec); err != nil {
 		n.Close()
 		return nil, err
@@ -227,8 +233,15 @@ func (n *Net) wireUp(ctx context.Context, wire string, l Link) error {
 		}
 		tuns[j] = f
 	}
-	line := startDelayLine(tuns[0], tuns[1], l.RTT/2, l.Loss)
-	n.lines = append(n.lines, line)
+	if n.lineBin != "" {
+		p, err := startLineProc(n.lineBin, tuns[0], tuns[1], l.RTT/2, l.Loss)
+		if err != nil {
+			return err
+		}
+		n.procs = append(n.procs, p)
+	} else {
+		n.lines = append(n.lines, startDelayLine(tuns[0], tuns[1], l.RTT/2, l.Loss))
+	}
 	for j, h := range []string{l.A, l.B} {
 		dl, in, table := ifName("dl-", h), ifName("to-", h), strconv.Itoa(100+j)
 		steps := [][]string{
@@ -270,6 +283,9 @@ func tbfArgs(dev string, rate uint64) []string {
 func (n *Net) Close() error {
 	for _, d := range n.lines {
 		d.Close()
+	}
+	for _, p := range n.procs {
+		p.Close()
 	}
 	for _, ip := range n.ips {
 		unregister(ip)

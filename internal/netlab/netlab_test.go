@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -41,14 +43,33 @@ func TestParseLink(t *testing.T) {
 
 // TestPathRTT builds two hosts joined by a 100 Mbit/s, 30 ms link, sends
 // 4 MiB across and checks the kernel's round trip (TCP_INFO) and that
-// Close leaves no namespace.
+// Close leaves no namespace: with the delay line in this process, and in
+// a helper process (scripts/delayline, as the e2e tests run it), which
+// Close ends.
 func TestPathRTT(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root")
 	}
+	t.Run("in-process", func(t *testing.T) { checkPathRTT(t, "") })
+	t.Run("helper", func(t *testing.T) {
+		bin := filepath.Join(t.TempDir(), "delayline")
+		if out, err := exec.Command("go", "build", "-o", bin, "github.com/go-backpressure/go-backpressure/scripts/delayline").CombinedOutput(); err != nil {
+			t.Fatalf("build scripts/delayline: %v\n%s", err, out)
+		}
+		n := checkPathRTT(t, bin)
+		if len(n.procs) != 1 || len(n.lines) != 0 {
+			t.Fatalf("%d helpers and %d lines in process, want the one helper", len(n.procs), len(n.lines))
+		}
+		if st := n.procs[0].cmd.ProcessState; st == nil || !st.Success() {
+			t.Errorf("the helper after Close: %v, want exited cleanly", st)
+		}
+	})
+}
+
+func checkPathRTT(t *testing.T, lineBin string) *Net {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	n, err := Create(ctx, Spec{Hosts: []string{"client", "server"},
+	n, err := Create(ctx, Spec{Hosts: []string{"client", "server"}, LineBin: lineBin,
 		Links: []Link{{A: "client", B: "server", Rate: 100_000_000, RTT: 30 * time.Millisecond}}})
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +113,7 @@ func TestPathRTT(t *testing.T) {
 	if left := List(); len(left) > 0 {
 		t.Errorf("left: %v", left)
 	}
+	return n
 }
 
 // TestParseNetstat: the pairs of lines of /proc/net/netstat and snmp,
