@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -147,10 +148,15 @@ func TestGRPCBadPeers(t *testing.T) {
 	s := scrape(t, srv.MetricsURL())
 	eventually(t, 5*time.Second, func() string {
 		s = scrape(t, srv.MetricsURL())
+		var got []string
+		wrong := false
 		for _, reason := range []string{"too_large", "reset", "idle"} {
-			if v := s.Value(t, "bp_connection_errors_total", "protocol", "grpc", "reason", reason); v != 1 {
-				return "bp_connection_errors_total{protocol=grpc,reason=" + reason + "} is not 1"
-			}
+			v := s.Value(t, "bp_connection_errors_total", "protocol", "grpc", "reason", reason)
+			got = append(got, fmt.Sprintf("%s %v", reason, v))
+			wrong = wrong || v != 1
+		}
+		if wrong {
+			return "bp_connection_errors_total{protocol=grpc}: " + strings.Join(got, ", ") + ", want 1 of each"
 		}
 		return ""
 	})

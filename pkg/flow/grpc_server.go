@@ -145,9 +145,11 @@ func (s *GRPCServer) serve(dir Direction, rpc grpc.BidiStreamingServer[pb.Messag
 		c.markEnded()
 	}
 	// The client reset the stream, or its connection went: the session
-	// ends with that cause (reason reset), not as a shutdown would.
+	// ends with that cause (reason reset), not as a shutdown would; or
+	// grpc-go ended the stream over a failed Recv, whose error it then
+	// ends with (recvState).
 	hctx, cancel := context.WithCancelCause(s.opts.Base)
-	defer context.AfterFunc(ctx, func() { cancel(errStreamGone) })()
+	defer context.AfterFunc(ctx, func() { cancel(c.recv.cause(time.Second, errStreamGone)) })()
 	handled := make(chan struct{})
 	go func() {
 		defer close(handled)

@@ -52,6 +52,70 @@ type grpcStream struct {
 	closed    atomic.Pointer[StreamStats] // the figures when it closed
 	ended     chan struct{}               // Recv saw the stream end
 	endedOnce sync.Once
+	recv      recvState
+}
+
+// recvState is what a server's stream knows of its Recv calls when the
+// RPC ends, so that the end is told by its true cause. grpc-go ends a
+// server's stream itself when a Recv fails (a message over the limit: it
+// writes RESOURCE_EXHAUSTED before Recv returns), and the RPC's context
+// ends with it; taken alone, that ending looked like the client's reset,
+// and under load a message over the limit was counted reason reset, not
+// too_large (1 e2e run in 20 beside a busy loop).
+type recvState struct {
+	mu   sync.Mutex
+	in   bool          // a Recv in progress
+	err  error         // the first Recv that failed (io.EOF included)
+	done chan struct{} // made by a waiter, closed when the Recv in progress returns
+}
+
+// begin and end bracket a Recv.
+func (r *recvState) begin() {
+	r.mu.Lock()
+	r.in = true
+	r.mu.Unlock()
+}
+
+func (r *recvState) end(err error) {
+	r.mu.Lock()
+	r.in = false
+	if err != nil && r.err == nil {
+		r.err = err
+	}
+	if r.done != nil {
+		close(r.done)
+		r.done = nil
+	}
+	r.mu.Unlock()
+}
+
+// cause is why the RPC ended, once its context has: a failed Recv's error
+// (waiting at most wait for a Recv in progress, which returns once the
+// stream is gone), else gone. A Recv that saw the client's reset gives the
+// reason gone gives, reset; one that ended with io.EOF (the client's
+// END_STREAM) says nothing of why the RPC went.
+func (r *recvState) cause(wait time.Duration, gone error) error {
+	r.mu.Lock()
+	if r.in {
+		if r.done == nil {
+			r.done = make(chan struct{})
+		}
+		d := r.done
+		r.mu.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-d:
+		case <-t.C:
+		}
+		t.Stop()
+		r.mu.Lock()
+	}
+	err := r.err
+	r.mu.Unlock()
+	if err == nil || errors.Is(err, io.EOF) {
+		return gone
+	}
+	return grpcError(err)
 }
 
 var (
@@ -112,7 +176,9 @@ func (s *grpcStream) Read(p []byte) (int, Control, error) {
 		s.rest = s.rest[n:]
 		return n, Control{}, nil
 	}
+	s.recv.begin()
 	m, err := s.rpc.Recv()
+	s.recv.end(err)
 	if err != nil {
 		s.markEnded()
 		if errors.Is(err, io.EOF) {
