@@ -243,7 +243,8 @@ func (t *h2Tap) windowUpdate(id uint32, inc int64, out bool) {
 		// good: under load a stream's window read 16,421 bytes (its hello
 		// and first message) short, -16,421 when grpc-go's was 0. Not
 		// through stream, so that it does not move maxID: a server
-		// naming streams never opened makes at most tapAhead of them.
+		// naming streams never opened makes at most tapAhead of them
+		// more than the client opens.
 		st = &tapStream{send: t.sendInit, recv: t.recvInit}
 		t.streams[id] = st
 	case st == nil:
