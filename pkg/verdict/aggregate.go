@@ -64,6 +64,7 @@ type aggregated struct {
 	ongoing         int     // still blocked at the end
 	blockedNoSample int     // kernel read, but no sample inside the block
 	blockedNoKernel int     // kernel not read at all
+	windowOpen      int     // blocked with the next hop's window open (connView.windowOpen)
 }
 
 // aggregate collects the stalled connections' views.
@@ -110,6 +111,9 @@ func (a *aggregated) addBlocked(cv connView) {
 	a.blockedAt = append(a.blockedAt, cv.block.Began)
 	a.delays = append(a.delays, cv.delay)
 	a.payload = max(a.payload, cv.block.Size)
+	if cv.windowOpen {
+		a.windowOpen++
+	}
 	if cv.block.Ongoing {
 		a.ongoing++
 	}

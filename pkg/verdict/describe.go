@@ -176,6 +176,10 @@ func describeBlocked(b *strings.Builder, n *notes, v Verdict, a aggregated, p Pa
 	if a.payload > 0 {
 		n.add(0, "bytes at the moment of blocking are known to within one write (%s)", config.HumanBytes(float64(a.payload)))
 	}
+	if a.windowOpen > 0 {
+		n.add(1, "%s blocked with the next hop's window open all through the stall (the kernel read while the write was blocked, no zero window): the write waited on bytes still on their way, the path's pace, not on a window the stopped server had closed, so this may not be the stop's backpressure yet",
+			p.units(v).Count(a.windowOpen))
+	}
 	if a.blocked < a.views {
 		n.add(1, "%ss disagree: %d of the %d whose server stopped blocked, the others did not", p.units(v).Noun(), a.blocked, a.views)
 	}

@@ -34,6 +34,9 @@ func (c *conn) readKernel(st *Stall) {
 		sq = int64(smp.SendQueue) / c.sharing()
 	}
 	c.ring[c.nRing%ringSize] = kSample{at: at, sendQueue: sq}
+	if smp.Has&sockstat.FieldPeerWindow != 0 {
+		c.peerWindowKnown = true
+	}
 	c.nRing++
 	if latest.PeerWindowClosedSince.IsZero() || !c.pending {
 		return

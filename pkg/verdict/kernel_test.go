@@ -42,6 +42,11 @@ func TestObserverReadsSampler(t *testing.T) {
 	if len(blocks) != 1 || !blocks[0].Ongoing || blocks[0].SendQueue <= 0 {
 		t.Errorf("blocks %+v: want one ongoing block with the sampled send queue", blocks)
 	}
+	// With the kernel telling the peer's window, the verdict knows that it
+	// knows: a stall's missing zero window then means an open window.
+	if known := sockstat.KernelFields()&sockstat.FieldPeerWindow != 0; tls[0].PeerWindowKnown != known {
+		t.Errorf("PeerWindowKnown %v, the kernel telling the peer's window %v", tls[0].PeerWindowKnown, known)
+	}
 }
 
 // testStream is a flow.StreamConn with no figures: it only marks a

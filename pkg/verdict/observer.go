@@ -142,6 +142,7 @@ type conn struct {
 	pendingSince     time.Duration
 	writtenAtPending int64
 	peerZeroAt       time.Duration // first zero peer window since pendingSince, -1 none
+	peerWindowKnown  bool          // a kernel sample had the peer's window
 	gaps             [ackGaps]time.Duration
 	nGaps            int
 	ackInterval      time.Duration
@@ -475,7 +476,7 @@ func (c *conn) timeline(at, threshold time.Duration, a *timelineArena) Timeline 
 	tl := Timeline{
 		Written: c.written.Load(), Acked: c.acked, Acks: c.acks, AckInterval: c.ackInterval,
 		StallsDropped: c.stallsDropped, BlocksDropped: c.blocksDropped,
-		Kernel: c.kernel != nil, Blocked: time.Duration(c.blockedNs.Load()),
+		Kernel: c.kernel != nil, PeerWindowKnown: c.peerWindowKnown, Stream: c.stream, Blocked: time.Duration(c.blockedNs.Load()),
 		BlockedInStalls: c.blockedInStalls, Path: slices.Clone(c.path), PathKnown: c.pathKnown,
 		SeenFrom: c.seenFrom, LocalAddr: c.local,
 	}

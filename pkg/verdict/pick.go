@@ -18,6 +18,10 @@ type connView struct {
 	delay     time.Duration
 	sendQueue int64 // -1 unknown
 	kernel    bool
+	// windowOpen: the writes blocked with a kernel sample inside the
+	// block, the next hop's window known and never zero in the stall, on
+	// a connection of its own (not a stream).
+	windowOpen bool
 	// blockedBefore counts the connection's write calls that had ended
 	// blocking before the stall began.
 	blockedBefore int
@@ -77,6 +81,7 @@ func pick(tl Timeline, resolution time.Duration) connView {
 		return cv
 	}
 	cv.delay = max(b.Began-cv.stop.at, 0)
+	cv.windowOpen = b.SendQueue >= 0 && tl.PeerWindowKnown && !tl.Stream && st.PeerWindowZeroAt < 0
 	cv.absorbed = max(b.WrittenBefore-cv.stop.read, 0)
 	cv.accepted = max(b.WrittenBefore-cv.stop.written, 0)
 	cv.sendQueue = b.SendQueue

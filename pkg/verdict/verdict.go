@@ -19,8 +19,15 @@ type Timeline struct {
 	// in order (at most maxBlocks; BlocksDropped more).
 	Blocks        []Block
 	BlocksDropped int
-	// Kernel: this connection's socket statistics could be read.
-	Kernel bool
+	// Kernel: this connection's socket statistics could be read;
+	// PeerWindowKnown: they include the next hop's window (tcpi_snd_wnd,
+	// Linux 6.2 and later), so a stall's PeerWindowZeroAt of -1 means the
+	// window stayed open, not unknown.
+	Kernel, PeerWindowKnown bool
+	// Stream: the connection is one stream of a multiplexed one (HTTP/2,
+	// gRPC), held by its stream window above TCP's: its socket's peer
+	// window stays open while the stream is held.
+	Stream bool
 	// Blocked is the time the connection's write calls took in all;
 	// BlockedInStalls the part of it inside its stalls (waiting for a
 	// stopped server). The rest waited on a path that kept flowing: the

@@ -34,6 +34,20 @@ func TestCompute(t *testing.T) {
 	direct := Timeline{Written: 100 * mb, Acked: 100 * mb, Acks: 80, AckInterval: ms(100), Kernel: true,
 		Stalls: []Stall{stall(ms(2050), ms(6050), 20*mb, 20*mb+50*kb, 1*mb)},
 		Blocks: []Block{block(ms(2150), ms(6000), 21*mb, 500*kb)}}
+	// direct as the kernel tells it on Linux 6.2 and later: the server's
+	// window shut 50 ms into the stall, before the writes blocked.
+	directWindow := direct
+	directWindow.PeerWindowKnown = true
+	directWindow.Stalls = []Stall{direct.Stalls[0]}
+	directWindow.Stalls[0].PeerWindowZeroAt = ms(2100)
+	// windowOpen: the same block with the next hop's window open all
+	// through the stall: the path's pace held the writes.
+	windowOpen := directWindow
+	windowOpen.Stalls = []Stall{direct.Stalls[0]}
+	// streamOpen: the same on a stream of a multiplexed connection, whose
+	// socket's window stays open while its stream window holds it.
+	streamOpen := windowOpen
+	streamOpen.Stream = true
 	// relay-buffered: the client never blocks, 41.5 MB pile up.
 	buffered := Timeline{Written: 100 * mb, Acked: 100 * mb, Acks: 80, AckInterval: ms(100), Kernel: true,
 		Stalls: []Stall{stall(ms(2050), ms(6050), 20*mb, 20*mb+50*kb, 41_500*kb)}}
@@ -59,6 +73,36 @@ func TestCompute(t *testing.T) {
 				eqInt(t, "own", *v.OwnSendQueueBytes, 500*kb)
 				eqInt(t, "beyond", *v.BeyondClientBytes, 500*kb)
 				contains(t, v.Summary, "first blocked 0.10 s later", "about 500.0 kB in this client's own socket buffer")
+			},
+		},
+		{
+			// The next hop's window shut: no doubt.
+			name: "direct, window shut", tls: []Timeline{directWindow}, params: params, outcome: OutcomeBlocked, conf: High,
+			check: func(t *testing.T, v Verdict) {
+				eq(t, "peer window closed at", *v.PeerWindowClosedAtSeconds, 2.1)
+				if r := strings.Join(v.Reasons, "\n"); strings.Contains(r, "window open") {
+					t.Errorf("a shut window told as open: %s", r)
+				}
+			},
+		},
+		{
+			// Blocked, the kernel read, and the next hop's window never
+			// shut: the path's pace, one step less sure.
+			name: "blocked with the window open", tls: []Timeline{windowOpen}, params: params, outcome: OutcomeBlocked, conf: Medium,
+			check: func(t *testing.T, v Verdict) {
+				if v.PeerWindowClosedAtSeconds != nil {
+					t.Errorf("peer window closed at %v, want none", *v.PeerWindowClosedAtSeconds)
+				}
+				contains(t, strings.Join(v.Reasons, "\n"), "1 connection(s) blocked with the next hop's window open all through the stall", "the path's pace")
+			},
+		},
+		{
+			// A stream's socket window stays open by design: no doubt.
+			name: "stream blocked, socket window open", tls: []Timeline{streamOpen}, params: params, outcome: OutcomeBlocked, conf: High,
+			check: func(t *testing.T, v Verdict) {
+				if r := strings.Join(v.Reasons, "\n"); strings.Contains(r, "window open") {
+					t.Errorf("a stream's open socket window told: %s", r)
+				}
 			},
 		},
 		{
