@@ -20,6 +20,7 @@ import (
 // busy machine such a line ran late enough to fail the tests' round trip
 // checks. The helper is built without the race detector.
 type lineProc struct {
+	link string
 	cmd  *exec.Cmd
 	stop *os.File // the write end of the helper's stdin
 }
@@ -29,7 +30,7 @@ type lineProc struct {
 // helper. The helper runs until its stdin ends, which happens at Close or
 // when this process dies, however it dies: a helper never outlives its
 // lab.
-func startLineProc(bin string, a, b *os.File, oneWay time.Duration, loss float64) (*lineProc, error) {
+func startLineProc(bin, link string, a, b *os.File, oneWay time.Duration, loss float64) (*lineProc, error) {
 	defer a.Close()
 	defer b.Close()
 	r, w, err := os.Pipe()
@@ -44,14 +45,19 @@ func startLineProc(bin string, a, b *os.File, oneWay time.Duration, loss float64
 		w.Close()
 		return nil, fmt.Errorf("delay line helper: %w", err)
 	}
-	return &lineProc{cmd: cmd, stop: w}, nil
+	return &lineProc{link: link, cmd: cmd, stop: w}, nil
 }
 
 // Close ends the helper's stdin and waits for it to close the devices and
-// exit.
-func (p *lineProc) Close() {
+// exit. A helper that did not exit cleanly (it crashed, or was killed,
+// and the link stopped forwarding then) is an error: the run's figures
+// may be off.
+func (p *lineProc) Close() error {
 	p.stop.Close()
-	p.cmd.Wait()
+	if err := p.cmd.Wait(); err != nil {
+		return fmt.Errorf("link %s: delay line helper: %w", p.link, err)
+	}
+	return nil
 }
 
 // ServeLine is a delay line helper's work (scripts/delayline): it forwards

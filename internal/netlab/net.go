@@ -234,7 +234,7 @@ func (n *Net) wireUp(ctx context.Context, wire string, l Link) error {
 		tuns[j] = f
 	}
 	if n.lineBin != "" {
-		p, err := startLineProc(n.lineBin, tuns[0], tuns[1], l.RTT/2, l.Loss)
+		p, err := startLineProc(n.lineBin, l.Name(), tuns[0], tuns[1], l.RTT/2, l.Loss)
 		if err != nil {
 			return err
 		}
@@ -284,13 +284,14 @@ func (n *Net) Close() error {
 	for _, d := range n.lines {
 		d.Close()
 	}
+	var errs []error
 	for _, p := range n.procs {
-		p.Close()
+		errs = append(errs, p.Close())
 	}
+	n.procs = nil // a second Close must not wait for them again
 	for _, ip := range n.ips {
 		unregister(ip)
 	}
-	var errs []error
 	for _, ns := range append(n.wires, n.hostNamespaces()...) {
 		errs = append(errs, removeNS(ns))
 	}

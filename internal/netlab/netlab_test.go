@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,17 +57,34 @@ func TestPathRTT(t *testing.T) {
 		if out, err := exec.Command("go", "build", "-o", bin, "github.com/go-backpressure/go-backpressure/scripts/delayline").CombinedOutput(); err != nil {
 			t.Fatalf("build scripts/delayline: %v\n%s", err, out)
 		}
-		n := checkPathRTT(t, bin)
-		if len(n.procs) != 1 || len(n.lines) != 0 {
-			t.Fatalf("%d helpers and %d lines in process, want the one helper", len(n.procs), len(n.lines))
+		n, procs := checkPathRTT(t, bin)
+		if len(procs) != 1 || len(n.lines) != 0 {
+			t.Fatalf("%d helpers and %d lines in process, want the one helper", len(procs), len(n.lines))
 		}
-		if st := n.procs[0].cmd.ProcessState; st == nil || !st.Success() {
+		if st := procs[0].cmd.ProcessState; st == nil || !st.Success() {
 			t.Errorf("the helper after Close: %v, want exited cleanly", st)
+		}
+		// A helper that died under the run (its link stopped forwarding)
+		// is Close's error, naming the link; the namespaces go all the same.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		n, err := Create(ctx, Spec{Hosts: []string{"client", "server"}, LineBin: bin,
+			Links: []Link{{A: "client", B: "server", RTT: 2 * time.Millisecond}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.procs[0].cmd.Process.Kill()
+		if err := n.Close(); err == nil || !strings.Contains(err.Error(), "link client-server: delay line helper") {
+			t.Errorf("Close after the helper was killed: %v, want the link's helper named", err)
+		}
+		if left := List(); len(left) > 0 {
+			t.Errorf("left: %v", left)
 		}
 	})
 }
 
-func checkPathRTT(t *testing.T, lineBin string) *Net {
+// checkPathRTT returns the network, closed, and the helpers it ran.
+func checkPathRTT(t *testing.T, lineBin string) (*Net, []*lineProc) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	n, err := Create(ctx, Spec{Hosts: []string{"client", "server"}, LineBin: lineBin,
@@ -107,13 +125,14 @@ func checkPathRTT(t *testing.T, lineBin string) *Net {
 		t.Errorf("min_rtt %v, want 30ms within 10%%", minRTT)
 	}
 	c.Close()
+	procs := n.procs
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
 	if left := List(); len(left) > 0 {
 		t.Errorf("left: %v", left)
 	}
-	return n
+	return n, procs
 }
 
 // TestParseNetstat: the pairs of lines of /proc/net/netstat and snmp,
