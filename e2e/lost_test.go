@@ -43,11 +43,19 @@ func TestNothingLost1000(t *testing.T) {
 	raiseFileLimit(t, 2*conns+200) // a relay holds two sockets per connection
 	quiet := []string{"--sample-interval", "0"}
 	srv := startServer(t, append(quiet, "--log-interval", "0")...)
-	// A relay waits 5 s for a peer's first bytes by default; with 1,000
-	// connections opening at once under -race on a busy machine, r1's
-	// hello to r2 once took longer (9 of 1,000 cut as "hello" at r2), which
-	// is not what this test is about.
-	relayed := append(quiet, "--hello-timeout", "30s")
+	// A relay waits 5 s for a peer's first bytes and 10 s for a dial
+	// upstream by default; with 1,000 connections opening at once under
+	// -race on a busy machine, r1's hello to r2 once took longer (9 of
+	// 1,000 cut as "hello" at r2), and so did r1's WebSocket handshakes
+	// with r2 (4 of 1,000 in a clean-clone CI run, up to 288 with three of
+	// these tests at once beside busy loops: "dial upstream: ... context
+	// deadline exceeded" at r1, "hello" at r2, which had upgraded them;
+	// the WebSocket handshake then still had a bound of its own, 10 s, that
+	// --dial-timeout did not lift: TestDialWSHandshakeBound), and r2 once
+	// closed one of them unanswered, likely its request headers not read in
+	// the 10 s of --read-header-timeout ("unexpected EOF" at r1, 1 of 18
+	// runs so), which is not what this test is about.
+	relayed := append(quiet, "--hello-timeout", "30s", "--dial-timeout", "30s", "--read-header-timeout", "30s")
 	relay2 := startRelay(t, srv.TCPURL(), append(relayed, "--name", "r2")...)
 	relay1 := startRelay(t, relay2.Target("websocket"), append(relayed, "--name", "r1")...)
 
@@ -58,6 +66,19 @@ func TestNothingLost1000(t *testing.T) {
 	c := startClient(t, "--target", relay1.Target("tcp"), "--connections", strconv.Itoa(conns),
 		"--count", strconv.Itoa(count), "--payload-size", strconv.Itoa(size), "--rate", "1", "--duration", "0",
 		"--sample-interval", "0")
+	// On failure, each process's first failed connections, with their
+	// errors (registered before the checks below, which stop the test).
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range []*Proc{c.Proc, relay1.Proc, relay2.Proc, srv.Proc} {
+				for i, l := range p.Logs("connection failed") {
+					if i < 5 {
+						t.Logf("%s: %v", p.Name, l)
+					}
+				}
+			}
+		}
+	})
 	peak := 0.0
 	for !c.Exited() && len(c.Logs("lingering so scrapers see the final values")) == 0 && time.Since(began) < time.Minute {
 		if v, ok := scrape(t, srv.MetricsURL()).Get("bp_connections", "protocol", "tcp"); ok && v > peak {
@@ -77,8 +98,9 @@ func TestNothingLost1000(t *testing.T) {
 			proc *Proc
 		}{{"relay r1", relay1.MetricsURL(), relay1.Proc}, {"relay r2", relay2.MetricsURL(), relay2.Proc}, {"server", srv.MetricsURL(), srv.Proc}} {
 			m := scrape(t, p.url)
-			t.Logf("%s: errors %v, relay failures %v, last log lines:\n%s", p.name, m.Labelled("bp_connection_errors_total", "reason"),
-				m.Labelled("bp_relay_failures_total", "side"), lastLines(p.proc.Stderr(), 5))
+			t.Logf("%s: errors %v, relay failures %v, HTTP connections closed %v, last log lines:\n%s", p.name,
+				m.Labelled("bp_connection_errors_total", "reason"), m.Labelled("bp_relay_failures_total", "side"),
+				m.Labelled("bp_http_connections_closed_total", "reason"), lastLines(p.proc.Stderr(), 5))
 		}
 		t.Fatalf("client exit %d, completed %v, %d failed: %s", code, sum.Completed, sum.FailedConns, sum.Error)
 	}
@@ -115,17 +137,6 @@ func TestNothingLost1000(t *testing.T) {
 		{name: "relay r2", url: relay2.MetricsURL(), read: "websocket", written: "tcp"},
 		{name: "server", url: srv.MetricsURL(), read: "tcp", readOnly: true},
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			for _, p := range []*Proc{c.Proc, relay1.Proc, relay2.Proc, srv.Proc} {
-				for i, l := range p.Logs("connection failed") {
-					if i < 5 {
-						t.Logf("%s: %v", p.Name, l)
-					}
-				}
-			}
-		}
-	})
 	for _, h := range hops {
 		eventually(t, 15*time.Second, func() string {
 			m := scrape(t, h.url)

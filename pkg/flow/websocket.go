@@ -339,6 +339,12 @@ func DialWebSocketRaw(ctx context.Context, url string, opts SocketOptions, heade
 // an interrupted client waited the whole handshake timeout (10 s) on a
 // target that never answered: ctx's end sets the socket's deadline to now
 // until the handshake is over.
+//
+// A ctx with a deadline (bp-relay's --dial-timeout) bounds the handshake
+// alone; only one without gets wsHandshakeTimeout. gorilla's timeout
+// applied on top of every deadline, so a relay given --dial-timeout 30s
+// still cut its upstream handshakes at 10 s ("read tcp ...: i/o timeout"
+// under a burst of 1,000 beside a busy suite).
 func dialWS(ctx context.Context, url string, opts SocketOptions, header http.Header) (*websocket.Conn, error) {
 	nd := opts.dialer()
 	var stopCancel func() bool
@@ -351,12 +357,14 @@ func dialWS(ctx context.Context, url string, opts SocketOptions, header http.Hea
 			stopCancel = context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 			return newRawSocket(c), nil
 		},
-		HandshakeTimeout: 10 * time.Second,
-		ReadBufferSize:   wsReadBufferSize,
-		WriteBufferSize:  WebSocketFrameSize,
-		WriteBufferPool:  &wsClientWriteBuffers,
-		Proxy:            http.ProxyFromEnvironment,
-		TLSClientConfig:  opts.TLS,
+		ReadBufferSize:  wsReadBufferSize,
+		WriteBufferSize: WebSocketFrameSize,
+		WriteBufferPool: &wsClientWriteBuffers,
+		Proxy:           http.ProxyFromEnvironment,
+		TLSClientConfig: opts.TLS,
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		d.HandshakeTimeout = wsHandshakeTimeout
 	}
 	ws, resp, err := d.DialContext(ctx, url, header)
 	if stopCancel != nil && !stopCancel() && err == nil {
@@ -374,6 +382,10 @@ func dialWS(ctx context.Context, url string, opts SocketOptions, header http.Hea
 	}
 	return ws, nil
 }
+
+// wsHandshakeTimeout bounds a WebSocket handshake (TCP connect included)
+// whose context has no deadline; a variable for the tests.
+var wsHandshakeTimeout = 10 * time.Second
 
 // plainToTLSHint explains a refused handshake that came from a TLS port: Go's
 // TLS servers (bp-server, bp-relay with --tls-cert) answer plain HTTP with a
