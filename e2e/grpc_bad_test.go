@@ -97,8 +97,9 @@ func TestGRPCBadPeers(t *testing.T) {
 	// the idle watch ended its stream first (3 full e2e runs of 7
 	// December, after tests were added to the package; alone it passed);
 	// with 3 s, a full run beside a busy loop once had it take over 3 s.
-	// A gRPC message in transit is not activity to the idle watch: grpc-go
-	// hands it over only whole.
+	// (A gRPC message in transit was not activity to the idle watch then,
+	// grpc-go hands it over only whole; it is now, from the tap's frames:
+	// TestGRPCIdleCountsMessageInTransit.)
 	srv := startServer(t, "--sample-interval", "0", "--log-interval", "0", "--idle-timeout", "6s")
 	client := grpcPeer(t, srv.GRPCAddr)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

@@ -150,6 +150,16 @@ func (s *grpcStream) streamID() uint32 {
 	return s.id.Load()
 }
 
+// lastArrival is when the connection's tap last saw this stream's DATA
+// (see ConnBuffer.LastArrival), which the session's idle watch counts as
+// activity (an arrivalClock). A client's stream counts none.
+func (s *grpcStream) lastArrival() time.Time {
+	if s.conn.buf == nil {
+		return time.Time{}
+	}
+	return s.conn.buf.LastArrival(s.streamID())
+}
+
 // readOn takes n bytes a server's stream read off its connection's
 // stream buffer count (a client counts none).
 func (s *grpcStream) readOn(n int) {

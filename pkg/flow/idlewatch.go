@@ -35,10 +35,37 @@ func (s *Session) idleCheck() {
 		s.idleTimer.Reset(s.plan.IdleTimeout)
 		return
 	}
+	s.noteArrival()
 	idle := time.Since(s.start) - time.Duration(s.lastActive.Load())
 	if idle >= s.plan.IdleTimeout {
 		s.fail(fmt.Errorf("%w: no byte moved either way for %s", ErrIdle, idle.Round(time.Millisecond)))
 		return
 	}
 	s.idleTimer.Reset(s.plan.IdleTimeout - idle)
+}
+
+// arrivalClock is a Conn that sees bytes arrive before its reads return
+// them: a gRPC server's stream, whose messages grpc-go hands over whole.
+type arrivalClock interface {
+	lastArrival() time.Time
+}
+
+// noteArrival moves the last activity up to the conn's last arrival, if
+// later: bytes of a message still coming in moved.
+func (s *Session) noteArrival() {
+	a, ok := s.conn.(arrivalClock)
+	if !ok {
+		return
+	}
+	t := a.lastArrival()
+	if t.IsZero() {
+		return
+	}
+	at := int64(t.Sub(s.start))
+	for {
+		cur := s.lastActive.Load()
+		if at <= cur || s.lastActive.CompareAndSwap(cur, at) {
+			return
+		}
+	}
 }

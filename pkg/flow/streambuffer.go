@@ -2,10 +2,11 @@ package flow
 
 import (
 	"fmt"
-	"google.golang.org/protobuf/proto"
-
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
 )
 
 // StreamBuffer counts the bytes a server's HTTP/2 streams received (the
@@ -57,9 +58,10 @@ type ConnBuffer struct {
 // bufferedStream is one stream's share of its connection's count.
 type bufferedStream struct {
 	n         int64
-	hello     string // its hello's HelloKey (Hello); NoHello: none seen
-	claimed   bool   // a session took it (Claim)
-	firstData bool   // its first DATA frame began (HelloWanted)
+	arrivedAt time.Time // when the tap last saw DATA payload of it (LastArrival)
+	hello     string    // its hello's HelloKey (Hello); NoHello: none seen
+	claimed   bool      // a session took it (Claim)
+	firstData bool      // its first DATA frame began (HelloWanted)
 }
 
 func (c *ConnBuffer) add(n int64) {
@@ -116,8 +118,28 @@ func (c *ConnBuffer) addOn(id uint32, n int64) {
 		return
 	}
 	st.n += n
+	if n > 0 {
+		st.arrivedAt = time.Now()
+	}
 	c.n += n
 	c.total.n.Add(n)
+}
+
+// LastArrival is when the tap last saw DATA payload of stream id (zero for
+// none, or a stream not open, reset or released), read or not. A gRPC
+// stream's session counts it as activity in its idle watch: grpc-go hands
+// a message over only once all of it has arrived, and a 16 MiB message at
+// 50 kB/s is minutes of bytes moving with no Recv returning.
+func (c *ConnBuffer) LastArrival(id uint32) time.Time {
+	if c == nil {
+		return time.Time{}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.streams[id]; st != nil && !c.closed {
+		return st.arrivedAt
+	}
+	return time.Time{}
 }
 
 // Reset takes stream id's bytes off at once: the stream was reset (by
