@@ -65,6 +65,7 @@ type aggregated struct {
 	blockedNoSample int     // kernel read, but no sample inside the block
 	blockedNoKernel int     // kernel not read at all
 	windowOpen      int     // blocked with the next hop's window open (connView.windowOpen)
+	inSocketOnly    int     // absorbed only what the client's socket held (connView.inSocketOnly)
 }
 
 // aggregate collects the stalled connections' views.
@@ -113,6 +114,9 @@ func (a *aggregated) addBlocked(cv connView) {
 	a.payload = max(a.payload, cv.block.Size)
 	if cv.windowOpen {
 		a.windowOpen++
+	}
+	if cv.inSocketOnly {
+		a.inSocketOnly++
 	}
 	if cv.block.Ongoing {
 		a.ongoing++

@@ -156,6 +156,11 @@ func describeStalled(n *notes, v Verdict, a aggregated, p Params, resolution tim
 // the figures are as precise as they are.
 func describeBlocked(b *strings.Builder, n *notes, v Verdict, a aggregated, p Params) {
 	absorbed := config.HumanBytes(float64(*v.AbsorbedBytes))
+	if a.inSocketOnly > 0 {
+		absorbed = "at least " + absorbed
+		n.add(1, "%s blocked in a write of up to %s, whose bytes count only when it returns, with the server's acks past the writes before it: what the path held then is at least what this client's socket held (its send queue), the rest of the path unseen",
+			p.units(v).Count(a.inSocketOnly), config.HumanBytes(float64(a.payload)))
+	}
 	if delay := *v.BlockDelaySeconds; delay == 0 {
 		fmt.Fprintf(b, "; this client's writes were already blocked then, with %s written but not yet read by the server", absorbed)
 		n.add(0, "writes were blocked before the server stopped: the path was already full")
@@ -164,6 +169,10 @@ func describeBlocked(b *strings.Builder, n *notes, v Verdict, a aggregated, p Pa
 			seconds(delay), config.HumanBytes(float64(*v.AcceptedAfterStopBytes)), absorbed)
 	}
 	switch {
+	case v.OwnSendQueueBytes != nil && a.inSocketOnly > 0:
+		fmt.Fprintf(b, ": about %s in this client's own socket buffer, what was further along the path unseen",
+			config.HumanBytes(float64(*v.OwnSendQueueBytes)))
+		n.add(0, "the kernel's send queue was read while the write was blocked")
 	case v.OwnSendQueueBytes != nil:
 		fmt.Fprintf(b, ": about %s in this client's own socket buffer, the rest (%s) further along the path",
 			config.HumanBytes(float64(*v.OwnSendQueueBytes)), config.HumanBytes(float64(*v.BeyondClientBytes)))

@@ -226,8 +226,13 @@ func (c *conn) firstPending(w, n int64, blocked time.Duration) {
 	defer c.mu.Unlock()
 	c.pipeEmpty.Store(false)
 	if !c.pending && w > c.acked {
+		// Acks that came while the write was in progress (it began
+		// before them) moved: the bytes wait for acks from the last one.
 		c.pending, c.pendingFromAck = true, false
 		c.pendingSince, c.writtenAtPending = at, w-n
+		if c.hasProgress && c.lastAck > at {
+			c.pendingSince, c.writtenAtPending = c.lastAck, max(w-n, c.acked)
+		}
 		c.peerZeroAt = -1
 	}
 }
@@ -261,11 +266,19 @@ func (c *conn) sendQueueIn(from, to time.Duration) int64 {
 }
 
 // Acked implements flow.ConnObserver.
+//
+// A write call's bytes count as written when it returns, so during a
+// large one (a 4 MiB payload takes 335 ms at 100 Mbit/s) the acks
+// overtake the count: the bytes they count were written, and a write in
+// progress has bytes waiting for acks, so it keeps the connection pending.
 func (c *conn) Acked(delta int64) {
 	now := c.o.since(time.Now())
 	w := c.written.Load()
+	_, writing := c.clock.Began()
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	written := w // the writes' own count: the ack interval is learnt from it
+	w = max(w, c.acked+delta)
 	switch {
 	case c.stallOpen:
 		st := &c.stalls[len(c.stalls)-1]
@@ -278,7 +291,7 @@ func (c *conn) Acked(delta int64) {
 		st := c.newStall(now, w)
 		st.Until, st.Resumed = now, true
 		c.addStall(st)
-	case c.hasProgress && c.writtenAtLastAck < w:
+	case c.hasProgress && c.writtenAtLastAck < written:
 		// Bytes were written since the last ack: the time to this one is
 		// an ack interval, or more when the writer was slow to write.
 		c.gaps[c.nGaps%ackGaps] = now - c.lastAck
@@ -290,8 +303,8 @@ func (c *conn) Acked(delta int64) {
 	c.acked += delta
 	c.acks++
 	c.pushAck(ackPoint{at: now, acked: c.acked, written: w})
-	c.hasProgress, c.lastAck, c.writtenAtLastAck = true, now, w
-	if w > c.acked {
+	c.hasProgress, c.lastAck, c.writtenAtLastAck = true, now, written
+	if w > c.acked || writing {
 		c.pending, c.pendingFromAck = true, true
 		c.pendingSince, c.writtenAtPending = now, w
 	} else {
@@ -426,9 +439,13 @@ func (c *conn) pass(at time.Duration) {
 	if c.closed {
 		return
 	}
-	if !c.pending && w > c.acked { // a first write Wrote did not catch
+	began, writing := c.clock.Began()
+	if !c.pending && (w > c.acked || writing) { // a first write Wrote did not catch, or one in progress
 		c.pending, c.pendingFromAck = true, false
 		c.pendingSince, c.writtenAtPending = at, c.acked
+		if writing {
+			c.pendingSince = min(at, max(c.o.since(began), c.lastAck))
+		}
 		c.peerZeroAt = -1
 	}
 	if c.pending && !c.stallOpen && at-c.pendingSince >= c.stallGap() {
@@ -440,7 +457,6 @@ func (c *conn) pass(at time.Duration) {
 		st.Until = at
 		st.PeakInPipe = max(st.PeakInPipe, w-st.AckedBytes)
 	}
-	began, writing := c.clock.Began()
 	switch {
 	case writing && c.pending:
 		c.stuck, c.stuckSince = true, c.o.since(began)

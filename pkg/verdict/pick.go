@@ -22,6 +22,10 @@ type connView struct {
 	// block, the next hop's window known and never zero in the stall, on
 	// a connection of its own (not a stream).
 	windowOpen bool
+	// inSocketOnly: absorbed is only what the client's socket held (the
+	// writes' count was below what the server had read: a large write in
+	// progress), a lower bound that leaves out the rest of the path.
+	inSocketOnly bool
 	// blockedBefore counts the connection's write calls that had ended
 	// blocking before the stall began.
 	blockedBefore int
@@ -82,7 +86,13 @@ func pick(tl Timeline, resolution time.Duration) connView {
 	}
 	cv.delay = max(b.Began-cv.stop.at, 0)
 	cv.windowOpen = b.SendQueue >= 0 && tl.PeerWindowKnown && !tl.Stream && st.PeerWindowZeroAt < 0
-	cv.absorbed = max(b.WrittenBefore-cv.stop.read, 0)
+	// What the writes before the block wrote, less what the server had
+	// read; at least what the kernel held in this client's socket then
+	// (its send queue, sampled during the block): with a large write in
+	// progress the acks pass the completed writes' count (a write's bytes
+	// count when it returns), and only the kernel sees the rest.
+	cv.absorbed = max(b.WrittenBefore-cv.stop.read, b.SendQueue, 0)
+	cv.inSocketOnly = b.SendQueue > b.WrittenBefore-cv.stop.read
 	cv.accepted = max(b.WrittenBefore-cv.stop.written, 0)
 	cv.sendQueue = b.SendQueue
 	return cv

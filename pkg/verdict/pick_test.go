@@ -88,6 +88,16 @@ func TestPick(t *testing.T) {
 				Blocks: []Block{block(ms(8100), ms(8400), 42*mb, 100*kb)}},
 			since: 8000, blockAt: 8100, absorbed: 2 * mb, accepted: 2 * mb, delayMsec: 100,
 		},
+		{
+			// A write of 4 MiB in progress when the server stopped:
+			// the acks had passed what the writes before it wrote,
+			// so those say nothing was in the pipe; the 500 kB the
+			// kernel held in this client's socket during the block
+			// were written and not read (a lower bound).
+			name: "large write in progress", tl: Timeline{Stalls: []Stall{stall(ms(2000), ms(6000), 18*mb, 18*mb, 0)},
+				Blocks: []Block{block(ms(1900), ms(6100), 16*mb, 500*kb)}},
+			since: 2000, blockAt: 1900, absorbed: 500 * kb, accepted: 0,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

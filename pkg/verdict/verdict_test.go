@@ -511,6 +511,17 @@ func TestComputeWords(t *testing.T) {
 				noPath},
 		},
 		{
+			// A write of 4 MiB in progress when the server stopped at
+			// 20 MB read, the writes before it 18 MB: the pipe is only
+			// known to hold what the client's socket did, at least.
+			name: "large write in progress", tls: []Timeline{largeWrite(direct)},
+			summary: "the server stopped reading at 2.0 s; this client's writes were already blocked then, with at least 500.0 kB written but not yet read by the server: about 500.0 kB in this client's own socket buffer, what was further along the path unseen; the server resumed at 6.0 s",
+			reasons: []string{acksEvery,
+				"1 connection(s) blocked in a write of up to 4.2 MB, whose bytes count only when it returns, with the server's acks past the writes before it: what the path held then is at least what this client's socket held (its send queue), the rest of the path unseen",
+				"writes were blocked before the server stopped: the path was already full",
+				sendQueue, "bytes at the moment of blocking are known to within one write (4.2 MB)", stopExact, noPath},
+		},
+		{
 			// The disagreement as two streams of one connection.
 			name: "disagree, streams", tls: []Timeline{direct, buffered}, streamConns: 1,
 			summary: "the server stopped reading at 2.0 s (2 of 2 streams on 1 connection; figures per stream, the median); " + blockedSum,
@@ -532,6 +543,15 @@ func TestComputeWords(t *testing.T) {
 			}
 		})
 	}
+}
+
+// largeWrite is tl with its block a 4 MiB write that began before the
+// stop, the writes before it 2 MB short of what the server had read.
+func largeWrite(tl Timeline) Timeline {
+	b := block(ms(1900), ms(6000), 18*mb, 500*kb)
+	b.Size = 4 << 20
+	tl.Blocks = []Block{b}
+	return tl
 }
 
 // withPath is tl as behind the relays via, which the server echoed.
