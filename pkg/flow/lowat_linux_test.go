@@ -16,20 +16,7 @@ import (
 // --upstream-notsent-lowat reaches the socket, and 0 leaves the socket's own
 // value unset (the kernel's sysctl applies).
 func TestNotSentLowat(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-		}
-	}()
+	ln := holdingListener(t)
 	for _, want := range []int{32 << 10, 0} {
 		d := net.Dialer{Control: SocketOptions{NotSentLowat: want}.control}
 		c, err := d.DialContext(context.Background(), "tcp", ln.Addr().String())

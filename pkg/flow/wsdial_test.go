@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"net"
+	"sync"
 	"testing"
 	"time"
 )
@@ -12,20 +13,7 @@ import (
 // caller's deadline when it set one (bp-relay's --dial-timeout), longer
 // than the package's own timeout, else that timeout.
 func TestDialWSHandshakeBound(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close() // held open, never answered
-		}
-	}()
+	ln := holdingListener(t)
 	old := wsHandshakeTimeout
 	wsHandshakeTimeout = 300 * time.Millisecond
 	defer func() { wsHandshakeTimeout = old }()
@@ -60,4 +48,37 @@ func TestDialWSHandshakeBound(t *testing.T) {
 			}
 		})
 	}
+}
+
+// holdingListener is a loopback listener that accepts every connection and
+// holds it open, never reading or writing, until the test ends.
+func holdingListener(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var held []net.Conn
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		<-done
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	return ln
 }
