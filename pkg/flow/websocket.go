@@ -296,7 +296,9 @@ const (
 // 5.3) just before the kernel copies it into the socket. One 128 KiB frame
 // per message cost about 1.3 times the CPU per byte of 64 KiB frames on
 // both VMs of docs/BENCHMARKS.md. 32 KiB frames were cheaper on the Xeon
-// VM (0.87 times) and dearer on the EPYC VM (1.4 times); the Xeon's gain is
+// VM (0.70 to 0.87 times, 1.39 times the throughput: under load the
+// WebSocket target is met there with 32 KiB, missed with 64, "Final run")
+// and dearer on the EPYC VM (1.4 times); the Xeon's gain is
 // the same-host cache effect 32 KiB TCP writes get there too, which a
 // reader on another machine does not share, so 64 KiB it is ("The
 // WebSocket frame again: the ninth round").
