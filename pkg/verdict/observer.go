@@ -448,14 +448,17 @@ func (c *conn) pass(at time.Duration) {
 		}
 		c.peerZeroAt = -1
 	}
+	// In the pipe: what was written, at least what the acks counted (a
+	// large write in progress, see Acked).
+	inPipeW := max(w, c.acked)
 	if c.pending && !c.stallOpen && at-c.pendingSince >= c.stallGap() {
-		c.stallOpen = c.addStall(c.newStall(at, w))
+		c.stallOpen = c.addStall(c.newStall(at, inPipeW))
 	}
 	var st *Stall
 	if c.stallOpen {
 		st = &c.stalls[len(c.stalls)-1]
 		st.Until = at
-		st.PeakInPipe = max(st.PeakInPipe, w-st.AckedBytes)
+		st.PeakInPipe = max(st.PeakInPipe, inPipeW-st.AckedBytes)
 	}
 	switch {
 	case writing && c.pending:
@@ -603,7 +606,7 @@ func (o *Observer) LiveStalled(now time.Time) (text string, stalledNow int) {
 				since = st.Since
 			}
 			w := c.written.Load()
-			absorbed += w - st.AckedBytes
+			absorbed += max(w-st.AckedBytes, 0) // a large write in progress: acks past the writes' count
 			var blk *Block
 			for i := range c.blocks {
 				if c.blocks[i].Ended >= st.Since {
