@@ -116,10 +116,18 @@ func TestHTTP2PausedStream(t *testing.T) {
 // server reading at 1 MiB/s: stream 0 is read slowly, stream 1 at full
 // speed on the same connection; the server's log shows both rates, and
 // the bytes agree with the client's report.
+//
+// The client asks for 2,000 messages of 16 KiB a second per stream (33
+// MB/s; it writes about 12 MB/s, quiet or beside two busy loops, as a turn
+// missed is not made up: 23 to 25 MB in the 2 s, over 5 times the slow
+// stream's 3 MB): unpaced, the fast stream took both cores, and in a clean-clone CI
+// run beside the suite the server's reader fell behind it and shut TCP's
+// window for over 100 ms (215 MB read in the 2 s), which the report
+// rightly named the stop. That is not what this test is about.
 func TestHTTP2SlowStreams(t *testing.T) {
 	srv := startServer(t, "--read-rate", "1MiB")
 	sum, code, stderr := runClient(t, "--target", "h2c://"+srv.HTTPAddr+"/h2", "--duration", "2s",
-		"--streams", "2", "--slow-streams", "1", "--payload-size", strconv.Itoa(16<<10))
+		"--streams", "2", "--slow-streams", "1", "--payload-size", strconv.Itoa(16<<10), "--rate", "2000")
 	if code != 0 || !sum.Completed {
 		t.Fatalf("client exit %d, report %+v\nstderr:\n%s", code, sum, lastLines(stderr, 20))
 	}
@@ -135,7 +143,7 @@ func TestHTTP2SlowStreams(t *testing.T) {
 		return ""
 	})
 	t.Logf("server read slow %.0f, fast %.0f bytes", slow, fast)
-	if slow > 6<<20 || fast < 20*slow {
+	if slow > 6<<20 || fast < 5*slow {
 		t.Errorf("server read %.0f on the slow stream, %.0f on the fast: want the slow near 1 MiB/s and the fast far beyond", slow, fast)
 	}
 	if read, _, _, _ := serverTotals(srv, sum.RunID); read != sum.BytesWritten || sum.BytesAcked != sum.BytesWritten {
