@@ -117,13 +117,14 @@ func TestHTTP2PausedStream(t *testing.T) {
 // speed on the same connection; the server's log shows both rates, and
 // the bytes agree with the client's report.
 //
-// The client asks for 2,000 messages of 16 KiB a second per stream (33
-// MB/s; it writes about 12 MB/s, quiet or beside two busy loops, as a turn
-// missed is not made up: 23 to 25 MB in the 2 s, over 5 times the slow
-// stream's 3 MB): unpaced, the fast stream took both cores, and in a clean-clone CI
-// run beside the suite the server's reader fell behind it and shut TCP's
-// window for over 100 ms (215 MB read in the 2 s), which the report
-// rightly named the stop. That is not what this test is about.
+// The client writes 2,000 messages of 16 KiB a second per stream (33
+// MB/s): unpaced, the fast stream took both cores, and in a clean-clone
+// CI run beside the suite the server's reader fell behind it and shut
+// TCP's window for over 100 ms (215 MB read in the 2 s), which the report
+// rightly named the stop. That is not what this test is about. The fast
+// stream must move 5 times the slow one's bytes (3 MB): it writes 58 to
+// 63 MB, and wrote 23 to 25 MB (about 780 messages a second) when the
+// pacer lost the rest of a turn to each late timer (flow.timerGrain).
 func TestHTTP2SlowStreams(t *testing.T) {
 	srv := startServer(t, "--read-rate", "1MiB")
 	sum, code, stderr := runClient(t, "--target", "h2c://"+srv.HTTPAddr+"/h2", "--duration", "2s",

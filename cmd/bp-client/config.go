@@ -20,7 +20,7 @@ type clientConfig struct {
 	Target         string        `envconfig:"TARGET" flag:"target" default:"tcp://127.0.0.1:8081" desc:"where to connect: tcp://host:port, tls://host:port, ws://host:port/ws, wss://host:port/ws, grpc://host:port, grpcs://host:port, h2c://host:port/h2 or https://host:port/h2 (the last four: streams on HTTP/2, see --streams)"`
 	Direction      string        `envconfig:"DIRECTION" flag:"direction" default:"up" desc:"up: this client writes; down: the server writes and this client reads; both"`
 	PayloadSize    config.Size   `envconfig:"PAYLOAD_SIZE" flag:"payload-size" default:"128KiB" desc:"bytes per write call (one WebSocket message, one TCP frame, one gRPC message, one frame on an HTTP/2 stream)"`
-	Rate           float64       `envconfig:"RATE" flag:"rate" default:"0" desc:"messages per second per connection (0: as fast as the path allows); a turn missed, to a blocked write or a late wake-up, is not made up"`
+	Rate           float64       `envconfig:"RATE" flag:"rate" default:"0" desc:"messages per second per connection (0: as fast as the path allows); a turn missed, to a blocked write or a late wake-up, is not made up (beyond 1 ms of turns, above 909 a second)"`
 	Count          int64         `envconfig:"COUNT" flag:"count" default:"0" desc:"messages per connection (0: bounded by --duration)"`
 	Duration       time.Duration `envconfig:"DURATION" flag:"duration" default:"10s" desc:"how long each connection writes (0: bounded by --count)"`
 	Connections    int           `envconfig:"CONNECTIONS" flag:"connections" default:"1" desc:"parallel connections"`

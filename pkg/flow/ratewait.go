@@ -3,6 +3,7 @@ package flow
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -16,9 +17,10 @@ import (
 // its live heap between two collections (docs/BENCHMARKS.md, "Many slow
 // connections").
 //
-// The limiter's burst is 1, so a turn missed is lost: after a write that
-// blocked, the writer goes on at the rate and does not burst to catch up,
-// which would hit the path harder just as it recovers. A late wake-up
+// The limiter's burst is the turns of one timerGrain (1 up to 909 a
+// second), so a turn missed is lost: after a write that blocked, the
+// writer goes on at the rate and does not burst to catch up, which would
+// hit the path harder just as it recovers. A wake-up later than a grain
 // loses its turn the same way, so on a busy machine the achieved rate
 // falls short of the asked one (64 KiB at 160 a second came out at 35 in
 // one CI run), and the report says so.
@@ -31,10 +33,20 @@ type rateWait struct {
 // deadline (the run's end), which wait waited for.
 var errRateDeadline = errors.New("rate: wait would exceed the context's deadline")
 
+// timerGrain is about how late a short timer fires: Go's runtime sleeps
+// in whole milliseconds when it has nothing else to do (its netpoller's
+// timeout), so a wait of 100 or 500 µs took 1.1 ms on the 2-core VM. With
+// a burst of one, each such wake-up lost the rest of a turn, and --rate
+// 2000 of 16 KiB on an HTTP/2 stream wrote about 780 messages a second,
+// quiet. A burst of one grain's turns keeps rates above 1 per ms and
+// lets a writer catch up at most one grain.
+const timerGrain = 1100 * time.Microsecond
+
 func newRateWait(perSecond float64) *rateWait {
 	t := time.NewTimer(time.Hour)
 	t.Stop()
-	return &rateWait{lim: rate.NewLimiter(rate.Limit(perSecond), 1), timer: t}
+	burst := max(1, int(math.Ceil(perSecond*timerGrain.Seconds())))
+	return &rateWait{lim: rate.NewLimiter(rate.Limit(perSecond), burst), timer: t}
 }
 
 // wait blocks until the next write's turn; when that turn comes after

@@ -42,6 +42,21 @@ func TestRateWait(t *testing.T) {
 		t.Errorf("wait with its context ended: %v, want context.Canceled", err)
 	}
 
+	// Above one turn a millisecond, the rate holds though a short timer
+	// fires 1.1 ms late: 4,000 a second for 300 ms is about 1,200 turns
+	// (a burst of one made about 270 of them).
+	high := newRateWait(4000)
+	defer high.stop()
+	n := 0
+	for end := time.Now().Add(300 * time.Millisecond); time.Now().Before(end); n++ {
+		if err := high.wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n < 600 || n > 1200+5 {
+		t.Errorf("%d turns at 4,000 a second in 300 ms, want about 1,200", n)
+	}
+
 	fast := newRateWait(20000)
 	defer fast.stop()
 	if n := testing.AllocsPerRun(50, func() { fast.wait(context.Background()) }); n != 0 {
