@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -160,20 +161,28 @@ func TestPathObserve(t *testing.T) {
 	checkObserved(ctx, t, ob, start)
 	relay := strings.Split(ob.Hosts[1].Interfaces[0].Address, "/")[0]
 	// The looping client has a connection during its runs, none in the
-	// pause between them: look for up to 15 s.
+	// pause between them: look for up to 15 s. A connection's min_rtt only
+	// falls over its life, and on a busy machine its first round trips can
+	// all be late (22.58 ms, the first one seen, in a clean-clone CI run
+	// beside the suite): the lowest seen in that time counts.
 	var out []byte
-	var m []string
-	for deadline := time.Now().Add(15 * time.Second); m == nil && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	best := math.Inf(1)
+	minRTT := regexp.MustCompile(`minrtt:([0-9.]+)`)
+	for deadline := time.Now().Add(15 * time.Second); best > 22 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		out, _ = exec.Command("ip", "netns", "exec", hostNS(ob.Hosts, "client"), "ss", "-tinH", "dst", relay).Output()
-		m = regexp.MustCompile(`minrtt:([0-9.]+)`).FindStringSubmatch(string(out))
+		for _, m := range minRTT.FindAllStringSubmatch(string(out), -1) {
+			if v, err := strconv.ParseFloat(m[1], 64); err == nil {
+				best = min(best, v)
+			}
+		}
 	}
-	if m == nil {
+	if math.IsInf(best, 1) {
 		t.Fatalf("no connection from the client to the relay: %q", out)
 	}
-	if v, _ := strconv.ParseFloat(m[1], 64); v < 18 || v > 22 {
-		t.Errorf("client to relay: min_rtt %.2f ms, want 20 ms within 10%%", v)
+	if best < 18 || best > 22 {
+		t.Errorf("client to relay: min_rtt %.2f ms, want 20 ms within 10%%", best)
 	}
-	t.Logf("client to relay: min_rtt %s ms", m[1])
+	t.Logf("client to relay: min_rtt %.3f ms", best)
 }
 
 // hostNS is the namespace of the host with the name.
